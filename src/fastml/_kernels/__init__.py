@@ -1,0 +1,1 @@
+"""Compiled kernels of fastml (private: import the public modules instead)."""

@@ -1,0 +1,238 @@
+"""Input validation shared by every public module (one place, reused).
+
+All checks that protect the compiled kernels live here or in the public modules: a
+kernel assumes what these functions guarantee (dtype, C-contiguity, finiteness, shape).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "as_ndarray",
+    "check_array",
+    "check_int",
+    "check_random_state",
+    "check_real",
+    "check_sample_weight",
+    "float_dtype",
+]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_random_state(random_state, name: str = "random_state") -> np.random.Generator:
+    """Turn ``random_state`` into a :class:`numpy.random.Generator`.
+
+    Parameters
+    ----------
+    random_state : None, int or numpy.random.Generator
+        ``None`` gives fresh OS entropy, an int seeds ``numpy.random.default_rng``, a
+        Generator is used as it is (drawing advances it).
+    name : str
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    TypeError
+        For anything else, including the legacy ``numpy.random.RandomState``.
+    ValueError
+        For a negative seed.
+    """
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(
+        random_state, (bool, np.bool_)
+    ):
+        if random_state < 0:
+            raise ValueError(f"{name} must be a non-negative seed, got {random_state}")
+        return np.random.default_rng(int(random_state))
+    hint = ""
+    if isinstance(random_state, np.random.RandomState):
+        hint = " (the legacy RandomState is not supported: pass numpy.random.default_rng(seed))"
+    raise TypeError(
+        f"{name} must be None, an int or a numpy.random.Generator, "
+        f"got {type(random_state).__name__}{hint}"
+    )
+
+
+def float_dtype(
+    *dtypes: np.dtype, allow_float32: bool = True, name: str = "x"
+) -> np.dtype:
+    """The kernel dtype for inputs of ``dtypes``: float32 if all are float16/float32
+    (and ``allow_float32``), else float64.
+
+    Raises a TypeError naming ``name`` when a dtype cannot be cast safely to float64
+    (complex, object, strings, long double, datetimes).
+    """
+    for dt in dtypes:
+        if dt.kind not in "biuf" or not np.can_cast(dt, np.float64, casting="safe"):
+            raise TypeError(
+                f"{name} must have a real numeric dtype that casts safely to float64, got {dt}"
+            )
+    if (
+        allow_float32
+        and dtypes
+        and all(dt.kind == "f" and dt.itemsize <= 4 for dt in dtypes)
+    ):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def as_ndarray(x, name: str) -> np.ndarray:
+    """``np.asarray(x)`` with errors that name the argument (sparse input rejected)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "toarray") or hasattr(x, "tocsr"):
+        raise TypeError(
+            f"{name} must be a dense array, got a sparse {type(x).__name__}"
+        )
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+
+
+def check_array(
+    x,
+    name: str,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    dtype: np.dtype | None = None,
+    allow_float32: bool = True,
+    allow_empty: bool = False,
+    finite: bool = True,
+) -> np.ndarray:
+    """Validate ``x`` and return it as a C-contiguous float32/float64 array.
+
+    Parameters
+    ----------
+    x : array_like
+        The input.
+    name : str
+        The argument's name, used in every error message.
+    ndim : int or sequence of int, optional
+        Allowed numbers of dimensions.
+    dtype : numpy.dtype, optional
+        Force this dtype (must be float32 or float64); otherwise :func:`float_dtype`.
+    allow_float32 : bool
+        Keep float32 input in float32 (the kernel has a float32 path).
+    allow_empty : bool
+        Accept arrays with no elements.
+    finite : bool
+        Reject NaN and infinity.
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous, of dtype float32 or float64. A copy only where needed.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric or unsafely castable dtype.
+    ValueError
+        Wrong ndim, empty input, non-finite values.
+    """
+    arr = as_ndarray(x, name)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(
+                f"{name} must be {want}-dimensional, got shape {arr.shape}"
+            )
+    if dtype is None:
+        dtype = float_dtype(arr.dtype, allow_float32=allow_float32, name=name)
+    else:
+        float_dtype(arr.dtype, name=name)
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if finite and not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))[0]
+        where = tuple(int(i) for i in bad) if out.ndim else ()
+        raise ValueError(
+            f"{name} must be finite (no NaN or infinity); "
+            f"found {float(out[where])} at index {where}"
+        )
+    return out
+
+
+def check_int(
+    value, name: str, *, low: int | None = None, high: int | None = None
+) -> int:
+    """Validate an integer argument in ``[low, high]`` (bools rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (numbers.Integral, np.integer)
+    ):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_real(
+    value,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Validate a finite real scalar in a (half-)open or closed interval."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (numbers.Real, np.number)
+    ):
+        raise TypeError(
+            f"{name} must be a real number, got {type(value).__name__} {value!r}"
+        )
+    if isinstance(value, (complex, np.complexfloating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(
+            f"{name} must be {'>' if low_open else '>='} {low}, got {value}"
+        )
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(
+            f"{name} must be {'<' if high_open else '<='} {high}, got {value}"
+        )
+    return value
+
+
+def check_sample_weight(
+    sample_weight, n: int, dtype: np.dtype, name: str = "sample_weight"
+):
+    """Validate per-sample weights: shape (n,), finite, non-negative, positive total.
+
+    Returns the weights as a C-contiguous array of ``dtype`` (an empty array for ``None``,
+    which the kernels read as unit weights) and their total.
+    """
+    if sample_weight is None:
+        return np.empty(0, dtype=dtype), float(n)
+    w = check_array(sample_weight, name, ndim=1, dtype=dtype)
+    if w.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},), got {w.shape}")
+    if (w < 0).any():
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"{name} must be non-negative; {name}[{i}] = {w[i]}")
+    total = float(w.sum(dtype=np.float64))
+    if not total > 0:
+        raise ValueError(f"{name} must have a positive sum, got {total}")
+    return w, total

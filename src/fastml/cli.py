@@ -1,0 +1,106 @@
+"""The ``fastml`` command: ``fastml info`` and ``fastml demo [NAME ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import sys
+import time
+from typing import TextIO
+
+from fastml import _build_config
+from fastml._demo import DEMOS, get_demo
+
+__all__ = ["main"]
+
+
+def _info(out: TextIO) -> int:
+    import numpy
+    import scipy
+
+    rows = [
+        ("fastml", _build_config.VERSION),
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("numpy", numpy.__version__),
+        ("scipy", scipy.__version__),
+        ("platform", platform.platform()),
+        ("compiler", _build_config.C_COMPILER),
+        ("cython", _build_config.CYTHON_VERSION),
+        (
+            "buildtype",
+            f"{_build_config.BUILDTYPE} (optimization -O{_build_config.OPTIMIZATION})",
+        ),
+        ("c_args", _build_config.C_ARGS or "(none)"),
+        ("cython_args", _build_config.CYTHON_ARGS),
+        ("bounds checks", "on (kernel_debug)" if _build_config.KERNEL_DEBUG else "off"),
+        (
+            "openmp",
+            "found at build time (no kernel uses it yet)"
+            if _build_config.OPENMP_FOUND
+            else "not found at build time",
+        ),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}", file=out)
+    print("kernels:", file=out)
+    failed = 0
+    for name in _build_config.KERNEL_MODULES:
+        try:
+            importlib.import_module(name)
+            status = "ok"
+        except ImportError as exc:
+            failed += 1
+            status = f"FAILED: {exc}"
+        print(f"  {name:<{width + 20}}{status}", file=out)
+    return 1 if failed else 0
+
+
+def _demo(names: list[str], out: TextIO, err: TextIO) -> int:
+    unknown = [n for n in names if n not in DEMOS]
+    if unknown:
+        print(f"fastml demo: unknown demo(s): {', '.join(unknown)}", file=err)
+        print("valid names:", file=err)
+        for name, (_, desc) in DEMOS.items():
+            print(f"  {name:<10} {desc}", file=err)
+        return 2
+    for name in names or list(DEMOS):
+        print(f"== {name}: {DEMOS[name][1]}", file=out)
+        t0 = time.perf_counter()
+        get_demo(name)(out)
+        print(f"   ({name} demo took {time.perf_counter() - t0:.2f} s)\n", file=out)
+    return 0
+
+
+def main(
+    argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command line; returns the exit status."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    parser = argparse.ArgumentParser(
+        prog="fastml",
+        description="Compiled kernels for probabilistic machine learning.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"fastml {_build_config.VERSION}"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="versions, build flags and the compiled kernel modules")
+    demo = sub.add_parser(
+        "demo",
+        help="run the demos (all, or the NAMEs given)",
+        description="Demos: " + ", ".join(DEMOS),
+    )
+    demo.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"one of: {', '.join(DEMOS)}"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        return _info(out)
+    return _demo(args.names, out, err)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
