@@ -157,7 +157,9 @@ def check_array(
         float_dtype(arr.dtype, name=name)
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    out = np.asarray(
+        arr, dtype=dtype, order="C"
+    )  # (ascontiguousarray would make 0-d 1-d)
     if finite and not np.isfinite(out).all():
         bad = np.argwhere(~np.isfinite(out))[0]
         where = tuple(int(i) for i in bad) if out.ndim else ()

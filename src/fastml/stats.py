@@ -52,10 +52,12 @@ def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def _moments(
-    x: np.ndarray, axes: tuple[int, ...]
-) -> tuple[int, np.ndarray, np.ndarray]:
-    """Count, mean and sum of squared deviations of ``x`` reduced over ``axes``."""
+def _moments(x: np.ndarray, axes: tuple[int, ...]):
+    """Count, shift, shifted mean and sum of squared deviations of ``x`` over ``axes``.
+
+    The shift is the first value of each reduced slice; the mean is ``shift + mean``.
+    Keeping the two apart lets :class:`RunningMoments` merge means far from zero exactly.
+    """
     kept = [a for a in range(x.ndim) if a not in axes]
     out_shape = tuple(x.shape[a] for a in kept)
     n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
@@ -63,16 +65,19 @@ def _moments(
         a = axes[0]
         pre = int(np.prod(x.shape[:a], dtype=np.int64))
         post = int(np.prod(x.shape[a + 1 :], dtype=np.int64))
+        x3 = x.reshape(pre, n, post)
+        shift = x3[:, 0, :].astype(np.float64)
         mean = np.empty((pre, post))
         m2 = np.empty((pre, post))
-        _stats.moments_middle_axis(x.reshape(pre, n, post), mean, m2)
+        _stats.moments_middle_axis(x3, mean, m2)
     else:
         # Reduced axes last (a view when they already are, else one copy).
         rows = np.ascontiguousarray(np.transpose(x, kept + list(axes))).reshape(-1, n)
+        shift = rows[:, 0].astype(np.float64)
         mean = np.empty(rows.shape[0])
         m2 = np.empty(rows.shape[0])
         _stats.moments_last_axis(rows, mean, m2)
-    return n, mean.reshape(out_shape), m2.reshape(out_shape)
+    return n, shift.reshape(out_shape), mean.reshape(out_shape), m2.reshape(out_shape)
 
 
 def _check_finite_result(arr: np.ndarray, m2: np.ndarray) -> None:
@@ -148,9 +153,9 @@ def mean_variance(x, ddof=0, axis=None):
     arr = check_array(x, "x", finite=False)
     axes = _normalize_axis(axis, arr.ndim)
     ddof = _check_ddof(ddof, int(np.prod([arr.shape[a] for a in axes], dtype=np.int64)))
-    n, mean, m2 = _moments(arr, axes)
+    n, shift, mean, m2 = _moments(arr, axes)
     _check_finite_result(arr, m2)
-    return _unwrap(mean), _unwrap(m2 / (n - ddof))
+    return _unwrap(shift + mean), _unwrap(m2 / (n - ddof))
 
 
 def variance(x, ddof=0, axis=None):
@@ -193,6 +198,7 @@ class RunningMoments:
     def __init__(self, axis: int = 0):
         self.axis = check_int(axis, "axis")
         self.n = 0
+        self._shift: np.ndarray | None = None
         self._mean: np.ndarray | None = None
         self._m2: np.ndarray | None = None
 
@@ -211,9 +217,9 @@ class RunningMoments:
             return self
         if arr.size == 0:
             raise ValueError(f"x has no features: shape {arr.shape}")
-        n, mean, m2 = _moments(arr, axes)
+        n, shift, mean, m2 = _moments(arr, axes)
         _check_finite_result(arr, m2)
-        self._merge(n, mean, m2)
+        self._merge(n, shift, mean, m2)
         return self
 
     def merge(self, other: RunningMoments) -> RunningMoments:
@@ -227,16 +233,20 @@ class RunningMoments:
                 raise ValueError(
                     f"other has feature shape {other._mean.shape}, this one {self._mean.shape}"
                 )
-            self._merge(other.n, other._mean, other._m2)
+            self._merge(other.n, other._shift, other._mean, other._m2)
         return self
 
-    def _merge(self, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
+    def _merge(self, n_b: int, shift_b, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
+        # Means are kept relative to the first value seen (self._shift); b's mean relative to
+        # that shift is (shift_b - shift) + mean_b, with the first difference exact for data
+        # clustered far from zero, so merges lose no digits to the offset (Chan et al. 1983).
         if self.n == 0:
-            self.n, self._mean, self._m2 = n_b, mean_b.copy(), m2_b.copy()
+            self.n, self._shift = n_b, shift_b
+            self._mean, self._m2 = mean_b.copy(), m2_b.copy()
             return
         n_a = self.n
         n = n_a + n_b
-        delta = mean_b - self._mean
+        delta = (shift_b - self._shift) + mean_b - self._mean
         self._mean = self._mean + delta * (n_b / n)
         self._m2 = self._m2 + m2_b + delta * delta * (n_a * n_b / n)
         self.n = n
@@ -251,7 +261,7 @@ class RunningMoments:
     def mean(self):
         """Mean of all samples seen (float or array of the feature shape)."""
         self._require_data()
-        return _unwrap(self._mean)
+        return _unwrap(self._shift + self._mean)
 
     def variance(self, ddof=0):
         """Variance of all samples seen, divisor ``n - ddof``."""
@@ -320,8 +330,8 @@ def variance_bias(
     _stats.ml_variance_trials(
         rng.bit_generator, float(np.sqrt(sigma2)), np.empty(n), out
     )
-    _, mean, m2 = _moments(out, (0,))
-    estimate = float(mean)
+    _, shift, mean, m2 = _moments(out, (0,))
+    estimate = float(shift + mean)
     stderr = float(np.sqrt(m2 / (n_trials - 1) / n_trials))
     unbiased = estimate * n / (n - 1) if n > 1 else float("nan")
     return VarianceBiasResult(

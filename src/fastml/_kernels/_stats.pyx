@@ -80,17 +80,17 @@ cdef void _pairwise(const real *x, idx_t n, double shift, double *mean,
 
 
 cdef inline void _moments(const real *x, idx_t n, double *mean, double *m2) noexcept nogil:
-    """Mean and sum of squared deviations of ``x[:n]``, shifted by ``x[0]``."""
-    cdef double shift = x[0]
-    _pairwise(x, n, shift, mean, m2)
-    mean[0] += shift
+    """Mean of ``x[:n] - x[0]`` and sum of squared deviations of ``x[:n]``."""
+    _pairwise(x, n, <double> x[0], mean, m2)
 
 
 def moments_last_axis(const real[:, ::1] x, double[::1] mean_out, double[::1] m2_out):
-    """Per-row mean and sum of squared deviations of ``x`` (pairwise, Chan et al.).
+    """Per-row shifted mean and sum of squared deviations of ``x`` (pairwise, Chan et al.).
 
-    Assumes: ``x`` validated, C-contiguous, finite, with at least one column.
-    Writes ``mean_out[r]`` and ``m2_out[r] = sum_i (x[r, i] - mean[r])**2``.
+    Assumes: ``x`` validated, C-contiguous, with at least one column.
+    Writes ``mean_out[r] = mean(x[r] - x[r, 0])`` (the caller adds the shift back, so a
+    mean far from zero loses no precision in merges) and
+    ``m2_out[r] = sum_i (x[r, i] - mean[r])**2``.
     """
     cdef idx_t rows = x.shape[0], n = x.shape[1], r
     if mean_out.shape[0] != rows or m2_out.shape[0] != rows or n < 1:
@@ -109,8 +109,8 @@ def moments_middle_axis(const real[:, :, ::1] x, double[:, ::1] mean_out,
     into the running moments with Chan et al.'s update. Every column is shifted by its
     first value while accumulating.
 
-    Assumes: ``x`` validated, C-contiguous, finite, ``n >= 1``.
-    Writes ``mean_out`` and ``m2_out`` of shape (pre, post).
+    Assumes: ``x`` validated, C-contiguous, ``n >= 1``.
+    Writes ``mean_out[p, j] = mean(x[p, :, j] - x[p, 0, j])`` and ``m2_out`` (pre, post).
     """
     cdef idx_t pre = x.shape[0], n = x.shape[1], post = x.shape[2], p, i, j, b, nb
     if (mean_out.shape[0] != pre or mean_out.shape[1] != post or m2_out.shape[0] != pre
@@ -151,8 +151,6 @@ def moments_middle_axis(const real[:, :, ::1] x, double[:, ::1] mean_out,
                                bmean[j], bm2[j])
                 done += nb
                 b += nb
-            for j in range(post):
-                mean_out[p, j] += x[p, 0, j]
 
 
 def ml_variance_trials(object bit_generator, double sigma, double[::1] scratch,
