@@ -8,7 +8,8 @@ entropy, so :func:`kl_categorical` and :func:`kl_gaussian` are given in closed f
 
 Each loss returns a :class:`LossResult` ``(loss, grad)``: the (weighted) mean loss as a
 Python float, accumulated in float64, and its gradient w.r.t. the prediction or logits,
-of the input's shape and dtype (float32 or float64).
+of the input's shape and dtype: float32 predictions give a float32 kernel and gradient
+(targets are converted to float32), anything else float64.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import numpy as np
 import scipy.linalg
 
 from fastml._kernels import _losses
-from fastml._validation import as_ndarray, check_array, check_sample_weight, float_dtype
+from fastml._validation import (
+    as_ndarray,
+    check_array,
+    check_sample_weight,
+    float_dtype,
+)
 
 __all__ = [
     "LossResult",
@@ -43,12 +49,15 @@ def _as_2d(a: np.ndarray) -> np.ndarray:
 
 
 def _paired(pred, target, pred_name: str, target_name: str):
-    """Validate two arrays of the same shape, (n,) or (n, k), in one float dtype."""
+    """Validate two arrays of the same shape, (n,) or (n, k), in the prediction's dtype.
+
+    The prediction decides the kernel dtype (float32 stays float32, the rest float64) and
+    the target is converted to it, so a float32 model gets float32 gradients.
+    """
     p = as_ndarray(pred, pred_name)
     t = as_ndarray(target, target_name)
-    float_dtype(p.dtype, name=pred_name)
+    dt = float_dtype(p.dtype, name=pred_name)
     float_dtype(t.dtype, name=target_name)
-    dt = float_dtype(p.dtype, t.dtype)
     p = check_array(p, pred_name, ndim=(1, 2), dtype=dt)
     t = check_array(t, target_name, ndim=(1, 2), dtype=dt)
     if p.shape != t.shape:
