@@ -40,12 +40,21 @@ def test_unknown_demo_exits_2_with_valid_names():
 
 
 def test_console_script_and_module_entry_points():
-    r = subprocess.run([sys.executable, "-m", "fastml", "--version"], capture_output=True,
-                       text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "fastml", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0 and r.stdout.strip() == f"fastml {_build_config.VERSION}"
-    r = subprocess.run([sys.executable, "-m", "fastml", "demo", "bogus"], capture_output=True,
-                       text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "fastml", "demo", "bogus"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 2 and "valid names" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "fastml"], capture_output=True, text=True,
-                       check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "fastml"], capture_output=True, text=True, check=False
+    )
     assert r.returncode == 2  # argparse: a sub-command is required

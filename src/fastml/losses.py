@@ -189,7 +189,7 @@ def softmax_cross_entropy(logits, y, *, sample_weight=None) -> LossResult:
     >>> import numpy as np
     >>> from fastml.losses import softmax_cross_entropy
     >>> r = softmax_cross_entropy(np.zeros((1, 4)), [2])
-    >>> round(r.loss, 12) == round(np.log(4), 12)
+    >>> bool(abs(r.loss - np.log(4)) < 1e-15)
     True
     """
     z_in = as_ndarray(logits, "logits")
@@ -285,7 +285,7 @@ def kl_gaussian(mean0, cov0, mean1, cov1) -> float:
     """KL(N(mean0, cov0) || N(mean1, cov1)) in closed form, via Cholesky factors.
 
     ``0.5 [tr(S1^-1 S0) + (m1 - m0)^T S1^-1 (m1 - m0) - d + log|S1| - log|S0|]``
-    (e.g. PRML exercise 2.13 / Bishop eq. for two Gaussians), with every solve and
+    (the closed form asked for in PRML exercise 2.13), with every solve and
     log-determinant taken from the Cholesky factors L0, L1: no inverse is formed.
 
     Parameters
@@ -307,7 +307,7 @@ def kl_gaussian(mean0, cov0, mean1, cov1) -> float:
     Examples
     --------
     >>> from fastml.losses import kl_gaussian
-    >>> round(kl_gaussian([0.0], [[1.0]], [1.0], [[2.0]]), 12)
+    >>> round(kl_gaussian([0.0], [[1.0]], [1.0], [[2.0]]), 10)  # 0.5 log 2
     0.3465735903
     """
     m0 = check_array(mean0, "mean0", ndim=1, dtype=np.float64)
