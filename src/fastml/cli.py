@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import sys
 import time
@@ -97,9 +98,14 @@ def main(
         "names", nargs="*", metavar="NAME", help=f"one of: {', '.join(DEMOS)}"
     )
     args = parser.parse_args(argv)
-    if args.command == "info":
-        return _info(out)
-    return _demo(args.names, out, err)
+    try:
+        if args.command == "info":
+            return _info(out)
+        return _demo(args.names, out, err)
+    except BrokenPipeError:  # e.g. `fastml demo | head`: stop quietly, as Unix tools do
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
