@@ -106,8 +106,8 @@ def binary_cross_entropy(const real[:, ::1] logits, const real[:, ::1] y,
     return total
 
 
-cdef inline double _exp_shifted(const real *z, idx_t c, real *g, double *total) noexcept nogil:
-    """Write exp(z - max z) into ``g``, its sum into ``total``; return max z."""
+cdef inline double _exp_shifted(const real *z, idx_t c, real *g, double *inv_sum) noexcept nogil:
+    """Write exp(z - max z) into ``g`` and 1 / its sum into ``inv_sum``; return logsumexp(z)."""
     cdef idx_t j
     cdef double m = z[0], s = 0.0, e
     for j in range(1, c):
@@ -117,8 +117,8 @@ cdef inline double _exp_shifted(const real *z, idx_t c, real *g, double *total) 
         e = exp(<double> z[j] - m)
         g[j] = <real> e
         s += e
-    total[0] = s
-    return m
+    inv_sum[0] = 1.0 / s
+    return m + log(s)
 
 
 def softmax_cross_entropy_index(const real[:, ::1] logits, const idx_t[::1] labels,
@@ -131,16 +131,14 @@ def softmax_cross_entropy_index(const real[:, ::1] logits, const idx_t[::1] labe
     Assumes: arrays validated, C-contiguous; ``0 <= labels[i] < C``; ``w`` length n or 0.
     """
     cdef idx_t n = logits.shape[0], c = logits.shape[1], i, j
-    cdef double total = 0.0, lse, wi, inv_s, m, s
+    cdef double total = 0.0, lse, wi, inv_s
     if (labels.shape[0] != n or grad_out.shape[0] != n or grad_out.shape[1] != c
             or (w.shape[0] != 0 and w.shape[0] != n) or c < 1):
         raise ValueError(f"softmax_cross_entropy_index: shape mismatch (n={n}, C={c})")
     with nogil:
         for i in range(n):
             wi = _weight(w, i)
-            m = _exp_shifted(&logits[i, 0], c, &grad_out[i, 0], &s)
-            lse = m + log(s)
-            inv_s = 1.0 / s
+            lse = _exp_shifted(&logits[i, 0], c, &grad_out[i, 0], &inv_s)
             for j in range(c):
                 grad_out[i, j] = <real> (wi * scale * grad_out[i, j] * inv_s)
             grad_out[i, labels[i]] -= <real> (wi * scale)
@@ -157,16 +155,14 @@ def softmax_cross_entropy_proba(const real[:, ::1] logits, const real[:, ::1] y,
     Assumes: arrays validated, C-contiguous, shape (n, C); ``y >= 0``; ``w`` length n or 0.
     """
     cdef idx_t n = logits.shape[0], c = logits.shape[1], i, j
-    cdef double total = 0.0, lse, wi, inv_s, ysum, row, m, s
+    cdef double total = 0.0, lse, wi, inv_s, ysum, row
     if (y.shape[0] != n or y.shape[1] != c or grad_out.shape[0] != n
             or grad_out.shape[1] != c or (w.shape[0] != 0 and w.shape[0] != n) or c < 1):
         raise ValueError(f"softmax_cross_entropy_proba: shape mismatch (n={n}, C={c})")
     with nogil:
         for i in range(n):
             wi = _weight(w, i)
-            m = _exp_shifted(&logits[i, 0], c, &grad_out[i, 0], &s)
-            lse = m + log(s)
-            inv_s = 1.0 / s
+            lse = _exp_shifted(&logits[i, 0], c, &grad_out[i, 0], &inv_s)
             ysum = 0.0
             row = 0.0
             for j in range(c):
