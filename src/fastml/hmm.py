@@ -240,6 +240,7 @@ class _BaseHMM(BaseEstimator):
             _hmm.forward_backward_scaled(
                 self.startprob_,
                 self.transmat_,
+                np.ascontiguousarray(self.transmat_.T),
                 table,
                 rows,
                 spans,
@@ -876,6 +877,25 @@ class GaussianHMM(_ContinuousHMM):
                 self._covars_ = np.tile(np.diag(cv), (k, 1))
             else:
                 self._covars_ = np.full(k, cv.mean())
+
+    def _frames(self, Xv, log: bool):
+        if self.covariance_type not in ("diag", "spherical"):
+            return super()._frames(Xv, log)
+        d = self.means_.shape[1]
+        var = self._covars_
+        if self.covariance_type == "spherical":
+            var = np.repeat(var[:, None], d, axis=1)
+        out = np.empty((Xv.shape[0], self.n_components), dtype=Xv.dtype)
+        shift = np.empty(0 if log else Xv.shape[0])
+        _hmm.gaussian_diag_frames(
+            Xv,
+            np.ascontiguousarray(self.means_.T),
+            np.ascontiguousarray(1.0 / var.T),
+            np.ascontiguousarray(np.log(2 * np.pi * var).T),
+            out,
+            shift,
+        )
+        return out, np.empty(0, dtype=np.intp), (None if log else shift)
 
     def _log_likelihood(self, Xv) -> np.ndarray:
         """log N(x_t | mu_k, Sigma_k), shape (T, K), in X's float dtype."""

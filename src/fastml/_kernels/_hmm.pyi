@@ -18,6 +18,7 @@ def forward_scaled(
 def forward_backward_scaled(
     startprob: NDArray[np.float64],
     transmat: NDArray[np.float64],
+    transmat_T: NDArray[np.float64],
     table: NDArray[_F],
     rows: NDArray[np.intp],
     spans: NDArray[np.intp],
@@ -65,4 +66,12 @@ def sample_states(
     u: NDArray[np.float64],
     first: int,
     out: NDArray[np.intp],
+) -> None: ...
+def gaussian_diag_frames(
+    X: NDArray[_F],
+    means_T: NDArray[np.float64],
+    prec_T: NDArray[np.float64],
+    lognorm_T: NDArray[np.float64],
+    out: NDArray[_F],
+    shift_out: NDArray[np.float64],
 ) -> None: ...

@@ -11,6 +11,7 @@ Accumulators (log-probabilities, expected counts) are double for float32 input t
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, exp, log
+from libc.string cimport memcpy
 
 from fastml._kernels._types cimport idx_t, real
 
@@ -22,6 +23,44 @@ ctypedef fused bp_t:
 # Scaling factors below this are treated as an underflow (alpha-hat would lose
 # precision): the sequence is reported as failed and redone in log space.
 cdef double _TINY = 2.2250738585072014e-308
+
+
+cdef inline double _exp_le0(double x) noexcept nogil:
+    """exp(x) for x <= 0 to < 1e-14 relative, 0 below -708 (and for -inf/NaN); branch-free.
+
+    Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, degree-11 Taylor polynomial
+    (truncation error < 7e-15 relative) and 2^n from the exponent bits. Unlike libm's
+    ``exp`` the compiler can vectorise loops over it.
+    """
+    cdef double kd = x * 1.4426950408889634 + 6755399441055744.0  # round via 1.5*2^52
+    cdef unsigned long long bits, sign
+    cdef double r, p, s
+    memcpy(&bits, &kd, 8)
+    kd = kd - 6755399441055744.0
+    r = x - kd * 6.93147180369123816490e-01 - kd * 1.90821492927058770002e-10
+    p = 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    bits = (bits + 1023) << 52
+    memcpy(&s, &bits, 8)
+    p = p * s
+    # Zero the result below -708 with a mask made from the sign bit of x + 708, not a
+    # comparison (SSE2 has no 64-bit compare: that would stop the vectoriser).
+    r = x + 708.0
+    memcpy(&sign, &r, 8)
+    memcpy(&bits, &p, 8)
+    bits = bits & ((sign >> 63) - 1)
+    memcpy(&p, &bits, 8)
+    return p
 
 
 cdef inline const real *_frame(const real[:, ::1] table, const idx_t[::1] rows,
@@ -42,6 +81,43 @@ cdef inline void _acc_log(double c, double *prod, double *logsum) noexcept nogil
         prod[0] = 1.0
 
 
+cdef inline void _vec_mat(const double *v, const double *A, double *out,
+                          idx_t K) noexcept nogil:
+    """out = v A: rows of A are contiguous, j innermost (vectorised), i unrolled by 2."""
+    cdef idx_t i, j
+    cdef double a, a2
+    cdef const double *row
+    cdef const double *row2
+    for j in range(K):
+        out[j] = 0.0
+    for i in range(0, K - 1, 2):
+        a = v[i]
+        a2 = v[i + 1]
+        row = A + i * K
+        row2 = row + K
+        for j in range(K):
+            out[j] += a * row[j] + a2 * row2[j]
+    if K % 2:
+        a = v[K - 1]
+        row = A + (K - 1) * K
+        for j in range(K):
+            out[j] += a * row[j]
+
+
+cdef inline double _sum(const double *v, idx_t K) noexcept nogil:
+    """Sum with four independent partial sums (short dependency chain)."""
+    cdef idx_t j
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    for j in range(0, K - 3, 4):
+        s0 += v[j]
+        s1 += v[j + 1]
+        s2 += v[j + 2]
+        s3 += v[j + 3]
+    for j in range(K - K % 4, K):
+        s0 += v[j]
+    return (s0 + s1) + (s2 + s3)
+
+
 cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 const real[:, ::1] table, const idx_t[::1] rows,
                                 idx_t t0, idx_t t1, idx_t K, double *cur,
@@ -52,50 +128,48 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
     ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and c_n are
     stored (row t - t0). Returns log p(X) = sum_n log c_n (eq. 13.63), or NaN when some
     c_n underflows.
+
+    The division by c_{n-1} (eq. 13.59) is applied together with b_n, after the
+    product with A: ``a_n = (a_{n-1} A) * (b_n / c_{n-1})`` with ``a_{n-1}`` the
+    unnormalised vector, so the sum and division of one step overlap the matrix
+    product of the next instead of lengthening the dependency chain.
     """
-    cdef idx_t t, i, j
-    cdef double c, inv, a, prod = 1.0, logsum = 0.0
+    cdef idx_t t, j
+    cdef double c, inv, prod = 1.0, logsum = 0.0
     cdef const real *b
-    cdef const double *row
     cdef double *tmp
     b = _frame(table, rows, t0)
-    c = 0.0
     for j in range(K):
         cur[j] = pi[j] * b[j]
-        c += cur[j]
+    c = _sum(cur, K)
     if not c >= _TINY:
         return NAN
     inv = 1.0 / c
-    for j in range(K):
-        cur[j] *= inv
     _acc_log(c, &prod, &logsum)
     if alpha != NULL:
         cscale[0] = c
         for j in range(K):
-            alpha[j] = cur[j]
+            alpha[j] = cur[j] * inv
     for t in range(t0 + 1, t1):
-        for j in range(K):
-            nxt[j] = 0.0
-        for i in range(K):
-            a = cur[i]
-            row = A + i * K
-            for j in range(K):
-                nxt[j] += a * row[j]
+        # Small K get a constant-size copy of the loop, unrolled by the compiler.
+        if K == 8:
+            _vec_mat(cur, A, nxt, 8)
+        elif K == 4:
+            _vec_mat(cur, A, nxt, 4)
+        else:
+            _vec_mat(cur, A, nxt, K)
         b = _frame(table, rows, t)
-        c = 0.0
         for j in range(K):
-            nxt[j] *= b[j]
-            c += nxt[j]
+            nxt[j] *= b[j] * inv
+        c = _sum(nxt, K)
         if not c >= _TINY:
             return NAN
         inv = 1.0 / c
-        for j in range(K):
-            nxt[j] *= inv
         _acc_log(c, &prod, &logsum)
         if alpha != NULL:
             cscale[t - t0] = c
             for j in range(K):
-                alpha[(t - t0) * K + j] = nxt[j]
+                alpha[(t - t0) * K + j] = nxt[j] * inv
         tmp = cur
         cur = nxt
         nxt = tmp
@@ -111,6 +185,7 @@ def exp_rows(real[:, ::1] frame, double[::1] shift_out):
     """
     cdef idx_t T = frame.shape[0], K = frame.shape[1], t, k
     cdef double m
+    cdef real *row
     if shift_out.shape[0] != T:
         raise ValueError("exp_rows: shape mismatch")
     with nogil:
@@ -124,8 +199,9 @@ def exp_rows(real[:, ::1] frame, double[::1] shift_out):
                     frame[t, k] = 0.0
                 shift_out[t] = m
                 continue
+            row = &frame[t, 0]
             for k in range(K):
-                frame[t, k] = <real> exp(<double> frame[t, k] - m)
+                row[k] = <real> _exp_le0(<double> row[k] - m)
             shift_out[t] = m
 
 
@@ -162,7 +238,7 @@ def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
 
 
 def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
-                            const real[:, ::1] table, const idx_t[::1] rows,
+                            const double[:, ::1] transmat_T, const real[:, ::1] table, const idx_t[::1] rows,
                             const idx_t[:, ::1] spans, double[:, ::1] alpha,
                             double[::1] cscale, real[:, ::1] gamma_out,
                             double[:, ::1] xi_out, double[:, ::1] counts_out,
@@ -184,7 +260,8 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
     if (logprob_out.shape[0] != S or alpha.shape[1] != K or gamma_out.shape[1] != K
-            or alpha.shape[0] != cscale.shape[0]
+            or alpha.shape[0] != cscale.shape[0] or transmat_T.shape[0] != K
+            or transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
             or (do_counts and (counts_out.shape[0] != table.shape[0]
                                or counts_out.shape[1] != K or rows.shape[0] == 0))):
@@ -193,9 +270,16 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     cdef double *beta = &buf[2, 0]
     cdef double *tmp = &buf[3, 0]
     cdef const double *A = &transmat[0, 0]
+    cdef const double *AT = &transmat_T[0, 0]
     cdef const double *a_t
+    cdef const double *col
+    cdef const double *row
+    cdef double *xi = &buf[0, 0]
+    cdef double *xrow
     cdef const real *b
     cdef double lp, g, norm, acc
+    if do_xi:
+        xi = &xi_out[0, 0]
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
@@ -228,15 +312,21 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                 for j in range(K):
                     tmp[j] = b[j] * beta[j] * acc
                 a_t = &alpha[t - 1 - t0, 0]
+                # beta = A tmp as a sum of columns of A (rows of A^T): vectorised.
                 for i in range(K):
-                    acc = 0.0
-                    for j in range(K):
-                        acc += A[i * K + j] * tmp[j]
-                    beta[i] = acc
-                    if do_xi:
+                    beta[i] = 0.0
+                for j in range(K):
+                    acc = tmp[j]
+                    col = AT + j * K
+                    for i in range(K):
+                        beta[i] += col[i] * acc
+                if do_xi:
+                    for i in range(K):
                         g = a_t[i]
+                        row = A + i * K
+                        xrow = xi + i * K
                         for j in range(K):
-                            xi_out[i, j] += g * A[i * K + j] * tmp[j]
+                            xrow[j] += g * row[j] * tmp[j]
                 t -= 1
 
 
@@ -480,3 +570,61 @@ cdef inline idx_t _inv_cdf(const double *cdf, idx_t K, double u) noexcept nogil:
         if cdf[k] > u:
             return k
     return K - 1
+
+
+def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
+                         const double[:, ::1] prec_T, const double[:, ::1] lognorm_T,
+                         real[:, ::1] out, double[::1] shift_out):
+    """Diagonal-Gaussian emission log-likelihoods, optionally as scaled likelihoods.
+
+    ``out[t, k] = -0.5 sum_d (lognorm[d, k] + (x_td - mu_kd)^2 prec[d, k])`` over the
+    observed (non-NaN) features d of row t, with ``lognorm = log(2 pi sigma^2)``
+    (PRML eq. 2.43 for a diagonal covariance); a NaN feature is marginalised out and
+    an all-NaN row gets 0 (likelihood 1). When ``shift_out`` has T entries, each row
+    is then replaced by ``exp(row - max(row))`` and the max stored in ``shift_out``,
+    ready for the scaled recursions. Parameters are (D, K) so that the state loop is
+    contiguous; accumulation is in double.
+
+    Assumes: X (T, D) without infinities; prec > 0.
+    """
+    cdef idx_t T = X.shape[0], D = X.shape[1], K = means_T.shape[1], t, d, k
+    cdef bint do_exp = shift_out.shape[0] != 0
+    if (means_T.shape[0] != D or prec_T.shape[0] != D or prec_T.shape[1] != K
+            or lognorm_T.shape[0] != D or lognorm_T.shape[1] != K
+            or out.shape[0] != T or out.shape[1] != K
+            or (do_exp and shift_out.shape[0] != T)):
+        raise ValueError("gaussian_diag_frames: shape mismatch")
+    cdef double[::1] acc_buf = np.empty(K)
+    cdef double *acc = &acc_buf[0]
+    cdef const double *mu
+    cdef const double *pr
+    cdef const double *ln
+    cdef double x, diff, m
+    cdef real *orow
+    with nogil:
+        for t in range(T):
+            for k in range(K):
+                acc[k] = 0.0
+            for d in range(D):
+                x = X[t, d]
+                if x != x:
+                    continue
+                mu = &means_T[d, 0]
+                pr = &prec_T[d, 0]
+                ln = &lognorm_T[d, 0]
+                for k in range(K):
+                    diff = x - mu[k]
+                    acc[k] -= 0.5 * (ln[k] + diff * diff * pr[k])
+            if do_exp:
+                m = acc[0]
+                for k in range(1, K):
+                    if acc[k] > m:
+                        m = acc[k]
+                shift_out[t] = m
+                orow = &out[t, 0]
+                for k in range(K):
+                    orow[k] = <real> _exp_le0(acc[k] - m)
+            else:
+                orow = &out[t, 0]
+                for k in range(K):
+                    orow[k] = <real> acc[k]
