@@ -1,0 +1,314 @@
+"""Linear dynamical system kernels: Kalman filter and Rauch-Tung-Striebel smoother.
+
+Small dense matrices (state dimension n, observation dimension p) in row-major order,
+hand-written loops, no explicit inverses: the innovation covariance and the predicted
+covariance are factorised by Cholesky and solved against. Covariance updates use the
+Joseph form and are symmetrised after every step. float64 only (the recursions
+subtract nearly equal covariances; float32 loses positive definiteness).
+"""
+import numpy as np
+
+from libc.math cimport log, sqrt
+
+from fastml._kernels._types cimport idx_t
+
+cdef double _LOG_2PI = 1.8378770664093453
+
+
+cdef inline void _matmul(const double *A, const double *B, double *C, idx_t m,
+                         idx_t k, idx_t n) noexcept nogil:
+    """C (m x n) = A (m x k) B (k x n)."""
+    cdef idx_t i, j, l
+    cdef double a
+    for i in range(m):
+        for j in range(n):
+            C[i * n + j] = 0.0
+        for l in range(k):
+            a = A[i * k + l]
+            for j in range(n):
+                C[i * n + j] += a * B[l * n + j]
+
+
+cdef inline void _matmul_bt(const double *A, const double *B, double *C, idx_t m,
+                            idx_t k, idx_t n) noexcept nogil:
+    """C (m x n) = A (m x k) B^T with B (n x k)."""
+    cdef idx_t i, j, l
+    cdef double s
+    for i in range(m):
+        for j in range(n):
+            s = 0.0
+            for l in range(k):
+                s += A[i * k + l] * B[j * k + l]
+            C[i * n + j] = s
+
+
+cdef inline void _symmetrize(double *P, idx_t n) noexcept nogil:
+    cdef idx_t i, j
+    cdef double s
+    for i in range(n):
+        for j in range(i + 1, n):
+            s = 0.5 * (P[i * n + j] + P[j * n + i])
+            P[i * n + j] = s
+            P[j * n + i] = s
+
+
+cdef int _cholesky(const double *S, double *L, idx_t q) noexcept nogil:
+    """Lower Cholesky factor of the SPD matrix S (q x q); -1 if not positive definite."""
+    cdef idx_t i, j, l
+    cdef double s
+    for i in range(q):
+        for j in range(i + 1):
+            s = S[i * q + j]
+            for l in range(j):
+                s -= L[i * q + l] * L[j * q + l]
+            if i == j:
+                if not s > 0.0:
+                    return -1
+                L[i * q + i] = sqrt(s)
+            else:
+                L[i * q + j] = s / L[j * q + j]
+        for j in range(i + 1, q):
+            L[i * q + j] = 0.0
+    return 0
+
+
+cdef void _chol_solve(const double *L, double *B, idx_t q, idx_t ncols) noexcept nogil:
+    """Solve (L L^T) X = B in place; B is (q x ncols)."""
+    cdef idx_t i, l, c
+    cdef double s
+    for c in range(ncols):
+        for i in range(q):
+            s = B[i * ncols + c]
+            for l in range(i):
+                s -= L[i * q + l] * B[l * ncols + c]
+            B[i * ncols + c] = s / L[i * q + i]
+        for i in range(q - 1, -1, -1):
+            s = B[i * ncols + c]
+            for l in range(i + 1, q):
+                s -= L[l * q + i] * B[l * ncols + c]
+            B[i * ncols + c] = s / L[i * q + i]
+
+
+def kalman_filter(const double[:, ::1] A, const double[::1] b, const double[:, ::1] C,
+                  const double[::1] d, const double[:, ::1] Q, const double[:, ::1] R,
+                  const double[::1] mu0, const double[:, ::1] V0,
+                  const double[:, ::1] Y, double[:, ::1] pred_mean,
+                  double[:, :, ::1] pred_cov, double[:, ::1] filt_mean,
+                  double[:, :, ::1] filt_cov, double[::1] loglik_out):
+    """Kalman filter (PRML eqs. 13.89-13.92) with NaN entries of ``Y`` missing.
+
+    Predict ``m- = A m + b``, ``P- = A P A^T + Q`` (row 0: ``mu0``, ``V0``). Update on
+    the observed entries o of ``y_t`` only: ``S = C_o P- C_o^T + R_oo`` (Cholesky),
+    ``K = P- C_o^T S^-1`` (solve, no inverse), ``m = m- + K (y_o - C_o m- - d_o)`` and
+    the Joseph form ``P = (I - K C_o) P- (I - K C_o)^T + K R_oo K^T`` (symmetrised). A
+    row with no observed entry skips the update and contributes 0 to the likelihood.
+    ``loglik_out[t] = log N(y_o | C_o m- + d_o, S)`` (PRML eq. 13.63 analogue).
+
+    Returns 0, or t + 1 when S at step t is not positive definite.
+    Assumes: shapes consistent, parameters finite, covariances symmetric PSD.
+    """
+    cdef idx_t n = A.shape[0], p = C.shape[0], T = Y.shape[0]
+    if (A.shape[1] != n or b.shape[0] != n or C.shape[1] != n or d.shape[0] != p
+            or Q.shape[0] != n or Q.shape[1] != n or R.shape[0] != p
+            or R.shape[1] != p or mu0.shape[0] != n or V0.shape[0] != n
+            or V0.shape[1] != n or Y.shape[1] != p or pred_mean.shape[0] != T
+            or pred_mean.shape[1] != n or filt_mean.shape[0] != T
+            or filt_mean.shape[1] != n or pred_cov.shape[0] != T
+            or pred_cov.shape[1] != n or pred_cov.shape[2] != n
+            or filt_cov.shape[0] != T or filt_cov.shape[1] != n
+            or filt_cov.shape[2] != n or loglik_out.shape[0] != T or T == 0):
+        raise ValueError(f"kalman_filter: shape mismatch (n={n}, p={p}, T={T})")
+    cdef idx_t[::1] obs = np.empty(p, dtype=np.intp)
+    cdef double[::1] work = np.empty(4 * p * n + 3 * p * p + 3 * n * n + 2 * p + n)
+    cdef double *Cq = &work[0]
+    cdef double *CP = Cq + p * n
+    cdef double *Kt = CP + p * n
+    cdef double *KR = Kt + p * n
+    cdef double *S = KR + p * n
+    cdef double *L = S + p * p
+    cdef double *Rq = L + p * p
+    cdef double *IKC = Rq + p * p
+    cdef double *tmp = IKC + n * n
+    cdef double *AP = tmp + n * n
+    cdef double *v = AP + n * n
+    cdef double *w = v + p
+    cdef double *mp = w + p
+    cdef double *P
+    cdef double *m
+    cdef const double *Pp
+    cdef idx_t t, i, j, a, c, q
+    cdef double s, y, ll
+    cdef int status = 0
+    with nogil:
+        for t in range(T):
+            # Predict (PRML eq. 13.88 / 13.89).
+            if t == 0:
+                for i in range(n):
+                    pred_mean[0, i] = mu0[i]
+                    for j in range(n):
+                        pred_cov[0, i, j] = V0[i, j]
+            else:
+                for i in range(n):
+                    s = b[i]
+                    for j in range(n):
+                        s += A[i, j] * filt_mean[t - 1, j]
+                    pred_mean[t, i] = s
+                _matmul(&A[0, 0], &filt_cov[t - 1, 0, 0], AP, n, n, n)
+                _matmul_bt(AP, &A[0, 0], &pred_cov[t, 0, 0], n, n, n)
+                for i in range(n):
+                    for j in range(n):
+                        pred_cov[t, i, j] += Q[i, j]
+                _symmetrize(&pred_cov[t, 0, 0], n)
+            Pp = &pred_cov[t, 0, 0]
+            P = &filt_cov[t, 0, 0]
+            m = &filt_mean[t, 0]
+            for i in range(n):
+                mp[i] = pred_mean[t, i]
+            q = 0
+            for a in range(p):
+                y = Y[t, a]
+                if y == y:
+                    obs[q] = a
+                    q += 1
+            if q == 0:
+                for i in range(n):
+                    m[i] = mp[i]
+                    for j in range(n):
+                        P[i * n + j] = Pp[i * n + j]
+                loglik_out[t] = 0.0
+                continue
+            # Observed rows of C, innovation v, S = C_o P- C_o^T + R_oo.
+            for a in range(q):
+                for j in range(n):
+                    Cq[a * n + j] = C[obs[a], j]
+                s = Y[t, obs[a]] - d[obs[a]]
+                for j in range(n):
+                    s -= Cq[a * n + j] * mp[j]
+                v[a] = s
+                for c in range(q):
+                    Rq[a * q + c] = R[obs[a], obs[c]]
+            _matmul(Cq, Pp, CP, q, n, n)
+            _matmul_bt(CP, Cq, S, q, n, q)
+            for a in range(q * q):
+                S[a] += Rq[a]
+            _symmetrize(S, q)
+            if _cholesky(S, L, q) != 0:
+                status = t + 1
+                break
+            # log N(v | 0, S) via L^-1 v (forward substitution).
+            ll = 0.0
+            for a in range(q):
+                s = v[a]
+                for c in range(a):
+                    s -= L[a * q + c] * w[c]
+                w[a] = s / L[a * q + a]
+                ll += w[a] * w[a] + 2.0 * log(L[a * q + a])
+            loglik_out[t] = -0.5 * (ll + q * _LOG_2PI)
+            # K^T = S^-1 C_o P- (PRML eq. 13.92 without the inverse).
+            for a in range(q * n):
+                Kt[a] = CP[a]
+            _chol_solve(L, Kt, q, n)
+            for i in range(n):
+                s = mp[i]
+                for a in range(q):
+                    s += Kt[a * n + i] * v[a]
+                m[i] = s
+            # Joseph form: P = (I - K C) P- (I - K C)^T + K R K^T.
+            for i in range(n):
+                for j in range(n):
+                    s = 1.0 if i == j else 0.0
+                    for a in range(q):
+                        s -= Kt[a * n + i] * Cq[a * n + j]
+                    IKC[i * n + j] = s
+            _matmul(IKC, Pp, tmp, n, n, n)
+            _matmul_bt(tmp, IKC, P, n, n, n)
+            for i in range(n):
+                for c in range(q):
+                    s = 0.0
+                    for a in range(q):
+                        s += Kt[a * n + i] * Rq[a * q + c]
+                    KR[i * q + c] = s
+            for i in range(n):
+                for j in range(n):
+                    s = 0.0
+                    for c in range(q):
+                        s += KR[i * q + c] * Kt[c * n + j]
+                    P[i * n + j] += s
+            _symmetrize(P, n)
+    return status
+
+
+def rts_smooth(const double[:, ::1] A, const double[:, ::1] pred_mean,
+               const double[:, :, ::1] pred_cov, const double[:, ::1] filt_mean,
+               const double[:, :, ::1] filt_cov, double[:, ::1] smooth_mean,
+               double[:, :, ::1] smooth_cov, double[:, :, ::1] cross_cov):
+    """Rauch-Tung-Striebel smoother (PRML eqs. 13.100-13.102) and lag-one covariances.
+
+    ``J_t = P_t A^T (P-_{t+1})^-1`` from a Cholesky solve with ``P-_{t+1}``;
+    ``m^_t = m_t + J_t (m^_{t+1} - m-_{t+1})``,
+    ``P^_t = P_t + J_t (P^_{t+1} - P-_{t+1}) J_t^T`` (symmetrised), and
+    ``cross_cov[t + 1] = cov(z_{t+1}, z_t | X) = P^_{t+1} J_t^T`` (PRML eq. 13.104),
+    which EM needs; ``cross_cov[0]`` is set to 0.
+
+    Returns 0, or t + 1 when the predicted covariance at t + 1 is not positive definite.
+    Assumes: inputs from :func:`kalman_filter` with the same ``A``.
+    """
+    cdef idx_t n = A.shape[0], T = pred_mean.shape[0]
+    if (A.shape[1] != n or pred_mean.shape[1] != n or filt_mean.shape[0] != T
+            or filt_mean.shape[1] != n or smooth_mean.shape[0] != T
+            or smooth_mean.shape[1] != n or pred_cov.shape[0] != T
+            or pred_cov.shape[1] != n or pred_cov.shape[2] != n
+            or filt_cov.shape[0] != T or filt_cov.shape[1] != n
+            or filt_cov.shape[2] != n or smooth_cov.shape[0] != T
+            or smooth_cov.shape[1] != n or smooth_cov.shape[2] != n
+            or cross_cov.shape[0] != T or cross_cov.shape[1] != n
+            or cross_cov.shape[2] != n or T == 0):
+        raise ValueError(f"rts_smooth: shape mismatch (n={n}, T={T})")
+    cdef double[::1] work = np.empty(4 * n * n + n)
+    cdef double *L = &work[0]
+    cdef double *Jt = L + n * n
+    cdef double *D = Jt + n * n
+    cdef double *tmp = D + n * n
+    cdef double *diff = tmp + n * n
+    cdef double *Ps
+    cdef idx_t t, i, j, k
+    cdef double s
+    cdef int status = 0
+    with nogil:
+        for i in range(n):
+            smooth_mean[T - 1, i] = filt_mean[T - 1, i]
+            for j in range(n):
+                smooth_cov[T - 1, i, j] = filt_cov[T - 1, i, j]
+                cross_cov[0, i, j] = 0.0
+        for t in range(T - 2, -1, -1):
+            if _cholesky(&pred_cov[t + 1, 0, 0], L, n) != 0:
+                status = t + 1
+                break
+            # J^T = (P-_{t+1})^-1 A P_t  (both covariances symmetric).
+            _matmul(&A[0, 0], &filt_cov[t, 0, 0], Jt, n, n, n)
+            _chol_solve(L, Jt, n, n)
+            for k in range(n):
+                diff[k] = smooth_mean[t + 1, k] - pred_mean[t + 1, k]
+            for i in range(n):
+                s = filt_mean[t, i]
+                for k in range(n):
+                    s += Jt[k * n + i] * diff[k]
+                smooth_mean[t, i] = s
+            for i in range(n):
+                for j in range(n):
+                    D[i * n + j] = smooth_cov[t + 1, i, j] - pred_cov[t + 1, i, j]
+            # tmp = J D, then P^_t = P_t + tmp J^T.
+            for i in range(n):
+                for j in range(n):
+                    s = 0.0
+                    for k in range(n):
+                        s += Jt[k * n + i] * D[k * n + j]
+                    tmp[i * n + j] = s
+            Ps = &smooth_cov[t, 0, 0]
+            _matmul(tmp, Jt, Ps, n, n, n)
+            for i in range(n):
+                for j in range(n):
+                    Ps[i * n + j] += filt_cov[t, i, j]
+            _symmetrize(Ps, n)
+            _matmul(&smooth_cov[t + 1, 0, 0], Jt, &cross_cov[t + 1, 0, 0], n, n, n)
+    return status
