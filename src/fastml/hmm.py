@@ -969,7 +969,9 @@ class GaussianHMM(_ContinuousHMM):
         mu = self.means_
         meandiff = mu - mp
         if ct in ("diag", "spherical"):
-            obs2 = g.T @ (x * x)
+            if self._xsq is None:
+                self._xsq = x * x  # fixed during fit: computed once
+            obs2 = g.T @ self._xsq
             c_n = mw * meandiff**2 + obs2 - 2 * mu * obs + mu**2 * denom
             c_d = max(cw - 1, 0) + denom
             cov = (cp + c_n) / np.maximum(c_d, 1e-5)
@@ -996,10 +998,11 @@ class GaussianHMM(_ContinuousHMM):
 
     def fit(self, X, lengths=None):
         self._xfit = check_array(X, "X", ndim=2, finite=False, dtype=np.float64)
+        self._xsq = None
         try:
             return super().fit(X, lengths)
         finally:
-            del self._xfit
+            del self._xfit, self._xsq
 
     fit.__doc__ = _BaseHMM.fit.__doc__
 

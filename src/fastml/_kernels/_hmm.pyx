@@ -272,7 +272,6 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     cdef const double *A = &transmat[0, 0]
     cdef const double *AT = &transmat_T[0, 0]
     cdef const double *a_t
-    cdef const double *col
     cdef const double *row
     cdef double *xi = &buf[0, 0]
     cdef double *xrow
@@ -312,14 +311,14 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                 for j in range(K):
                     tmp[j] = b[j] * beta[j] * acc
                 a_t = &alpha[t - 1 - t0, 0]
-                # beta = A tmp as a sum of columns of A (rows of A^T): vectorised.
-                for i in range(K):
-                    beta[i] = 0.0
-                for j in range(K):
-                    acc = tmp[j]
-                    col = AT + j * K
-                    for i in range(K):
-                        beta[i] += col[i] * acc
+                # beta = A tmp = tmp^T A^T: the forward pass's vector-matrix product
+                # on A^T (contiguous rows, short dependency chain).
+                if K == 8:
+                    _vec_mat(tmp, AT, beta, 8)
+                elif K == 4:
+                    _vec_mat(tmp, AT, beta, 4)
+                else:
+                    _vec_mat(tmp, AT, beta, K)
                 if do_xi:
                     for i in range(K):
                         g = a_t[i]
