@@ -515,3 +515,27 @@ def test_bad_hyperparameters_and_not_fitted():
     impossible = _set(_cat(), emissionprob_=[[1.0, 0.0], [1.0, 0.0]])
     with pytest.raises(ValueError, match="has probability 0 under the model"):
         impossible.predict_proba(X_OK)
+
+
+def test_unvisited_state_keeps_valid_parameters():
+    # State 1 can never be entered: its rows get no expected counts.
+    model = _set(
+        CategoricalHMM(2, init_params="", n_iter=3, tol=0.0),
+        startprob_=[1.0, 0.0],
+        transmat_=[[1.0, 0.0], [0.5, 0.5]],
+        emissionprob_=[[0.5, 0.5], [0.2, 0.8]],
+    )
+    X = np.array([[0], [1], [1], [0]])
+    model.fit(X)
+    np.testing.assert_allclose(model.transmat_[1], [0.5, 0.5])
+    np.testing.assert_allclose(model.emissionprob_[1], [0.2, 0.8])
+    assert np.isfinite(model.score(X))
+    g = _set(
+        GaussianHMM(2, init_params="", n_iter=2, tol=0.0),
+        startprob_=[1.0, 0.0],
+        transmat_=[[1.0, 0.0], [0.5, 0.5]],
+        means_=[[0.0], [3.0]],
+        covars_=[[1.0], [1.0]],
+    )
+    g.fit(np.array([[0.1], [-0.3], [0.2]]))
+    assert g.means_[1, 0] == 3.0 and np.isfinite(g.score(np.zeros((2, 1))))

@@ -23,6 +23,7 @@ M-step.
 from __future__ import annotations
 
 import logging
+import sys
 
 import numpy as np
 from scipy import linalg
@@ -76,7 +77,10 @@ class ConvergenceMonitor:
         """Record one iteration's log-likelihood (printed when ``verbose``)."""
         if self.verbose:
             delta = log_prob - self.history[-1] if self.history else float("nan")
-            print(f"{self.iter + 1:>10d} {log_prob:>16.8f} {delta:>+16.8f}")
+            print(
+                f"{self.iter + 1:>10d} {log_prob:>16.8f} {delta:>+16.8f}",
+                file=sys.stderr,
+            )
         if self.history and log_prob - self.history[-1] < -1e-8 * max(
             1.0, abs(log_prob)
         ):
@@ -160,6 +164,16 @@ def _normalize(a: np.ndarray, axis=None) -> np.ndarray:
     s = a.sum(axis=axis, keepdims=True)
     s[s == 0] = 1
     return a / s
+
+
+def _keep_empty_rows(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Rows of ``new`` that got no expected counts (all zero) keep their old value, so
+    a state the data never visits leaves a valid distribution (hmmlearn leaves zeros)."""
+    empty = new.sum(axis=1) == 0
+    if empty.any():
+        new = new.copy()
+        new[empty] = old[empty]
+    return new
 
 
 def _log0(a: np.ndarray) -> np.ndarray:
@@ -457,7 +471,8 @@ class _BaseHMM(BaseEstimator):
             self.startprob_ = _normalize(np.where(self.startprob_ == 0, 0, sp))
         if "t" in self.params:
             tm = np.maximum(self.transmat_prior - 1 + stats["trans"], 0)
-            self.transmat_ = _normalize(np.where(self.transmat_ == 0, 0, tm), axis=1)
+            tm = np.where(self.transmat_ == 0, 0, tm)
+            self.transmat_ = _keep_empty_rows(_normalize(tm, axis=1), self.transmat_)
         self._mstep_emissions(stats)
 
     def sample(self, n_samples=1, random_state=None, currstate=None):
@@ -655,9 +670,8 @@ class CategoricalHMM(_BaseHMM):
     def _mstep_emissions(self, stats) -> None:
         if "e" in self.params:
             obs = stats["counts"][:-1].T
-            self.emissionprob_ = _normalize(
-                np.maximum(self.emissionprob_prior - 1 + obs, 0), axis=1
-            )
+            ep = _normalize(np.maximum(self.emissionprob_prior - 1 + obs, 0), axis=1)
+            self.emissionprob_ = _keep_empty_rows(ep, self.emissionprob_)
 
     def _sample_emissions(self, states, rng) -> np.ndarray:
         cdf = np.cumsum(self.emissionprob_, axis=1)
@@ -963,7 +977,10 @@ class GaussianHMM(_ContinuousHMM):
             denom = g.sum(axis=0)[:, None]
         obs = g.T @ x
         if "m" in self.params:
-            self.means_ = (mw * mp + obs) / (mw + denom)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = (mw * mp + obs) / (mw + denom)
+            # A state with no posterior mass keeps its mean (0/0 otherwise).
+            self.means_ = np.where(np.isfinite(means), means, self.means_)
         if "c" not in self.params:
             return
         mu = self.means_
