@@ -892,24 +892,46 @@ class GaussianHMM(_ContinuousHMM):
             else:
                 self._covars_ = np.full(k, cv.mean())
 
-    def _frames(self, Xv, log: bool):
-        if self.covariance_type not in ("diag", "spherical"):
-            return super()._frames(Xv, log)
+    def _diag_params(self):
+        """(means, precisions, log(2 pi var)) as (D, K) arrays for the kernels."""
         d = self.means_.shape[1]
         var = self._covars_
         if self.covariance_type == "spherical":
             var = np.repeat(var[:, None], d, axis=1)
-        out = np.empty((Xv.shape[0], self.n_components), dtype=Xv.dtype)
-        shift = np.empty(0 if log else Xv.shape[0])
-        _hmm.gaussian_diag_frames(
-            Xv,
+        return (
             np.ascontiguousarray(self.means_.T),
             np.ascontiguousarray(1.0 / var.T),
             np.ascontiguousarray(np.log(2 * np.pi * var).T),
-            out,
-            shift,
         )
+
+    def _frames(self, Xv, log: bool):
+        if self.covariance_type not in ("diag", "spherical"):
+            return super()._frames(Xv, log)
+        out = np.empty((Xv.shape[0], self.n_components), dtype=Xv.dtype)
+        shift = np.empty(0 if log else Xv.shape[0])
+        _hmm.gaussian_diag_frames(Xv, *self._diag_params(), out, shift)
         return out, np.empty(0, dtype=np.intp), (None if log else shift)
+
+    def _score_spans(self, Xv, spans) -> np.ndarray:
+        if self.implementation != "scaling" or self.covariance_type not in (
+            "diag",
+            "spherical",
+        ):
+            return super()._score_spans(Xv, spans)
+        # Fused emission + scaled forward kernel; underflowing spans redone in logs.
+        logprob = np.empty(len(spans))
+        _hmm.gaussian_diag_forward_scaled(
+            self.startprob_, self.transmat_, Xv, *self._diag_params(), spans, logprob
+        )
+        failed = np.isnan(logprob)
+        if failed.any():
+            sub = np.ascontiguousarray(spans[failed])
+            log_table, rows, _ = self._frames(Xv, log=True)
+            log_pi, _, log_at = self._logs()
+            lp = np.empty(len(sub))
+            _hmm.forward_log(log_pi, log_at, log_table, rows, sub, lp)
+            logprob[failed] = lp
+        return logprob
 
     def _log_likelihood(self, Xv) -> np.ndarray:
         """log N(x_t | mu_k, Sigma_k), shape (T, K), in X's float dtype."""

@@ -75,3 +75,13 @@ def gaussian_diag_frames(
     out: NDArray[_F],
     shift_out: NDArray[np.float64],
 ) -> None: ...
+def gaussian_diag_forward_scaled(
+    startprob: NDArray[np.float64],
+    transmat: NDArray[np.float64],
+    X: NDArray[_F],
+    means_T: NDArray[np.float64],
+    prec_T: NDArray[np.float64],
+    lognorm_T: NDArray[np.float64],
+    spans: NDArray[np.intp],
+    logprob_out: NDArray[np.float64],
+) -> None: ...

@@ -627,3 +627,107 @@ def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
                 orow = &out[t, 0]
                 for k in range(K):
                     orow[k] = <real> acc[k]
+
+
+cdef inline double _gauss_diag_row(const real *x, idx_t D, idx_t K,
+                                   const double *means_T, const double *prec_T,
+                                   const double *lognorm_T, double *out) noexcept nogil:
+    """``out = exp(l - max(l))`` for the diagonal-Gaussian log-likelihoods l of one
+    row (NaN features skipped); returns max(l)."""
+    cdef idx_t d, k
+    cdef double xd, diff, m
+    cdef const double *mu
+    cdef const double *pr
+    cdef const double *ln
+    for k in range(K):
+        out[k] = 0.0
+    for d in range(D):
+        xd = x[d]
+        if xd != xd:
+            continue
+        mu = means_T + d * K
+        pr = prec_T + d * K
+        ln = lognorm_T + d * K
+        for k in range(K):
+            diff = xd - mu[k]
+            out[k] -= 0.5 * (ln[k] + diff * diff * pr[k])
+    m = out[0]
+    for k in range(1, K):
+        if out[k] > m:
+            m = out[k]
+    for k in range(K):
+        out[k] = _exp_le0(out[k] - m)
+    return m
+
+
+def gaussian_diag_forward_scaled(const double[::1] startprob,
+                                 const double[:, ::1] transmat,
+                                 const real[:, ::1] X, const double[:, ::1] means_T,
+                                 const double[:, ::1] prec_T,
+                                 const double[:, ::1] lognorm_T,
+                                 const idx_t[:, ::1] spans, double[::1] logprob_out):
+    """log p(X) of each span for diagonal-Gaussian emissions, frames computed on the fly.
+
+    Fuses :func:`gaussian_diag_frames` (with the per-row shift) into the scaled forward
+    pass of :func:`forward_scaled` (PRML eqs. 13.59-13.63): no T x K frame matrix is
+    written, and the emission arithmetic of one step overlaps the latency-bound
+    recursion of the previous one. ``logprob_out[s]`` includes the shifts, or is NaN
+    when a scaling factor underflows (the caller redoes the span in log space).
+
+    Assumes: as :func:`gaussian_diag_frames` and :func:`forward_scaled`.
+    """
+    cdef idx_t K = startprob.shape[0], D = X.shape[1], S = spans.shape[0]
+    cdef idx_t s, t, t0, t1, j
+    if (transmat.shape[0] != K or transmat.shape[1] != K or means_T.shape[0] != D
+            or means_T.shape[1] != K or prec_T.shape[0] != D or prec_T.shape[1] != K
+            or lognorm_T.shape[0] != D or lognorm_T.shape[1] != K
+            or spans.shape[1] != 2 or logprob_out.shape[0] != S):
+        raise ValueError("gaussian_diag_forward_scaled: shape mismatch")
+    cdef double[:, ::1] buf = np.empty((3, K))
+    cdef double *cur
+    cdef double *nxt
+    cdef double *tmp
+    cdef double *b = &buf[2, 0]
+    cdef const double *A = &transmat[0, 0]
+    cdef double c, inv, shift, prod, logsum
+    with nogil:
+        for s in range(S):
+            t0 = spans[s, 0]
+            t1 = spans[s, 1]
+            cur = &buf[0, 0]
+            nxt = &buf[1, 0]
+            prod = 1.0
+            logsum = 0.0
+            shift = _gauss_diag_row(&X[t0, 0], D, K, &means_T[0, 0], &prec_T[0, 0],
+                                    &lognorm_T[0, 0], b)
+            for j in range(K):
+                cur[j] = startprob[j] * b[j]
+            c = _sum(cur, K)
+            if not c >= _TINY:
+                logprob_out[s] = NAN
+                continue
+            inv = 1.0 / c
+            _acc_log(c, &prod, &logsum)
+            for t in range(t0 + 1, t1):
+                shift += _gauss_diag_row(&X[t, 0], D, K, &means_T[0, 0], &prec_T[0, 0],
+                                         &lognorm_T[0, 0], b)
+                if K == 8:
+                    _vec_mat(cur, A, nxt, 8)
+                elif K == 4:
+                    _vec_mat(cur, A, nxt, 4)
+                else:
+                    _vec_mat(cur, A, nxt, K)
+                for j in range(K):
+                    nxt[j] *= b[j] * inv
+                c = _sum(nxt, K)
+                if not c >= _TINY:
+                    break
+                inv = 1.0 / c
+                _acc_log(c, &prod, &logsum)
+                tmp = cur
+                cur = nxt
+                nxt = tmp
+            if not c >= _TINY:
+                logprob_out[s] = NAN
+            else:
+                logprob_out[s] = logsum + log(prod) + shift
