@@ -687,9 +687,13 @@ class _ContinuousHMM(_BaseHMM):
         logb = self._log_likelihood(Xv)
         if log:
             return logb, np.empty(0, dtype=np.intp), None
-        shift = np.empty(logb.shape[0])
-        _hmm.exp_rows(logb, shift)
-        return logb, np.empty(0, dtype=np.intp), shift
+        # exp(l - max_k l): frame maxima of 1 (an all -inf row becomes all 0, which
+        # the scaled pass reports as an underflow and the log-space pass handles).
+        shift = logb.max(axis=1)
+        shift[~np.isfinite(shift)] = 0.0
+        logb -= shift[:, None].astype(logb.dtype)
+        np.exp(logb, out=logb)
+        return logb, np.empty(0, dtype=np.intp), shift.astype(np.float64)
 
 
 class GaussianHMM(_ContinuousHMM):
@@ -910,28 +914,9 @@ class GaussianHMM(_ContinuousHMM):
         out = np.empty((Xv.shape[0], self.n_components), dtype=Xv.dtype)
         shift = np.empty(0 if log else Xv.shape[0])
         _hmm.gaussian_diag_frames(Xv, *self._diag_params(), out, shift)
+        if not log:
+            np.exp(out, out=out)  # numpy's SIMD exp: faster than a scalar kernel loop
         return out, np.empty(0, dtype=np.intp), (None if log else shift)
-
-    def _score_spans(self, Xv, spans) -> np.ndarray:
-        if self.implementation != "scaling" or self.covariance_type not in (
-            "diag",
-            "spherical",
-        ):
-            return super()._score_spans(Xv, spans)
-        # Fused emission + scaled forward kernel; underflowing spans redone in logs.
-        logprob = np.empty(len(spans))
-        _hmm.gaussian_diag_forward_scaled(
-            self.startprob_, self.transmat_, Xv, *self._diag_params(), spans, logprob
-        )
-        failed = np.isnan(logprob)
-        if failed.any():
-            sub = np.ascontiguousarray(spans[failed])
-            log_table, rows, _ = self._frames(Xv, log=True)
-            log_pi, _, log_at = self._logs()
-            lp = np.empty(len(sub))
-            _hmm.forward_log(log_pi, log_at, log_table, rows, sub, lp)
-            logprob[failed] = lp
-        return logprob
 
     def _log_likelihood(self, Xv) -> np.ndarray:
         """log N(x_t | mu_k, Sigma_k), shape (T, K), in X's float dtype."""

@@ -6,7 +6,6 @@ from numpy.typing import NDArray
 _F = TypeVar("_F", np.float32, np.float64)
 _B = TypeVar("_B", np.int8, np.int16, np.int32)
 
-def exp_rows(frame: NDArray[_F], shift_out: NDArray[np.float64]) -> None: ...
 def forward_scaled(
     startprob: NDArray[np.float64],
     transmat: NDArray[np.float64],
@@ -74,14 +73,4 @@ def gaussian_diag_frames(
     lognorm_T: NDArray[np.float64],
     out: NDArray[_F],
     shift_out: NDArray[np.float64],
-) -> None: ...
-def gaussian_diag_forward_scaled(
-    startprob: NDArray[np.float64],
-    transmat: NDArray[np.float64],
-    X: NDArray[_F],
-    means_T: NDArray[np.float64],
-    prec_T: NDArray[np.float64],
-    lognorm_T: NDArray[np.float64],
-    spans: NDArray[np.intp],
-    logprob_out: NDArray[np.float64],
 ) -> None: ...

@@ -11,7 +11,6 @@ Accumulators (log-probabilities, expected counts) are double for float32 input t
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, exp, log
-from libc.string cimport memcpy
 
 from fastml._kernels._types cimport idx_t, real
 
@@ -23,44 +22,6 @@ ctypedef fused bp_t:
 # Scaling factors below this are treated as an underflow (alpha-hat would lose
 # precision): the sequence is reported as failed and redone in log space.
 cdef double _TINY = 2.2250738585072014e-308
-
-
-cdef inline double _exp_le0(double x) noexcept nogil:
-    """exp(x) for x <= 0 to < 1e-14 relative, 0 below -708 (and for -inf/NaN); branch-free.
-
-    Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, degree-11 Taylor polynomial
-    (truncation error < 7e-15 relative) and 2^n from the exponent bits. Unlike libm's
-    ``exp`` the compiler can vectorise loops over it.
-    """
-    cdef double kd = x * 1.4426950408889634 + 6755399441055744.0  # round via 1.5*2^52
-    cdef unsigned long long bits, sign
-    cdef double r, p, s
-    memcpy(&bits, &kd, 8)
-    kd = kd - 6755399441055744.0
-    r = x - kd * 6.93147180369123816490e-01 - kd * 1.90821492927058770002e-10
-    p = 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    bits = (bits + 1023) << 52
-    memcpy(&s, &bits, 8)
-    p = p * s
-    # Zero the result below -708 with a mask made from the sign bit of x + 708, not a
-    # comparison (SSE2 has no 64-bit compare: that would stop the vectoriser).
-    r = x + 708.0
-    memcpy(&sign, &r, 8)
-    memcpy(&bits, &p, 8)
-    bits = bits & ((sign >> 63) - 1)
-    memcpy(&p, &bits, 8)
-    return p
 
 
 cdef inline const real *_frame(const real[:, ::1] table, const idx_t[::1] rows,
@@ -174,35 +135,6 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
         cur = nxt
         nxt = tmp
     return logsum + log(prod)
-
-
-def exp_rows(real[:, ::1] frame, double[::1] shift_out):
-    """In place: ``frame[t] = exp(frame[t] - m_t)`` with ``m_t = max_k frame[t, k]``.
-
-    Turns log-likelihoods into per-row scaled likelihoods for the scaled recursions;
-    ``shift_out[t] = m_t`` is added back to log p(X) by the caller. A row that is all
-    -inf becomes all zero (the scaled pass then reports an underflow).
-    """
-    cdef idx_t T = frame.shape[0], K = frame.shape[1], t, k
-    cdef double m
-    cdef real *row
-    if shift_out.shape[0] != T:
-        raise ValueError("exp_rows: shape mismatch")
-    with nogil:
-        for t in range(T):
-            m = -INFINITY
-            for k in range(K):
-                if frame[t, k] > m:
-                    m = frame[t, k]
-            if m == -INFINITY:
-                for k in range(K):
-                    frame[t, k] = 0.0
-                shift_out[t] = m
-                continue
-            row = &frame[t, 0]
-            for k in range(K):
-                row[k] = <real> _exp_le0(<double> row[k] - m)
-            shift_out[t] = m
 
 
 cdef int _check_common(const double[::1] pi, const double[:, ::1] A,
@@ -580,8 +512,8 @@ def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
     observed (non-NaN) features d of row t, with ``lognorm = log(2 pi sigma^2)``
     (PRML eq. 2.43 for a diagonal covariance); a NaN feature is marginalised out and
     an all-NaN row gets 0 (likelihood 1). When ``shift_out`` has T entries, each row
-    is then replaced by ``exp(row - max(row))`` and the max stored in ``shift_out``,
-    ready for the scaled recursions. Parameters are (D, K) so that the state loop is
+    is shifted by its maximum, stored in ``shift_out`` (the caller exponentiates with
+    numpy's SIMD ``exp`` for the scaled recursions). Parameters are (D, K) so that the state loop is
     contiguous; accumulation is in double.
 
     Assumes: X (T, D) without infinities; prec > 0.
@@ -622,112 +554,8 @@ def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
                 shift_out[t] = m
                 orow = &out[t, 0]
                 for k in range(K):
-                    orow[k] = <real> _exp_le0(acc[k] - m)
+                    orow[k] = <real> (acc[k] - m)
             else:
                 orow = &out[t, 0]
                 for k in range(K):
                     orow[k] = <real> acc[k]
-
-
-cdef inline double _gauss_diag_row(const real *x, idx_t D, idx_t K,
-                                   const double *means_T, const double *prec_T,
-                                   const double *lognorm_T, double *out) noexcept nogil:
-    """``out = exp(l - max(l))`` for the diagonal-Gaussian log-likelihoods l of one
-    row (NaN features skipped); returns max(l)."""
-    cdef idx_t d, k
-    cdef double xd, diff, m
-    cdef const double *mu
-    cdef const double *pr
-    cdef const double *ln
-    for k in range(K):
-        out[k] = 0.0
-    for d in range(D):
-        xd = x[d]
-        if xd != xd:
-            continue
-        mu = means_T + d * K
-        pr = prec_T + d * K
-        ln = lognorm_T + d * K
-        for k in range(K):
-            diff = xd - mu[k]
-            out[k] -= 0.5 * (ln[k] + diff * diff * pr[k])
-    m = out[0]
-    for k in range(1, K):
-        if out[k] > m:
-            m = out[k]
-    for k in range(K):
-        out[k] = _exp_le0(out[k] - m)
-    return m
-
-
-def gaussian_diag_forward_scaled(const double[::1] startprob,
-                                 const double[:, ::1] transmat,
-                                 const real[:, ::1] X, const double[:, ::1] means_T,
-                                 const double[:, ::1] prec_T,
-                                 const double[:, ::1] lognorm_T,
-                                 const idx_t[:, ::1] spans, double[::1] logprob_out):
-    """log p(X) of each span for diagonal-Gaussian emissions, frames computed on the fly.
-
-    Fuses :func:`gaussian_diag_frames` (with the per-row shift) into the scaled forward
-    pass of :func:`forward_scaled` (PRML eqs. 13.59-13.63): no T x K frame matrix is
-    written, and the emission arithmetic of one step overlaps the latency-bound
-    recursion of the previous one. ``logprob_out[s]`` includes the shifts, or is NaN
-    when a scaling factor underflows (the caller redoes the span in log space).
-
-    Assumes: as :func:`gaussian_diag_frames` and :func:`forward_scaled`.
-    """
-    cdef idx_t K = startprob.shape[0], D = X.shape[1], S = spans.shape[0]
-    cdef idx_t s, t, t0, t1, j
-    if (transmat.shape[0] != K or transmat.shape[1] != K or means_T.shape[0] != D
-            or means_T.shape[1] != K or prec_T.shape[0] != D or prec_T.shape[1] != K
-            or lognorm_T.shape[0] != D or lognorm_T.shape[1] != K
-            or spans.shape[1] != 2 or logprob_out.shape[0] != S):
-        raise ValueError("gaussian_diag_forward_scaled: shape mismatch")
-    cdef double[:, ::1] buf = np.empty((3, K))
-    cdef double *cur
-    cdef double *nxt
-    cdef double *tmp
-    cdef double *b = &buf[2, 0]
-    cdef const double *A = &transmat[0, 0]
-    cdef double c, inv, shift, prod, logsum
-    with nogil:
-        for s in range(S):
-            t0 = spans[s, 0]
-            t1 = spans[s, 1]
-            cur = &buf[0, 0]
-            nxt = &buf[1, 0]
-            prod = 1.0
-            logsum = 0.0
-            shift = _gauss_diag_row(&X[t0, 0], D, K, &means_T[0, 0], &prec_T[0, 0],
-                                    &lognorm_T[0, 0], b)
-            for j in range(K):
-                cur[j] = startprob[j] * b[j]
-            c = _sum(cur, K)
-            if not c >= _TINY:
-                logprob_out[s] = NAN
-                continue
-            inv = 1.0 / c
-            _acc_log(c, &prod, &logsum)
-            for t in range(t0 + 1, t1):
-                shift += _gauss_diag_row(&X[t, 0], D, K, &means_T[0, 0], &prec_T[0, 0],
-                                         &lognorm_T[0, 0], b)
-                if K == 8:
-                    _vec_mat(cur, A, nxt, 8)
-                elif K == 4:
-                    _vec_mat(cur, A, nxt, 4)
-                else:
-                    _vec_mat(cur, A, nxt, K)
-                for j in range(K):
-                    nxt[j] *= b[j] * inv
-                c = _sum(nxt, K)
-                if not c >= _TINY:
-                    break
-                inv = 1.0 / c
-                _acc_log(c, &prod, &logsum)
-                tmp = cur
-                cur = nxt
-                nxt = tmp
-            if not c >= _TINY:
-                logprob_out[s] = NAN
-            else:
-                logprob_out[s] = logsum + log(prod) + shift
