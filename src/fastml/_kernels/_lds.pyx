@@ -52,7 +52,7 @@ cdef inline void _symmetrize(double *P, idx_t n) noexcept nogil:
             P[j * n + i] = s
 
 
-cdef int _cholesky(const double *S, double *L, idx_t q) noexcept nogil:
+cdef inline int _cholesky(const double *S, double *L, idx_t q) noexcept nogil:
     """Lower Cholesky factor of the SPD matrix S (q x q); -1 if not positive definite."""
     cdef idx_t i, j, l
     cdef double s
@@ -72,7 +72,7 @@ cdef int _cholesky(const double *S, double *L, idx_t q) noexcept nogil:
     return 0
 
 
-cdef void _chol_solve(const double *L, double *B, idx_t q, idx_t ncols) noexcept nogil:
+cdef inline void _chol_solve(const double *L, double *B, idx_t q, idx_t ncols) noexcept nogil:
     """Solve (L L^T) X = B in place; B is (q x ncols)."""
     cdef idx_t i, l, c
     cdef double s
@@ -89,6 +89,120 @@ cdef void _chol_solve(const double *L, double *B, idx_t q, idx_t ncols) noexcept
             B[i * ncols + c] = s / L[i * q + i]
 
 
+cdef inline int _kf_step(idx_t t, idx_t n, idx_t p, const double *A, const double *b,
+                         const double *C, const double *d, const double *Q,
+                         const double *R, const double *mu0, const double *V0,
+                         const double *y, double *mp, double *Pp, const double *m_prev,
+                         const double *P_prev, double *m, double *P, double *ll_out,
+                         idx_t *obs, double *work) noexcept nogil:
+    """One predict + update step (see :func:`kalman_filter`); -1 if S is not PD.
+
+    ``inline`` so that the dispatch in :func:`kalman_filter` can pass a constant n and
+    let the compiler unroll the small matrix loops.
+    """
+    cdef double *Cq = work
+    cdef double *CP = Cq + p * n
+    cdef double *Kt = CP + p * n
+    cdef double *KR = Kt + p * n
+    cdef double *S = KR + p * n
+    cdef double *L = S + p * p
+    cdef double *Rq = L + p * p
+    cdef double *IKC = Rq + p * p
+    cdef double *tmp = IKC + n * n
+    cdef double *AP = tmp + n * n
+    cdef double *v = AP + n * n
+    cdef double *w = v + p
+    cdef idx_t i, j, a, c, q
+    cdef double s, ll
+    # Predict (PRML eqs. 13.88, 13.89); row 0 is the prior.
+    if t == 0:
+        for i in range(n):
+            mp[i] = mu0[i]
+        for i in range(n * n):
+            Pp[i] = V0[i]
+    else:
+        for i in range(n):
+            s = b[i]
+            for j in range(n):
+                s += A[i * n + j] * m_prev[j]
+            mp[i] = s
+        _matmul(A, P_prev, AP, n, n, n)
+        _matmul_bt(AP, A, Pp, n, n, n)
+        for i in range(n * n):
+            Pp[i] += Q[i]
+        _symmetrize(Pp, n)
+    q = 0
+    for a in range(p):
+        if y[a] == y[a]:
+            obs[q] = a
+            q += 1
+    if q == 0:
+        for i in range(n):
+            m[i] = mp[i]
+        for i in range(n * n):
+            P[i] = Pp[i]
+        ll_out[0] = 0.0
+        return 0
+    # Observed rows of C, innovation v, S = C_o P- C_o^T + R_oo.
+    for a in range(q):
+        for j in range(n):
+            Cq[a * n + j] = C[obs[a] * n + j]
+        s = y[obs[a]] - d[obs[a]]
+        for j in range(n):
+            s -= Cq[a * n + j] * mp[j]
+        v[a] = s
+        for c in range(q):
+            Rq[a * q + c] = R[obs[a] * p + obs[c]]
+    _matmul(Cq, Pp, CP, q, n, n)
+    _matmul_bt(CP, Cq, S, q, n, q)
+    for a in range(q * q):
+        S[a] += Rq[a]
+    _symmetrize(S, q)
+    if _cholesky(S, L, q) != 0:
+        return -1
+    # log N(v | 0, S) via L^-1 v (forward substitution).
+    ll = 0.0
+    for a in range(q):
+        s = v[a]
+        for c in range(a):
+            s -= L[a * q + c] * w[c]
+        w[a] = s / L[a * q + a]
+        ll += w[a] * w[a] + 2.0 * log(L[a * q + a])
+    ll_out[0] = -0.5 * (ll + q * _LOG_2PI)
+    # K^T = S^-1 C_o P- (PRML eq. 13.92 without the inverse).
+    for a in range(q * n):
+        Kt[a] = CP[a]
+    _chol_solve(L, Kt, q, n)
+    for i in range(n):
+        s = mp[i]
+        for a in range(q):
+            s += Kt[a * n + i] * v[a]
+        m[i] = s
+    # Joseph form: P = (I - K C) P- (I - K C)^T + K R K^T.
+    for i in range(n):
+        for j in range(n):
+            s = 1.0 if i == j else 0.0
+            for a in range(q):
+                s -= Kt[a * n + i] * Cq[a * n + j]
+            IKC[i * n + j] = s
+    _matmul(IKC, Pp, tmp, n, n, n)
+    _matmul_bt(tmp, IKC, P, n, n, n)
+    for i in range(n):
+        for c in range(q):
+            s = 0.0
+            for a in range(q):
+                s += Kt[a * n + i] * Rq[a * q + c]
+            KR[i * q + c] = s
+    for i in range(n):
+        for j in range(n):
+            s = 0.0
+            for c in range(q):
+                s += KR[i * q + c] * Kt[c * n + j]
+            P[i * n + j] += s
+    _symmetrize(P, n)
+    return 0
+
+
 def kalman_filter(const double[:, ::1] A, const double[::1] b, const double[:, ::1] C,
                   const double[::1] d, const double[:, ::1] Q, const double[:, ::1] R,
                   const double[::1] mu0, const double[:, ::1] V0,
@@ -102,7 +216,7 @@ def kalman_filter(const double[:, ::1] A, const double[::1] b, const double[:, :
     ``K = P- C_o^T S^-1`` (solve, no inverse), ``m = m- + K (y_o - C_o m- - d_o)`` and
     the Joseph form ``P = (I - K C_o) P- (I - K C_o)^T + K R_oo K^T`` (symmetrised). A
     row with no observed entry skips the update and contributes 0 to the likelihood.
-    ``loglik_out[t] = log N(y_o | C_o m- + d_o, S)`` (PRML eq. 13.63 analogue).
+    ``loglik_out[t] = log N(y_o | C_o m- + d_o, S)`` (prediction error decomposition).
 
     Returns 0, or t + 1 when S at step t is not positive definite.
     Assumes: shapes consistent, parameters finite, covariances symmetric PSD.
@@ -119,123 +233,76 @@ def kalman_filter(const double[:, ::1] A, const double[::1] b, const double[:, :
             or filt_cov.shape[2] != n or loglik_out.shape[0] != T or T == 0):
         raise ValueError(f"kalman_filter: shape mismatch (n={n}, p={p}, T={T})")
     cdef idx_t[::1] obs = np.empty(p, dtype=np.intp)
-    cdef double[::1] work = np.empty(4 * p * n + 3 * p * p + 3 * n * n + 2 * p + n)
-    cdef double *Cq = &work[0]
-    cdef double *CP = Cq + p * n
-    cdef double *Kt = CP + p * n
-    cdef double *KR = Kt + p * n
-    cdef double *S = KR + p * n
-    cdef double *L = S + p * p
-    cdef double *Rq = L + p * p
-    cdef double *IKC = Rq + p * p
-    cdef double *tmp = IKC + n * n
-    cdef double *AP = tmp + n * n
-    cdef double *v = AP + n * n
-    cdef double *w = v + p
-    cdef double *mp = w + p
-    cdef double *P
-    cdef double *m
-    cdef const double *Pp
-    cdef idx_t t, i, j, a, c, q
-    cdef double s, y, ll
-    cdef int status = 0
+    cdef double[::1] work = np.empty(4 * p * n + 3 * p * p + 3 * n * n + 2 * p)
+    cdef idx_t t, tp
+    cdef int status = 0, st
     with nogil:
         for t in range(T):
-            # Predict (PRML eq. 13.88 / 13.89).
-            if t == 0:
-                for i in range(n):
-                    pred_mean[0, i] = mu0[i]
-                    for j in range(n):
-                        pred_cov[0, i, j] = V0[i, j]
+            tp = t - 1 if t > 0 else 0
+            # Constant n for small states: the compiler unrolls the matrix loops.
+            if n == 2:
+                st = _kf_step(t, 2, p, &A[0, 0], &b[0], &C[0, 0], &d[0], &Q[0, 0],
+                              &R[0, 0], &mu0[0], &V0[0, 0], &Y[t, 0], &pred_mean[t, 0],
+                              &pred_cov[t, 0, 0], &filt_mean[tp, 0], &filt_cov[tp, 0, 0],
+                              &filt_mean[t, 0], &filt_cov[t, 0, 0], &loglik_out[t],
+                              &obs[0], &work[0])
+            elif n == 4:
+                st = _kf_step(t, 4, p, &A[0, 0], &b[0], &C[0, 0], &d[0], &Q[0, 0],
+                              &R[0, 0], &mu0[0], &V0[0, 0], &Y[t, 0], &pred_mean[t, 0],
+                              &pred_cov[t, 0, 0], &filt_mean[tp, 0], &filt_cov[tp, 0, 0],
+                              &filt_mean[t, 0], &filt_cov[t, 0, 0], &loglik_out[t],
+                              &obs[0], &work[0])
             else:
-                for i in range(n):
-                    s = b[i]
-                    for j in range(n):
-                        s += A[i, j] * filt_mean[t - 1, j]
-                    pred_mean[t, i] = s
-                _matmul(&A[0, 0], &filt_cov[t - 1, 0, 0], AP, n, n, n)
-                _matmul_bt(AP, &A[0, 0], &pred_cov[t, 0, 0], n, n, n)
-                for i in range(n):
-                    for j in range(n):
-                        pred_cov[t, i, j] += Q[i, j]
-                _symmetrize(&pred_cov[t, 0, 0], n)
-            Pp = &pred_cov[t, 0, 0]
-            P = &filt_cov[t, 0, 0]
-            m = &filt_mean[t, 0]
-            for i in range(n):
-                mp[i] = pred_mean[t, i]
-            q = 0
-            for a in range(p):
-                y = Y[t, a]
-                if y == y:
-                    obs[q] = a
-                    q += 1
-            if q == 0:
-                for i in range(n):
-                    m[i] = mp[i]
-                    for j in range(n):
-                        P[i * n + j] = Pp[i * n + j]
-                loglik_out[t] = 0.0
-                continue
-            # Observed rows of C, innovation v, S = C_o P- C_o^T + R_oo.
-            for a in range(q):
-                for j in range(n):
-                    Cq[a * n + j] = C[obs[a], j]
-                s = Y[t, obs[a]] - d[obs[a]]
-                for j in range(n):
-                    s -= Cq[a * n + j] * mp[j]
-                v[a] = s
-                for c in range(q):
-                    Rq[a * q + c] = R[obs[a], obs[c]]
-            _matmul(Cq, Pp, CP, q, n, n)
-            _matmul_bt(CP, Cq, S, q, n, q)
-            for a in range(q * q):
-                S[a] += Rq[a]
-            _symmetrize(S, q)
-            if _cholesky(S, L, q) != 0:
+                st = _kf_step(t, n, p, &A[0, 0], &b[0], &C[0, 0], &d[0], &Q[0, 0],
+                              &R[0, 0], &mu0[0], &V0[0, 0], &Y[t, 0], &pred_mean[t, 0],
+                              &pred_cov[t, 0, 0], &filt_mean[tp, 0], &filt_cov[tp, 0, 0],
+                              &filt_mean[t, 0], &filt_cov[t, 0, 0], &loglik_out[t],
+                              &obs[0], &work[0])
+            if st != 0:
                 status = t + 1
                 break
-            # log N(v | 0, S) via L^-1 v (forward substitution).
-            ll = 0.0
-            for a in range(q):
-                s = v[a]
-                for c in range(a):
-                    s -= L[a * q + c] * w[c]
-                w[a] = s / L[a * q + a]
-                ll += w[a] * w[a] + 2.0 * log(L[a * q + a])
-            loglik_out[t] = -0.5 * (ll + q * _LOG_2PI)
-            # K^T = S^-1 C_o P- (PRML eq. 13.92 without the inverse).
-            for a in range(q * n):
-                Kt[a] = CP[a]
-            _chol_solve(L, Kt, q, n)
-            for i in range(n):
-                s = mp[i]
-                for a in range(q):
-                    s += Kt[a * n + i] * v[a]
-                m[i] = s
-            # Joseph form: P = (I - K C) P- (I - K C)^T + K R K^T.
-            for i in range(n):
-                for j in range(n):
-                    s = 1.0 if i == j else 0.0
-                    for a in range(q):
-                        s -= Kt[a * n + i] * Cq[a * n + j]
-                    IKC[i * n + j] = s
-            _matmul(IKC, Pp, tmp, n, n, n)
-            _matmul_bt(tmp, IKC, P, n, n, n)
-            for i in range(n):
-                for c in range(q):
-                    s = 0.0
-                    for a in range(q):
-                        s += Kt[a * n + i] * Rq[a * q + c]
-                    KR[i * q + c] = s
-            for i in range(n):
-                for j in range(n):
-                    s = 0.0
-                    for c in range(q):
-                        s += KR[i * q + c] * Kt[c * n + j]
-                    P[i * n + j] += s
-            _symmetrize(P, n)
     return status
+
+
+cdef inline int _rts_step(idx_t n, const double *A, const double *m_f,
+                          const double *P_f, const double *m_p1, const double *P_p1,
+                          const double *m_s1, const double *P_s1, double *m_s,
+                          double *P_s, double *cross1, double *work) noexcept nogil:
+    """One RTS step (see :func:`rts_smooth`); -1 if P-_{t+1} is not PD."""
+    cdef double *L = work
+    cdef double *Jt = L + n * n
+    cdef double *D = Jt + n * n
+    cdef double *tmp = D + n * n
+    cdef double *diff = tmp + n * n
+    cdef idx_t i, j, k
+    cdef double s
+    if _cholesky(P_p1, L, n) != 0:
+        return -1
+    # J^T = (P-_{t+1})^-1 A P_t  (both covariances symmetric).
+    _matmul(A, P_f, Jt, n, n, n)
+    _chol_solve(L, Jt, n, n)
+    for k in range(n):
+        diff[k] = m_s1[k] - m_p1[k]
+    for i in range(n):
+        s = m_f[i]
+        for k in range(n):
+            s += Jt[k * n + i] * diff[k]
+        m_s[i] = s
+    for i in range(n * n):
+        D[i] = P_s1[i] - P_p1[i]
+    # tmp = J D, then P^_t = P_t + tmp J^T.
+    for i in range(n):
+        for j in range(n):
+            s = 0.0
+            for k in range(n):
+                s += Jt[k * n + i] * D[k * n + j]
+            tmp[i * n + j] = s
+    _matmul(tmp, Jt, P_s, n, n, n)
+    for i in range(n * n):
+        P_s[i] += P_f[i]
+    _symmetrize(P_s, n)
+    _matmul(P_s1, Jt, cross1, n, n, n)
+    return 0
 
 
 def rts_smooth(const double[:, ::1] A, const double[:, ::1] pred_mean,
@@ -265,15 +332,8 @@ def rts_smooth(const double[:, ::1] A, const double[:, ::1] pred_mean,
             or cross_cov.shape[2] != n or T == 0):
         raise ValueError(f"rts_smooth: shape mismatch (n={n}, T={T})")
     cdef double[::1] work = np.empty(4 * n * n + n)
-    cdef double *L = &work[0]
-    cdef double *Jt = L + n * n
-    cdef double *D = Jt + n * n
-    cdef double *tmp = D + n * n
-    cdef double *diff = tmp + n * n
-    cdef double *Ps
-    cdef idx_t t, i, j, k
-    cdef double s
-    cdef int status = 0
+    cdef idx_t t, i, j
+    cdef int status = 0, st
     with nogil:
         for i in range(n):
             smooth_mean[T - 1, i] = filt_mean[T - 1, i]
@@ -281,34 +341,25 @@ def rts_smooth(const double[:, ::1] A, const double[:, ::1] pred_mean,
                 smooth_cov[T - 1, i, j] = filt_cov[T - 1, i, j]
                 cross_cov[0, i, j] = 0.0
         for t in range(T - 2, -1, -1):
-            if _cholesky(&pred_cov[t + 1, 0, 0], L, n) != 0:
+            if n == 2:
+                st = _rts_step(2, &A[0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
+                               &pred_mean[t + 1, 0], &pred_cov[t + 1, 0, 0],
+                               &smooth_mean[t + 1, 0], &smooth_cov[t + 1, 0, 0],
+                               &smooth_mean[t, 0], &smooth_cov[t, 0, 0],
+                               &cross_cov[t + 1, 0, 0], &work[0])
+            elif n == 4:
+                st = _rts_step(4, &A[0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
+                               &pred_mean[t + 1, 0], &pred_cov[t + 1, 0, 0],
+                               &smooth_mean[t + 1, 0], &smooth_cov[t + 1, 0, 0],
+                               &smooth_mean[t, 0], &smooth_cov[t, 0, 0],
+                               &cross_cov[t + 1, 0, 0], &work[0])
+            else:
+                st = _rts_step(n, &A[0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
+                               &pred_mean[t + 1, 0], &pred_cov[t + 1, 0, 0],
+                               &smooth_mean[t + 1, 0], &smooth_cov[t + 1, 0, 0],
+                               &smooth_mean[t, 0], &smooth_cov[t, 0, 0],
+                               &cross_cov[t + 1, 0, 0], &work[0])
+            if st != 0:
                 status = t + 1
                 break
-            # J^T = (P-_{t+1})^-1 A P_t  (both covariances symmetric).
-            _matmul(&A[0, 0], &filt_cov[t, 0, 0], Jt, n, n, n)
-            _chol_solve(L, Jt, n, n)
-            for k in range(n):
-                diff[k] = smooth_mean[t + 1, k] - pred_mean[t + 1, k]
-            for i in range(n):
-                s = filt_mean[t, i]
-                for k in range(n):
-                    s += Jt[k * n + i] * diff[k]
-                smooth_mean[t, i] = s
-            for i in range(n):
-                for j in range(n):
-                    D[i * n + j] = smooth_cov[t + 1, i, j] - pred_cov[t + 1, i, j]
-            # tmp = J D, then P^_t = P_t + tmp J^T.
-            for i in range(n):
-                for j in range(n):
-                    s = 0.0
-                    for k in range(n):
-                        s += Jt[k * n + i] * D[k * n + j]
-                    tmp[i * n + j] = s
-            Ps = &smooth_cov[t, 0, 0]
-            _matmul(tmp, Jt, Ps, n, n, n)
-            for i in range(n):
-                for j in range(n):
-                    Ps[i * n + j] += filt_cov[t, i, j]
-            _symmetrize(Ps, n)
-            _matmul(&smooth_cov[t + 1, 0, 0], Jt, &cross_cov[t + 1, 0, 0], n, n, n)
     return status
