@@ -271,3 +271,20 @@ def test_bad_observations_and_singular_models():
         kf.filter_update(np.zeros(2), np.eye(2), np.zeros(3))
     with pytest.raises(TypeError, match="random_state must be None"):
         kf.sample(3, random_state="seed")
+
+
+@pytest.mark.parametrize(("n", "p"), [(1, 1), (2, 1), (4, 2), (5, 3)])
+def test_specialised_state_sizes_match_statsmodels(n, p):
+    # n = 2 and 4 run compile-time-size copies of the step kernels; 1, 5 the generic one.
+    params = _random_model(np.random.default_rng(10 + n), n, p)
+    _, X = KalmanFilter(**params).sample(60, random_state=2)
+    X[10] = np.nan
+    res = _statsmodels_smoother(params, X)
+    sm, sc = KalmanFilter(**params).smooth(X)
+    np.testing.assert_allclose(sm, res.smoothed_state.T, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        sc, res.smoothed_state_cov.transpose(2, 0, 1), rtol=RTOL, atol=1e-9
+    )
+    assert KalmanFilter(**params).loglikelihood(X) == pytest.approx(
+        res.llf_obs.sum(), rel=1e-8
+    )
