@@ -1140,7 +1140,8 @@ class PoissonHMM(_ContinuousHMM):
                 raise ValueError(
                     f"X has {arr.shape[1]} features, but the model has {d}"
                 )
-        self._xfit = arr
+        if fitting:
+            self._xfit = arr  # the M-step's data (dropped again at the end of fit)
         return arr
 
     def _check_emissions(self, k: int) -> None:
@@ -1181,6 +1182,14 @@ class PoissonHMM(_ContinuousHMM):
             post = g.sum(axis=0)[:, None]
             obs = g.T @ self._xfit
             self.lambdas_ = (self.lambdas_prior + obs) / (self.lambdas_weight + post)
+
+    def fit(self, X, lengths=None):
+        try:
+            return super().fit(X, lengths)
+        finally:
+            self.__dict__.pop("_xfit", None)
+
+    fit.__doc__ = _BaseHMM.fit.__doc__
 
     def _sample_emissions(self, states, rng) -> np.ndarray:
         return rng.poisson(self.lambdas_[states]).astype(np.int64)
