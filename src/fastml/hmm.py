@@ -250,7 +250,7 @@ class _BaseHMM(BaseEstimator):
         if self.implementation == "scaling":
             table, rows, shift = self._frames(Xv, log=False)
             gamma = np.empty((n_frames, k), dtype=table.dtype)
-            cnt = np.zeros((table.shape[0], k)) if counts else np.zeros((0, 0))
+            cnt = np.zeros((len(table) if len(rows) else 1, k) if counts else (0, 0))
             _hmm.forward_backward_scaled(
                 self.startprob_,
                 self.transmat_,
@@ -276,7 +276,9 @@ class _BaseHMM(BaseEstimator):
             log_table, rows, _ = self._frames(Xv, log=True)
             if table is None:
                 gamma = np.empty((n_frames, k), dtype=log_table.dtype)
-                cnt = np.zeros((log_table.shape[0], k)) if counts else np.zeros((0, 0))
+                cnt = np.zeros(
+                    (len(log_table) if len(rows) else 1, k) if counts else (0, 0)
+                )
             log_pi, log_a, log_at = self._logs()
             lp = np.empty(len(sub))
             _hmm.forward_backward_log(
@@ -449,9 +451,8 @@ class _BaseHMM(BaseEstimator):
         return self
 
     def _do_estep(self, Xv, spans):
-        need_counts = self._counts_in_kernel and any(
-            c in self.params for c in self._emission_letters
-        )
+        # Categorical: emission counts per symbol; others: posterior mass per state.
+        need_counts = any(c in self.params for c in self._emission_letters)
         gamma, logprob, xi, cnt = self._forward_backward(
             Xv, spans, stats=True, counts=need_counts
         )
@@ -462,8 +463,6 @@ class _BaseHMM(BaseEstimator):
             "counts": cnt,
         }
         return stats, float(logprob.sum())
-
-    _counts_in_kernel = False
 
     def _do_mstep(self, stats) -> None:
         if "s" in self.params:
@@ -559,7 +558,6 @@ class CategoricalHMM(_BaseHMM):
     """
 
     _emission_letters = "e"
-    _counts_in_kernel = True
     _fitted_attrs = ("startprob_", "transmat_", "emissionprob_")
 
     def __init__(
@@ -978,10 +976,11 @@ class GaussianHMM(_ContinuousHMM):
             x = np.where(miss, 0.0, x)
         if miss is not None and ct in ("diag", "spherical"):
             denom = g.T @ (~miss).astype(np.float64)
-        else:
-            if miss is not None:
-                g = g * (~miss.all(axis=1))[:, None]
+        elif miss is not None:
+            g = g * (~miss.all(axis=1))[:, None]
             denom = g.sum(axis=0)[:, None]
+        else:
+            denom = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
         obs = g.T @ x
         if "m" in self.params:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -1179,7 +1178,7 @@ class PoissonHMM(_ContinuousHMM):
     def _mstep_emissions(self, stats) -> None:
         if "l" in self.params:
             g = stats["gamma"]
-            post = g.sum(axis=0)[:, None]
+            post = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
             obs = g.T @ self._xfit
             self.lambdas_ = (self.lambdas_prior + obs) / (self.lambdas_weight + post)
 

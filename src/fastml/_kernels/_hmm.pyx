@@ -182,11 +182,12 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     recursion (eq. 13.62) with two K-vectors, writing gamma (eq. 13.64) to
     ``gamma_out`` rows of the span and adding xi summed over time (eq. 13.65) to
     ``xi_out`` (skipped when it has shape (0, 0)); no T x K x K array. When
-    ``counts_out`` is not (0, 0) and ``rows`` is given, ``counts_out[rows[t]] +=
-    gamma[t]`` (categorical emission counts). ``logprob_out[s]`` is log p(X_s), or
+    ``counts_out`` is not (0, 0), ``counts_out[rows[t]] += gamma[t]`` (categorical
+    emission counts), or with empty ``rows`` ``counts_out[0] += gamma[t]`` (the
+    posterior mass of each state). ``logprob_out[s]`` is log p(X_s), or
     NaN on underflow, in which case nothing is accumulated for that span.
 
-    Assumes: as :func:`forward_scaled`; ``counts_out`` has ``table.shape[0]`` rows.
+    Assumes: as :func:`forward_scaled`.
     """
     _check_common(startprob, transmat, table, rows, spans)
     cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j
@@ -195,8 +196,8 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
             or alpha.shape[0] != cscale.shape[0] or transmat_T.shape[0] != K
             or transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
-            or (do_counts and (counts_out.shape[0] != table.shape[0]
-                               or counts_out.shape[1] != K or rows.shape[0] == 0))):
+            or (do_counts and (counts_out.shape[1] != K or counts_out.shape[0] != (
+                table.shape[0] if rows.shape[0] != 0 else 1)))):
         raise ValueError("forward_backward_scaled: shape mismatch")
     cdef double[:, ::1] buf = np.empty((4, K))
     cdef double *beta = &buf[2, 0]
@@ -207,6 +208,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     cdef const double *row
     cdef double *xi = &buf[0, 0]
     cdef double *xrow
+    cdef double *crow
     cdef const real *b
     cdef double lp, g, norm, acc
     if do_xi:
@@ -231,10 +233,11 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                     norm += a_t[i] * beta[i]
                 norm = 1.0 / norm
                 for i in range(K):
-                    g = a_t[i] * beta[i] * norm
-                    gamma_out[t, i] = <real> g
-                    if do_counts:
-                        counts_out[rows[t], i] += g
+                    gamma_out[t, i] = <real> (a_t[i] * beta[i] * norm)
+                if do_counts:
+                    crow = &counts_out[rows[t] if rows.shape[0] != 0 else 0, 0]
+                    for i in range(K):
+                        crow[i] += a_t[i] * beta[i] * norm
                 if t == t0:
                     break
                 # beta-hat_{t-1}(i) = sum_j A_ij b_t(j) beta-hat_t(j) / c_t (eq. 13.62)
@@ -355,8 +358,8 @@ def forward_backward_log(const double[::1] log_startprob,
             or gamma_out.shape[1] != K or log_transmat_T.shape[0] != K
             or log_transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
-            or (do_counts and (counts_out.shape[0] != log_table.shape[0]
-                               or counts_out.shape[1] != K or rows.shape[0] == 0))):
+            or (do_counts and (counts_out.shape[1] != K or counts_out.shape[0] != (
+                log_table.shape[0] if rows.shape[0] != 0 else 1)))):
         raise ValueError("forward_backward_log: shape mismatch")
     cdef double[:, ::1] buf = np.empty((4, K))
     cdef double *beta = &buf[2, 0]
@@ -364,7 +367,8 @@ def forward_backward_log(const double[::1] log_startprob,
     cdef const double *LA = &log_transmat[0, 0]
     cdef const double *la
     cdef const real *b
-    cdef double lp, g, m, norm
+    cdef double *crow
+    cdef double lp, m, norm
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
@@ -390,10 +394,11 @@ def forward_backward_log(const double[::1] log_startprob,
                     norm += w[i]
                 norm = 1.0 / norm
                 for i in range(K):
-                    g = w[i] * norm
-                    gamma_out[t, i] = <real> g
-                    if do_counts:
-                        counts_out[rows[t], i] += g
+                    gamma_out[t, i] = <real> (w[i] * norm)
+                if do_counts:
+                    crow = &counts_out[rows[t] if rows.shape[0] != 0 else 0, 0]
+                    for i in range(K):
+                        crow[i] += w[i] * norm
                 if t == t0:
                     break
                 b = _frame(log_table, rows, t)
