@@ -288,3 +288,25 @@ def test_specialised_state_sizes_match_statsmodels(n, p):
     assert KalmanFilter(**params).loglikelihood(X) == pytest.approx(
         res.llf_obs.sum(), rel=1e-8
     )
+
+
+@pytest.mark.parametrize(
+    "em_vars",
+    [
+        None,  # pykalman's default set: both noise covariances and the initial state
+        ["observation_matrices"],
+        ["transition_matrices"],
+        ["transition_offsets"],
+        ["observation_offsets"],
+    ],
+)
+def test_em_steps_match_pykalman(model_and_data, em_vars):
+    pykalman = pytest.importorskip("pykalman")
+    params, X = model_and_data
+    kw = {} if em_vars is None else {"em_vars": em_vars}
+    ours = KalmanFilter(**params).em(X, n_iter=3, **kw)
+    peer = pykalman.KalmanFilter(**params).em(np.ma.masked_invalid(X), n_iter=3, **kw)
+    for name in ours.em_vars if em_vars is None else em_vars:
+        np.testing.assert_allclose(
+            getattr(ours, name), getattr(peer, name), rtol=1e-8, atol=1e-10
+        )  # oracle: pykalman's M-step

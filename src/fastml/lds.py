@@ -397,7 +397,10 @@ class KalmanFilter(BaseEstimator):
         Each iteration runs the filter and smoother (E-step) and then maximises the
         expected complete-data log-likelihood over each parameter in ``em_vars`` in
         turn, given the others (an ECM sequence, so log p(X) never decreases). The
-        log-likelihood before each M-step is appended to ``loglikelihoods_``.
+        log-likelihood before each M-step is appended to ``loglikelihoods_``. Each
+        single-parameter update equals pykalman's; when several coupled parameters are
+        estimated together (e.g. a matrix and its offset), each uses the others'
+        freshly updated values, so the sequence can differ from pykalman's.
 
         Parameters
         ----------
