@@ -539,3 +539,25 @@ def test_unvisited_state_keeps_valid_parameters():
     )
     g.fit(np.array([[0.1], [-0.3], [0.2]]))
     assert g.means_[1, 0] == 3.0 and np.isfinite(g.score(np.zeros((2, 1))))
+
+
+def test_stationary_distribution_aic_bic_match_hmmlearn():
+    rng = np.random.default_rng(11)
+    for ours, peer in (
+        _categorical_pair(rng, 3, 5, "scaling"),
+        _gaussian_pair(rng, 3, 2, "full", "scaling"),
+    ):
+        X = (
+            rng.integers(0, 5, size=(200, 1))
+            if isinstance(ours, CategoricalHMM)
+            else rng.normal(size=(200, 2))
+        )
+        if isinstance(ours, GaussianHMM):
+            peer.n_features = 2  # hmmlearn sets it only in fit
+        np.testing.assert_allclose(
+            ours.get_stationary_distribution(),
+            peer.get_stationary_distribution(),
+            atol=1e-10,
+        )
+        assert ours.aic(X) == pytest.approx(peer.aic(X), rel=1e-10)
+        assert ours.bic(X) == pytest.approx(peer.bic(X), rel=1e-10)

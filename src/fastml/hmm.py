@@ -414,6 +414,30 @@ class _BaseHMM(BaseEstimator):
         """Most likely state of each sample (by ``self.algorithm``)."""
         return self.decode(X, lengths)[1]
 
+    def get_stationary_distribution(self) -> np.ndarray:
+        """Stationary distribution pi = pi A (left eigenvector of ``transmat_`` for
+        eigenvalue 1, normalised to sum to 1)."""
+        self._check_fitted()
+        vals, vecs = linalg.eig(self.transmat_.T)
+        v = np.real_if_close(vecs[:, np.argmax(vals.real)])
+        return np.real(v / v.sum())
+
+    def _n_free_parameters(self) -> int:
+        k = self.n_components
+        sizes = {"s": k - 1, "t": k * (k - 1), **self._emission_sizes()}
+        return sum(sizes.get(c, 0) for c in set(self.params))
+
+    def aic(self, X, lengths=None) -> float:
+        """Akaike information criterion: -2 log p(X) + 2 (number of free parameters
+        in ``params``)."""
+        return -2 * self.score(X, lengths) + 2 * self._n_free_parameters()
+
+    def bic(self, X, lengths=None) -> float:
+        """Bayesian information criterion: -2 log p(X) + log(n_samples) (number of
+        free parameters in ``params``)."""
+        n = len(self._check_X(X, fitting=False))
+        return -2 * self.score(X, lengths) + np.log(n) * self._n_free_parameters()
+
     def fit(self, X, lengths=None):
         """Estimate the parameters by Baum-Welch EM (PRML sec. 13.2.1).
 
@@ -642,6 +666,9 @@ class CategoricalHMM(_BaseHMM):
         # Missing -> row m of the emission table, which is all ones (log 0).
         return np.where(sym < 0, m, sym).astype(np.intp, copy=False)
 
+    def _emission_sizes(self) -> dict:
+        return {"e": self.n_components * (self.emissionprob_.shape[1] - 1)}
+
     def _n_symbols(self) -> int:
         if self.n_features is not None:
             return check_int(self.n_features, "n_features", low=1)
@@ -794,6 +821,12 @@ class GaussianHMM(_ContinuousHMM):
     @property
     def n_features(self) -> int:
         return np.shape(self.means_)[1]
+
+    def _emission_sizes(self) -> dict:
+        k, d = self.means_.shape
+        cov = {"spherical": k, "diag": k * d, "full": k * d * (d + 1) // 2,
+               "tied": d * (d + 1) // 2}[self.covariance_type]  # fmt: skip
+        return {"m": k * d, "c": cov}
 
     def _check_hyper(self) -> int:
         k = super()._check_hyper()
@@ -1123,6 +1156,9 @@ class PoissonHMM(_ContinuousHMM):
     @property
     def n_features(self) -> int:
         return np.shape(self.lambdas_)[1]
+
+    def _emission_sizes(self) -> dict:
+        return {"l": int(np.size(self.lambdas_))}
 
     def _check_X(self, X, *, fitting: bool):
         arr = check_array(X, "X", ndim=2, dtype=np.float64)
