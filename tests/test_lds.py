@@ -236,7 +236,7 @@ def test_default_parameters_and_1d_input():
             {"transition_matrices": np.eye(2), "initial_state_mean": np.zeros(3)},
             "inconsistent n_dim_state",
         ),
-        ({"transition_matrices": np.ones((5, 2, 2))}, "time-varying"),
+        ({"transition_matrices": np.ones((5, 2, 2, 2))}, "or, time-varying, one more"),
         ({"observation_matrices": np.eye(3)}, "inconsistent n_dim_obs"),
         ({"transition_offsets": [np.nan]}, "transition_offsets must be finite"),
     ],
@@ -310,3 +310,48 @@ def test_em_steps_match_pykalman(model_and_data, em_vars):
         np.testing.assert_allclose(
             getattr(ours, name), getattr(peer, name), rtol=1e-8, atol=1e-10
         )  # oracle: pykalman's M-step
+
+
+def test_time_varying_parameters_match_pykalman():
+    pykalman = pytest.importorskip("pykalman")
+    rng = np.random.default_rng(12)
+    n, p, T = 2, 2, 40
+    base = _random_model(rng, n, p)
+    tv = dict(base)
+    tv["transition_matrices"] = base["transition_matrices"] + 0.05 * rng.normal(
+        size=(T - 1, n, n)
+    )
+    tv["observation_matrices"] = base["observation_matrices"] + 0.1 * rng.normal(
+        size=(T, p, n)
+    )
+    tv["observation_offsets"] = rng.normal(size=(T, p))
+    tv["transition_covariance"] = base["transition_covariance"] * rng.uniform(
+        0.5, 2.0, size=(T - 1, 1, 1)
+    )
+    ours = KalmanFilter(**tv)
+    _, X = ours.sample(T, random_state=3)
+    X[5] = np.nan
+    peer = pykalman.KalmanFilter(**tv)
+    Xm = np.ma.masked_invalid(X)
+    for a, b in zip(ours.smooth(X), peer.smooth(Xm), strict=True):  # oracle: pykalman
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+    for a, b in zip(ours.filter(X), peer.filter(Xm), strict=True):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+    assert ours.loglikelihood(X) == pytest.approx(peer.loglikelihood(Xm), rel=1e-8)
+    with pytest.raises(ValueError, match="needs at least 40 entries"):
+        ours.filter(np.zeros((41, p)))
+    with pytest.raises(ValueError, match="em does not support time-varying"):
+        ours.em(X)
+    with pytest.raises(ValueError, match="transition_matrices is time-varying"):
+        ours.filter_update(np.zeros(n), np.eye(n), X[1])
+    m, P = ours.filter(X)
+    step = ours.filter_update(
+        m[0],
+        P[0],
+        X[1],
+        transition_matrix=tv["transition_matrices"][0],
+        transition_covariance=tv["transition_covariance"][0],
+        observation_matrix=tv["observation_matrices"][1],
+        observation_offset=tv["observation_offsets"][1],
+    )
+    np.testing.assert_allclose(step[0], m[1], rtol=1e-12, atol=1e-12)

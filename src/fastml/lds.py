@@ -12,7 +12,9 @@ The recursions over time run in :mod:`fastml._kernels._lds` (Cholesky solves, Jo
 form, symmetrised covariances). Missing observations are NaN entries (or masked
 entries of a ``numpy.ma`` array): a fully missing row skips the update and adds nothing
 to the log-likelihood, a partially observed row is updated with its observed entries.
-Parameters are time-invariant (pykalman's 3-D time-varying arrays are not supported).
+As in pykalman, the transition (observation) matrices, offsets and covariances may be
+time-varying, with a leading axis of n_timesteps - 1 (n_timesteps) entries; ``em``
+needs time-invariant parameters.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ _SHAPES = {
     "initial_state_mean": ("n",),
     "initial_state_covariance": ("n", "n"),
 }
+# Parameters that may carry a leading time axis (pykalman's time-varying form): the
+# transition ones with n_timesteps - 1 entries, the observation ones with n_timesteps.
+_TIME_VARYING = {
+    "transition_matrices": 2,
+    "transition_offsets": 1,
+    "transition_covariance": 2,
+    "observation_matrices": 2,
+    "observation_offsets": 1,
+    "observation_covariance": 2,
+}
 _COVARIANCES = ("transition_covariance", "observation_covariance",
                 "initial_state_covariance")  # fmt: skip
 
@@ -62,8 +74,8 @@ class KalmanFilter(BaseEstimator):
 
     Parameters
     ----------
-    transition_matrices : array (n, n), default identity
-    observation_matrices : array (p, n), default ``eye(p, n)``
+    transition_matrices : array (n, n) or (n_timesteps - 1, n, n), default identity
+    observation_matrices : array (p, n) or (n_timesteps, p, n), default ``eye(p, n)``
     transition_covariance : array (n, n), default identity. Symmetric PSD.
     observation_covariance : array (p, p), default identity. Symmetric PSD.
     transition_offsets : array (n,), default 0
@@ -145,14 +157,13 @@ class KalmanFilter(BaseEstimator):
             if value is None:
                 continue
             shape = np.shape(value)
+            if name in _TIME_VARYING and len(shape) == len(axes) + 1:
+                shape = shape[1:]  # time-varying: (n_timesteps[-1], ...)
             if len(shape) != len(axes):
-                extra = (
-                    " (time-varying parameters are not supported)"
-                    if len(shape) == len(axes) + 1
-                    else ""
-                )
+                extra = " or, time-varying, one more" if name in _TIME_VARYING else ""
                 raise ValueError(
-                    f"{name} must be {len(axes)}-dimensional, got shape {shape}{extra}"
+                    f"{name} must be {len(axes)}-dimensional{extra}, got shape "
+                    f"{np.shape(value)}"
                 )
             for axis, size in zip(axes, shape, strict=True):
                 dims[axis].append((name, size))
@@ -208,8 +219,27 @@ class KalmanFilter(BaseEstimator):
         return np.ascontiguousarray(arr)
 
     # ------------------------------------------------------------ inference
+    @staticmethod
+    def _stacked(prm: dict, t: int) -> dict:
+        """Parameters with a leading time axis (length 1 when time-invariant)."""
+        out = {}
+        for name, base in _TIME_VARYING.items():
+            arr = prm[name]
+            if arr.ndim == base:
+                out[name] = arr[None]
+                continue
+            need = t - 1 if name.startswith("transition") else t
+            if arr.shape[0] < need:
+                raise ValueError(
+                    f"time-varying {name} needs at least {need} entries along its first "
+                    f"axis for {t} time steps, got {arr.shape[0]}"
+                )
+            out[name] = np.ascontiguousarray(arr)
+        return out
+
     def _run_filter(self, Y: np.ndarray, prm: dict) -> dict:
-        t, n = Y.shape[0], prm["transition_matrices"].shape[0]
+        t, n = Y.shape[0], prm["initial_state_mean"].shape[0]
+        tv = self._stacked(prm, t)
         out = {
             "pred_mean": np.empty((t, n)),
             "pred_cov": np.empty((t, n, n)),
@@ -218,12 +248,12 @@ class KalmanFilter(BaseEstimator):
             "loglik": np.empty(t),
         }
         status = _lds.kalman_filter(
-            prm["transition_matrices"],
-            prm["transition_offsets"],
-            prm["observation_matrices"],
-            prm["observation_offsets"],
-            prm["transition_covariance"],
-            prm["observation_covariance"],
+            tv["transition_matrices"],
+            tv["transition_offsets"],
+            tv["observation_matrices"],
+            tv["observation_offsets"],
+            tv["transition_covariance"],
+            tv["observation_covariance"],
             prm["initial_state_mean"],
             prm["initial_state_covariance"],
             Y,
@@ -247,7 +277,7 @@ class KalmanFilter(BaseEstimator):
         sc = np.empty((t, n, n))
         cc = np.empty((t, n, n))
         status = _lds.rts_smooth(
-            prm["transition_matrices"],
+            self._stacked(prm, t)["transition_matrices"],
             f["pred_mean"],
             f["pred_cov"],
             f["filt_mean"],
@@ -347,18 +377,22 @@ class KalmanFilter(BaseEstimator):
             "observation_covariance": observation_covariance,
         }
         for name, value in overrides.items():
+            base = _TIME_VARYING[name]
+            shape = prm[name].shape[-base:]
             if value is not None:
                 arr = check_array(value, name.rstrip("s"), dtype=np.float64)
-                if arr.shape != prm[name].shape:
+                if arr.shape != shape:
                     raise ValueError(
-                        f"{name.rstrip('s')} must have shape {prm[name].shape}, "
-                        f"got {arr.shape}"
+                        f"{name.rstrip('s')} must have shape {shape}, got {arr.shape}"
                     )
                 if name in _COVARIANCES:
                     _check_psd(arr, name.rstrip("s"))
                 prm[name] = arr
-        n = prm["transition_matrices"].shape[0]
-        p = prm["observation_matrices"].shape[0]
+            elif prm[name].ndim != base:
+                raise ValueError(
+                    f"{name} is time-varying: pass {name.rstrip('s')} for this step"
+                )
+        n, p = prm["initial_state_mean"].shape[0], prm["observation_offsets"].shape[-1]
         m = check_array(filtered_state_mean, "filtered_state_mean", dtype=np.float64)
         P = check_array(
             filtered_state_covariance, "filtered_state_covariance", dtype=np.float64
@@ -429,6 +463,9 @@ class KalmanFilter(BaseEstimator):
             if nm not in EM_VARS:
                 raise ValueError(f"unknown name {nm!r} in em_vars; valid: {EM_VARS}")
         Y, prm = self._prepare(X)
+        varying = [k for k, base in _TIME_VARYING.items() if prm[k].ndim != base]
+        if varying:
+            raise ValueError(f"em does not support time-varying parameters ({varying})")
         nan = np.isnan(Y)
         obs_rows = ~nan.any(axis=1)
         partial = nan.any(axis=1) & ~nan.all(axis=1)
@@ -471,11 +508,12 @@ class KalmanFilter(BaseEstimator):
         rng = check_random_state(
             self.random_state if random_state is None else random_state
         )
-        A, b, C, d, Q, R, mu0, V0 = (prm[k] for k in (
+        tv = self._stacked(prm, t)
+        A, b, C, d, Q, R = (tv[k] for k in (
             "transition_matrices", "transition_offsets", "observation_matrices",
-            "observation_offsets", "transition_covariance", "observation_covariance",
-            "initial_state_mean", "initial_state_covariance"))  # fmt: skip
-        n, p = A.shape[0], C.shape[0]
+            "observation_offsets", "transition_covariance", "observation_covariance"))  # fmt: skip
+        mu0, V0 = prm["initial_state_mean"], prm["initial_state_covariance"]
+        n, p = mu0.shape[0], d.shape[1]
         if initial_state is None:
             z0 = mu0 + _sqrtm(V0) @ rng.standard_normal(n)
         else:
@@ -484,13 +522,20 @@ class KalmanFilter(BaseEstimator):
                 raise ValueError(
                     f"initial_state must have shape ({n},), got {z0.shape}"
                 )
-        w = rng.standard_normal((t, n)) @ _sqrtm(Q).T
-        v = rng.standard_normal((t, p)) @ _sqrtm(R).T
+        w = rng.standard_normal((t, n))
+        v = rng.standard_normal((t, p))
+        sq_q = [_sqrtm(q) for q in Q]
+        sq_r = [_sqrtm(r) for r in R]
         z = np.empty((t, n))
+        x = np.empty((t, p))
         z[0] = z0
-        for i in range(1, t):
-            z[i] = A @ z[i - 1] + b + w[i]
-        return z, z @ C.T + d + v
+        for i in range(t):
+            if i:
+                k = (i - 1) % len(A), (i - 1) % len(b), (i - 1) % len(sq_q)
+                z[i] = A[k[0]] @ z[i - 1] + b[k[1]] + sq_q[k[2]] @ w[i]
+            k = i % len(C), i % len(d), i % len(sq_r)
+            x[i] = C[k[0]] @ z[i] + d[k[1]] + sq_r[k[2]] @ v[i]
+        return z, x
 
 
 def _sqrtm(S: np.ndarray) -> np.ndarray:
@@ -500,10 +545,11 @@ def _sqrtm(S: np.ndarray) -> np.ndarray:
 
 
 def _check_psd(arr: np.ndarray, name: str) -> None:
-    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+    """Symmetric positive semi-definite matrix, or a stack of them (time-varying)."""
+    if arr.ndim not in (2, 3) or arr.shape[-1] != arr.shape[-2]:
         raise ValueError(f"{name} must be a square matrix, got shape {arr.shape}")
     scale = max(1.0, float(np.abs(arr).max()))
-    if not np.allclose(arr, arr.T, rtol=1e-10, atol=1e-12 * scale):
+    if not np.allclose(arr, np.swapaxes(arr, -1, -2), rtol=1e-10, atol=1e-12 * scale):
         raise ValueError(f"{name} must be symmetric")
     low = float(np.linalg.eigvalsh(arr).min())
     if low < -1e-10 * scale:

@@ -203,8 +203,9 @@ cdef inline int _kf_step(idx_t t, idx_t n, idx_t p, const double *A, const doubl
     return 0
 
 
-def kalman_filter(const double[:, ::1] A, const double[::1] b, const double[:, ::1] C,
-                  const double[::1] d, const double[:, ::1] Q, const double[:, ::1] R,
+def kalman_filter(const double[:, :, ::1] A, const double[:, ::1] b,
+                  const double[:, :, ::1] C, const double[:, ::1] d,
+                  const double[:, :, ::1] Q, const double[:, :, ::1] R,
                   const double[::1] mu0, const double[:, ::1] V0,
                   const double[:, ::1] Y, double[:, ::1] pred_mean,
                   double[:, :, ::1] pred_cov, double[:, ::1] filt_mean,
@@ -218,46 +219,64 @@ def kalman_filter(const double[:, ::1] A, const double[::1] b, const double[:, :
     row with no observed entry skips the update and contributes 0 to the likelihood.
     ``loglik_out[t] = log N(y_o | C_o m- + d_o, S)`` (prediction error decomposition).
 
+    Parameters have a leading time axis of length 1 (time-invariant) or one entry per
+    step: the transition into step t uses ``A[t - 1], b[t - 1], Q[t - 1]`` (at least
+    T - 1 entries), observation t uses ``C[t], d[t], R[t]`` (at least T entries).
+
     Returns 0, or t + 1 when S at step t is not positive definite.
     Assumes: shapes consistent, parameters finite, covariances symmetric PSD.
     """
-    cdef idx_t n = A.shape[0], p = C.shape[0], T = Y.shape[0]
-    if (A.shape[1] != n or b.shape[0] != n or C.shape[1] != n or d.shape[0] != p
-            or Q.shape[0] != n or Q.shape[1] != n or R.shape[0] != p
-            or R.shape[1] != p or mu0.shape[0] != n or V0.shape[0] != n
+    cdef idx_t n = A.shape[1], p = C.shape[1], T = Y.shape[0]
+    cdef idx_t nA = A.shape[0], nb = b.shape[0], nC = C.shape[0], nd = d.shape[0]
+    cdef idx_t nQ = Q.shape[0], nR = R.shape[0]
+    if (A.shape[2] != n or b.shape[1] != n or C.shape[2] != n or d.shape[1] != p
+            or Q.shape[1] != n or Q.shape[2] != n or R.shape[1] != p
+            or R.shape[2] != p or mu0.shape[0] != n or V0.shape[0] != n
             or V0.shape[1] != n or Y.shape[1] != p or pred_mean.shape[0] != T
             or pred_mean.shape[1] != n or filt_mean.shape[0] != T
             or filt_mean.shape[1] != n or pred_cov.shape[0] != T
             or pred_cov.shape[1] != n or pred_cov.shape[2] != n
             or filt_cov.shape[0] != T or filt_cov.shape[1] != n
-            or filt_cov.shape[2] != n or loglik_out.shape[0] != T or T == 0):
+            or filt_cov.shape[2] != n or loglik_out.shape[0] != T or T == 0
+            or nA < 1 or nb < 1 or nQ < 1 or nC < 1 or nd < 1 or nR < 1
+            or (nA > 1 and nA < T - 1) or (nb > 1 and nb < T - 1)
+            or (nQ > 1 and nQ < T - 1) or (nC > 1 and nC < T)
+            or (nd > 1 and nd < T) or (nR > 1 and nR < T)):
         raise ValueError(f"kalman_filter: shape mismatch (n={n}, p={p}, T={T})")
     cdef idx_t[::1] obs = np.empty(p, dtype=np.intp)
     cdef double[::1] work = np.empty(4 * p * n + 3 * p * p + 3 * n * n + 2 * p)
-    cdef idx_t t, tp
+    cdef idx_t t, tp, it, io
     cdef int status = 0, st
     with nogil:
         for t in range(T):
             tp = t - 1 if t > 0 else 0
+            it = tp if nA > 1 else 0
+            io = t if nC > 1 else 0
             # Constant n for small states: the compiler unrolls the matrix loops.
             if n == 2:
-                st = _kf_step(t, 2, p, &A[0, 0], &b[0], &C[0, 0], &d[0], &Q[0, 0],
-                              &R[0, 0], &mu0[0], &V0[0, 0], &Y[t, 0], &pred_mean[t, 0],
-                              &pred_cov[t, 0, 0], &filt_mean[tp, 0], &filt_cov[tp, 0, 0],
-                              &filt_mean[t, 0], &filt_cov[t, 0, 0], &loglik_out[t],
-                              &obs[0], &work[0])
+                st = _kf_step(t, 2, p, &A[it, 0, 0], &b[tp if nb > 1 else 0, 0],
+                              &C[io, 0, 0], &d[t if nd > 1 else 0, 0],
+                              &Q[tp if nQ > 1 else 0, 0, 0],
+                              &R[t if nR > 1 else 0, 0, 0], &mu0[0], &V0[0, 0],
+                              &Y[t, 0], &pred_mean[t, 0], &pred_cov[t, 0, 0],
+                              &filt_mean[tp, 0], &filt_cov[tp, 0, 0], &filt_mean[t, 0],
+                              &filt_cov[t, 0, 0], &loglik_out[t], &obs[0], &work[0])
             elif n == 4:
-                st = _kf_step(t, 4, p, &A[0, 0], &b[0], &C[0, 0], &d[0], &Q[0, 0],
-                              &R[0, 0], &mu0[0], &V0[0, 0], &Y[t, 0], &pred_mean[t, 0],
-                              &pred_cov[t, 0, 0], &filt_mean[tp, 0], &filt_cov[tp, 0, 0],
-                              &filt_mean[t, 0], &filt_cov[t, 0, 0], &loglik_out[t],
-                              &obs[0], &work[0])
+                st = _kf_step(t, 4, p, &A[it, 0, 0], &b[tp if nb > 1 else 0, 0],
+                              &C[io, 0, 0], &d[t if nd > 1 else 0, 0],
+                              &Q[tp if nQ > 1 else 0, 0, 0],
+                              &R[t if nR > 1 else 0, 0, 0], &mu0[0], &V0[0, 0],
+                              &Y[t, 0], &pred_mean[t, 0], &pred_cov[t, 0, 0],
+                              &filt_mean[tp, 0], &filt_cov[tp, 0, 0], &filt_mean[t, 0],
+                              &filt_cov[t, 0, 0], &loglik_out[t], &obs[0], &work[0])
             else:
-                st = _kf_step(t, n, p, &A[0, 0], &b[0], &C[0, 0], &d[0], &Q[0, 0],
-                              &R[0, 0], &mu0[0], &V0[0, 0], &Y[t, 0], &pred_mean[t, 0],
-                              &pred_cov[t, 0, 0], &filt_mean[tp, 0], &filt_cov[tp, 0, 0],
-                              &filt_mean[t, 0], &filt_cov[t, 0, 0], &loglik_out[t],
-                              &obs[0], &work[0])
+                st = _kf_step(t, n, p, &A[it, 0, 0], &b[tp if nb > 1 else 0, 0],
+                              &C[io, 0, 0], &d[t if nd > 1 else 0, 0],
+                              &Q[tp if nQ > 1 else 0, 0, 0],
+                              &R[t if nR > 1 else 0, 0, 0], &mu0[0], &V0[0, 0],
+                              &Y[t, 0], &pred_mean[t, 0], &pred_cov[t, 0, 0],
+                              &filt_mean[tp, 0], &filt_cov[tp, 0, 0], &filt_mean[t, 0],
+                              &filt_cov[t, 0, 0], &loglik_out[t], &obs[0], &work[0])
             if st != 0:
                 status = t + 1
                 break
@@ -305,7 +324,7 @@ cdef inline int _rts_step(idx_t n, const double *A, const double *m_f,
     return 0
 
 
-def rts_smooth(const double[:, ::1] A, const double[:, ::1] pred_mean,
+def rts_smooth(const double[:, :, ::1] A, const double[:, ::1] pred_mean,
                const double[:, :, ::1] pred_cov, const double[:, ::1] filt_mean,
                const double[:, :, ::1] filt_cov, double[:, ::1] smooth_mean,
                double[:, :, ::1] smooth_cov, double[:, :, ::1] cross_cov):
@@ -317,11 +336,15 @@ def rts_smooth(const double[:, ::1] A, const double[:, ::1] pred_mean,
     ``cross_cov[t + 1] = cov(z_{t+1}, z_t | X) = P^_{t+1} J_t^T`` (PRML eq. 13.104),
     which EM needs; ``cross_cov[0]`` is set to 0.
 
+    ``A`` has a leading time axis of length 1 or at least T - 1 (``A[t]`` maps step
+    t to t + 1), as in :func:`kalman_filter`.
+
     Returns 0, or t + 1 when the predicted covariance at t + 1 is not positive definite.
     Assumes: inputs from :func:`kalman_filter` with the same ``A``.
     """
-    cdef idx_t n = A.shape[0], T = pred_mean.shape[0]
-    if (A.shape[1] != n or pred_mean.shape[1] != n or filt_mean.shape[0] != T
+    cdef idx_t n = A.shape[1], T = pred_mean.shape[0], nA = A.shape[0]
+    if (A.shape[2] != n or nA < 1 or (nA > 1 and nA < T - 1)
+            or pred_mean.shape[1] != n or filt_mean.shape[0] != T
             or filt_mean.shape[1] != n or smooth_mean.shape[0] != T
             or smooth_mean.shape[1] != n or pred_cov.shape[0] != T
             or pred_cov.shape[1] != n or pred_cov.shape[2] != n
@@ -332,7 +355,7 @@ def rts_smooth(const double[:, ::1] A, const double[:, ::1] pred_mean,
             or cross_cov.shape[2] != n or T == 0):
         raise ValueError(f"rts_smooth: shape mismatch (n={n}, T={T})")
     cdef double[::1] work = np.empty(4 * n * n + n)
-    cdef idx_t t, i, j
+    cdef idx_t t, i, j, ia
     cdef int status = 0, st
     with nogil:
         for i in range(n):
@@ -341,20 +364,21 @@ def rts_smooth(const double[:, ::1] A, const double[:, ::1] pred_mean,
                 smooth_cov[T - 1, i, j] = filt_cov[T - 1, i, j]
                 cross_cov[0, i, j] = 0.0
         for t in range(T - 2, -1, -1):
+            ia = t if nA > 1 else 0
             if n == 2:
-                st = _rts_step(2, &A[0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
+                st = _rts_step(2, &A[ia, 0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
                                &pred_mean[t + 1, 0], &pred_cov[t + 1, 0, 0],
                                &smooth_mean[t + 1, 0], &smooth_cov[t + 1, 0, 0],
                                &smooth_mean[t, 0], &smooth_cov[t, 0, 0],
                                &cross_cov[t + 1, 0, 0], &work[0])
             elif n == 4:
-                st = _rts_step(4, &A[0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
+                st = _rts_step(4, &A[ia, 0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
                                &pred_mean[t + 1, 0], &pred_cov[t + 1, 0, 0],
                                &smooth_mean[t + 1, 0], &smooth_cov[t + 1, 0, 0],
                                &smooth_mean[t, 0], &smooth_cov[t, 0, 0],
                                &cross_cov[t + 1, 0, 0], &work[0])
             else:
-                st = _rts_step(n, &A[0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
+                st = _rts_step(n, &A[ia, 0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],
                                &pred_mean[t + 1, 0], &pred_cov[t + 1, 0, 0],
                                &smooth_mean[t + 1, 0], &smooth_cov[t + 1, 0, 0],
                                &smooth_mean[t, 0], &smooth_cov[t, 0, 0],
