@@ -575,8 +575,8 @@ class CategoricalHMM(_BaseHMM):
     >>> from fastml.hmm import CategoricalHMM
     >>> m = CategoricalHMM(2, n_features=2)
     >>> m.startprob_ = np.array([0.5, 0.5])
-    >>> m.transmat_ = np.array([[0.9, 0.1], [0.1, 0.9]])
-    >>> m.emissionprob_ = np.array([[0.8, 0.2], [0.3, 0.7]])
+    >>> m.transmat_ = np.array([[0.8, 0.2], [0.2, 0.8]])
+    >>> m.emissionprob_ = np.array([[0.9, 0.1], [0.2, 0.8]])
     >>> m.predict(np.array([[0], [0], [1], [1], [1]])).tolist()
     [0, 0, 1, 1, 1]
     """
