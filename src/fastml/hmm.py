@@ -638,9 +638,12 @@ class CategoricalHMM(_BaseHMM):
             ):
                 arr = arr.astype(np.int64)
             else:
+                what = ""
+                if arr.dtype.kind == "f":
+                    what = " with NaN" if np.isnan(arr).any() else " with fractions"
                 raise TypeError(
                     f"X must contain integer symbols (-1 for missing), got dtype "
-                    f"{arr.dtype}{' with NaN' if arr.dtype.kind == 'f' else ''}"
+                    f"{arr.dtype}{what}"
                 )
         sym = np.ascontiguousarray(arr, dtype=np.intp)
         if mask is not None:

@@ -173,7 +173,7 @@ class KalmanFilter(BaseEstimator):
         for axis, label in (("n", "n_dim_state"), ("p", "n_dim_obs")):
             sizes = {s for _, s in dims[axis]}
             if len(sizes) > 1:
-                desc = ", ".join(f"{nm}: {s}" for nm, s in dims[axis])
+                desc = ", ".join(f"{nm}: {s}" for nm, s in dict(dims[axis]).items())
                 raise ValueError(f"inconsistent {label} between arguments ({desc})")
             out.append(sizes.pop() if sizes else 1)
         return out[0], out[1]
