@@ -23,6 +23,14 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.losses",
         "logistic and softmax regression by the MLE losses",
     ),
+    "hmm": (
+        "fastml._demos.hmm",
+        "dishonest casino: Baum-Welch and Viterbi on fair/loaded dice",
+    ),
+    "lds": (
+        "fastml._demos.lds",
+        "Kalman filter/smoother tracking a 2-D object; EM-learned noise levels",
+    ),
 }
 
 

@@ -1,0 +1,566 @@
+"""Hidden Markov model kernels: forward-backward (scaled and log space), Viterbi.
+
+Emissions reach every kernel as a lookup ``table`` (R, K) plus ``rows`` (T,): frame t
+uses ``table[rows[t]]``, or ``table[t]`` when ``rows`` is empty. A categorical model
+passes its (transposed) emission matrix and the symbols, so no T x K frame matrix is
+built; continuous models pass their T x K frame matrix and an empty ``rows``.
+
+Sequences are given as ``spans`` (S, 2) of [start, end) rows, processed in one call.
+Accumulators (log-probabilities, expected counts) are double for float32 input too.
+"""
+import numpy as np
+
+from libc.math cimport INFINITY, NAN, exp, log
+
+from fastml._kernels._types cimport idx_t, real
+
+ctypedef fused bp_t:
+    signed char
+    short
+    int
+
+# Scaling factors below this are treated as an underflow (alpha-hat would lose
+# precision): the sequence is reported as failed and redone in log space.
+cdef double _TINY = 2.2250738585072014e-308
+
+
+cdef inline const real *_frame(const real[:, ::1] table, const idx_t[::1] rows,
+                               idx_t t) noexcept nogil:
+    if rows.shape[0] == 0:
+        return &table[t, 0]
+    return &table[rows[t], 0]
+
+
+cdef inline void _acc_log(double c, double *prod, double *logsum) noexcept nogil:
+    """Add log(c) to ``logsum`` via a running product (one log per ~1e200 of decay)."""
+    if c < 1e-100:
+        logsum[0] += log(c)
+        return
+    prod[0] *= c
+    if prod[0] < 1e-200:
+        logsum[0] += log(prod[0])
+        prod[0] = 1.0
+
+
+cdef inline void _vec_mat(const double *v, const double *A, double *out,
+                          idx_t K) noexcept nogil:
+    """out = v A: rows of A are contiguous, j innermost (vectorised), i unrolled by 2."""
+    cdef idx_t i, j
+    cdef double a, a2
+    cdef const double *row
+    cdef const double *row2
+    for j in range(K):
+        out[j] = 0.0
+    for i in range(0, K - 1, 2):
+        a = v[i]
+        a2 = v[i + 1]
+        row = A + i * K
+        row2 = row + K
+        for j in range(K):
+            out[j] += a * row[j] + a2 * row2[j]
+    if K % 2:
+        a = v[K - 1]
+        row = A + (K - 1) * K
+        for j in range(K):
+            out[j] += a * row[j]
+
+
+cdef inline double _sum(const double *v, idx_t K) noexcept nogil:
+    """Sum with four independent partial sums (short dependency chain)."""
+    cdef idx_t j
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    for j in range(0, K - 3, 4):
+        s0 += v[j]
+        s1 += v[j + 1]
+        s2 += v[j + 2]
+        s3 += v[j + 3]
+    for j in range(K - K % 4, K):
+        s0 += v[j]
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef double _forward_scaled_seq(const double *pi, const double *A,
+                                const real[:, ::1] table, const idx_t[::1] rows,
+                                idx_t t0, idx_t t1, idx_t K, double *cur,
+                                double *nxt, double *alpha,
+                                double *cscale) noexcept nogil:
+    """Scaled alpha recursion (PRML eqs. 13.59-13.63) on rows [t0, t1).
+
+    ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and c_n are
+    stored (row t - t0). Returns log p(X) = sum_n log c_n (eq. 13.63), or NaN when some
+    c_n underflows.
+
+    The division by c_{n-1} (eq. 13.59) is applied together with b_n, after the
+    product with A: ``a_n = (a_{n-1} A) * (b_n / c_{n-1})`` with ``a_{n-1}`` the
+    unnormalised vector, so the sum and division of one step overlap the matrix
+    product of the next instead of lengthening the dependency chain.
+    """
+    cdef idx_t t, j
+    cdef double c, inv, prod = 1.0, logsum = 0.0
+    cdef const real *b
+    cdef double *tmp
+    b = _frame(table, rows, t0)
+    for j in range(K):
+        cur[j] = pi[j] * b[j]
+    c = _sum(cur, K)
+    if not c >= _TINY:
+        return NAN
+    inv = 1.0 / c
+    _acc_log(c, &prod, &logsum)
+    if alpha != NULL:
+        cscale[0] = c
+        for j in range(K):
+            alpha[j] = cur[j] * inv
+    for t in range(t0 + 1, t1):
+        # Small K get a constant-size copy of the loop, unrolled by the compiler.
+        if K == 8:
+            _vec_mat(cur, A, nxt, 8)
+        elif K == 4:
+            _vec_mat(cur, A, nxt, 4)
+        else:
+            _vec_mat(cur, A, nxt, K)
+        b = _frame(table, rows, t)
+        for j in range(K):
+            nxt[j] *= b[j] * inv
+        c = _sum(nxt, K)
+        if not c >= _TINY:
+            return NAN
+        inv = 1.0 / c
+        _acc_log(c, &prod, &logsum)
+        if alpha != NULL:
+            cscale[t - t0] = c
+            for j in range(K):
+                alpha[(t - t0) * K + j] = nxt[j] * inv
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+    return logsum + log(prod)
+
+
+cdef int _check_common(const double[::1] pi, const double[:, ::1] A,
+                       const real[:, ::1] table, const idx_t[::1] rows,
+                       const idx_t[:, ::1] spans) except -1:
+    cdef idx_t K = pi.shape[0]
+    if A.shape[0] != K or A.shape[1] != K or table.shape[1] != K or spans.shape[1] != 2:
+        raise ValueError(f"HMM kernel: shape mismatch (K={K})")
+    return 0
+
+
+def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
+                   const real[:, ::1] table, const idx_t[::1] rows,
+                   const idx_t[:, ::1] spans, double[::1] logprob_out):
+    """log p(X) of each sequence by the scaled forward pass (PRML eq. 13.63).
+
+    Keeps two K-vectors, no T x K lattice. ``logprob_out[s]`` is NaN where a scaling
+    factor underflowed (the caller redoes that sequence in log space).
+
+    Assumes: probabilities validated; ``table`` rows referenced by ``rows`` (or its
+    first T rows) exist; spans non-empty and inside the frame range.
+    """
+    _check_common(startprob, transmat, table, rows, spans)
+    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s
+    if logprob_out.shape[0] != S:
+        raise ValueError("forward_scaled: logprob_out must have one entry per span")
+    cdef double[:, ::1] buf = np.empty((2, K))
+    with nogil:
+        for s in range(S):
+            logprob_out[s] = _forward_scaled_seq(
+                &startprob[0], &transmat[0, 0], table, rows, spans[s, 0], spans[s, 1],
+                K, &buf[0, 0], &buf[1, 0], NULL, NULL)
+
+
+def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
+                            const double[:, ::1] transmat_T, const real[:, ::1] table, const idx_t[::1] rows,
+                            const idx_t[:, ::1] spans, double[:, ::1] alpha,
+                            double[::1] cscale, real[:, ::1] gamma_out,
+                            double[:, ::1] xi_out, double[:, ::1] counts_out,
+                            double[::1] logprob_out):
+    """Posteriors and expected counts by scaled forward-backward (PRML sec. 13.2.4).
+
+    For each span: alpha-hat and c_n (eqs. 13.59, 13.62) into ``alpha``/``cscale``
+    (scratch with at least as many rows as the longest span), then the beta-hat
+    recursion (eq. 13.62) with two K-vectors, writing gamma (eq. 13.64) to
+    ``gamma_out`` rows of the span and adding xi summed over time (eq. 13.65) to
+    ``xi_out`` (skipped when it has shape (0, 0)); no T x K x K array. When
+    ``counts_out`` is not (0, 0), ``counts_out[rows[t]] += gamma[t]`` (categorical
+    emission counts), or with empty ``rows`` ``counts_out[0] += gamma[t]`` (the
+    posterior mass of each state). ``logprob_out[s]`` is log p(X_s), or
+    NaN on underflow, in which case nothing is accumulated for that span.
+
+    Assumes: as :func:`forward_scaled`.
+    """
+    _check_common(startprob, transmat, table, rows, spans)
+    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j
+    cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
+    if (logprob_out.shape[0] != S or alpha.shape[1] != K or gamma_out.shape[1] != K
+            or alpha.shape[0] != cscale.shape[0] or transmat_T.shape[0] != K
+            or transmat_T.shape[1] != K
+            or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
+            or (do_counts and (counts_out.shape[1] != K or counts_out.shape[0] != (
+                table.shape[0] if rows.shape[0] != 0 else 1)))):
+        raise ValueError("forward_backward_scaled: shape mismatch")
+    cdef double[:, ::1] buf = np.empty((4, K))
+    cdef double *beta = &buf[2, 0]
+    cdef double *tmp = &buf[3, 0]
+    cdef const double *A = &transmat[0, 0]
+    cdef const double *AT = &transmat_T[0, 0]
+    cdef const double *a_t
+    cdef const double *row
+    cdef double *xi = &buf[0, 0]
+    cdef double *xrow
+    cdef double *crow
+    cdef const real *b
+    cdef double lp, g, norm, acc
+    if do_xi:
+        xi = &xi_out[0, 0]
+    with nogil:
+        for s in range(S):
+            t0 = spans[s, 0]
+            t1 = spans[s, 1]
+            lp = _forward_scaled_seq(&startprob[0], A, table, rows, t0, t1, K,
+                                     &buf[0, 0], &buf[1, 0], &alpha[0, 0], &cscale[0])
+            logprob_out[s] = lp
+            if lp != lp:
+                continue
+            for j in range(K):
+                beta[j] = 1.0
+            t = t1 - 1
+            while True:
+                # gamma_t = alpha-hat_t * beta-hat_t (eq. 13.64), renormalised.
+                a_t = &alpha[t - t0, 0]
+                norm = 0.0
+                for i in range(K):
+                    norm += a_t[i] * beta[i]
+                norm = 1.0 / norm
+                for i in range(K):
+                    gamma_out[t, i] = <real> (a_t[i] * beta[i] * norm)
+                if do_counts:
+                    crow = &counts_out[rows[t] if rows.shape[0] != 0 else 0, 0]
+                    for i in range(K):
+                        crow[i] += a_t[i] * beta[i] * norm
+                if t == t0:
+                    break
+                # beta-hat_{t-1}(i) = sum_j A_ij b_t(j) beta-hat_t(j) / c_t (eq. 13.62)
+                b = _frame(table, rows, t)
+                acc = 1.0 / cscale[t - t0]
+                for j in range(K):
+                    tmp[j] = b[j] * beta[j] * acc
+                a_t = &alpha[t - 1 - t0, 0]
+                # beta = A tmp = tmp^T A^T: the forward pass's vector-matrix product
+                # on A^T (contiguous rows, short dependency chain).
+                if K == 8:
+                    _vec_mat(tmp, AT, beta, 8)
+                elif K == 4:
+                    _vec_mat(tmp, AT, beta, 4)
+                else:
+                    _vec_mat(tmp, AT, beta, K)
+                if do_xi:
+                    for i in range(K):
+                        g = a_t[i]
+                        row = A + i * K
+                        xrow = xi + i * K
+                        for j in range(K):
+                            xrow[j] += g * row[j] * tmp[j]
+                t -= 1
+
+
+cdef inline double _lse_col(const double *v, const double *col, idx_t K) noexcept nogil:
+    """log sum_i exp(v[i] + col[i])."""
+    cdef idx_t i
+    cdef double m = -INFINITY, x, s = 0.0
+    for i in range(K):
+        x = v[i] + col[i]
+        if x > m:
+            m = x
+    if m == -INFINITY:
+        return m
+    for i in range(K):
+        s += exp(v[i] + col[i] - m)
+    return m + log(s)
+
+
+cdef double _forward_log_seq(const double *log_pi, const double *log_AT,
+                             const real[:, ::1] table, const idx_t[::1] rows,
+                             idx_t t0, idx_t t1, idx_t K, double *cur, double *nxt,
+                             double *log_alpha) noexcept nogil:
+    """Log-space alpha recursion (PRML eq. 13.36 with log-sum-exp) on [t0, t1)."""
+    cdef idx_t t, j
+    cdef const real *b = _frame(table, rows, t0)
+    cdef double *tmp
+    for j in range(K):
+        cur[j] = log_pi[j] + b[j]
+    if log_alpha != NULL:
+        for j in range(K):
+            log_alpha[j] = cur[j]
+    for t in range(t0 + 1, t1):
+        b = _frame(table, rows, t)
+        for j in range(K):
+            nxt[j] = _lse_col(cur, log_AT + j * K, K) + b[j]
+        if log_alpha != NULL:
+            for j in range(K):
+                log_alpha[(t - t0) * K + j] = nxt[j]
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+    return _lse_zero(cur, K)
+
+
+cdef inline double _lse_zero(const double *v, idx_t K) noexcept nogil:
+    cdef idx_t i
+    cdef double m = -INFINITY, s = 0.0
+    for i in range(K):
+        if v[i] > m:
+            m = v[i]
+    if m == -INFINITY:
+        return m
+    for i in range(K):
+        s += exp(v[i] - m)
+    return m + log(s)
+
+
+def forward_log(const double[::1] log_startprob, const double[:, ::1] log_transmat_T,
+                const real[:, ::1] log_table, const idx_t[::1] rows,
+                const idx_t[:, ::1] spans, double[::1] logprob_out):
+    """log p(X) of each span by the forward pass in log space (log-sum-exp).
+
+    ``log_transmat_T`` is the transposed log transition matrix (contiguous columns).
+    Assumes: as :func:`forward_scaled`, with log-probabilities (-inf allowed).
+    """
+    _check_common(log_startprob, log_transmat_T, log_table, rows, spans)
+    cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s
+    if logprob_out.shape[0] != S:
+        raise ValueError("forward_log: logprob_out must have one entry per span")
+    cdef double[:, ::1] buf = np.empty((2, K))
+    with nogil:
+        for s in range(S):
+            logprob_out[s] = _forward_log_seq(
+                &log_startprob[0], &log_transmat_T[0, 0], log_table, rows,
+                spans[s, 0], spans[s, 1], K, &buf[0, 0], &buf[1, 0], NULL)
+
+
+def forward_backward_log(const double[::1] log_startprob,
+                         const double[:, ::1] log_transmat,
+                         const double[:, ::1] log_transmat_T,
+                         const real[:, ::1] log_table, const idx_t[::1] rows,
+                         const idx_t[:, ::1] spans, double[:, ::1] log_alpha,
+                         real[:, ::1] gamma_out, double[:, ::1] xi_out,
+                         double[:, ::1] counts_out, double[::1] logprob_out):
+    """Forward-backward in log space: the robust path (PRML sec. 13.2.2 in logs).
+
+    Same outputs and accumulation rules as :func:`forward_backward_scaled`; only
+    ``log_alpha`` (longest span x K) is stored, beta is kept as two K-vectors.
+    Assumes: as :func:`forward_log`.
+    """
+    _check_common(log_startprob, log_transmat, log_table, rows, spans)
+    cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j
+    cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
+    if (logprob_out.shape[0] != S or log_alpha.shape[1] != K
+            or gamma_out.shape[1] != K or log_transmat_T.shape[0] != K
+            or log_transmat_T.shape[1] != K
+            or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
+            or (do_counts and (counts_out.shape[1] != K or counts_out.shape[0] != (
+                log_table.shape[0] if rows.shape[0] != 0 else 1)))):
+        raise ValueError("forward_backward_log: shape mismatch")
+    cdef double[:, ::1] buf = np.empty((4, K))
+    cdef double *beta = &buf[2, 0]
+    cdef double *w = &buf[3, 0]
+    cdef const double *LA = &log_transmat[0, 0]
+    cdef const double *la
+    cdef const real *b
+    cdef double *crow
+    cdef double lp, m, norm
+    with nogil:
+        for s in range(S):
+            t0 = spans[s, 0]
+            t1 = spans[s, 1]
+            lp = _forward_log_seq(&log_startprob[0], &log_transmat_T[0, 0], log_table,
+                                  rows, t0, t1, K, &buf[0, 0], &buf[1, 0],
+                                  &log_alpha[0, 0])
+            logprob_out[s] = lp
+            if lp == -INFINITY or lp != lp:
+                continue
+            for j in range(K):
+                beta[j] = 0.0
+            t = t1 - 1
+            while True:
+                la = &log_alpha[t - t0, 0]
+                m = -INFINITY
+                for i in range(K):
+                    if la[i] + beta[i] > m:
+                        m = la[i] + beta[i]
+                norm = 0.0
+                for i in range(K):
+                    w[i] = exp(la[i] + beta[i] - m)
+                    norm += w[i]
+                norm = 1.0 / norm
+                for i in range(K):
+                    gamma_out[t, i] = <real> (w[i] * norm)
+                if do_counts:
+                    crow = &counts_out[rows[t] if rows.shape[0] != 0 else 0, 0]
+                    for i in range(K):
+                        crow[i] += w[i] * norm
+                if t == t0:
+                    break
+                b = _frame(log_table, rows, t)
+                for j in range(K):
+                    w[j] = b[j] + beta[j]
+                la = &log_alpha[t - 1 - t0, 0]
+                for i in range(K):
+                    if do_xi:
+                        for j in range(K):
+                            xi_out[i, j] += exp(la[i] + LA[i * K + j] + w[j] - lp)
+                    beta[i] = _lse_col(w, LA + i * K, K)
+                t -= 1
+
+
+def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transmat_T,
+                const real[:, ::1] log_table, const idx_t[::1] rows,
+                const idx_t[:, ::1] spans, bp_t[:, ::1] backptr, idx_t[::1] path_out,
+                double[::1] logprob_out):
+    """Most probable state path of each span (Viterbi, PRML sec. 13.2.5, eq. 13.68).
+
+    Max-sum in log space; backpointers in ``backptr`` (longest span x K) of the
+    smallest integer type holding K - 1. Ties go to the lowest state index. Writes the
+    path into the span's rows of ``path_out`` and max log p(X, Z) into
+    ``logprob_out``.
+
+    Assumes: as :func:`forward_log`.
+    """
+    _check_common(log_startprob, log_transmat_T, log_table, rows, spans)
+    cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j, arg
+    if (logprob_out.shape[0] != S or backptr.shape[1] != K
+            or path_out.shape[0] < spans[S - 1, 1]):
+        raise ValueError("viterbi_log: shape mismatch")
+    cdef double[:, ::1] buf = np.empty((2, K))
+    cdef double *cur = &buf[0, 0]
+    cdef double *nxt = &buf[1, 0]
+    cdef double *tmp
+    cdef const double *col
+    cdef const double *LAT = &log_transmat_T[0, 0]
+    cdef const real *b
+    cdef double m, x
+    with nogil:
+        for s in range(S):
+            t0 = spans[s, 0]
+            t1 = spans[s, 1]
+            b = _frame(log_table, rows, t0)
+            for j in range(K):
+                cur[j] = log_startprob[j] + b[j]
+            for t in range(t0 + 1, t1):
+                b = _frame(log_table, rows, t)
+                for j in range(K):
+                    col = LAT + j * K
+                    m = cur[0] + col[0]
+                    arg = 0
+                    for i in range(1, K):
+                        x = cur[i] + col[i]
+                        if x > m:
+                            m = x
+                            arg = i
+                    nxt[j] = m + b[j]
+                    backptr[t - t0, j] = <bp_t> arg
+                tmp = cur
+                cur = nxt
+                nxt = tmp
+            m = cur[0]
+            arg = 0
+            for j in range(1, K):
+                if cur[j] > m:
+                    m = cur[j]
+                    arg = j
+            logprob_out[s] = m
+            t = t1 - 1
+            path_out[t] = arg
+            while t > t0:
+                arg = backptr[t - t0, arg]
+                t -= 1
+                path_out[t] = arg
+
+
+def sample_states(const double[::1] startcdf, const double[:, ::1] transcdf,
+                  const double[::1] u, idx_t first, idx_t[::1] out):
+    """Markov chain by inverse-CDF draws: state t is the first k with cdf[k] > u[t].
+
+    ``first >= 0`` fixes the first state (u[0] unused), else it is drawn from
+    ``startcdf``. Assumes: cdf rows non-decreasing with last entry 1 (clamped to K - 1).
+    """
+    cdef idx_t K = startcdf.shape[0], n = u.shape[0], t, k, prev
+    if (transcdf.shape[0] != K or transcdf.shape[1] != K or out.shape[0] != n
+            or n == 0 or first >= K):
+        raise ValueError("sample_states: shape mismatch")
+    with nogil:
+        if first >= 0:
+            prev = first
+        else:
+            prev = _inv_cdf(&startcdf[0], K, u[0])
+        out[0] = prev
+        for t in range(1, n):
+            k = _inv_cdf(&transcdf[prev, 0], K, u[t])
+            out[t] = k
+            prev = k
+
+
+cdef inline idx_t _inv_cdf(const double *cdf, idx_t K, double u) noexcept nogil:
+    cdef idx_t k
+    for k in range(K - 1):
+        if cdf[k] > u:
+            return k
+    return K - 1
+
+
+def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
+                         const double[:, ::1] prec_T, const double[:, ::1] lognorm_T,
+                         real[:, ::1] out, double[::1] shift_out):
+    """Diagonal-Gaussian emission log-likelihoods, optionally as scaled likelihoods.
+
+    ``out[t, k] = -0.5 sum_d (lognorm[d, k] + (x_td - mu_kd)^2 prec[d, k])`` over the
+    observed (non-NaN) features d of row t, with ``lognorm = log(2 pi sigma^2)``
+    (PRML eq. 2.43 for a diagonal covariance); a NaN feature is marginalised out and
+    an all-NaN row gets 0 (likelihood 1). When ``shift_out`` has T entries, each row
+    is shifted by its maximum, stored in ``shift_out`` (the caller exponentiates with
+    numpy's SIMD ``exp`` for the scaled recursions). Parameters are (D, K) so that the state loop is
+    contiguous; accumulation is in double.
+
+    Assumes: X (T, D) without infinities; prec > 0.
+    """
+    cdef idx_t T = X.shape[0], D = X.shape[1], K = means_T.shape[1], t, d, k
+    cdef bint do_exp = shift_out.shape[0] != 0
+    if (means_T.shape[0] != D or prec_T.shape[0] != D or prec_T.shape[1] != K
+            or lognorm_T.shape[0] != D or lognorm_T.shape[1] != K
+            or out.shape[0] != T or out.shape[1] != K
+            or (do_exp and shift_out.shape[0] != T)):
+        raise ValueError("gaussian_diag_frames: shape mismatch")
+    cdef double[::1] acc_buf = np.empty(K)
+    cdef double *acc = &acc_buf[0]
+    cdef const double *mu
+    cdef const double *pr
+    cdef const double *ln
+    cdef double x, diff, m
+    cdef real *orow
+    with nogil:
+        for t in range(T):
+            for k in range(K):
+                acc[k] = 0.0
+            for d in range(D):
+                x = X[t, d]
+                if x != x:
+                    continue
+                mu = &means_T[d, 0]
+                pr = &prec_T[d, 0]
+                ln = &lognorm_T[d, 0]
+                for k in range(K):
+                    diff = x - mu[k]
+                    acc[k] -= 0.5 * (ln[k] + diff * diff * pr[k])
+            if do_exp:
+                m = acc[0]
+                for k in range(1, K):
+                    if acc[k] > m:
+                        m = acc[k]
+                shift_out[t] = m
+                orow = &out[t, 0]
+                for k in range(K):
+                    orow[k] = <real> (acc[k] - m)
+            else:
+                orow = &out[t, 0]
+                for k in range(K):
+                    orow[k] = <real> acc[k]

@@ -1,0 +1,571 @@
+"""Tests for fastml.hmm: hmmlearn as a peer oracle, brute-force enumeration of all K^T
+state paths as an independent one, and bad-input handling.
+
+Tolerances (float64): log-likelihood 1e-8 relative, posteriors and parameters after one
+Baum-Welch step 1e-8 absolute. float32 input: 1e-4 relative on the log-likelihood.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal, poisson
+
+from fastml.hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+
+IMPLS = ["scaling", "log"]
+
+
+# ---------------------------------------------------------------- model factories
+def _random_chain(rng, k):
+    startprob = rng.dirichlet(np.ones(k))
+    transmat = rng.dirichlet(np.ones(k), size=k)
+    return startprob, transmat
+
+
+def _covars(rng, ct, k, d):
+    if ct == "diag":
+        return rng.uniform(0.5, 2.0, size=(k, d))
+    if ct == "spherical":
+        return rng.uniform(0.5, 2.0, size=k)
+    if ct == "full":
+        a = rng.normal(size=(k, d, d))
+        return a @ a.transpose(0, 2, 1) + np.eye(d)
+    a = rng.normal(size=(d, d))
+    return a @ a.T + np.eye(d)
+
+
+def _set(model, **params):
+    for name, value in params.items():
+        setattr(model, name, np.array(value, copy=True))
+    return model
+
+
+def _categorical_pair(rng, k, m, impl, peer_impl="scaling", n_iter=1):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    ours = CategoricalHMM(
+        k, n_features=m, init_params="", implementation=impl, n_iter=n_iter
+    )
+    peer = hmm.CategoricalHMM(
+        k, n_features=m, init_params="", implementation=peer_impl, n_iter=n_iter
+    )
+    for model in (ours, peer):
+        _set(model, startprob_=sp, transmat_=tm, emissionprob_=ep)
+    return ours, peer
+
+
+def _gaussian_pair(rng, k, d, ct, impl, peer_impl="scaling", n_iter=1):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    sp, tm = _random_chain(rng, k)
+    mu = rng.normal(size=(k, d)) * 2
+    cv = _covars(rng, ct, k, d)
+    ours = GaussianHMM(
+        k, covariance_type=ct, init_params="", implementation=impl, n_iter=n_iter
+    )
+    peer = hmm.GaussianHMM(
+        k, covariance_type=ct, init_params="", implementation=peer_impl, n_iter=n_iter
+    )
+    for model in (ours, peer):
+        _set(model, startprob_=sp, transmat_=tm, means_=mu, covars_=cv)
+    return ours, peer
+
+
+LENGTHS = [1, 2, 37, 120, 5, 300]  # many sequences, including length 1 and 2
+
+
+def _path_logprob(model, x, path, lengths):
+    """log p(X, Z) of a categorical model for a given state path."""
+    total, start = 0.0, 0
+    lsp, ltm, lep = (
+        np.log(a) for a in (model.startprob_, model.transmat_, model.emissionprob_)
+    )
+    for n in lengths:
+        z, o = path[start : start + n], x[start : start + n]
+        total += lsp[z[0]] + ltm[z[:-1], z[1:]].sum() + lep[z, o].sum()
+        start += n
+    return total
+
+
+# --------------------------------------------------------------- vs hmmlearn
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("k", "m"), [(2, 3), (4, 7), (7, 16)])
+def test_categorical_matches_hmmlearn(impl, k, m):
+    rng = np.random.default_rng(k * 100 + m)
+    ours, peer = _categorical_pair(rng, k, m, impl)
+    X = rng.integers(0, m, size=(sum(LENGTHS), 1))
+    lp = ours.score(X, LENGTHS)
+    assert lp == pytest.approx(peer.score(X, LENGTHS), rel=1e-8)  # oracle: hmmlearn
+    lp2, post = ours.score_samples(X, LENGTHS)
+    assert lp2 == pytest.approx(lp, rel=1e-12)
+    np.testing.assert_allclose(post, peer.predict_proba(X, LENGTHS), atol=1e-8)
+    lv, path = ours.decode(X, LENGTHS)
+    lv_peer, path_peer = peer.decode(X, LENGTHS)
+    assert lv == pytest.approx(lv_peer, rel=1e-8)
+    # Categorical paths can tie exactly (same transition and emission counts), and
+    # tie-breaking is implementation-defined: both paths must reach the optimum.
+    ours_lj = _path_logprob(ours, X[:, 0], path, LENGTHS)
+    assert ours_lj == pytest.approx(_path_logprob(ours, X[:, 0], path_peer, LENGTHS))
+    assert ours_lj == pytest.approx(lv, rel=1e-12)
+    ours.fit(X, LENGTHS)
+    peer.fit(X, LENGTHS)
+    for name in ("startprob_", "transmat_", "emissionprob_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(peer, name), atol=1e-8)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("ct", ["diag", "full", "spherical", "tied"])
+@pytest.mark.parametrize(("k", "d"), [(2, 1), (3, 4)])
+def test_gaussian_matches_hmmlearn(impl, ct, k, d):
+    rng = np.random.default_rng(k * 10 + d)
+    ours, peer = _gaussian_pair(rng, k, d, ct, impl)
+    X = rng.normal(size=(sum(LENGTHS), d)) * 2
+    assert ours.score(X, LENGTHS) == pytest.approx(
+        peer.score(X, LENGTHS), rel=1e-8
+    )  # oracle: hmmlearn
+    np.testing.assert_allclose(
+        ours.predict_proba(X, LENGTHS), peer.predict_proba(X, LENGTHS), atol=1e-8
+    )
+    np.testing.assert_array_equal(ours.predict(X, LENGTHS), peer.predict(X, LENGTHS))
+    ours.fit(X, LENGTHS)
+    peer.fit(X, LENGTHS)
+    np.testing.assert_allclose(ours.startprob_, peer.startprob_, atol=1e-8)
+    np.testing.assert_allclose(ours.transmat_, peer.transmat_, atol=1e-8)
+    np.testing.assert_allclose(ours.means_, peer.means_, atol=1e-8)
+    peer_cov = peer._covars_[:, 0] if ct == "spherical" else peer._covars_
+    np.testing.assert_allclose(ours._covars_, peer_cov, atol=1e-8)
+
+
+def test_poisson_matches_hmmlearn():
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(5)
+    k, d = 3, 2
+    sp, tm = _random_chain(rng, k)
+    lam = rng.uniform(0.5, 8.0, size=(k, d))
+    ours = PoissonHMM(k, init_params="", n_iter=1)
+    peer = hmm.PoissonHMM(k, init_params="", n_iter=1, implementation="scaling")
+    for model in (ours, peer):
+        _set(model, startprob_=sp, transmat_=tm, lambdas_=lam)
+    X = rng.poisson(4.0, size=(sum(LENGTHS), d))
+    assert ours.score(X, LENGTHS) == pytest.approx(peer.score(X, LENGTHS), rel=1e-8)
+    np.testing.assert_allclose(
+        ours.predict_proba(X, LENGTHS), peer.predict_proba(X, LENGTHS), atol=1e-8
+    )
+    ours.fit(X, LENGTHS)
+    peer.fit(X, LENGTHS)
+    np.testing.assert_allclose(ours.lambdas_, peer.lambdas_, atol=1e-8)
+    np.testing.assert_allclose(ours.transmat_, peer.transmat_, atol=1e-8)
+
+
+# ------------------------------------------------------ brute force (no peer)
+def _brute(log_pi, log_a, log_b):
+    """log p(X), posteriors and the best path by enumerating all K^T paths."""
+    t, k = log_b.shape
+    paths = np.array(list(itertools.product(range(k), repeat=t)))
+    lj = log_pi[paths[:, 0]] + log_b[0, paths[:, 0]]
+    for i in range(1, t):
+        lj = lj + log_a[paths[:, i - 1], paths[:, i]] + log_b[i, paths[:, i]]
+    lp = logsumexp(lj)
+    w = np.exp(lj - lp)
+    post = np.stack([np.bincount(paths[:, i], w, minlength=k) for i in range(t)])
+    best = int(np.argmax(lj))
+    return lp, post, paths[best], lj[best]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("k", "t"), [(2, 7), (3, 6), (4, 4)])
+def test_categorical_brute_force(impl, k, t):
+    rng = np.random.default_rng(k + 10 * t)
+    m = 4
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    model = _set(
+        CategoricalHMM(k, implementation=impl),
+        startprob_=sp,
+        transmat_=tm,
+        emissionprob_=ep,
+    )
+    x = rng.integers(0, m, size=t)
+    x[1] = -1  # a missing observation: likelihood 1 in every state
+    log_b = np.where(x[:, None] < 0, 0.0, np.log(ep[:, np.maximum(x, 0)].T))
+    lp, post, path, lbest = _brute(np.log(sp), np.log(tm), log_b)
+    assert model.score(x[:, None]) == pytest.approx(lp, rel=1e-10)  # oracle: K^T sum
+    np.testing.assert_allclose(model.predict_proba(x[:, None]), post, atol=1e-10)
+    lv, vpath = model.decode(x[:, None])
+    np.testing.assert_array_equal(vpath, path)
+    assert lv == pytest.approx(lbest, rel=1e-10)
+    masked = np.ma.masked_equal(x, -1)
+    assert model.score(masked) == pytest.approx(lp, rel=1e-10)
+
+
+@pytest.mark.parametrize("ct", ["diag", "full"])
+def test_gaussian_brute_force_with_missing_rows(ct):
+    rng = np.random.default_rng(3)
+    k, d, t = 3, 2, 6
+    sp, tm = _random_chain(rng, k)
+    mu = rng.normal(size=(k, d)) * 2
+    cv = _covars(rng, ct, k, d)
+    model = _set(
+        GaussianHMM(k, covariance_type=ct),
+        startprob_=sp,
+        transmat_=tm,
+        means_=mu,
+        covars_=cv,
+    )
+    x = rng.normal(size=(t, d)) * 2
+    x[2] = np.nan
+    full = model.covars_
+    log_b = np.stack(
+        [multivariate_normal(mu[i], full[i]).logpdf(x) for i in range(k)], axis=1
+    )
+    log_b[2] = 0.0
+    if ct == "diag":
+        x[4, 1] = np.nan  # partially observed: marginal over feature 0
+        log_b[4] = [
+            multivariate_normal(mu[i, 0], full[i, 0, 0]).logpdf(x[4, 0])
+            for i in range(k)
+        ]
+    lp, post, path, _ = _brute(np.log(sp), np.log(tm), log_b)
+    assert model.score(x) == pytest.approx(lp, rel=1e-10)  # oracle: K^T sum
+    np.testing.assert_allclose(model.predict_proba(x), post, atol=1e-10)
+    np.testing.assert_array_equal(model.predict(x), path)
+
+
+def test_poisson_brute_force():
+    rng = np.random.default_rng(4)
+    k, t = 2, 6
+    sp, tm = _random_chain(rng, k)
+    lam = np.array([[1.0, 3.0], [6.0, 0.5]])
+    model = _set(PoissonHMM(k), startprob_=sp, transmat_=tm, lambdas_=lam)
+    x = rng.poisson(3.0, size=(t, 2))
+    log_b = np.stack([poisson(lam[i]).logpmf(x).sum(1) for i in range(k)], axis=1)
+    lp, post, path, _ = _brute(np.log(sp), np.log(tm), log_b)
+    assert model.score(x) == pytest.approx(lp, rel=1e-10)
+    np.testing.assert_allclose(model.predict_proba(x), post, atol=1e-10)
+    np.testing.assert_array_equal(model.predict(x), path)
+
+
+# -------------------------------------------------------------- EM behaviour
+@pytest.mark.parametrize("impl", IMPLS)
+def test_baum_welch_loglik_non_decreasing(impl):
+    rng = np.random.default_rng(0)
+    gen = _set(
+        CategoricalHMM(3),
+        startprob_=[0.6, 0.3, 0.1],
+        transmat_=[[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]],
+        emissionprob_=rng.dirichlet(np.ones(5), size=3),
+    )
+    X, _ = gen.sample(3000, random_state=1)
+    model = CategoricalHMM(3, n_iter=30, tol=0.0, random_state=2, implementation=impl)
+    model.fit(X, [1000, 1500, 500])
+    h = np.array(model.monitor_.history)
+    assert len(h) == 30
+    assert (np.diff(h) >= -1e-8 * np.abs(h[1:])).all()
+
+
+def test_gaussian_fit_recovers_means_and_handles_missing():
+    rng = np.random.default_rng(1)
+    gen = _set(
+        GaussianHMM(2),
+        startprob_=[0.5, 0.5],
+        transmat_=[[0.95, 0.05], [0.05, 0.95]],
+        means_=[[0.0, 0.0], [5.0, 5.0]],
+        covars_=[[1.0, 1.0], [1.0, 1.0]],
+    )
+    X, z = gen.sample(4000, random_state=3)
+    X[rng.random(len(X)) < 0.05] = np.nan
+    X[rng.random(len(X)) < 0.05, 1] = np.nan
+    model = GaussianHMM(2, n_iter=50, random_state=0).fit(X)
+    h = np.array(model.monitor_.history)
+    assert (np.diff(h) >= -1e-8 * np.abs(h[1:])).all()
+    order = np.argsort(model.means_[:, 0])
+    np.testing.assert_allclose(model.means_[order], gen.means_, atol=0.15)
+    acc = (order[model.predict(X)] == z).mean() if order[0] == 0 else None
+    assert acc is None or acc > 0.97
+    assert model.monitor_.converged
+
+
+def test_fit_initialises_and_clone():
+    sklearn_base = pytest.importorskip("sklearn.base")
+    X = np.random.default_rng(0).integers(0, 4, size=(200, 1))
+    model = CategoricalHMM(2, n_iter=5, random_state=0).fit(X)
+    assert model.emissionprob_.shape == (2, 4)
+    c = sklearn_base.clone(model)
+    assert c.get_params() == model.get_params()
+    assert not hasattr(c, "startprob_")
+
+
+# ------------------------------------------------------------------ numerics
+def test_long_sequence_underflow_finite_and_correct():
+    rng = np.random.default_rng(7)
+    k, m, t = 3, 4, 1_000_000
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    x = rng.integers(0, m, size=(t, 1))
+    scaled = _set(CategoricalHMM(k), startprob_=sp, transmat_=tm, emissionprob_=ep)
+    lp = scaled.score(x)
+    assert np.isfinite(lp) and lp < -1e5  # p(X) itself is far below 1e-308
+    logspace = _set(
+        CategoricalHMM(k, implementation="log"),
+        startprob_=sp,
+        transmat_=tm,
+        emissionprob_=ep,
+    )
+    assert lp == pytest.approx(logspace.score(x), rel=1e-10)  # two algorithms agree
+    # Independent check: a chain with identical rows makes observations i.i.d.
+    iid = _set(
+        CategoricalHMM(k),
+        startprob_=sp,
+        transmat_=np.tile(sp, (k, 1)),
+        emissionprob_=ep,
+    )
+    marg = sp @ ep
+    assert iid.score(x) == pytest.approx(np.log(marg[x[:, 0]]).sum(), rel=1e-10)
+
+
+def test_scaling_falls_back_to_log_space():
+    # Symbol 2 has probability 1e-310 (subnormal) in every state: c_n underflows.
+    ep = np.array([[0.5, 0.5 - 1e-310, 1e-310], [0.3, 0.7 - 1e-310, 1e-310]])
+    params = dict(startprob_=[0.5, 0.5], transmat_=[[0.9, 0.1], [0.2, 0.8]])
+    x = np.array([[0], [1], [2], [2], [0]])
+    fast = _set(CategoricalHMM(2), emissionprob_=ep, **params)
+    slow = _set(CategoricalHMM(2, implementation="log"), emissionprob_=ep, **params)
+    lp = fast.score(x)
+    assert np.isfinite(lp) and lp < -1400
+    assert lp == pytest.approx(slow.score(x), rel=1e-12)
+    np.testing.assert_allclose(fast.predict_proba(x), slow.predict_proba(x), atol=1e-12)
+
+
+def test_gaussian_far_outliers_do_not_underflow():
+    model = _set(
+        GaussianHMM(2),
+        startprob_=[0.5, 0.5],
+        transmat_=[[0.9, 0.1], [0.1, 0.9]],
+        means_=[[0.0], [1.0]],
+        covars_=[[1e-4], [1e-4]],
+    )
+    x = np.array([[0.0], [1e3], [1.0]])  # log-likelihood ~ -5e9 at t = 1
+    lp = model.score(x)
+    model.implementation = "log"
+    assert np.isfinite(lp) and lp == pytest.approx(model.score(x), rel=1e-12)
+
+
+def test_float32_gaussian():
+    rng = np.random.default_rng(2)
+    ours, _ = _gaussian_pair(rng, 3, 2, "diag", "scaling")
+    X = rng.normal(size=(500, 2))
+    lp64, post64 = ours.score_samples(X)
+    lp32, post32 = ours.score_samples(X.astype(np.float32))
+    assert post32.dtype == np.float32
+    assert lp32 == pytest.approx(lp64, rel=1e-4)
+    np.testing.assert_allclose(post32, post64, atol=1e-3)
+
+
+def test_sample_reproducible_and_shapes():
+    model = _set(
+        GaussianHMM(2, covariance_type="full"),
+        startprob_=[1.0, 0.0],
+        transmat_=[[0.0, 1.0], [1.0, 0.0]],
+        means_=[[0.0, 0.0], [10.0, 10.0]],
+        covars_=[np.eye(2), np.eye(2)],
+    )
+    X, z = model.sample(50, random_state=0)
+    X2, z2 = model.sample(50, random_state=0)
+    np.testing.assert_array_equal(z2, z)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(z, np.arange(50) % 2)
+    assert X.shape == (50, 2) and (np.abs(X[1::2] - 10) < 6).all()
+    assert not np.array_equal(X, model.sample(50, random_state=1)[0])
+    _, z3 = model.sample(4, random_state=0, currstate=1)
+    np.testing.assert_array_equal(z3, [1, 0, 1, 0])
+    cat = _set(
+        CategoricalHMM(1),
+        startprob_=[1.0],
+        transmat_=[[1.0]],
+        emissionprob_=[[0.2, 0.3, 0.5]],
+    )
+    x, _ = cat.sample(20000, random_state=0)
+    freq = np.bincount(x[:, 0], minlength=3) / 20000
+    np.testing.assert_allclose(freq, [0.2, 0.3, 0.5], atol=0.02)  # ~6 sigma
+
+
+def test_decode_map_and_predict():
+    rng = np.random.default_rng(9)
+    ours, _ = _categorical_pair(rng, 3, 4, "scaling")
+    X = rng.integers(0, 4, size=(50, 1))
+    lp, path = ours.decode(X, algorithm="map")
+    post = ours.predict_proba(X)
+    np.testing.assert_array_equal(path, post.argmax(1))
+    assert lp == pytest.approx(np.log(post.max(1)).sum())
+    ours.algorithm = "map"
+    np.testing.assert_array_equal(ours.predict(X), path)
+
+
+# ------------------------------------------------------------------ bad input
+def _cat():
+    return _set(
+        CategoricalHMM(2),
+        startprob_=[0.5, 0.5],
+        transmat_=[[0.9, 0.1], [0.2, 0.8]],
+        emissionprob_=[[0.5, 0.5], [0.1, 0.9]],
+    )
+
+
+X_OK = np.array([[0], [1], [1]])
+
+
+@pytest.mark.parametrize(
+    ("attr", "value", "match"),
+    [
+        ("startprob_", [0.5, 0.6], "startprob_ must sum to 1"),
+        ("startprob_", [1.5, -0.5], "startprob_ must be non-negative"),
+        ("startprob_", [1.0], r"startprob_ must have shape \(2,\)"),
+        ("transmat_", [[0.9, 0.2], [0.2, 0.8]], "transmat_ rows must sum to 1"),
+        ("transmat_", [[1.1, -0.1], [0.2, 0.8]], "transmat_ must be non-negative"),
+        ("transmat_", np.eye(3), r"transmat_ must have shape \(2, 2\)"),
+        ("emissionprob_", [[0.5, 0.4], [0.1, 0.9]], "emissionprob_ rows must sum"),
+        ("emissionprob_", [[np.nan, 0.5], [0.1, 0.9]], "emissionprob_ must be finite"),
+    ],
+)
+def test_bad_parameters(attr, value, match):
+    model = _set(_cat(), **{attr: value})
+    with pytest.raises(ValueError, match=match):
+        model.score(X_OK)
+
+
+@pytest.mark.parametrize(
+    ("X", "lengths", "exc", "match"),
+    [
+        ([[0], [2], [1]], None, ValueError, r"symbol 2 .* outside \[0, n_features=2\)"),
+        ([[0], [-3]], None, ValueError, "X symbols must be >= 0"),
+        ([[0.5], [1.0]], None, TypeError, "integer symbols"),
+        ([[0.0], [np.nan]], None, TypeError, "integer symbols"),
+        (np.zeros((0, 1), dtype=int), None, ValueError, "X must not be empty"),
+        (
+            X_OK,
+            [1, 1],
+            ValueError,
+            r"lengths must sum to the number of samples in X \(3\)",
+        ),
+        (X_OK, [3, 0], ValueError, "zero-length"),
+        (X_OK, [2.5, 0.5], TypeError, "lengths must contain integers"),
+        (X_OK, [[3]], ValueError, "lengths must be 1-dimensional"),
+    ],
+)
+def test_bad_categorical_input(X, lengths, exc, match):
+    with pytest.raises(exc, match=match):
+        _cat().score(X, lengths)
+
+
+def test_bad_gaussian_input():
+    model = _set(
+        GaussianHMM(2, covariance_type="full"),
+        startprob_=[0.5, 0.5],
+        transmat_=[[0.9, 0.1], [0.2, 0.8]],
+        means_=[[0.0, 0.0], [1.0, 1.0]],
+        covars_=[np.eye(2), [[1.0, 2.0], [2.0, 1.0]]],
+    )
+    with pytest.raises(ValueError, match=r"covars_\[1\] must be symmetric positive"):
+        model.score(np.zeros((3, 2)))
+    model.covars_ = [np.eye(2), np.eye(2)]
+    with pytest.raises(ValueError, match="X has 3 features, but the model has 2"):
+        model.score(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="partially NaN"):
+        model.score(np.array([[0.0, np.nan], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="X must not contain infinity"):
+        model.score(np.array([[0.0, np.inf]]))
+    with pytest.raises(ValueError, match="X must be 2-dimensional"):
+        model.score(np.zeros(3))
+    model.covars_ = np.eye(2)
+    with pytest.raises(ValueError, match=r"covars_ must have shape \(2, 2, 2\)"):
+        model.score(np.zeros((3, 2)))
+    diag = GaussianHMM(2, covariance_type="diag")
+    _set(
+        diag,
+        startprob_=[0.5, 0.5],
+        transmat_=[[0.9, 0.1], [0.2, 0.8]],
+        means_=[[0.0], [1.0]],
+        covars_=[[1.0], [-1.0]],
+    )
+    with pytest.raises(ValueError, match="covars_ must be positive"):
+        diag.score(np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="covariance_type must be one of"):
+        GaussianHMM(2, covariance_type="banana").fit(np.zeros((5, 1)))
+
+
+def test_bad_hyperparameters_and_not_fitted():
+    from fastml._base import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        CategoricalHMM(2).score(X_OK)
+    with pytest.raises(ValueError, match="implementation must be 'scaling' or 'log'"):
+        CategoricalHMM(2, implementation="fast").fit(X_OK)
+    with pytest.raises(ValueError, match="n_components must be >= 1"):
+        CategoricalHMM(0).fit(X_OK)
+    with pytest.raises(TypeError, match="random_state must be None"):
+        CategoricalHMM(2, random_state="x").fit(X_OK)
+    with pytest.raises(ValueError, match="algorithm must be"):
+        _cat().decode(X_OK, algorithm="greedy")
+    with pytest.raises(ValueError, match="X must contain non-negative integer counts"):
+        _set(
+            PoissonHMM(1), startprob_=[1.0], transmat_=[[1.0]], lambdas_=[[1.0]]
+        ).score([[1.5]])
+    impossible = _set(_cat(), emissionprob_=[[1.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="has probability 0 under the model"):
+        impossible.predict_proba(X_OK)
+
+
+def test_unvisited_state_keeps_valid_parameters():
+    # State 1 can never be entered: its rows get no expected counts.
+    model = _set(
+        CategoricalHMM(2, init_params="", n_iter=3, tol=0.0),
+        startprob_=[1.0, 0.0],
+        transmat_=[[1.0, 0.0], [0.5, 0.5]],
+        emissionprob_=[[0.5, 0.5], [0.2, 0.8]],
+    )
+    X = np.array([[0], [1], [1], [0]])
+    model.fit(X)
+    np.testing.assert_allclose(model.transmat_[1], [0.5, 0.5])
+    np.testing.assert_allclose(model.emissionprob_[1], [0.2, 0.8])
+    assert np.isfinite(model.score(X))
+    g = _set(
+        GaussianHMM(2, init_params="", n_iter=2, tol=0.0),
+        startprob_=[1.0, 0.0],
+        transmat_=[[1.0, 0.0], [0.5, 0.5]],
+        means_=[[0.0], [3.0]],
+        covars_=[[1.0], [1.0]],
+    )
+    g.fit(np.array([[0.1], [-0.3], [0.2]]))
+    assert g.means_[1, 0] == 3.0 and np.isfinite(g.score(np.zeros((2, 1))))
+
+
+def test_stationary_distribution_aic_bic_match_hmmlearn():
+    rng = np.random.default_rng(11)
+    for ours, peer in (
+        _categorical_pair(rng, 3, 5, "scaling"),
+        _gaussian_pair(rng, 3, 2, "full", "scaling"),
+    ):
+        X = (
+            rng.integers(0, 5, size=(200, 1))
+            if isinstance(ours, CategoricalHMM)
+            else rng.normal(size=(200, 2))
+        )
+        if isinstance(ours, GaussianHMM):
+            peer.n_features = 2  # hmmlearn sets it only in fit
+        np.testing.assert_allclose(
+            ours.get_stationary_distribution(),
+            peer.get_stationary_distribution(),
+            atol=1e-10,
+        )
+        assert ours.aic(X) == pytest.approx(peer.aic(X), rel=1e-10)
+        assert ours.bic(X) == pytest.approx(peer.bic(X), rel=1e-10)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import fastml.hmm
+
+    assert doctest.testmod(fastml.hmm).failed == 0
