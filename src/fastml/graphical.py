@@ -16,6 +16,7 @@ messages run in the compiled kernels of ``fastml._kernels._bp`` with the GIL rel
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 from collections.abc import Hashable, Iterable, Mapping
 
@@ -141,11 +142,20 @@ class _Compiled:
         self.max_card = int(header[16])
         if F:
             self.logmax = np.maximum.reduceat(logtab, toff[:-1])
+            self.log_offset = math.fsum(self.logmax)
             self.ptab = np.exp(logtab - np.repeat(self.logmax, sizes))
         else:
             self.logmax = np.zeros(0)
+            self.log_offset = 0.0
             self.ptab = np.zeros(0)
         self._schedule = None
+        self.scratch = np.zeros(max(max_arity, 1), _IDX)
+
+    def factor_beliefs(self, m_vf: np.ndarray) -> np.ndarray:
+        """All factor marginals (flat) from the variable->factor messages."""
+        out = np.empty(self.toff[-1])
+        _bp.factor_beliefs(self.graph, self.ptab, m_vf, out, self.scratch)
+        return out
 
     def schedule(self):
         """Leaves-to-root message order on a forest; raises on a cycle."""
@@ -452,14 +462,11 @@ class FactorGraph:
         m_vf = np.empty(c.eoff[-1] + 1)
         m_fv = np.empty(c.eoff[-1] + 1)
         vb = np.empty(c.voff[-1])
-        fb = np.empty(c.toff[-1] + 1)
-        work = np.empty(2 * c.E + 1)
-        scratch = np.zeros(max(c.max_arity, 1), _IDX)
         log_z = _bp.tree_sum_product(
-            c.graph, c.ptab, c.logmax, mask, edge, to_var, roots,
-            m_vf, m_fv, vb, fb, work, scratch,
+            c.graph, c.ptab, c.log_offset, mask, edge, to_var, roots, m_vf, m_fv, vb,
+            c.scratch,
         )  # fmt: skip
-        return log_z, vb, fb[:-1]
+        return log_z, vb, m_vf
 
     @staticmethod
     def _run_max_sum(c: _Compiled, mask: np.ndarray):
@@ -470,11 +477,9 @@ class FactorGraph:
         m_fv = np.empty(c.eoff[-1] + 1)
         backptr = np.zeros(c.eoff[-1] + 1, _IDX)
         states = np.zeros(c.V, _IDX)
-        work = np.empty(2 * c.E + c.max_card)
-        scratch = np.zeros(max(c.max_arity, 1), _IDX)
         score = _bp.tree_max_sum(
             c.graph, c.logtab, logmask, edge, to_var, roots,
-            m_vf, m_fv, backptr, states, work, scratch,
+            m_vf, m_fv, backptr, states, np.empty(c.max_card), c.scratch,
         )  # fmt: skip
         return score, states
 
@@ -529,10 +534,10 @@ class FactorGraph:
                 c.schedule()
             except ValueError:
                 raise self._no_tree(cutset) from None
-            log_z, vb, fb = self._run_sum_product(c, self._mask(c))
+            log_z, vb, m_vf = self._run_sum_product(c, self._mask(c))
             if not np.isfinite(log_z):
                 raise self._impossible()
-            return SumProductResult(self, c, vb, fb, log_z)
+            return SumProductResult(self, c, vb, m_vf, log_z)
         c0 = self._compile()
         c, cut, copies = self._split(cutset)
         try:
@@ -550,8 +555,11 @@ class FactorGraph:
         w = np.exp(log_zs - log_z)
         nv = c0.voff[-1]
         vb = sum(wi * r[1][:nv] for wi, r in zip(w, runs, strict=True) if wi > 0)
-        fb = sum(wi * r[2] for wi, r in zip(w, runs, strict=True) if wi > 0)
-        return SumProductResult(self, c0, vb, fb, log_z)
+        fb = np.zeros(c.toff[-1])
+        for wi, r in zip(w, runs, strict=True):
+            if wi > 0:
+                fb += wi * c.factor_beliefs(r[2])
+        return SumProductResult(self, c0, vb, None, log_z, fb)
 
     def max_sum(self, cutset=None) -> MaxSumResult:
         """Most probable joint state by max-sum with back-tracking (PRML sec. 8.4.5).
@@ -683,12 +691,20 @@ class FactorGraph:
 class _Beliefs:
     """Shared accessors of marginals (flat arrays, views per variable and factor)."""
 
-    def __init__(self, graph: FactorGraph, c: _Compiled, vb, fb):
+    def __init__(self, graph: FactorGraph, c: _Compiled, vb, m_vf, fb=None):
         self._graph, self._c = graph, c
+        self._m_vf = m_vf
         self.variable_beliefs = vb
         """All variable marginals, concatenated in variable order."""
-        self.factor_beliefs = fb
-        """All factor marginals, flattened and concatenated in factor order."""
+        self._fb = fb
+
+    @property
+    def factor_beliefs(self) -> np.ndarray:
+        """All factor marginals, flattened and concatenated in factor order (computed
+        from the messages on first use)."""
+        if self._fb is None:
+            self._fb = self._c.factor_beliefs(self._m_vf)
+        return self._fb
 
     def marginal(self, variable) -> np.ndarray:
         """p(x_v | evidence) as an array of length card(v)."""
@@ -711,8 +727,8 @@ class _Beliefs:
 class SumProductResult(_Beliefs):
     """Exact marginals and ``log_z`` = ln sum_x prod_f f(x_f) (evidence clamped)."""
 
-    def __init__(self, graph, c, vb, fb, log_z):
-        super().__init__(graph, c, vb, fb)
+    def __init__(self, graph, c, vb, m_vf, log_z, fb=None):
+        super().__init__(graph, c, vb, m_vf, fb)
         self.log_z = float(log_z)
 
     def __repr__(self) -> str:
@@ -741,8 +757,8 @@ class LoopyBPResult(_Beliefs):
     """
 
     def __init__(self, graph, c, vb, fb, m_vf, m_fv, converged, n_iter, delta, energy):
-        super().__init__(graph, c, vb, fb)
-        self._m_vf, self._m_fv = m_vf, m_fv
+        super().__init__(graph, c, vb, m_vf, fb)
+        self._m_fv = m_fv
         self.converged = bool(converged)
         self.n_iter = n_iter
         self.delta = delta
@@ -1210,22 +1226,17 @@ class PairwiseMRF:
             unary = self.log_unary
             pair = lp
             pd, po = float(diag[0]), float(off[0]) if K > 1 else 0.0
-            messages = np.zeros((4, H, W, K))
         else:
             unary = np.exp(self.log_unary - self.log_unary.max(axis=2, keepdims=True))
             pair = np.exp(lp - lp.max())
             pd = float(pair[0, 0])
             po = float(pair[0, 1]) if K > 1 else 0.0
-            messages = np.ones((4, H, W, K))
-            messages[0, :, 1:] = 1.0 / K
-            messages[1, :, :-1] = 1.0 / K
-            messages[2, 1:] = 1.0 / K
-            messages[3, :-1] = 1.0 / K
         pair = np.ascontiguousarray(pair)
         belief = np.empty((H, W, K))
+        messages = np.empty((H, W, 4, K))
         n_iter, delta = _bp.grid_bp(
             unary, pair, np.ascontiguousarray(pair.T), pd, po, bool(potts), is_max,
-            max_iter, tol, damping, messages, messages.copy(), belief,
+            max_iter, tol, damping, messages, np.empty_like(messages), belief,
             np.empty(2 * K),
         )  # fmt: skip
         return GridBPResult(belief, delta < tol, n_iter, delta)

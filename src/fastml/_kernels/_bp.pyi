@@ -4,7 +4,7 @@ from numpy.typing import NDArray
 def tree_sum_product(
     graph: NDArray[np.intp],
     ptab: NDArray[np.float64],
-    logmax: NDArray[np.float64],
+    log_offset: float,
     mask: NDArray[np.float64],
     sched_edge: NDArray[np.intp],
     sched_to_var: NDArray[np.intp],
@@ -12,10 +12,15 @@ def tree_sum_product(
     m_vf: NDArray[np.float64],
     m_fv: NDArray[np.float64],
     var_belief: NDArray[np.float64],
-    fac_belief: NDArray[np.float64],
-    work: NDArray[np.float64],
     scratch: NDArray[np.intp],
 ) -> float: ...
+def factor_beliefs(
+    graph: NDArray[np.intp],
+    ptab: NDArray[np.float64],
+    m_vf: NDArray[np.float64],
+    fac_belief: NDArray[np.float64],
+    scratch: NDArray[np.intp],
+) -> None: ...
 def tree_max_sum(
     graph: NDArray[np.intp],
     logtab: NDArray[np.float64],

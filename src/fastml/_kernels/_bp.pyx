@@ -67,17 +67,17 @@ cdef int _unpack(const idx_t[::1] graph, idx_t table_len, FG *g) except -1:
 
 
 cdef inline double _normalise_sum(double *m, idx_t K) noexcept nogil:
-    """Scale ``m`` to sum 1; return log of the old sum (-inf, m untouched, if it was 0)."""
+    """Scale ``m`` to sum 1; return the old sum (0, m untouched, if it was 0)."""
     cdef idx_t x
     cdef double s = 0.0
     for x in range(K):
         s += m[x]
     if s <= 0.0:
-        return -INFINITY
+        return 0.0
     cdef double inv = 1.0 / s
     for x in range(K):
         m[x] *= inv
-    return log(s)
+    return s
 
 
 cdef inline double _normalise_max(double *m, idx_t K) noexcept nogil:
@@ -98,7 +98,7 @@ cdef double _var_to_fac(const FG *g, idx_t e, const double *mask, const double *
                         double *out) noexcept nogil:
     """mu_{x->f}(x) = mask(x) prod_{g != f} mu_{g->x}(x) (PRML eq. 8.69), normalised.
 
-    Returns the log normaliser."""
+    Returns the normaliser (0 if the message vanishes)."""
     cdef idx_t v = g.evar[e], K = g.card[v], x, j, ej
     cdef const double *mk = mask + g.voff[v]
     cdef const double *mj
@@ -117,7 +117,7 @@ cdef double _fac_to_var(const FG *g, idx_t e, const double *ptab, const double *
                         double *out, idx_t *cnt) noexcept nogil:
     """mu_{f->x}(x) = sum_{x_f \\ x} f(x_f) prod_{y != x} mu_{y->f}(y) (PRML eq. 8.66).
 
-    Normalised to sum 1; returns the log normaliser (scaled table, see module notes)."""
+    Normalised to sum 1; returns the normaliser (of the scaled table, see module notes)."""
     cdef idx_t f = g.efac[e], e0 = g.fptr[f], k = g.fptr[f + 1] - g.fptr[f]
     cdef idx_t tgt = e - e0, K = g.card[g.evar[e]], x, y, j, t, c0, c1
     cdef idx_t size = g.toff[f + 1] - g.toff[f]
@@ -240,93 +240,108 @@ cdef void _var_beliefs(const FG *g, const double *mask, const double *m_fv,
 cdef void _fac_beliefs(const FG *g, const double *ptab, const double *m_vf, double *out,
                        idx_t *cnt) noexcept nogil:
     """b(x_f) ∝ f(x_f) prod_{x in f} mu_{x->f}(x) (PRML eq. 8.72), each normalised."""
-    cdef idx_t f, t, j, e0, k, size
+    cdef idx_t f, t, j, e0, k, size, x, y, c1
     cdef double val
+    cdef const double *tab
+    cdef const double *m0
+    cdef const double *m1
+    cdef double *b
     for f in range(g.F):
         e0 = g.fptr[f]
         k = g.fptr[f + 1] - e0
         size = g.toff[f + 1] - g.toff[f]
-        for j in range(k):
-            cnt[j] = 0
-        for t in range(size):
-            val = ptab[g.toff[f] + t]
-            if val != 0.0:
-                for j in range(k):
-                    val *= m_vf[g.eoff[e0 + j] + cnt[j]]
-            out[g.toff[f] + t] = val
-            j = k - 1
-            while j >= 0:
-                cnt[j] += 1
-                if cnt[j] < g.card[g.evar[e0 + j]]:
-                    break
+        tab = ptab + g.toff[f]
+        b = out + g.toff[f]
+        if k == 1:
+            m0 = m_vf + g.eoff[e0]
+            for t in range(size):
+                b[t] = tab[t] * m0[t]
+        elif k == 2:
+            m0 = m_vf + g.eoff[e0]
+            m1 = m_vf + g.eoff[e0 + 1]
+            c1 = g.card[g.evar[e0 + 1]]
+            for x in range(size // c1):
+                for y in range(c1):
+                    b[x * c1 + y] = tab[x * c1 + y] * m0[x] * m1[y]
+        else:
+            for j in range(k):
                 cnt[j] = 0
-                j -= 1
-        _normalise_sum(out + g.toff[f], size)
+            for t in range(size):
+                val = tab[t]
+                if val != 0.0:
+                    for j in range(k):
+                        val *= m_vf[g.eoff[e0 + j] + cnt[j]]
+                b[t] = val
+                j = k - 1
+                while j >= 0:
+                    cnt[j] += 1
+                    if cnt[j] < g.card[g.evar[e0 + j]]:
+                        break
+                    cnt[j] = 0
+                    j -= 1
+        _normalise_sum(b, size)
+
+
+cdef inline void _scale(double s, double *prod, double *log_acc) noexcept nogil:
+    """Multiply a normaliser into the running product, folding it into the log
+    accumulator before it leaves [1e-250, 1e250] (one log per ~500 messages instead of
+    one per message; the product's relative error grows like n eps, so ln Z's absolute
+    error does too, instead of ln Z's magnitude times eps)."""
+    prod[0] *= s
+    if prod[0] < 1e-250 or prod[0] > 1e250:
+        if prod[0] == 0.0:
+            log_acc[0] = -INFINITY
+            prod[0] = 1.0
+        else:
+            log_acc[0] += log(prod[0])
+            prod[0] = 1.0
 
 
 def tree_sum_product(const idx_t[::1] graph, const double[::1] ptab,
-                     const double[::1] logmax, const double[::1] mask,
+                     double log_offset, const double[::1] mask,
                      const idx_t[::1] sched_edge, const idx_t[::1] sched_to_var,
                      const idx_t[::1] roots, double[::1] m_vf, double[::1] m_fv,
-                     double[::1] var_belief, double[::1] fac_belief, double[::1] work,
-                     idx_t[::1] scratch):
+                     double[::1] var_belief, idx_t[::1] scratch):
     """Exact sum-product on a forest (PRML sec. 8.4.4), normalised messages.
 
     ``sched_edge``/``sched_to_var`` list the messages of the leaves-to-root pass in order
     (edge id, and 1 for factor->variable, 0 for variable->factor); the root-to-leaves pass
     is the same list reversed with directions flipped. ``roots`` holds one variable per
-    connected component. Accumulators are double.
+    connected component. Every upward message's normaliser enters Z exactly once, so
+    ln Z = log_offset + ln prod(upward normalisers) + sum_roots ln(root mass), the
+    product kept in range by :func:`_scale`; ``log_offset`` = sum_f ln max f (the
+    tables' scales, summed exactly by the caller). Accumulators are double.
 
     Assumes: graph packed and validated by ``fastml.graphical``, the schedule a valid
-    tree schedule, ``mask`` in {0, 1}, ``work`` of length >= 2 E (log scales of the
-    messages), ``scratch`` of length >= max arity.
-    Writes messages and the normalised variable and factor marginals; returns
-    ln Z = sum over components of ln sum_x prod_f f(x_f) mask(x) (-inf if the evidence has
-    probability zero, in which case the marginals are undefined).
+    tree schedule, ``mask`` in {0, 1}, ``scratch`` of length >= max arity.
+    Writes messages and the normalised variable marginals (factor marginals follow from
+    the messages, :func:`factor_beliefs`); returns ln Z = ln sum_x prod_f f(x_f) mask(x)
+    (-inf if the evidence has probability zero; the marginals are then undefined).
     """
     cdef FG g
     _unpack(graph, ptab.shape[0], &g)
-    cdef idx_t n = sched_edge.shape[0], i, e, v, f, j, x, K
-    if (sched_to_var.shape[0] != n or logmax.shape[0] != g.F
-            or mask.shape[0] != g.voff[g.V] or m_vf.shape[0] < g.eoff[g.E] + 1
-            or m_fv.shape[0] < g.eoff[g.E] + 1 or var_belief.shape[0] != g.voff[g.V]
-            or fac_belief.shape[0] < ptab.shape[0] + 1 or scratch.shape[0] < g.max_arity
-            or work.shape[0] < 2 * g.E + 1):
+    cdef idx_t n = sched_edge.shape[0], i, e, v, j, x, K
+    if (sched_to_var.shape[0] != n or mask.shape[0] != g.voff[g.V]
+            or m_vf.shape[0] < g.eoff[g.E] + 1 or m_fv.shape[0] < g.eoff[g.E] + 1
+            or var_belief.shape[0] != g.voff[g.V] or scratch.shape[0] < g.max_arity):
         raise ValueError("tree_sum_product: shape mismatch")
-    cdef double *s_vf
-    cdef double *s_fv
-    cdef double log_z = 0.0, acc, z
+    cdef double log_z = 0.0, prod = 1.0, z
+    cdef bint to_var
     with nogil:
-        s_vf = &work[0]
-        s_fv = s_vf + g.E
-        # leaves-to-root pass, then root-to-leaves with directions flipped
+        # leaves-to-root pass (normalisers into Z), then root-to-leaves, flipped
         for i in range(2 * n):
             if i < n:
                 e = sched_edge[i]
-                if sched_to_var[i]:
-                    f = 1
-                else:
-                    f = 0
+                to_var = sched_to_var[i] != 0
             else:
                 e = sched_edge[2 * n - 1 - i]
-                if sched_to_var[2 * n - 1 - i]:
-                    f = 0
-                else:
-                    f = 1
-            if f:
-                acc = _fac_to_var(&g, e, &ptab[0], &m_vf[0], &m_fv[g.eoff[e]],
-                                  &scratch[0]) + logmax[g.efac[e]]
-                for j in range(g.fptr[g.efac[e]], g.fptr[g.efac[e] + 1]):
-                    if j != e:
-                        acc += s_vf[j]
-                s_fv[e] = acc
+                to_var = sched_to_var[2 * n - 1 - i] == 0
+            if to_var:
+                z = _fac_to_var(&g, e, &ptab[0], &m_vf[0], &m_fv[g.eoff[e]], &scratch[0])
             else:
-                acc = _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]])
-                v = g.evar[e]
-                for j in range(g.vptr[v], g.vptr[v + 1]):
-                    if g.vedge[j] != e:
-                        acc += s_fv[g.vedge[j]]
-                s_vf[e] = acc
+                z = _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]])
+            if i < n:
+                _scale(z, &prod, &log_z)
         for i in range(roots.shape[0]):
             v = roots[i]
             K = g.card[v]
@@ -334,20 +349,33 @@ def tree_sum_product(const idx_t[::1] graph, const double[::1] ptab,
                 var_belief[g.voff[v] + x] = mask[g.voff[v] + x]
             for j in range(g.vptr[v], g.vptr[v + 1]):
                 e = g.vedge[j]
-                log_z += s_fv[e]
                 for x in range(K):
                     var_belief[g.voff[v] + x] *= m_fv[g.eoff[e] + x]
             z = 0.0
             for x in range(K):
                 z += var_belief[g.voff[v] + x]
-            if z > 0.0:
-                log_z += log(z)
-            else:
-                log_z = -INFINITY
+            _scale(z, &prod, &log_z)
+        log_z += log(prod) + log_offset
         _var_beliefs(&g, &mask[0], &m_fv[0], &var_belief[0])
-        if g.F > 0:
-            _fac_beliefs(&g, &ptab[0], &m_vf[0], &fac_belief[0], &scratch[0])
     return log_z
+
+
+def factor_beliefs(const idx_t[::1] graph, const double[::1] ptab,
+                   const double[::1] m_vf, double[::1] fac_belief, idx_t[::1] scratch):
+    """Factor marginals from variable->factor messages (PRML eq. 8.72), normalised.
+
+    Assumes: messages from :func:`tree_sum_product` or :func:`loopy_bp`; ``scratch`` of
+    length >= max arity.
+    """
+    cdef FG g
+    _unpack(graph, ptab.shape[0], &g)
+    if (m_vf.shape[0] < g.eoff[g.E] + 1 or fac_belief.shape[0] < ptab.shape[0]
+            or scratch.shape[0] < g.max_arity):
+        raise ValueError("factor_beliefs: shape mismatch")
+    if g.F == 0:
+        return
+    with nogil:
+        _fac_beliefs(&g, &ptab[0], &m_vf[0], &fac_belief[0], &scratch[0])
 
 
 def tree_max_sum(const idx_t[::1] graph, const double[::1] logtab,
@@ -358,13 +386,14 @@ def tree_max_sum(const idx_t[::1] graph, const double[::1] logtab,
     """Exact max-sum on a forest with back-tracking (PRML sec. 8.4.5).
 
     The leaves-to-root pass of the schedule (as in :func:`tree_sum_product`) computes
-    log-space messages (PRML eqs. 8.93-8.94) and, for every factor->variable message, the
-    maximising table index per state of the receiving variable. Each root takes its
-    max-marginal argmax (PRML eq. 8.98); the schedule is then walked backwards and every
-    factor's other variables are read off the stored index (PRML eq. 8.101).
+    log-space messages (PRML eqs. 8.93-8.94), each shifted to max 0 (the shifts add up to
+    the maximal score) and, for every factor->variable message, the maximising table
+    index per state of the receiving variable. Each root takes its max-marginal argmax
+    (PRML eq. 8.98); the schedule is then walked backwards and every factor's other
+    variables are read off the stored index (PRML eq. 8.101).
 
     Assumes: as :func:`tree_sum_product`; ``logmask`` in {0, -inf}; ``work`` of length
-    >= 2 E + the largest cardinality.
+    >= the largest cardinality.
     Writes ``assignment`` (state per variable); returns the maximal unnormalised log
     score max_x sum_f ln f(x_f) (-inf when no configuration has positive probability).
     """
@@ -374,33 +403,18 @@ def tree_max_sum(const idx_t[::1] graph, const double[::1] logtab,
     if (sched_to_var.shape[0] != n or logmask.shape[0] != g.voff[g.V]
             or m_vf.shape[0] < g.eoff[g.E] + 1 or m_fv.shape[0] < g.eoff[g.E] + 1
             or backptr.shape[0] < g.eoff[g.E] + 1 or assignment.shape[0] != g.V
-            or scratch.shape[0] < g.max_arity or work.shape[0] < 2 * g.E + g.max_card):
+            or scratch.shape[0] < g.max_arity or work.shape[0] < g.max_card):
         raise ValueError("tree_max_sum: shape mismatch")
-    cdef double score = 0.0, acc, bmax
-    cdef double *s_vf
-    cdef double *s_fv
-    cdef double *buf
+    cdef double score = 0.0, bmax
+    cdef double *buf = &work[0]
     with nogil:
-        s_vf = &work[0]
-        s_fv = s_vf + g.E
-        buf = s_fv + g.E
         for i in range(n):
             e = sched_edge[i]
             if sched_to_var[i]:
-                f = g.efac[e]
-                acc = _fac_to_var_max(&g, e, &logtab[0], &m_vf[0], &m_fv[g.eoff[e]],
-                                      &backptr[g.eoff[e]], &scratch[0])
-                for j in range(g.fptr[f], g.fptr[f + 1]):
-                    if j != e:
-                        acc += s_vf[j]
-                s_fv[e] = acc
+                score += _fac_to_var_max(&g, e, &logtab[0], &m_vf[0], &m_fv[g.eoff[e]],
+                                         &backptr[g.eoff[e]], &scratch[0])
             else:
-                acc = _var_to_fac_max(&g, e, &logmask[0], &m_fv[0], &m_vf[g.eoff[e]])
-                v = g.evar[e]
-                for j in range(g.vptr[v], g.vptr[v + 1]):
-                    if g.vedge[j] != e:
-                        acc += s_fv[g.vedge[j]]
-                s_vf[e] = acc
+                score += _var_to_fac_max(&g, e, &logmask[0], &m_fv[0], &m_vf[g.eoff[e]])
         for i in range(roots.shape[0]):
             v = roots[i]
             K = g.card[v]
@@ -408,7 +422,6 @@ def tree_max_sum(const idx_t[::1] graph, const double[::1] logtab,
                 buf[x] = logmask[g.voff[v] + x]
             for j in range(g.vptr[v], g.vptr[v + 1]):
                 e = g.vedge[j]
-                score += s_fv[e]
                 for x in range(K):
                     buf[x] += m_fv[g.eoff[e] + x]
             best = 0
@@ -463,18 +476,18 @@ def loopy_bp(const idx_t[::1] graph, const double[::1] ptab, const double[::1] m
             delta = 0.0
             if not sequential:
                 for e in range(g.E):
-                    if _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]]) == -INFINITY:
+                    if _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]]) == 0.0:
                         _uniform_on(&mask[g.voff[g.evar[e]]], &m_vf[g.eoff[e]],
                                     g.card[g.evar[e]])
             for f in range(g.F):
                 if sequential:
                     for e in range(g.fptr[f], g.fptr[f + 1]):
-                        if _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]]) == -INFINITY:
+                        if _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]]) == 0.0:
                             _uniform_on(&mask[g.voff[g.evar[e]]], &m_vf[g.eoff[e]],
                                         g.card[g.evar[e]])
                 for e in range(g.fptr[f], g.fptr[f + 1]):
                     K = g.card[g.evar[e]]
-                    if _fac_to_var(&g, e, &ptab[0], &m_vf[0], &tmp[0], &scratch[0]) == -INFINITY:
+                    if _fac_to_var(&g, e, &ptab[0], &m_vf[0], &tmp[0], &scratch[0]) == 0.0:
                         _uniform_on(&mask[g.voff[g.evar[e]]], &tmp[0], K)
                     old = &m_fv[g.eoff[e]]
                     for x in range(K):
@@ -486,7 +499,7 @@ def loopy_bp(const idx_t[::1] graph, const double[::1] ptab, const double[::1] m
             if delta < tol:
                 break
         for e in range(g.E):
-            if _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]]) == -INFINITY:
+            if _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]]) == 0.0:
                 _uniform_on(&mask[g.voff[g.evar[e]]], &m_vf[g.eoff[e]], g.card[g.evar[e]])
         _var_beliefs(&g, &mask[0], &m_fv[0], &var_belief[0])
         if g.F > 0:
@@ -535,22 +548,32 @@ def bethe_free_energy(const idx_t[::1] graph, const double[::1] logtab,
 
 
 # ---------------------------------------------------------------------------------------
-# 4-connected grids (Ising/Potts): messages[d, i, j, :] is the message INTO pixel (i, j)
-# from its neighbour on side d (0 left, 1 right, 2 up, 3 down); pair[a, b] couples the
-# left (or upper) pixel's state a with the right (or lower) pixel's state b. Messages
-# from outside the grid are constant (1, or 0 in log space) and never updated.
+# 4-connected grids (Ising/Potts): messages[i, j, d, :] is the message INTO pixel (i, j)
+# from its neighbour on side d (0 left, 1 right, 2 up, 3 down), so a pixel's four
+# incoming messages are contiguous; pair[a, b] couples the left (or upper) pixel's state a
+# with the right (or lower) pixel's state b. Messages from outside the grid are constant
+# (1, or 0 in log space) and never updated.
 
-cdef inline void _grid_msg_sum(const double *h, const double *pair,
-                               idx_t K, double potts_diag, double potts_off,
-                               bint potts, double *out) noexcept nogil:
+cdef inline void _grid_msg_sum(const double *h, const double *pair, idx_t K,
+                               double potts_diag, double potts_off, bint potts,
+                               double *out) noexcept nogil:
     """out(y) = sum_x h(x) pair[x, y], normalised to sum 1."""
     cdef idx_t x, y
-    cdef double s = 0.0, hx
+    cdef double s = 0.0, hx, base, slope
     if potts:
         for x in range(K):
             s += h[x]
+        # the message sums to s (K off + diag - off): normalise in the same pass
+        base = s * (K * potts_off + potts_diag - potts_off)
+        if base > 0.0:
+            slope = (potts_diag - potts_off) / base
+            base = potts_off * s / base
+            for y in range(K):
+                out[y] = base + slope * h[y]
+            return
         for y in range(K):
-            out[y] = potts_off * s + (potts_diag - potts_off) * h[y]
+            out[y] = 1.0 / K
+        return
     else:
         for y in range(K):
             out[y] = 0.0
@@ -570,9 +593,9 @@ cdef inline void _grid_msg_sum(const double *h, const double *pair,
             out[y] = 1.0 / K
 
 
-cdef inline void _grid_msg_max(const double *h, const double *pair,
-                               idx_t K, double potts_diag, double potts_off,
-                               bint potts, double *out) noexcept nogil:
+cdef inline void _grid_msg_max(const double *h, const double *pair, idx_t K,
+                               double potts_diag, double potts_off, bint potts,
+                               double *out) noexcept nogil:
     """out(y) = max_x h(x) + pair[x, y] (log space), shifted to max 0."""
     cdef idx_t x, y
     cdef double mx = -INFINITY, hx
@@ -608,98 +631,78 @@ cdef double _grid_sweep(const double *unary, const double *pair, const double *p
                         double *nxt, double *h, double *m) noexcept nogil:
     """One flooding sweep: every message from ``cur``, damped, into ``nxt``.
 
+    Pull order: pixel q gathers its four incoming messages from its neighbours' blocks
+    and writes its own contiguous block of ``nxt`` (compared with its block of ``cur``
+    for the change), so writes stream and reads stay within three rows.
     Returns the largest absolute change of a message."""
-    cdef idx_t i, j, x, d, src, q, plane = H * W * K
-    cdef idx_t pix
+    cdef idx_t i, j, x, d, pi, pj, K4 = 4 * K
     cdef const double *phi
-    cdef double delta = 0.0, val, ch
+    cdef const double *src
+    cdef const double *a
+    cdef const double *b
+    cdef const double *c
     cdef const double *pm
-    cdef const double *cin[4]
+    cdef const double *old
+    cdef double *dst
+    cdef double delta = 0.0, val, ch, keep = 1.0 - damping, border
+    border = 0.0 if is_max else 1.0
     for i in range(H):
         for j in range(W):
-            pix = (i * W + j) * K
-            phi = unary + pix
-            for d in range(4):
-                cin[d] = cur + d * plane + pix
-            # d: direction of travel; 0 to the right (arrives from the left), 1 to the
-            # left, 2 downwards (arrives from above), 3 upwards
+            old = cur + (i * W + j) * K4
+            dst = nxt + (i * W + j) * K4
+            # slot d of q = (i, j) holds the message from neighbour p on side d; p's
+            # cavity leaves out p's slot facing q (d ^ 1: left <-> right, up <-> down)
             for d in range(4):
                 if d == 0:
-                    if j + 1 >= W:
-                        continue
-                    q = (i * W + j + 1) * K
-                    src = 1
+                    pi, pj, pm = i, j - 1, pair
                 elif d == 1:
-                    if j == 0:
-                        continue
-                    q = (i * W + j - 1) * K
-                    src = 0
+                    pi, pj, pm = i, j + 1, pair_t
                 elif d == 2:
-                    if i + 1 >= H:
-                        continue
-                    q = ((i + 1) * W + j) * K
-                    src = 3
+                    pi, pj, pm = i - 1, j, pair
                 else:
-                    if i == 0:
-                        continue
-                    q = ((i - 1) * W + j) * K
-                    src = 2
-                # h = phi times the incoming messages except the one from q (side src)
-                for x in range(K):
-                    if is_max:
-                        val = phi[x]
-                        if src != 0:
-                            val += cin[0][x]
-                        if src != 1:
-                            val += cin[1][x]
-                        if src != 2:
-                            val += cin[2][x]
-                        if src != 3:
-                            val += cin[3][x]
-                    else:
-                        val = phi[x]
-                        if src != 0:
-                            val *= cin[0][x]
-                        if src != 1:
-                            val *= cin[1][x]
-                        if src != 2:
-                            val *= cin[2][x]
-                        if src != 3:
-                            val *= cin[3][x]
-                    h[x] = val
-                if d == 0 or d == 2:
-                    pm = pair
-                else:
-                    pm = pair_t
+                    pi, pj, pm = i + 1, j, pair_t
+                if pi < 0 or pi >= H or pj < 0 or pj >= W:
+                    for x in range(K):
+                        dst[d * K + x] = border
+                    continue
+                phi = unary + (pi * W + pj) * K
+                src = cur + (pi * W + pj) * K4
+                a = src + (((d ^ 1) + 1) & 3) * K
+                b = src + (((d ^ 1) + 2) & 3) * K
+                c = src + (((d ^ 1) + 3) & 3) * K
                 if is_max:
+                    for x in range(K):
+                        h[x] = phi[x] + a[x] + b[x] + c[x]
                     _grid_msg_max(h, pm, K, potts_diag, potts_off, potts, m)
                 else:
+                    for x in range(K):
+                        h[x] = phi[x] * a[x] * b[x] * c[x]
                     _grid_msg_sum(h, pm, K, potts_diag, potts_off, potts, m)
-                # stored on q's side facing p: d=0 arrives from q's left (slot 0), ...
-                pix = d * plane + q
                 for x in range(K):
-                    val = (1.0 - damping) * m[x] + damping * cur[pix + x]
-                    ch = fabs(val - cur[pix + x])
+                    val = keep * m[x] + damping * old[d * K + x]
+                    ch = fabs(val - old[d * K + x])
                     if ch > delta:
                         delta = ch
-                    nxt[pix + x] = val
+                    dst[d * K + x] = val
     return delta
 
 
 cdef void _grid_beliefs(const double *unary, const double *msgs, idx_t H, idx_t W,
                         idx_t K, bint is_max, double *out) noexcept nogil:
     """b_p ∝ phi_p prod_d m_d (sum), or ln phi_p + sum_d m_d shifted to max 0 (max)."""
-    cdef idx_t p, x, d, plane = H * W * K
+    cdef idx_t p, x, d
     cdef double *b
+    cdef const double *inc
     for p in range(H * W):
         b = out + p * K
+        inc = msgs + p * 4 * K
         for x in range(K):
             b[x] = unary[p * K + x]
             for d in range(4):
                 if is_max:
-                    b[x] += msgs[d * plane + p * K + x]
+                    b[x] += inc[d * K + x]
                 else:
-                    b[x] *= msgs[d * plane + p * K + x]
+                    b[x] *= inc[d * K + x]
         if is_max:
             _normalise_max(b, K)
         else:
@@ -722,25 +725,35 @@ def grid_bp(const double[:, :, ::1] unary, const double[:, ::1] pair,
     max_x h(x) + pair[x, y] = max(h(y) + diag, max_x h(x) + off).
     Damping mixes the new message with the old one (in log space for max-product).
 
-    Assumes: validated finite inputs; ``messages`` initialised (1 or 0 on the border
-    slots, which are never written); ``spare`` a copy of ``messages``; ``scratch`` >= 2K.
-    Writes the final messages into ``messages`` and the beliefs (log-beliefs shifted to
-    max 0 for max-product) into ``belief``. Returns (sweeps, last change).
+    Assumes: validated finite inputs. ``messages`` (H, W, 4, K) is initialised here
+    (uniform; 1, or 0 for max-product, on the border slots, which stay constant);
+    ``spare`` of the same shape needs no initialisation. Writes the final messages into ``messages`` and the beliefs (log-beliefs
+    shifted to max 0 for max-product) into ``belief``. Returns (sweeps, last change).
     """
     cdef idx_t H = unary.shape[0], W = unary.shape[1], K = unary.shape[2], it = 0
     if (pair.shape[0] != K or pair.shape[1] != K or pair_t.shape[0] != K
-            or pair_t.shape[1] != K or messages.shape[0] != 4 or messages.shape[1] != H
-            or messages.shape[2] != W or messages.shape[3] != K
-            or spare.shape[0] != 4 or spare.shape[1] != H or spare.shape[2] != W
+            or pair_t.shape[1] != K or messages.shape[0] != H or messages.shape[1] != W
+            or messages.shape[2] != 4 or messages.shape[3] != K
+            or spare.shape[0] != H or spare.shape[1] != W or spare.shape[2] != 4
             or spare.shape[3] != K or belief.shape[0] != H or belief.shape[1] != W
             or belief.shape[2] != K or scratch.shape[0] < 2 * K or H * W * K == 0):
         raise ValueError("grid_bp: shape mismatch")
-    cdef double delta = INFINITY
+    cdef double delta = INFINITY, inner, border
     cdef double *cur = &messages[0, 0, 0, 0]
     cdef double *nxt = &spare[0, 0, 0, 0]
     cdef double *tmp
-    cdef idx_t n = 4 * H * W * K, t
+    cdef idx_t n = 4 * H * W * K, t, i, j, d, x
+    cdef bint outside
     with nogil:
+        inner = 0.0 if is_max else 1.0 / K
+        border = 0.0 if is_max else 1.0
+        for i in range(H):
+            for j in range(W):
+                for d in range(4):
+                    outside = ((d == 0 and j == 0) or (d == 1 and j == W - 1)
+                               or (d == 2 and i == 0) or (d == 3 and i == H - 1))
+                    for x in range(K):
+                        cur[((i * W + j) * 4 + d) * K + x] = border if outside else inner
         while it < max_iter:
             it += 1
             delta = _grid_sweep(&unary[0, 0, 0], &pair[0, 0], &pair_t[0, 0], H, W, K,
