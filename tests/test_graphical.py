@@ -556,3 +556,13 @@ def test_bad_input():
         PairwiseMRF.potts(np.zeros((3, 3, 2)), 1.0).loopy_belief_propagation(
             damping=1.5
         )
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    result = doctest.testmod(
+        importlib.import_module("fastml.graphical"), optionflags=doctest.ELLIPSIS
+    )
+    assert result.attempted > 0 and result.failed == 0

@@ -23,6 +23,14 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.losses",
         "logistic and softmax regression by the MLE losses",
     ),
+    "graphical": (
+        "fastml._demos.graphical",
+        "Asia network queries, MAP of a 1e5 chain, de-noising with loopy BP",
+    ),
+    "ep": (
+        "fastml._demos.ep",
+        "expectation propagation on the clutter problem: EP vs ADF vs exact",
+    ),
 }
 
 

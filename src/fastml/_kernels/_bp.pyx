@@ -176,10 +176,31 @@ cdef double _fac_to_var_max(const FG *g, idx_t e, const double *logtab, const do
     cdef idx_t tgt = e - e0, K = g.card[g.evar[e]], x, j, t
     cdef idx_t size = g.toff[f + 1] - g.toff[f], t0 = g.toff[f]
     cdef const double *tab = logtab + t0
+    cdef const double *m0
     cdef double val
+    cdef idx_t y, c1
     for x in range(K):
         out[x] = -INFINITY
         bp[x] = t0
+    if k == 2:
+        c1 = g.card[g.evar[e0 + 1]]
+        if tgt == 0:
+            m0 = m_vf + g.eoff[e0 + 1]
+            for x in range(K):
+                for y in range(c1):
+                    val = tab[x * c1 + y] + m0[y]
+                    if val > out[x]:
+                        out[x] = val
+                        bp[x] = t0 + x * c1 + y
+        else:
+            m0 = m_vf + g.eoff[e0]
+            for y in range(size // c1):
+                for x in range(c1):
+                    val = tab[y * c1 + x] + m0[y]
+                    if val > out[x]:
+                        out[x] = val
+                        bp[x] = t0 + y * c1 + x
+        return _normalise_max(out, K)
     for j in range(k):
         cnt[j] = 0
     for t in range(size):
