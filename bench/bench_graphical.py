@@ -11,6 +11,8 @@ Groups:
 - ``bp-grid-256-K8``: 10 flooding sweeps of sum-product loopy BP on a 256 x 256 Potts
   grid with 8 labels, fastml ``PairwiseMRF`` (Potts O(K) messages and the general O(K^2)
   path) vs the same schedule vectorised in NumPy.
+- ``bp-grid-256-K8-converge``: the same problem run to convergence (no message changes
+  by more than 1e-6): NumPy flooding vs fastml flooding vs fastml checkerboard.
 """
 
 import numpy as np
@@ -202,13 +204,15 @@ def grid():
     return rng.standard_normal((H, W, K_GRID)), 0.7
 
 
-def numpy_grid_bp(log_unary, pair, sweeps, damping=0.0):
+def numpy_grid_bp(log_unary, pair, sweeps, damping=0.0, tol=None):
     """Flooding loopy BP on the grid, vectorised over pixels; messages[d] arrive at a
-    pixel from its left, right, upper, lower neighbour (as in the kernel)."""
+    pixel from its left, right, upper, lower neighbour (as in the kernel). With ``tol``,
+    stops once no message changes by more than ``tol`` (returns beliefs, sweeps)."""
     phi = np.exp(log_unary - log_unary.max(axis=2, keepdims=True))
     K = phi.shape[2]
     msg = np.ones((4, H, W, K))
     msg[0, :, 1:] = msg[1, :, :-1] = msg[2, 1:] = msg[3, :-1] = 1.0 / K
+    done = 0
     for _ in range(sweeps):
         new = msg.copy()
         # to the right: from (i, j) to (i, j + 1), excluding what came from the right
@@ -224,9 +228,15 @@ def numpy_grid_bp(log_unary, pair, sweeps, damping=0.0):
         h = phi * msg[0] * msg[1] * msg[3]  # upwards
         m = h[1:] @ pair.T
         new[3, :-1] = m / m.sum(axis=-1, keepdims=True)
-        msg = (1 - damping) * new + damping * msg if damping else new
+        new = (1 - damping) * new + damping * msg if damping else new
+        done += 1
+        if tol is not None and np.abs(new - msg).max() < tol:
+            msg = new
+            break
+        msg = new
     b = phi * msg.prod(axis=0)
-    return b / b.sum(axis=-1, keepdims=True)
+    b /= b.sum(axis=-1, keepdims=True)
+    return b if tol is None else (b, done)
 
 
 def fastml_grid(grid, potts=True):
@@ -268,3 +278,46 @@ def bench_grid_loopy_bp(benchmark, impl, grid):
     out = benchmark.pedantic(fn, rounds=3, iterations=1)
     benchmark.extra_info["sweeps_per_s"] = SWEEPS / benchmark.stats.stats.min
     np.testing.assert_allclose(out, numpy_grid(grid)(), atol=1e-6)
+
+
+GRID_TOL = 1e-6
+
+
+def converge_numpy(grid):
+    log_unary, beta = grid
+    pair = np.exp(beta * np.eye(K_GRID))
+    pair /= pair.max()
+
+    def run():
+        return numpy_grid_bp(log_unary, pair, 500, tol=GRID_TOL)
+
+    return run
+
+
+def converge_fastml(grid, schedule):
+    log_unary, beta = grid
+    mrf = PairwiseMRF.potts(log_unary, beta)
+
+    def run():
+        r = mrf.loopy_belief_propagation(max_iter=500, tol=GRID_TOL, schedule=schedule)
+        return r.beliefs, r.n_iter
+
+    return run
+
+
+CONVERGE_IMPLS = {
+    "fastml-parallel": lambda g: converge_fastml(g, "parallel"),
+    "fastml-checkerboard": lambda g: converge_fastml(g, "checkerboard"),
+    "numpy": converge_numpy,
+}
+
+
+@pytest.mark.parametrize("impl", list(CONVERGE_IMPLS))
+def bench_grid_to_convergence(benchmark, impl, grid):
+    benchmark.group = "bp-grid-256-K8-converge"
+    fn = CONVERGE_IMPLS[impl](grid)
+    benchmark.extra_info.update(H=H, W=W, K=K_GRID, tol=GRID_TOL)
+    beliefs, sweeps = benchmark.pedantic(fn, rounds=3, iterations=1)
+    benchmark.extra_info["sweeps"] = int(sweeps)
+    ref, _ = converge_numpy(grid)()
+    np.testing.assert_allclose(beliefs, ref, atol=1e-5)  # same fixed point

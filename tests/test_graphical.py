@@ -462,9 +462,11 @@ def test_grid_kernel_equals_generic_loopy_bp(potts):
     f = mrf.to_factor_graph().loopy_belief_propagation(max_iter=500, tol=1e-12)
     assert g.converged and f.converged
     beliefs = np.array([f.marginal(i) for i in range(H * W)]).reshape(H, W, K)
-    np.testing.assert_allclose(
-        g.beliefs, beliefs, atol=1e-9
-    )  # oracle: generic loopy BP
+    # oracle: generic loopy BP
+    np.testing.assert_allclose(g.beliefs, beliefs, atol=1e-9)
+    c = mrf.loopy_belief_propagation(max_iter=500, tol=1e-12, schedule="checkerboard")
+    assert c.converged and c.n_iter < g.n_iter
+    np.testing.assert_allclose(c.beliefs, beliefs, atol=1e-9)  # same fixed point
 
 
 @pytest.mark.parametrize("potts", [True, False])
@@ -479,6 +481,8 @@ def test_grid_max_product_exact_on_a_line(potts):
     m = mrf.to_factor_graph().max_sum()
     assert g.converged
     assert list(g.labels[0]) == list(m.states)
+    c = mrf.loopy_belief_propagation(method="max", tol=1e-12, schedule="checkerboard")
+    assert c.converged and list(c.labels[0]) == list(m.states)  # oracle: max_sum
     s = mrf.loopy_belief_propagation(method="sum", tol=1e-13)
     exact = mrf.to_factor_graph().sum_product()
     np.testing.assert_allclose(
@@ -552,10 +556,19 @@ def test_bad_input():
         bn.to_factor_graph()
     with pytest.raises(ValueError, match=r"log_pairwise must have shape \(2, 2\)"):
         PairwiseMRF(np.zeros((3, 3, 2)), np.zeros((3, 3)))
+    mrf = PairwiseMRF.potts(np.zeros((3, 3, 2)), 1.0)
     with pytest.raises(ValueError, match="damping must be <"):
-        PairwiseMRF.potts(np.zeros((3, 3, 2)), 1.0).loopy_belief_propagation(
-            damping=1.5
-        )
+        mrf.loopy_belief_propagation(damping=1.5)
+    with pytest.raises(
+        ValueError, match="schedule must be 'parallel' or 'checkerboard'"
+    ):
+        mrf.loopy_belief_propagation(schedule="random")
+    with pytest.raises(ValueError, match="method must be 'sum' or 'max'"):
+        mrf.loopy_belief_propagation(method="mean")
+    with pytest.raises(ValueError, match="log_unary must be 3-dimensional"):
+        PairwiseMRF(np.zeros((3, 3)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="log_unary must be finite"):
+        PairwiseMRF(np.full((2, 2, 2), np.nan), np.zeros((2, 2)))
 
 
 def test_docstring_examples():

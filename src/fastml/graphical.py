@@ -1115,10 +1115,14 @@ class GridBPResult:
 
     def __init__(self, beliefs, converged, n_iter, delta):
         self.beliefs = beliefs
-        self.labels = np.argmax(beliefs, axis=-1)
         self.converged = bool(converged)
         self.n_iter = int(n_iter)
         self.delta = float(delta)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Most probable label per pixel (argmax of the beliefs), shape (H, W)."""
+        return np.argmax(self.beliefs, axis=-1)
 
     def __repr__(self) -> str:
         return f"GridBPResult(converged={self.converged}, n_iter={self.n_iter})"
@@ -1157,8 +1161,12 @@ class PairwiseMRF:
             raise ValueError(
                 f"log_pairwise must have shape ({K}, {K}) for K={K} labels, got {p.shape}"
             )
-        self.log_unary = u
-        self.log_pairwise = p
+        # private read-only copies: the scaled potentials are cached from them
+        self.log_unary = np.array(u, copy=True)
+        self.log_pairwise = np.array(p, copy=True)
+        self.log_unary.flags.writeable = False
+        self.log_pairwise.flags.writeable = False
+        self._potentials = None
 
     @classmethod
     def potts(cls, log_unary, coupling) -> PairwiseMRF:
@@ -1195,6 +1203,7 @@ class PairwiseMRF:
         tol: float = 1e-6,
         damping: float = 0.0,
         method: str = "sum",
+        schedule: str = "parallel",
     ) -> GridBPResult:
         """Loopy BP with the flooding schedule on the grid (compiled grid kernel).
 
@@ -1210,12 +1219,22 @@ class PairwiseMRF:
             Stop when no message entry changes by more than this.
         damping : float in [0, 1), default 0
         method : {"sum", "max"}
+        schedule : {"parallel", "checkerboard"}
+            ``"parallel"`` is the flooding schedule (every message from the previous
+            sweep). ``"checkerboard"`` updates the messages into the pixels of one
+            colour of the chessboard, in place, then into the other from the newest
+            values (Felzenszwalb & Huttenlocher 2006, sec. 4): a sweep costs the same
+            and typically needs about half as many sweeps; same fixed points.
         """
         max_iter = check_int(max_iter, "max_iter", low=1)
         tol = check_real(tol, "tol", low=0.0)
         damping = check_real(damping, "damping", low=0.0, high=1.0, high_open=True)
         if method not in ("sum", "max"):
             raise ValueError(f"method must be 'sum' or 'max', got {method!r}")
+        if schedule not in ("parallel", "checkerboard"):
+            raise ValueError(
+                f"schedule must be 'parallel' or 'checkerboard', got {schedule!r}"
+            )
         is_max = method == "max"
         H, W, K = self.log_unary.shape
         lp = self.log_pairwise
@@ -1227,7 +1246,11 @@ class PairwiseMRF:
             pair = lp
             pd, po = float(diag[0]), float(off[0]) if K > 1 else 0.0
         else:
-            unary = np.exp(self.log_unary - self.log_unary.max(axis=2, keepdims=True))
+            if self._potentials is None:  # scaled potentials, computed once per model
+                self._potentials = np.exp(
+                    self.log_unary - self.log_unary.max(axis=2, keepdims=True)
+                )
+            unary = self._potentials
             pair = np.exp(lp - lp.max())
             pd = float(pair[0, 0])
             po = float(pair[0, 1]) if K > 1 else 0.0
@@ -1236,7 +1259,8 @@ class PairwiseMRF:
         messages = np.empty((H, W, 4, K))
         n_iter, delta = _bp.grid_bp(
             unary, pair, np.ascontiguousarray(pair.T), pd, po, bool(potts), is_max,
-            max_iter, tol, damping, messages, np.empty_like(messages), belief,
+            max_iter, tol, damping, schedule == "checkerboard", messages,
+            np.empty_like(messages), belief,
             np.empty(2 * K),
         )  # fmt: skip
         return GridBPResult(belief, delta < tol, n_iter, delta)

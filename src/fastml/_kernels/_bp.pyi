@@ -67,6 +67,7 @@ def grid_bp(
     max_iter: int,
     tol: float,
     damping: float,
+    checkerboard: bool,
     messages: NDArray[np.float64],
     spare: NDArray[np.float64],
     belief: NDArray[np.float64],
