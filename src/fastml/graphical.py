@@ -78,7 +78,7 @@ class _Compiled:
 
     def __init__(self, card: np.ndarray, batches: list):
         V = card.shape[0]
-        scopes, sizes, tabs, arity, strides = [], [], [], [], []
+        scopes, sizes, tabs, arity, strides, maxes, ptabs = [], [], [], [], [], [], []
         for scope, logtab in batches:
             B, k = scope.shape
             scopes.append(scope.ravel())
@@ -89,6 +89,10 @@ class _Compiled:
             arity.append(np.full(B, k, dtype=_IDX))
             sizes.append(np.full(B, logtab.shape[1], dtype=_IDX))
             tabs.append(logtab.ravel())
+            mx = logtab.max(axis=1)
+            maxes.append(mx)
+            pt = logtab - mx[:, None]
+            ptabs.append(np.exp(pt, out=pt).ravel())
         evar = np.concatenate(scopes) if scopes else np.zeros(0, _IDX)
         arity = np.concatenate(arity) if arity else np.zeros(0, _IDX)
         sizes = np.concatenate(sizes) if sizes else np.zeros(0, _IDX)
@@ -141,9 +145,9 @@ class _Compiled:
         self.max_arity = max_arity
         self.max_card = int(header[16])
         if F:
-            self.logmax = np.maximum.reduceat(logtab, toff[:-1])
+            self.logmax = np.concatenate(maxes)
             self.log_offset = math.fsum(self.logmax)
-            self.ptab = np.exp(logtab - np.repeat(self.logmax, sizes))
+            self.ptab = np.concatenate(ptabs)
         else:
             self.logmax = np.zeros(0)
             self.log_offset = 0.0
@@ -234,9 +238,20 @@ class FactorGraph:
         if isinstance(cardinalities, Mapping):
             for name, c in cardinalities.items():
                 self.add_variable(name, c)
-        else:
-            for i, c in enumerate(cardinalities):
-                self.add_variable(i, c)
+            return
+        cards = as_ndarray(cardinalities, "cardinalities")
+        if cards.ndim != 1 or (cards.size and cards.dtype.kind not in "iu"):
+            raise TypeError(
+                "cardinalities must be a mapping {name: cardinality} or a sequence of "
+                f"ints, got {cardinalities!r}"[:200]
+            )
+        if cards.size and cards.min() < 1:
+            i = int(np.argmin(cards))
+            raise ValueError(f"cardinality of {i!r} must be >= 1, got {int(cards[i])}")
+        n = cards.size
+        self._names = list(range(n))
+        self._index = dict(zip(self._names, self._names, strict=True))
+        self._card = [int(c) for c in cards]
 
     # -- structure -----------------------------------------------------------------
     @property

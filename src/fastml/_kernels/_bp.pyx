@@ -718,10 +718,12 @@ cdef double _grid_sweep(const double *unary, const double *pair, const double *p
     cdef double *dst
     cdef double delta = 0.0, val, ch, keep = 1.0 - damping, border
     border = 0.0 if is_max else 1.0
+    cdef idx_t step = 1 if colour < 0 else 2
     for i in range(H):
-        for j in range(W):
-            if colour >= 0 and (i + j) % 2 != colour:
-                continue
+        j = 0 if colour < 0 else (i + colour) % 2
+        j -= step
+        while j + step < W:
+            j += step
             old = cur + (i * W + j) * K4
             dst = nxt + (i * W + j) * K4
             # slot d of q = (i, j) holds the message from neighbour p on side d; p's
