@@ -535,6 +535,18 @@ def test_bad_input():
         fg.sum_product().marginal("q")
     with pytest.raises(ValueError, match="damping must be <"):
         fg.loopy_belief_propagation(damping=1.0)
+    zero = FactorGraph({"a": 2})
+    zero.add_factor("a", [0.0, 1.0])
+    zero.set_evidence({"a": 0})
+    for method in (zero.sum_product, zero.max_sum, zero.loopy_belief_propagation):
+        with pytest.raises(ValueError, match="probability zero"):
+            method()
+    with pytest.raises(ValueError, match="the factor graph has no variables"):
+        FactorGraph([]).sum_product()
+    with pytest.raises(TypeError, match="cardinalities must be a mapping"):
+        FactorGraph([2.5])
+    with pytest.raises(ValueError, match="cardinality of 1 must be >= 1"):
+        FactorGraph([2, 0])
     with pytest.raises(ValueError, match="damping must be >="):
         fg.loopy_belief_propagation(damping=-0.1)
     with pytest.raises(ValueError, match="schedule"):

@@ -696,6 +696,11 @@ class FactorGraph:
             c.graph, c.ptab, mask, max_iter, tol, damping, schedule == "sequential",
             m_vf, m_fv, vb, fb, tmp, scratch,
         )  # fmt: skip
+        if not (np.add.reduceat(vb, c.voff[:-1]) > 0).all():
+            raise ValueError(
+                f"loopy BP beliefs vanish: the evidence {self.evidence!r} has "
+                "probability zero under the factors"
+            )
         energy = _bp.bethe_free_energy(c.graph, c.logtab, vb, fb[:-1])
         return LoopyBPResult(
             self, c, vb, fb[:-1], m_vf[:-1], m_fv[:-1],
