@@ -374,6 +374,20 @@ class GaussianEP:
     n_quad : int, default 96
         Gauss-Hermite nodes for sites without closed-form moments.
 
+    Notes
+    -----
+    Natural parameters of q are the prior's plus the sites' (PRML eq. 10.203 in natural
+    form): Lambda = Sigma_0^{-1} + sum_n tau_n a_n a_n', h = Sigma_0^{-1} m_0 +
+    sum_n nu_n a_n. The evidence is ln Z_EP = sum_n ln C_n + ln ∫ exp(-w'Λw/2 + h'w)
+    - ln ∫ exp(prior's natural form), with ln C_n making each site integrate against
+    its cavity to the tilted normaliser Z_n (Minka 2001, sec. 3.3).
+
+    References
+    ----------
+    T. P. Minka, "Expectation propagation for approximate Bayesian inference", UAI 2001.
+    C. E. Rasmussen, C. K. I. Williams, *Gaussian Processes for Machine Learning*,
+    sec. 3.6, 2006.
+
     Examples
     --------
     >>> import numpy as np

@@ -211,6 +211,12 @@ class FactorGraph:
     variables are given; tables are stored as log-potentials. The joint distribution is
     p(x) = (1/Z) prod_f f(x_f) (PRML eq. 8.59). Evidence clamps variables to states.
 
+    References
+    ----------
+    C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sec. 8.4, 2006.
+    F. R. Kschischang, B. J. Frey, H.-A. Loeliger, "Factor graphs and the sum-product
+    algorithm", IEEE Trans. Inf. Theory 47(2), 2001.
+
     Examples
     --------
     >>> import numpy as np
@@ -675,6 +681,19 @@ class FactorGraph:
         LoopyBPResult
             Beliefs, ``converged``, ``n_iter``, the Bethe free energy
             (Yedidia, Freeman & Weiss 2005), whose negative approximates ln Z.
+
+        Raises
+        ------
+        ValueError
+            Bad ``max_iter``/``tol``/``damping``/``schedule``, or evidence of
+            probability zero.
+
+        References
+        ----------
+        J. S. Yedidia, W. T. Freeman, Y. Weiss, "Constructing free-energy approximations
+        and generalized belief propagation algorithms", IEEE Trans. Inf. Theory 51(7),
+        2005. T. P. Minka, "Expectation propagation for approximate Bayesian
+        inference", UAI 2001.
         """
         max_iter = check_int(max_iter, "max_iter", low=1)
         tol = check_real(tol, "tol", low=0.0)
@@ -1245,6 +1264,15 @@ class PairwiseMRF:
             colour of the chessboard, in place, then into the other from the newest
             values (Felzenszwalb & Huttenlocher 2006, sec. 4): a sweep costs the same
             and typically needs about half as many sweeps; same fixed points.
+
+        Returns
+        -------
+        GridBPResult
+
+        References
+        ----------
+        P. F. Felzenszwalb, D. P. Huttenlocher, "Efficient belief propagation for early
+        vision", IJCV 70(1), 2006.
         """
         max_iter = check_int(max_iter, "max_iter", low=1)
         tol = check_real(tol, "tol", low=0.0)
