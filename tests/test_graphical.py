@@ -429,8 +429,9 @@ def test_loopy_bp_fixed_point_equations(schedule):
 
 
 def test_loopy_bp_close_to_enumeration_at_weak_coupling():
-    # Not exact on a loopy graph: at weak coupling the error is small (measured ~1e-4
-    # here), at strong coupling it grows. The test bounds it, it does not claim equality.
+    # Not exact on a loopy graph: at weak coupling the error is small (measured here:
+    # marginals 6.2e-4, Bethe ln Z 8.5e-4), at strong coupling it grows (7.6e-2). The
+    # test bounds the error; it does not claim equality.
     rng = np.random.default_rng(13)
     fg = random_loopy(rng, 10, 0.2)
     _, marg, _, _, _ = brute_force(fg)
