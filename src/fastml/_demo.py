@@ -31,6 +31,14 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.lds",
         "Kalman filter/smoother tracking a 2-D object; EM-learned noise levels",
     ),
+    "graphical": (
+        "fastml._demos.graphical",
+        "Asia network queries, MAP of a 1e5 chain, de-noising with loopy BP",
+    ),
+    "ep": (
+        "fastml._demos.ep",
+        "expectation propagation on the clutter problem: EP vs ADF vs exact",
+    ),
 }
 
 
