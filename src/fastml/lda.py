@@ -399,6 +399,7 @@ class LatentDirichletAllocation(BaseEstimator):
         V = exp_elog_beta_wk.shape[0]
         sst = np.empty((V, K) if stats else (0, K))
         n_iter = np.empty(D, dtype=np.intc)
+        m = max(int(np.diff(csr.indptr).max()), 1)
         bound = _lda.estep_docs(
             csr.indptr,
             csr.indices,
@@ -411,6 +412,8 @@ class LatentDirichletAllocation(BaseEstimator):
             sst,
             np.empty((4, K)),
             n_iter,
+            np.empty((m, K)),
+            np.empty(m),
         )
         bound += D * (gammaln(K * alpha) - K * gammaln(alpha))
         return bound, sst, n_iter

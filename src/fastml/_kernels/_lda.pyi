@@ -49,4 +49,6 @@ def estep_docs(
     sstats_wk: NDArray[np.float64],
     scratch: NDArray[np.float64],
     n_iter_out: NDArray[np.intc],
+    gather: NDArray[np.float64],
+    cbuf: NDArray[np.float64],
 ) -> float: ...

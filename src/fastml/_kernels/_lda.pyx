@@ -15,6 +15,7 @@ mean absolute change of gamma drops below a tolerance, then add the document's
 expected counts to the topic-word sufficient statistics.
 """
 from libc.math cimport exp, fabs, lgamma, log
+from scipy.linalg.cython_blas cimport dgemv
 
 from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport random_standard_uniform
@@ -234,7 +235,8 @@ cdef double _doc_bound(const int *idx, const double *cnt, idx_t n, const double 
 def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] counts,
                const double[:, ::1] exp_elog_beta_wk, double alpha, double[:, ::1] gamma,
                int max_iter, double mean_change_tol,
-               double[:, ::1] sstats_wk, double[:, ::1] scratch, int[::1] n_iter_out):
+               double[:, ::1] sstats_wk, double[:, ::1] scratch, int[::1] n_iter_out,
+               double[:, ::1] gather, double[::1] cbuf):
     """Variational E-step for every document (Blei, Ng & Jordan 2003, eqs. 16-17).
 
     Documents are CSR rows (``indptr``, word ids ``indices``, ``counts``);
@@ -247,7 +249,10 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
     ``sstats_wk`` is (V, K) it receives
     ``sum_d n_dw exp(E[log theta_dk]) / phinorm_dw`` (times ``exp_elog_beta`` this is
     ``sum_d n_dw phi_dwk``, the M-step statistic). ``scratch`` is (4, K);
-    ``n_iter_out`` (D,) gets each document's iteration count.
+    ``n_iter_out`` (D,) gets each document's iteration count. ``gather`` (m, K) and
+    ``cbuf`` (m,) are scratch with m >= the largest number of distinct words in a
+    document: each document's rows of ``exp_elog_beta_wk`` are gathered once, and
+    every iteration is then two GEMVs on that block.
 
     Returns the document part of the ELBO at the final gamma with optimal phi:
     ``sum_dw n_dw log phinorm_dw + sum_dk [(alpha - gamma_dk) E[log theta_dk]
@@ -264,13 +269,17 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
     cdef double *acc
     cdef double *gd
     cdef const double *eb
-    cdef double pn, c, change, g, bound = 0.0, b_new
+    cdef double pn, c, change, g, bound = 0.0, b_new, one = 1.0, zero = 0.0
+    cdef int Ki = K, nwi, inc = 1
+    cdef bint too_long = 0
     if (exp_elog_beta_wk.shape[1] != K or indptr.shape[0] != D + 1
             or indices.shape[0] != counts.shape[0] or scratch.shape[0] < 4
             or scratch.shape[1] != K or n_iter_out.shape[0] != D or K < 1):
         raise ValueError("estep_docs: shape mismatch")
     if want_stats and sstats_wk.shape[1] != K:
         raise ValueError("estep_docs: sstats_wk must be (V, K)")
+    if gather.shape[1] != K or cbuf.shape[0] < gather.shape[0] or gather.shape[0] < 1:
+        raise ValueError("estep_docs: gather must be (m, K) and cbuf (m,), m >= 1")
     if counts.shape[0] > 0 and indptr[D] > counts.shape[0]:
         raise ValueError("estep_docs: indptr exceeds the number of entries")
     et = &scratch[0, 0]
@@ -287,18 +296,24 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
             nw = indptr[d + 1] - p0
             it = 0
             _exp_elog_theta(gd, K, et, el)
+            if nw > gather.shape[0]:
+                too_long = 1
+                break
+            # the document's rows of exp(E[log beta]): a contiguous (nw, K) block
+            for p in range(nw):
+                eb = &exp_elog_beta_wk[indices[p0 + p], 0]
+                for k in range(K):
+                    gather[p, k] = eb[k]
+            nwi = <int> nw
             while it < max_iter and nw > 0:
                 it += 1
-                for k in range(K):
-                    acc[k] = 0.0
-                for p in range(p0, p0 + nw):
-                    eb = &exp_elog_beta_wk[indices[p], 0]
-                    pn = 1e-100
-                    for k in range(K):
-                        pn += et[k] * eb[k]
-                    c = counts[p] / pn
-                    for k in range(K):
-                        acc[k] += c * eb[k]
+                # phinorm = G et (GEMV), c = n / phinorm, acc = G^T c (GEMV)
+                dgemv(b"T", &Ki, &nwi, &one, &gather[0, 0], &Ki, et, &inc, &zero,
+                      &cbuf[0], &inc)
+                for p in range(nw):
+                    cbuf[p] = counts[p0 + p] / (cbuf[p] + 1e-100)
+                dgemv(b"N", &Ki, &nwi, &one, &gather[0, 0], &Ki, &cbuf[0], &inc, &zero,
+                      acc, &inc)
                 change = 0.0
                 for k in range(K):
                     g = alpha + et[k] * acc[k]
@@ -321,4 +336,6 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
                     c = counts[p] / pn
                     for k in range(K):
                         sstats_wk[w, k] += c * et[k]
+    if too_long:
+        raise ValueError("estep_docs: gather has fewer rows than a document's words")
     return bound
