@@ -23,6 +23,14 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.losses",
         "logistic and softmax regression by the MLE losses",
     ),
+    "mixture": (
+        "fastml._demos.mixture",
+        "Gaussian mixture by EM and variational Bayes (components kept)",
+    ),
+    "lda": (
+        "fastml._demos.lda",
+        "LDA topics on Reuters by collapsed Gibbs and variational EM",
+    ),
 }
 
 
