@@ -17,8 +17,10 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from fastml._kernels._types cimport idx_t, real
 
-# Rows per block: K * _BLOCK * d values of scratch stay in L2 for typical K and d.
+# Rows per block: at most 512, and K * block * d scratch values kept to ~2 MB of
+# doubles so the centred blocks stay in cache between the E and M parts.
 cdef idx_t _BLOCK = 512
+cdef idx_t _SCRATCH = 262144
 
 
 cdef inline void _gemm(char *ta, char *tb, int m, int n, int k, const real *a, int lda,
@@ -82,7 +84,7 @@ def em_pass_full(const real[:, ::1] X, const real[:, ::1] means,
                        or scatter_out.shape[0] != K or scatter_out.shape[1] != d
                        or scatter_out.shape[2] != d):
         raise ValueError("em_pass_full: statistics outputs must be (K,), (K, d), (K, d, d)")
-    cdef idx_t B = min(_BLOCK, n)
+    cdef idx_t B = min(_BLOCK, max(16, _SCRATCH // (K * d)), n)
     dt = np.float32 if real is float else np.float64
     cdef real[:, :, ::1] Dbuf = np.empty((K, B, d), dtype=dt)
     cdef real[:, ::1] Y = np.empty((B, d), dtype=dt)
