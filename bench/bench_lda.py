@@ -35,7 +35,7 @@ def _fastml_gibbs(X):
     ndk = ndk.astype(np.intc).reshape(D, K)
     nwk = np.bincount(words * K + z, minlength=V * K).astype(np.intc).reshape(V, K)
     nk = np.bincount(z, minlength=K).astype(np.intc)
-    scratch = np.empty(2 * K)
+    scratch = np.empty(3 * K)
     bg = rng.bit_generator
 
     def run():

@@ -360,7 +360,7 @@ class LatentDirichletAllocation(BaseEstimator):
         nwk = np.bincount(words.astype(np.int64) * K + z, minlength=V * K)
         nwk = nwk.astype(np.intc).reshape(V, K)
         nk = np.bincount(z, minlength=K).astype(np.intc)
-        scratch = np.empty(2 * K)
+        scratch = np.empty(3 * K)
         bitgen = rng.bit_generator
         every = self.evaluate_every
         self.loglikelihoods_ = []

@@ -48,14 +48,13 @@ def digamma(const double[::1] x, double[::1] out):
 
 # ----------------------------------------------------------------- collapsed Gibbs
 
-cdef inline int _draw_topic(const int *nw, const int *nd, const double *inv_den,
-                            double alpha, double eta, int K, double *cum,
-                            double u) noexcept nogil:
-    """Sample from ``p_k ~ (nw[k] + eta) (nd[k] + alpha) inv_den[k]`` given ``u`` in [0,1)."""
+cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
+                            double *cum, double u) noexcept nogil:
+    """Sample k from ``p_k = (nw[k] + eta) A[k]`` given ``u`` in [0, 1)."""
     cdef int k
     cdef double s = 0.0
     for k in range(K):
-        s += (nw[k] + eta) * (nd[k] + alpha) * inv_den[k]
+        s += (nw[k] + eta) * A[k]
         cum[k] = s
     u *= s
     k = 0
@@ -71,7 +70,7 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
 
     ``words[i]`` is token i's word id, tokens of document d are
     ``doc_ptr[d]:doc_ptr[d + 1]``, ``z`` their topics; ``ndk`` (D, K), ``nwk`` (V, K)
-    and ``nk`` (K,) the counts of ``z``. ``scratch`` has 2K doubles.
+    and ``nk`` (K,) the counts of ``z``. ``scratch`` has 3K doubles.
 
     Assumes: counts consistent with ``z``; word ids < V; ``alpha, eta > 0``.
     Draws one uniform per token from ``bit_generator`` (under its lock), in token order.
@@ -83,19 +82,24 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
     cdef int w, k
     cdef double Veta = V * eta
     cdef double *inv_den
+    cdef double *A
     cdef double *cum
     cdef int *nd
     cdef int *nw
     if (nwk.shape[1] != K or nk.shape[0] != K or z.shape[0] != N
-            or doc_ptr.shape[0] != D + 1 or scratch.shape[0] < 2 * K or K < 1):
+            or doc_ptr.shape[0] != D + 1 or scratch.shape[0] < 3 * K or K < 1):
         raise ValueError("gibbs_sweep: shape mismatch")
     inv_den = &scratch[0]
-    cum = &scratch[K]
+    A = &scratch[K]
+    cum = &scratch[2 * K]
     with bit_generator.lock, nogil:
         for k in range(K):
             inv_den[k] = 1.0 / (nk[k] + Veta)
         for d in range(D):
             nd = &ndk[d, 0]
+            # A_k = (n_dk + alpha) / (n_k + V eta), kept current for this document
+            for k in range(K):
+                A[k] = (nd[k] + alpha) * inv_den[k]
             for i in range(doc_ptr[d], doc_ptr[d + 1]):
                 w = words[i]
                 nw = &nwk[w, 0]
@@ -104,13 +108,14 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
                 nw[k] -= 1
                 nk[k] -= 1
                 inv_den[k] = 1.0 / (nk[k] + Veta)
-                k = _draw_topic(nw, nd, inv_den, alpha, eta, K, cum,
-                                random_standard_uniform(rng))
+                A[k] = (nd[k] + alpha) * inv_den[k]
+                k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
                 z[i] = k
                 nd[k] += 1
                 nw[k] += 1
                 nk[k] += 1
                 inv_den[k] = 1.0 / (nk[k] + Veta)
+                A[k] = (nd[k] + alpha) * inv_den[k]
 
 
 def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] doc_ptr,
