@@ -25,14 +25,19 @@ from fastml._kernels._types cimport idx_t
 
 
 cdef inline double _digamma(double x) noexcept nogil:
-    """psi(x) for x > 0: recurrence up to x >= 10, then the asymptotic series
-    (truncation error below 3e-14)."""
-    cdef double r = 0.0, f
-    while x < 10.0:
-        r -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    return r + log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (
+    """psi(x) for x > 0: recurrence psi(x) = psi(x + m) - sum_i 1 / (x + i) up to
+    x + m >= 10 (the sum kept as one fraction, so one division), then the asymptotic
+    series (truncation error below 3e-14)."""
+    cdef double num = 0.0, den = 1.0, f, ix, r = 0.0
+    if x < 10.0:
+        while x < 10.0:
+            num = num * x + den
+            den *= x
+            x += 1.0
+        r = -num / den
+    ix = 1.0 / x
+    f = ix * ix
+    return r + log(x) - 0.5 * ix - f * (1.0 / 12 - f * (1.0 / 120 - f * (
         1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))))
 
 
