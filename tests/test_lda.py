@@ -199,7 +199,7 @@ def test_optimize_priors_newton():
 
 def test_empty_documents_allowed():
     X, _ = _synthetic(n_docs=40)
-    X[[3, 17]] = 0
+    X[[0, 3, 17, 38, 39]] = 0  # first, middle and trailing documents
     for method in ("variational", "gibbs"):
         m = LatentDirichletAllocation(4, method=method, max_iter=5, random_state=0).fit(
             X

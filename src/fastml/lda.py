@@ -113,11 +113,8 @@ def _tokens(csr):
     """Token word ids (int32) and per-document offsets (intp) from integer counts."""
     counts = csr.data.astype(np.int64)
     words = np.repeat(csr.indices, counts).astype(np.intc)
-    row_len = np.add.reduceat(counts, csr.indptr[:-1]) if counts.size else None
-    lengths = np.zeros(csr.shape[0], dtype=np.int64)
-    nonempty = np.diff(csr.indptr) > 0
-    if counts.size:
-        lengths[nonempty] = row_len[nonempty]
+    csum = np.concatenate([[0], np.cumsum(counts)])
+    lengths = csum[csr.indptr[1:]] - csum[csr.indptr[:-1]]  # empty rows give 0
     doc_ptr = np.zeros(csr.shape[0] + 1, dtype=np.intp)
     np.cumsum(lengths, out=doc_ptr[1:])
     return words, doc_ptr, lengths
