@@ -333,8 +333,11 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
                 if change / K < mean_change_tol:
                     break
             n_iter_out[d] = it
-            b_new = _doc_bound(&indices[p0], &counts[p0], nw, gd, alpha,
-                               exp_elog_beta_wk, K, et, el)
+            if nw > 0:
+                b_new = _doc_bound(&indices[p0], &counts[p0], nw, gd, alpha,
+                                   exp_elog_beta_wk, K, et, el)
+            else:  # empty document: no word terms (and no pointer past the end)
+                b_new = _doc_bound(NULL, NULL, 0, gd, alpha, exp_elog_beta_wk, K, et, el)
             bound += b_new
             if want_stats:
                 for p in range(p0, p0 + nw):
