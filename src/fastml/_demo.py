@@ -39,6 +39,14 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.ep",
         "expectation propagation on the clutter problem: EP vs ADF vs exact",
     ),
+    "mixture": (
+        "fastml._demos.mixture",
+        "Gaussian mixture by EM and variational Bayes (components kept)",
+    ),
+    "lda": (
+        "fastml._demos.lda",
+        "LDA topics on Reuters by collapsed Gibbs and variational EM",
+    ),
 }
 
 

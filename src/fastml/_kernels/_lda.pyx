@@ -1,0 +1,354 @@
+"""Latent Dirichlet allocation kernels: collapsed Gibbs sweeps and the variational E-step.
+
+Collapsed Gibbs (Griffiths & Steyvers 2004): one sweep resamples every token's topic
+from ``p(z_i = k | z_-i, w) ~ (n_kw + eta) / (n_k + V eta) * (n_dk + alpha)``
+(G&S eq. 5), with the topic-word counts stored word-major (V, K) so one token touches
+one contiguous row, and the reciprocal denominators ``1 / (n_k + V eta)`` cached and
+updated for the two topics a token moves between. Uniforms come from the Generator's
+bit generator (numpy's ``random_standard_uniform``), one per token, under its lock.
+
+Variational EM (Blei, Ng & Jordan 2003, sec. 5.3-5.4, with the Dirichlet(eta) topic
+prior of sec. 5.4 / Hoffman et al. 2010): per document, iterate
+``gamma_dk = alpha + sum_w n_dw phi_dwk`` with
+``phi_dwk ~ exp(E[log theta_dk] + E[log beta_kw])`` (Blei et al. eqs. 16-17) until the
+mean absolute change of gamma drops below a tolerance, then add the document's
+expected counts to the topic-word sufficient statistics.
+"""
+from libc.math cimport exp, fabs, lgamma, log
+from scipy.linalg.cython_blas cimport dgemv
+
+from numpy.random cimport bitgen_t
+from numpy.random.c_distributions cimport random_standard_uniform
+
+from fastml._kernels._bitgen cimport get_bitgen
+from fastml._kernels._types cimport idx_t
+
+
+cdef inline double _digamma(double x) noexcept nogil:
+    """psi(x) for x > 0: recurrence psi(x) = psi(x + m) - sum_i 1 / (x + i) up to
+    x + m >= 10 (the sum kept as one fraction, so one division), then the asymptotic
+    series (truncation error below 3e-14)."""
+    cdef double num = 0.0, den = 1.0, f, ix, r = 0.0
+    if x < 10.0:
+        while x < 10.0:
+            num = num * x + den
+            den *= x
+            x += 1.0
+        r = -num / den
+    ix = 1.0 / x
+    f = ix * ix
+    return r + log(x) - 0.5 * ix - f * (1.0 / 12 - f * (1.0 / 120 - f * (
+        1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))))
+
+
+def digamma(const double[::1] x, double[::1] out):
+    """Elementwise digamma (the kernels' own psi), for tests. Assumes ``x > 0``."""
+    cdef idx_t i, n = x.shape[0]
+    if out.shape[0] != n:
+        raise ValueError("digamma: shape mismatch")
+    with nogil:
+        for i in range(n):
+            out[i] = _digamma(x[i])
+
+
+# ----------------------------------------------------------------- collapsed Gibbs
+
+cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
+                            double *cum, double u) noexcept nogil:
+    """Sample k from ``p_k = (nw[k] + eta) A[k]`` given ``u`` in [0, 1)."""
+    cdef int k
+    cdef double s = 0.0
+    for k in range(K):
+        s += (nw[k] + eta) * A[k]
+        cum[k] = s
+    u *= s
+    k = 0
+    while k < K - 1 and cum[k] <= u:
+        k += 1
+    return k
+
+
+def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc_ptr,
+                int[::1] z, int[:, ::1] ndk, int[:, ::1] nwk, int[::1] nk,
+                double alpha, double eta, double[::1] scratch):
+    """One collapsed Gibbs sweep over all tokens, in place (Griffiths & Steyvers eq. 5).
+
+    ``words[i]`` is token i's word id, tokens of document d are
+    ``doc_ptr[d]:doc_ptr[d + 1]``, ``z`` their topics; ``ndk`` (D, K), ``nwk`` (V, K)
+    and ``nk`` (K,) the counts of ``z``. ``scratch`` has 3K doubles.
+
+    Assumes: counts consistent with ``z``; word ids < V; ``alpha, eta > 0``.
+    Draws one uniform per token from ``bit_generator`` (under its lock), in token order.
+    """
+    cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t D = ndk.shape[0], V = nwk.shape[0], N = words.shape[0]
+    cdef int K = <int> ndk.shape[1]
+    cdef idx_t d, i
+    cdef int w, k
+    cdef double Veta = V * eta
+    cdef double *inv_den
+    cdef double *A
+    cdef double *cum
+    cdef int *nd
+    cdef int *nw
+    if (nwk.shape[1] != K or nk.shape[0] != K or z.shape[0] != N
+            or doc_ptr.shape[0] != D + 1 or scratch.shape[0] < 3 * K or K < 1):
+        raise ValueError("gibbs_sweep: shape mismatch")
+    inv_den = &scratch[0]
+    A = &scratch[K]
+    cum = &scratch[2 * K]
+    with bit_generator.lock, nogil:
+        for k in range(K):
+            inv_den[k] = 1.0 / (nk[k] + Veta)
+        for d in range(D):
+            nd = &ndk[d, 0]
+            # A_k = (n_dk + alpha) / (n_k + V eta), kept current for this document
+            for k in range(K):
+                A[k] = (nd[k] + alpha) * inv_den[k]
+            for i in range(doc_ptr[d], doc_ptr[d + 1]):
+                w = words[i]
+                nw = &nwk[w, 0]
+                k = z[i]
+                nd[k] -= 1
+                nw[k] -= 1
+                nk[k] -= 1
+                inv_den[k] = 1.0 / (nk[k] + Veta)
+                A[k] = (nd[k] + alpha) * inv_den[k]
+                k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
+                z[i] = k
+                nd[k] += 1
+                nw[k] += 1
+                nk[k] += 1
+                inv_den[k] = 1.0 / (nk[k] + Veta)
+                A[k] = (nd[k] + alpha) * inv_den[k]
+
+
+def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] doc_ptr,
+                  int[::1] z, int[:, ::1] ndk, const double[:, ::1] phi_wk,
+                  double alpha, int n_iter, int burn_in, double[:, ::1] theta_sum,
+                  double[::1] scratch):
+    """Fold-in sampling of new documents with fixed topics ``phi_wk`` (V, K).
+
+    Runs ``n_iter`` sweeps of ``p(z_i = k) ~ phi[w_i, k] (n_dk + alpha)`` over the new
+    documents (topics never updated) and adds ``ndk`` after each sweep past
+    ``burn_in`` into ``theta_sum`` (D, K). ``scratch`` has K doubles.
+
+    Assumes: ``ndk`` consistent with ``z``; rows of ``phi_wk`` positive.
+    """
+    cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t D = ndk.shape[0], N = words.shape[0]
+    cdef int K = <int> ndk.shape[1]
+    cdef idx_t d, i
+    cdef int w, k, it
+    cdef double s, u
+    cdef double *cum
+    cdef int *nd
+    cdef const double *ph
+    if (phi_wk.shape[1] != K or z.shape[0] != N or doc_ptr.shape[0] != D + 1
+            or theta_sum.shape[0] != D or theta_sum.shape[1] != K
+            or scratch.shape[0] < K or K < 1):
+        raise ValueError("gibbs_fold_in: shape mismatch")
+    cum = &scratch[0]
+    with bit_generator.lock, nogil:
+        for it in range(n_iter):
+            for d in range(D):
+                nd = &ndk[d, 0]
+                for i in range(doc_ptr[d], doc_ptr[d + 1]):
+                    w = words[i]
+                    ph = &phi_wk[w, 0]
+                    nd[z[i]] -= 1
+                    s = 0.0
+                    for k in range(K):
+                        s += ph[k] * (nd[k] + alpha)
+                        cum[k] = s
+                    u = random_standard_uniform(rng) * s
+                    k = 0
+                    while k < K - 1 and cum[k] <= u:
+                        k += 1
+                    z[i] = k
+                    nd[k] += 1
+            if it >= burn_in:
+                for d in range(D):
+                    for k in range(K):
+                        theta_sum[d, k] += ndk[d, k]
+
+
+def gibbs_loglik(const int[:, ::1] ndk, const idx_t[::1] nd, const int[:, ::1] nwk,
+                 const int[::1] nk, double alpha, double eta):
+    """Joint log-likelihood ``log p(w, z) = log p(w | z) + log p(z)``.
+
+    Griffiths & Steyvers eqs. 2-3 with symmetric priors (Dirichlet-multinomial):
+    ``K [lgamma(V eta) - V lgamma(eta)] + sum_k [sum_w lgamma(n_kw + eta)
+    - lgamma(n_k + V eta)]`` plus the same for documents with ``alpha`` and K.
+    Terms with zero counts cancel and are skipped.
+    """
+    cdef idx_t D = ndk.shape[0], V = nwk.shape[0], K = ndk.shape[1], d, w, k
+    cdef double ll = 0.0, lg_eta, lg_alpha
+    if nwk.shape[1] != K or nk.shape[0] != K or nd.shape[0] != D:
+        raise ValueError("gibbs_loglik: shape mismatch")
+    with nogil:
+        lg_eta = lgamma(eta)
+        lg_alpha = lgamma(alpha)
+        ll += K * lgamma(V * eta)
+        for k in range(K):
+            ll -= lgamma(V * eta + nk[k])
+        for w in range(V):
+            for k in range(K):
+                if nwk[w, k] > 0:
+                    ll += lgamma(eta + nwk[w, k]) - lg_eta
+        for d in range(D):
+            ll += lgamma(K * alpha) - lgamma(K * alpha + nd[d])
+            for k in range(K):
+                if ndk[d, k] > 0:
+                    ll += lgamma(alpha + ndk[d, k]) - lg_alpha
+    return ll
+
+
+# ------------------------------------------------------------------- variational
+
+cdef inline void _exp_elog_theta(const double *gamma, int K, double *out,
+                                 double *elog) noexcept nogil:
+    """``elog_k = psi(gamma_k) - psi(sum gamma)`` and ``out_k = exp(elog_k)``."""
+    cdef int k
+    cdef double s = 0.0, ps
+    for k in range(K):
+        s += gamma[k]
+    ps = _digamma(s)
+    for k in range(K):
+        elog[k] = _digamma(gamma[k]) - ps
+        out[k] = exp(elog[k])
+
+
+cdef double _doc_bound(const int *idx, const double *cnt, idx_t n, const double *gd,
+                       double alpha, const double[:, ::1] eeb, int K, double *et,
+                       double *el) noexcept nogil:
+    """One document's ELBO terms at ``gd`` with optimal phi; leaves ``exp(E[log theta])``
+    in ``et`` and ``E[log theta]`` in ``el``."""
+    cdef idx_t p
+    cdef int k
+    cdef double b = 0.0, gs = 0.0, pn
+    cdef const double *eb
+    _exp_elog_theta(gd, K, et, el)
+    for k in range(K):
+        b += (alpha - gd[k]) * el[k] + lgamma(gd[k])
+        gs += gd[k]
+    b -= lgamma(gs)
+    for p in range(n):
+        eb = &eeb[idx[p], 0]
+        pn = 1e-100
+        for k in range(K):
+            pn += et[k] * eb[k]
+        b += cnt[p] * log(pn)
+    return b
+
+
+def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] counts,
+               const double[:, ::1] exp_elog_beta_wk, double alpha, double[:, ::1] gamma,
+               int max_iter, double mean_change_tol,
+               double[:, ::1] sstats_wk, double[:, ::1] scratch, int[::1] n_iter_out,
+               double[:, ::1] gather, double[::1] cbuf):
+    """Variational E-step for every document (Blei, Ng & Jordan 2003, eqs. 16-17).
+
+    Documents are CSR rows (``indptr``, word ids ``indices``, ``counts``);
+    ``exp_elog_beta_wk`` (V, K) is ``exp(E[log beta_kw])``. phi is never stored: with
+    ``phinorm_w = sum_k exp(E[log theta_k]) exp(E[log beta_kw])``,
+    ``gamma_k = alpha + exp(E[log theta_k]) sum_w n_w exp(E[log beta_kw]) / phinorm_w``,
+    iterated until the mean absolute change of gamma is below ``mean_change_tol``.
+
+    ``gamma`` (D, K) holds the starting point and receives the result. When
+    ``sstats_wk`` is (V, K) it receives
+    ``sum_d n_dw exp(E[log theta_dk]) / phinorm_dw`` (times ``exp_elog_beta`` this is
+    ``sum_d n_dw phi_dwk``, the M-step statistic). ``scratch`` is (4, K);
+    ``n_iter_out`` (D,) gets each document's iteration count. ``gather`` (m, K) and
+    ``cbuf`` (m,) are scratch with m >= the largest number of distinct words in a
+    document: each document's rows of ``exp_elog_beta_wk`` are gathered once, and
+    every iteration is then two GEMVs on that block.
+
+    Returns the document part of the ELBO at the final gamma with optimal phi:
+    ``sum_dw n_dw log phinorm_dw + sum_dk [(alpha - gamma_dk) E[log theta_dk]
+    + lgamma(gamma_dk)] - sum_d lgamma(sum_k gamma_dk)`` (the caller adds the
+    ``alpha``-only constants and the topic part).
+
+    Assumes: CSR indices < V, counts >= 0, gamma > 0, alpha > 0.
+    """
+    cdef idx_t D = gamma.shape[0], V = exp_elog_beta_wk.shape[0], d, j, p, p0, nw
+    cdef int K = <int> gamma.shape[1], k, it, w
+    cdef bint want_stats = sstats_wk.shape[0] == V
+    cdef double *et
+    cdef double *el
+    cdef double *acc
+    cdef double *gd
+    cdef const double *eb
+    cdef double pn, c, change, g, bound = 0.0, b_new, one = 1.0, zero = 0.0
+    cdef int Ki = K, nwi, inc = 1
+    cdef bint too_long = 0
+    if (exp_elog_beta_wk.shape[1] != K or indptr.shape[0] != D + 1
+            or indices.shape[0] != counts.shape[0] or scratch.shape[0] < 4
+            or scratch.shape[1] != K or n_iter_out.shape[0] != D or K < 1):
+        raise ValueError("estep_docs: shape mismatch")
+    if want_stats and sstats_wk.shape[1] != K:
+        raise ValueError("estep_docs: sstats_wk must be (V, K)")
+    if gather.shape[1] != K or cbuf.shape[0] < gather.shape[0] or gather.shape[0] < 1:
+        raise ValueError("estep_docs: gather must be (m, K) and cbuf (m,), m >= 1")
+    if counts.shape[0] > 0 and indptr[D] > counts.shape[0]:
+        raise ValueError("estep_docs: indptr exceeds the number of entries")
+    et = &scratch[0, 0]
+    el = &scratch[1, 0]
+    acc = &scratch[2, 0]
+    with nogil:
+        if want_stats:
+            for j in range(V):
+                for k in range(K):
+                    sstats_wk[j, k] = 0.0
+        for d in range(D):
+            gd = &gamma[d, 0]
+            p0 = indptr[d]
+            nw = indptr[d + 1] - p0
+            it = 0
+            _exp_elog_theta(gd, K, et, el)
+            if nw > gather.shape[0]:
+                too_long = 1
+                break
+            # the document's rows of exp(E[log beta]): a contiguous (nw, K) block
+            for p in range(nw):
+                eb = &exp_elog_beta_wk[indices[p0 + p], 0]
+                for k in range(K):
+                    gather[p, k] = eb[k]
+            nwi = <int> nw
+            while it < max_iter and nw > 0:
+                it += 1
+                # phinorm = G et (GEMV), c = n / phinorm, acc = G^T c (GEMV)
+                dgemv(b"T", &Ki, &nwi, &one, &gather[0, 0], &Ki, et, &inc, &zero,
+                      &cbuf[0], &inc)
+                for p in range(nw):
+                    cbuf[p] = counts[p0 + p] / (cbuf[p] + 1e-100)
+                dgemv(b"N", &Ki, &nwi, &one, &gather[0, 0], &Ki, &cbuf[0], &inc, &zero,
+                      acc, &inc)
+                change = 0.0
+                for k in range(K):
+                    g = alpha + et[k] * acc[k]
+                    change += fabs(g - gd[k])
+                    gd[k] = g
+                _exp_elog_theta(gd, K, et, el)
+                if change / K < mean_change_tol:
+                    break
+            n_iter_out[d] = it
+            if nw > 0:
+                b_new = _doc_bound(&indices[p0], &counts[p0], nw, gd, alpha,
+                                   exp_elog_beta_wk, K, et, el)
+            else:  # empty document: no word terms (and no pointer past the end)
+                b_new = _doc_bound(NULL, NULL, 0, gd, alpha, exp_elog_beta_wk, K, et, el)
+            bound += b_new
+            if want_stats:
+                for p in range(p0, p0 + nw):
+                    w = indices[p]
+                    eb = &exp_elog_beta_wk[w, 0]
+                    pn = 1e-100
+                    for k in range(K):
+                        pn += et[k] * eb[k]
+                    c = counts[p] / pn
+                    for k in range(K):
+                        sstats_wk[w, k] += c * et[k]
+    if too_long:
+        raise ValueError("estep_docs: gather has fewer rows than a document's words")
+    return bound

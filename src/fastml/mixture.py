@@ -1,0 +1,1160 @@
+"""Gaussian mixtures fitted by EM (PRML sec. 9.2), with scikit-learn's interface.
+
+``fastml.mixture.GaussianMixture`` mirrors :class:`sklearn.mixture.GaussianMixture`
+(parameters, fitted attributes and methods), so switching is an import change. Each EM
+iteration is one compiled pass over the data (:mod:`fastml._kernels._gmm`): the
+Mahalanobis terms by GEMM against the precision Cholesky factors, the log-sum-exp of the
+responsibilities and the M-step sufficient statistics fused per block of rows.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import numpy as np
+from scipy import linalg
+from scipy.linalg import lapack
+from scipy.special import gammaln, psi
+
+from fastml._base import BaseEstimator, check_is_fitted
+from fastml._kernels import _gmm
+from fastml._validation import (
+    check_array,
+    check_int,
+    check_random_state,
+    check_real,
+)
+
+__all__ = [
+    "BayesianGaussianMixture",
+    "ConvergenceWarning",
+    "GaussianMixture",
+    "kmeans_plusplus",
+]
+
+_COV_TYPES = ("full", "tied", "diag", "spherical")
+_INITS = ("kmeans", "k-means++", "random", "random_from_data")
+_LOG_2PI = np.log(2.0 * np.pi)
+_COLLAPSE_MSG = (
+    "Fitting the mixture model failed because some components have ill-defined "
+    "empirical covariance (for instance caused by singleton or collapsed samples): "
+    "{detail}. Increase reg_covar (now {reg:g}), decrease n_components, or scale "
+    "the input data."
+)
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
+
+
+# --------------------------------------------------------------------------- init
+
+
+def kmeans_plusplus(X, n_clusters, random_state=None, n_local_trials=None):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007).
+
+    Each new centre is drawn with probability proportional to the squared distance to
+    the nearest centre chosen so far; of ``n_local_trials`` (default
+    ``2 + int(log(n_clusters))``) such draws the one that most reduces the potential
+    is kept, as in scikit-learn.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+    n_clusters : int
+    random_state : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, n_features)
+    indices : ndarray of shape (n_clusters,)
+        Rows of ``X`` chosen as centres.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastml.mixture import kmeans_plusplus
+    >>> X = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 10.0], [10.1, 10.0]])
+    >>> centers, idx = kmeans_plusplus(X, 2, random_state=0)
+    >>> sorted(np.round(centers[:, 0]).tolist())
+    [0.0, 10.0]
+    """
+    X = check_array(X, "X", ndim=2)
+    n = X.shape[0]
+    n_clusters = check_int(n_clusters, "n_clusters", low=1, high=n)
+    rng = check_random_state(random_state)
+    if n_local_trials is None:
+        n_local_trials = 2 + int(np.log(n_clusters))
+    Xd = X.astype(np.float64, copy=False)
+    sq = np.einsum("ij,ij->i", Xd, Xd)
+    indices = np.empty(n_clusters, dtype=np.intp)
+    indices[0] = rng.integers(n)
+    closest = np.maximum(sq - 2.0 * Xd @ Xd[indices[0]] + sq[indices[0]], 0.0)
+    pot = closest.sum()
+    for c in range(1, n_clusters):
+        if pot > 0:
+            u = rng.random(n_local_trials) * pot
+            cand = np.searchsorted(np.cumsum(closest), u)
+            cand = np.minimum(cand, n - 1)
+        else:  # every point coincides with a centre
+            cand = rng.integers(n, size=n_local_trials)
+        dist = np.maximum(
+            sq[None, :] - 2.0 * (Xd[cand] @ Xd.T) + sq[cand][:, None], 0.0
+        )
+        np.minimum(dist, closest[None, :], out=dist)
+        pots = dist.sum(axis=1)
+        best = int(np.argmin(pots))
+        indices[c] = cand[best]
+        closest = dist[best]
+        pot = pots[best]
+    return X[indices].copy(), indices
+
+
+def _nearest(Xd, sq, centers):
+    d2 = sq[:, None] - 2.0 * (Xd @ centers.T) + np.einsum("ij,ij->i", centers, centers)
+    return np.argmin(d2, axis=1)
+
+
+def _lloyd(Xd, centers, max_iter=100, tol=1e-4):
+    """Lloyd's k-means iterations from ``centers``; returns the labels."""
+    sq = np.einsum("ij,ij->i", Xd, Xd)
+    K, d = centers.shape
+    scale = tol * float(np.mean(np.var(Xd, axis=0))) + 1e-300
+    labels = _nearest(Xd, sq, centers)
+    for _ in range(max_iter):
+        counts = np.bincount(labels, minlength=K).astype(np.float64)
+        sums = np.zeros((K, d))
+        _group_sum(Xd, labels, sums)
+        new = np.where(
+            counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers
+        )
+        shift = float(np.sum((new - centers) ** 2))
+        centers = new
+        labels = _nearest(Xd, sq, centers)
+        if shift <= scale:
+            break
+    return labels
+
+
+def _group_sum(Xd, labels, out):
+    for j in range(Xd.shape[1]):
+        out[:, j] = np.bincount(labels, weights=Xd[:, j], minlength=out.shape[0])
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def _estimate_from_resp(X, resp, reg_covar, covariance_type):
+    """Weights (unnormalised), means and covariances from responsibilities
+    (PRML eqs. 9.24-9.27), as scikit-learn's ``_estimate_gaussian_parameters``."""
+    Xd = X.astype(np.float64, copy=False)
+    nk = resp.sum(axis=0) + 10 * np.finfo(np.float64).eps
+    means = (resp.T @ Xd) / nk[:, None]
+    K, d = means.shape
+    if covariance_type == "full":
+        cov = np.empty((K, d, d))
+        for k in range(K):
+            diff = Xd - means[k]
+            cov[k] = (resp[:, k] * diff.T) @ diff / nk[k]
+        cov[:, np.arange(d), np.arange(d)] += reg_covar
+    elif covariance_type == "tied":
+        # scikit-learn's form (rows of resp that do not sum to one, as in
+        # "random_from_data", count every sample in X^T X)
+        cov = (Xd.T @ Xd - (nk * means.T) @ means) / nk.sum()
+        cov.flat[:: d + 1] += reg_covar
+    else:
+        avg_x2 = (resp.T @ (Xd * Xd)) / nk[:, None]
+        cov = avg_x2 - means**2 + reg_covar
+        if covariance_type == "spherical":
+            cov = cov.mean(axis=1)
+    return nk, means, cov
+
+
+def _precision_cholesky(cov, covariance_type, reg_covar):
+    """Precision Cholesky factors P (P P^T = inverse covariance), as scikit-learn's:
+    upper-triangular ``inv(L)^T`` for ``cov = L L^T``."""
+    if covariance_type in ("full", "tied"):
+        covs = cov[None] if covariance_type == "tied" else cov
+        out = np.empty_like(covs)
+        for k, c in enumerate(covs):
+            chol, info = lapack.dpotrf(c, lower=1, clean=1)
+            if info != 0:
+                detail = (
+                    "the tied covariance is not positive definite"
+                    if covariance_type == "tied"
+                    else f"the covariance of component {k} is not positive definite"
+                )
+                raise ValueError(_COLLAPSE_MSG.format(detail=detail, reg=reg_covar))
+            inv, info = lapack.dtrtri(chol, lower=1)
+            if info != 0 or not np.all(np.isfinite(inv)):
+                raise ValueError(
+                    _COLLAPSE_MSG.format(
+                        detail=f"the covariance of component {k} is singular",
+                        reg=reg_covar,
+                    )
+                )
+            out[k] = inv.T
+        return out[0] if covariance_type == "tied" else out
+    if np.any(cov <= 0.0) or not np.all(np.isfinite(cov)):
+        k = int(np.argwhere(~(cov > 0.0))[0][0]) if np.any(cov <= 0.0) else 0
+        raise ValueError(
+            _COLLAPSE_MSG.format(
+                detail=f"component {k} has a non-positive variance", reg=reg_covar
+            )
+        )
+    return 1.0 / np.sqrt(cov)
+
+
+def _log_det_chol(prec_chol, covariance_type, d):
+    if covariance_type == "full":
+        return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(prec_chol)).sum()
+    if covariance_type == "diag":
+        return np.log(prec_chol).sum(axis=1)
+    return d * np.log(prec_chol)
+
+
+def _precisions_from_chol(prec_chol, covariance_type):
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+def _chol_from_precisions(precisions, covariance_type, name="precisions_init"):
+    if covariance_type in ("full", "tied"):
+        ps = precisions[None] if covariance_type == "tied" else precisions
+        out = np.empty_like(ps)
+        for k, p in enumerate(ps):
+            if not np.allclose(p, p.T):
+                raise ValueError(f"{name}[{k}] must be symmetric")
+            try:
+                out[k] = linalg.cholesky(p, lower=True)
+            except linalg.LinAlgError:
+                raise ValueError(f"{name}[{k}] must be positive definite") from None
+        return out[0] if covariance_type == "tied" else out
+    if np.any(precisions <= 0):
+        raise ValueError(f"{name} must be positive")
+    return np.sqrt(precisions)
+
+
+def _cov_from_chol(prec_chol, covariance_type):
+    if covariance_type in ("full", "tied"):
+        ps = prec_chol[None] if covariance_type == "tied" else prec_chol
+        out = np.empty_like(ps)
+        for k, p in enumerate(ps):
+            out[k] = np.linalg.inv(p @ p.T)
+            out[k] = 0.5 * (out[k] + out[k].T)
+        return out[0] if covariance_type == "tied" else out
+    return 1.0 / prec_chol**2
+
+
+def _stats_to_params(means_old, stats, reg_covar, covariance_type):
+    """``N_k``, weighted means and covariances (+ reg_covar) from the kernel's statistics
+    about ``means_old`` (PRML eqs. 9.24-9.27; scikit-learn's
+    ``_estimate_gaussian_parameters``)."""
+    nk_raw, s1, s2 = stats
+    nk = nk_raw + 10 * np.finfo(np.float64).eps
+    delta = s1 / nk[:, None]
+    means = means_old + delta
+    d = means.shape[1]
+    reg = reg_covar
+    ct = covariance_type
+    if ct == "full":
+        cov = s2 / nk[:, None, None] - np.einsum("ki,kj->kij", delta, delta)
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov[:, np.arange(d), np.arange(d)] += reg
+    elif ct == "tied":
+        cov = (s2.sum(axis=0) - np.einsum("k,ki,kj->ij", nk, delta, delta)) / nk.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov.flat[:: d + 1] += reg
+    else:
+        cov = s2 / nk[:, None] - delta**2 + reg
+        if ct == "spherical":
+            cov = cov.mean(axis=1)
+    if not np.all(np.isfinite(cov)) or not np.all(np.isfinite(means)):
+        raise ValueError(
+            _COLLAPSE_MSG.format(
+                detail="the parameters became non-finite", reg=reg_covar
+            )
+        )
+    return nk, means, cov
+
+
+# ------------------------------------------------------------------- estimator
+
+
+class GaussianMixture(BaseEstimator):
+    """Gaussian mixture fitted by expectation-maximisation (PRML sec. 9.2.2).
+
+    Mirrors :class:`sklearn.mixture.GaussianMixture`: same parameters, fitted
+    attributes (``weights_``, ``means_``, ``covariances_``, ``precisions_``,
+    ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``,
+    ``lower_bounds_``) and methods. float32 input is computed in float32 (with double
+    accumulators); fitted attributes are float64.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        Number of mixture components K (``1 <= K <= n_samples``).
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+    tol : float, default 1e-3
+        EM stops when the mean log-likelihood (the lower bound) changes by less.
+    reg_covar : float, default 1e-6
+        Added to the covariance diagonals; raise it if a component collapses.
+    max_iter : int, default 100
+    n_init : int, default 1
+        Number of initialisations; the one with the best lower bound is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
+        "kmeans": Lloyd's algorithm from a k-means++ seeding; "k-means++": points
+        assigned to their nearest k-means++ seed; "random": random responsibilities;
+        "random_from_data": K random points as singleton components. All seeded by
+        ``random_state``.
+    weights_init, means_init, precisions_init : array_like, optional
+        Initial parameters (override the ``init_params`` estimate). Precisions have the
+        shape of ``covariances_`` for the covariance type.
+    random_state : None, int or numpy.random.Generator
+    warm_start : bool, default False
+        Start from the previous fit's parameters (one initialisation).
+    verbose : int, default 0
+        1 or more: one line per EM iteration (iteration, lower bound, change, time).
+    verbose_interval : int, default 10
+        Print every this many iterations when ``verbose == 1`` (every one if 2+).
+
+    Attributes
+    ----------
+    weights_ : ndarray (K,)
+    means_ : ndarray (K, d)
+    covariances_, precisions_, precisions_cholesky_ : ndarray
+        Shapes (K, d, d) full, (d, d) tied, (K, d) diag, (K,) spherical.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood per sample at the last E-step of the best initialisation.
+    lower_bounds_ : list of float
+    n_features_in_ : int
+
+    Raises
+    ------
+    ValueError
+        Bad parameters or data (naming the argument), or a collapsed component
+        (saying to increase ``reg_covar``).
+
+    Notes
+    -----
+    E-step: ``log r_nk = log w_k + log N(x_n | mu_k, Sigma_k) - log p(x_n)`` (PRML
+    eqs. 9.13 and 9.23) in log space, with ``log N`` through the precision Cholesky
+    factor P_k (``||(x - mu_k) P_k||^2``, ``log|Lambda_k|^{1/2} = sum log diag P_k``).
+    M-step: PRML eqs. 9.24-9.27 from sufficient statistics accumulated in the same
+    pass. The lower bound is the mean log-likelihood (PRML eq. 9.14) before the M-step,
+    as in scikit-learn.
+
+    References
+    ----------
+    C. M. Bishop, *Pattern Recognition and Machine Learning*, Springer 2006, sec. 9.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastml.mixture import GaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-5, 1, (200, 2)), rng.normal(5, 1, (200, 2))])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.sort(np.round(gm.means_[:, 0])).tolist()
+    [-5.0, 5.0]
+    >>> bool(gm.predict([[-4.0, -4.0]])[0] == gm.predict([[-6.0, -5.0]])[0])
+    True
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ---------------------------------------------------------------- checks
+    def _check_parameters(self, X):
+        n, d = X.shape
+        K = check_int(self.n_components, "n_components", low=1)
+        if K > n:
+            raise ValueError(f"n_components must be <= n_samples ({n}), got {K}")
+        if self.covariance_type not in _COV_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {_COV_TYPES}, "
+                f"got {self.covariance_type!r}"
+            )
+        if self.init_params not in _INITS:
+            raise ValueError(
+                f"init_params must be one of {_INITS}, got {self.init_params!r}"
+            )
+        check_real(self.tol, "tol", low=0.0)
+        check_real(self.reg_covar, "reg_covar", low=0.0)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_int(self.n_init, "n_init", low=1)
+        check_int(self.verbose, "verbose", low=0)
+        check_int(self.verbose_interval, "verbose_interval", low=1)
+        self._w_init = self._m_init = self._p_init = None
+        if self.weights_init is not None:
+            w = check_array(self.weights_init, "weights_init", ndim=1, dtype=np.float64)
+            if w.shape != (K,):
+                raise ValueError(f"weights_init must have shape ({K},), got {w.shape}")
+            if np.any(w < 0) or np.any(w > 1):
+                raise ValueError("weights_init must lie in [0, 1]")
+            if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6):
+                raise ValueError(
+                    f"weights_init must sum to 1 (sums to {w.sum():.8f}, tol=1e-6)"
+                )
+            self._w_init = w
+        if self.means_init is not None:
+            m = check_array(self.means_init, "means_init", ndim=2, dtype=np.float64)
+            if m.shape != (K, d):
+                raise ValueError(
+                    f"means_init must have shape ({K}, {d}), got {m.shape}"
+                )
+            self._m_init = m
+        if self.precisions_init is not None:
+            shape = {
+                "full": (K, d, d),
+                "tied": (d, d),
+                "diag": (K, d),
+                "spherical": (K,),
+            }[self.covariance_type]
+            p = check_array(
+                self.precisions_init,
+                "precisions_init",
+                ndim=len(shape),
+                dtype=np.float64,
+            )
+            if p.shape != shape:
+                raise ValueError(
+                    f"precisions_init must have shape {shape} for covariance_type="
+                    f"{self.covariance_type!r}, got {p.shape}"
+                )
+            self._p_init = _chol_from_precisions(p, self.covariance_type)
+        return K
+
+    def _validate_X(self, X, reset):
+        X = check_array(X, "X", ndim=2)
+        if X.shape[0] < 1:
+            raise ValueError("X must have at least one sample")
+        if reset:
+            if X.shape[1] < 1:
+                raise ValueError(f"X must have at least one feature, got {X.shape}")
+        else:
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} was "
+                    f"fitted with {self.n_features_in_}"
+                )
+        if max(X.shape) >= 2**31:
+            raise ValueError("X dimensions must be < 2**31 (32-bit BLAS)")
+        return X
+
+    # ------------------------------------------------------------- the pass
+    def _log_const(self, d):
+        ld = _log_det_chol(self.precisions_cholesky_, self.covariance_type, d)
+        with np.errstate(divide="ignore"):
+            lw = np.log(self.weights_)
+        return np.ascontiguousarray(lw + ld - 0.5 * d * _LOG_2PI, dtype=np.float64)
+
+    def _kernel_args(self, X):
+        dt = X.dtype
+        K = self.means_.shape[0]
+        means = np.ascontiguousarray(self.means_, dtype=dt)
+        pc = self.precisions_cholesky_
+        ct = self.covariance_type
+        if ct == "full":
+            prec = np.ascontiguousarray(pc, dtype=dt)
+        elif ct == "tied":
+            prec = np.ascontiguousarray(pc[None], dtype=dt)
+        elif ct == "diag":
+            prec = np.ascontiguousarray(pc, dtype=dt)
+        else:
+            prec = np.ascontiguousarray(
+                np.repeat(pc[:, None], X.shape[1], axis=1), dtype=dt
+            )
+        return K, means, prec
+
+    def _pass(self, X, *, resp=False, norm=False, stats=False):
+        """One kernel pass: (total log-lik, log_resp, log_norm, stats)."""
+        n, d = X.shape
+        K, means, prec = self._kernel_args(X)
+        lc = self._log_const(d)
+        log_resp = np.empty((n if resp else 0, K), dtype=X.dtype)
+        log_norm = np.empty(n if norm else 0)
+        full = self.covariance_type in ("full", "tied")
+        if stats:
+            nk = np.empty(K)
+            s1 = np.empty((K, d))
+            s2 = np.empty((K, d, d) if full else (K, d))
+        else:
+            nk, s1 = np.empty(0), np.empty((0, d))
+            s2 = np.empty((0, d, d) if full else (0, d))
+        fn = _gmm.em_pass_full if full else _gmm.em_pass_diag
+        total = fn(X, means, prec, lc, log_resp, log_norm, nk, s1, s2)
+        return total, log_resp, log_norm, (nk, s1, s2)
+
+    def _m_step_from_stats(self, n, stats):
+        """PRML eqs. 9.24-9.27 from statistics about the previous means."""
+        nk, means, cov = _stats_to_params(
+            self.means_, stats, self.reg_covar, self.covariance_type
+        )
+        self.weights_ = nk / nk.sum()
+        self.means_ = means
+        self.covariances_ = cov
+        self.precisions_cholesky_ = _precision_cholesky(
+            cov, self.covariance_type, self.reg_covar
+        )
+
+    # ------------------------------------------------------------- init
+    def _initial_resp(self, Xd, rng):
+        """Initial responsibilities (n, K) from ``init_params``."""
+        n = Xd.shape[0]
+        K = self.n_components
+        if self.init_params in ("kmeans", "k-means++"):
+            centers, _ = kmeans_plusplus(Xd, K, random_state=rng)
+            if self.init_params == "kmeans":
+                labels = _lloyd(Xd, centers)
+            else:
+                labels = _nearest(Xd, np.einsum("ij,ij->i", Xd, Xd), centers)
+            resp = np.zeros((n, K))
+            resp[np.arange(n), labels] = 1.0
+        elif self.init_params == "random":
+            resp = rng.uniform(size=(n, K))
+            resp /= resp.sum(axis=1, keepdims=True)
+        else:
+            resp = np.zeros((n, K))
+            resp[rng.choice(n, size=K, replace=False), np.arange(K)] = 1.0
+        return resp
+
+    def _initialize(self, X, rng):
+        n = X.shape[0]
+        ct = self.covariance_type
+        Xd = X.astype(np.float64, copy=False)
+        need_estimate = (
+            self._w_init is None or self._m_init is None or (self._p_init is None)
+        )
+        if need_estimate:
+            resp = self._initial_resp(Xd, rng)
+            nk, means, cov = _estimate_from_resp(Xd, resp, self.reg_covar, ct)
+            weights = nk / n
+        self.weights_ = self._w_init if self._w_init is not None else weights
+        self.means_ = self._m_init if self._m_init is not None else means
+        if self._p_init is not None:
+            self.precisions_cholesky_ = self._p_init
+            self.covariances_ = _cov_from_chol(self._p_init, ct)
+        else:
+            self.covariances_ = cov
+            self.precisions_cholesky_ = _precision_cholesky(cov, ct, self.reg_covar)
+
+    def _get_parameters(self):
+        return (
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.precisions_cholesky_,
+        )
+
+    def _set_parameters(self, params):
+        (
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.precisions_cholesky_,
+        ) = params
+        self.precisions_ = _precisions_from_chol(
+            self.precisions_cholesky_, self.covariance_type
+        )
+
+    # ------------------------------------------------------------- fit
+    def fit(self, X, y=None):
+        """Estimate the parameters by EM (best of ``n_init`` runs).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X = self._validate_X(X, reset=True)
+        n = X.shape[0]
+        self._check_parameters(X)
+        if n < 2:
+            raise ValueError(f"X must have at least 2 samples, got {n}")
+        self.n_features_in_ = X.shape[1]
+        rng = check_random_state(self.random_state)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        max_lb = -np.inf
+        best = None
+        best_lbs: list[float] = []
+        best_iter = 0
+        self.converged_ = False
+        out = sys.stdout
+        for init in range(n_init):
+            if self.verbose:
+                print(f"Initialization {init}", file=out)
+            if do_init:
+                self._initialize(X, rng)
+            lb = -np.inf if do_init else self.lower_bound_
+            lbs: list[float] = []
+            converged = False
+            n_iter = 0
+            t_init = time.perf_counter()
+            for n_iter in range(1, self.max_iter + 1):
+                t0 = time.perf_counter()
+                prev = lb
+                total, _, _, stats = self._pass(X, stats=True)
+                self._m_step_from_stats(n, stats)
+                lb = total / n
+                lbs.append(lb)
+                change = lb - prev
+                if self.verbose and (
+                    self.verbose >= 2 or n_iter % self.verbose_interval == 0
+                ):
+                    print(
+                        f"  Iteration {n_iter:4d}  lower bound {lb:.8f}  "
+                        f"change {change:.3e}  {1e3 * (time.perf_counter() - t0):.1f} ms",
+                        file=out,
+                    )
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            if self.verbose:
+                state = "converged" if converged else "did not converge"
+                print(
+                    f"Initialization {state}: lower bound {lb:.8f} after {n_iter} "
+                    f"iterations ({time.perf_counter() - t_init:.2f} s)",
+                    file=out,
+                )
+            if lb > max_lb or max_lb == -np.inf:
+                max_lb = lb
+                best = self._get_parameters()
+                best_iter = n_iter
+                best_lbs = lbs
+                self.converged_ = converged
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._set_parameters(best)
+        self.n_iter_ = best_iter
+        self.lower_bound_ = max_lb
+        self.lower_bounds_ = best_lbs
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fit, then return the most probable component of each sample."""
+        return self.fit(X).predict(X)
+
+    # --------------------------------------------------------- inference
+    def _check_fitted_X(self, X):
+        check_is_fitted(self, ["means_", "precisions_cholesky_"])
+        return self._validate_X(X, reset=False)
+
+    def score_samples(self, X):
+        """Log-likelihood ``log p(x_n)`` of each sample (PRML eq. 9.14 term)."""
+        X = self._check_fitted_X(X)
+        return self._pass(X, norm=True)[2]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample."""
+        X = self._check_fitted_X(X)
+        return self._pass(X)[0] / X.shape[0]
+
+    def predict_proba(self, X):
+        """Responsibilities ``r_nk`` (PRML eq. 9.23), shape (n_samples, K)."""
+        X = self._check_fitted_X(X)
+        return np.exp(self._pass(X, resp=True)[1].astype(np.float64))
+
+    def predict(self, X):
+        """Most probable component of each sample."""
+        X = self._check_fitted_X(X)
+        return np.argmax(self._pass(X, resp=True)[1], axis=1)
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` points; returns ``(X, labels)`` sorted by component.
+
+        Uses a Generator seeded from ``random_state`` (numpy's Generator draws).
+        """
+        check_is_fitted(self, "means_")
+        n_samples = check_int(n_samples, "n_samples", low=1)
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        d = self.means_.shape[1]
+        ct = self.covariance_type
+        parts = []
+        for k, c in enumerate(counts):
+            z = rng.standard_normal((c, d))
+            if ct == "full":
+                L = linalg.cholesky(self.covariances_[k], lower=True)
+                parts.append(self.means_[k] + z @ L.T)
+            elif ct == "tied":
+                L = linalg.cholesky(self.covariances_, lower=True)
+                parts.append(self.means_[k] + z @ L.T)
+            elif ct == "diag":
+                parts.append(self.means_[k] + z * np.sqrt(self.covariances_[k]))
+            else:
+                parts.append(self.means_[k] + z * np.sqrt(self.covariances_[k]))
+        labels = np.repeat(np.arange(len(counts)), counts)
+        return np.vstack(parts), labels
+
+    def _n_parameters(self):
+        K, d = self.means_.shape
+        cov = {
+            "full": K * d * (d + 1) / 2.0,
+            "diag": K * d,
+            "tied": d * (d + 1) / 2.0,
+            "spherical": K,
+        }[self.covariance_type]
+        return int(cov + K * d + K - 1)
+
+    def bic(self, X):
+        """Bayesian information criterion (lower is better)."""
+        X = self._check_fitted_X(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(
+            X.shape[0]
+        )
+
+    def aic(self, X):
+        """Akaike information criterion (lower is better)."""
+        X = self._check_fitted_X(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+
+# ------------------------------------------------------------ variational mixture
+
+
+def _log_dirichlet_norm(alpha):
+    """``ln C(alpha)`` (PRML eq. B.23)."""
+    return gammaln(np.sum(alpha)) - np.sum(gammaln(alpha))
+
+
+def _log_wishart_norm(dof, half_log_det_w, d):
+    """``ln B(W, nu)`` (PRML eq. B.79) without its ``d(d-1)/4 ln pi`` constant, from
+    ``0.5 ln|W|``; as scikit-learn's ``_log_wishart_norm``."""
+    dof = np.asarray(dof, dtype=np.float64)
+    return -(
+        dof * half_log_det_w
+        + dof * d * 0.5 * np.log(2.0)
+        + np.sum(gammaln(0.5 * (dof - np.arange(d)[:, None])), axis=0)
+    )
+
+
+class BayesianGaussianMixture(GaussianMixture):
+    """Variational Bayesian Gaussian mixture (PRML sec. 10.2), as scikit-learn's
+    ``BayesianGaussianMixture(weight_concentration_prior_type="dirichlet_distribution")``.
+
+    Dirichlet(alpha0) prior on the weights and a Gaussian-Wishart prior on each
+    component (mean prior ``m0``, precision scale ``beta0``, ``nu0`` degrees of freedom,
+    ``W0^{-1}`` = ``covariance_prior``); q(Z) q(pi) q(mu, Lambda) by coordinate ascent.
+    The E-step is the same compiled pass as :class:`GaussianMixture`'s, with
+    ``E[ln pi_k]``, ``E[ln |Lambda_k|]`` and ``D / beta_k`` folded into the per-component
+    constant (PRML eqs. 10.64-10.66).
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        Upper bound on the number of components; unneeded ones get negligible weight.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+    tol, reg_covar, max_iter, n_init, init_params, random_state, warm_start, verbose,
+    verbose_interval
+        As :class:`GaussianMixture`.
+    weight_concentration_prior_type : {"dirichlet_distribution"}
+        Only the finite Dirichlet prior of PRML sec. 10.2.
+    weight_concentration_prior : float, optional
+        alpha0 (default ``1 / n_components``); small values prune components.
+    mean_precision_prior : float, optional
+        beta0 (default 1).
+    mean_prior : array_like (d,), optional
+        m0 (default the data mean).
+    degrees_of_freedom_prior : float, optional
+        nu0 > d - 1 (default d).
+    covariance_prior : float or array_like, optional
+        W0^{-1} (default the empirical covariance; (d, d) full/tied, (d,) diag,
+        float spherical).
+    weight_threshold : float, default 1e-3
+        Components with ``weights_`` below this are reported as pruned
+        (``active_components_``); they stay in the model, as in scikit-learn.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_
+        As scikit-learn's (``covariances_ = W_k^{-1} / nu_k``).
+    weight_concentration_, mean_precision_, degrees_of_freedom_ : ndarray
+        alpha_k, beta_k, nu_k (PRML eqs. 10.58, 10.60, 10.63).
+    lower_bound_, lower_bounds_ : float, list
+        scikit-learn's lower bound (the ELBO up to a constant).
+    elbo_ : list of float
+        ``covariance_type="full"``: the exact ELBO of PRML eq. 10.70 per iteration
+        (exact when ``reg_covar=0``; the jitter perturbs the M-step slightly).
+    active_components_ : ndarray of bool
+        ``weights_ > weight_threshold``.
+    n_active_components_ : int
+
+    Raises
+    ------
+    ValueError
+        Bad parameters (naming them) or a collapsed component (suggesting reg_covar).
+
+    References
+    ----------
+    C. M. Bishop, *Pattern Recognition and Machine Learning*, sec. 10.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastml.mixture import BayesianGaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(m, 0.5, (300, 2)) for m in (-4.0, 0.0, 4.0)])
+    >>> bgm = BayesianGaussianMixture(
+    ...     n_components=8, weight_concentration_prior=1e-3, max_iter=500, random_state=0
+    ... ).fit(X)
+    >>> bgm.n_active_components_
+    3
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weight_concentration_prior_type="dirichlet_distribution",
+        weight_concentration_prior=None,
+        mean_precision_prior=None,
+        mean_prior=None,
+        degrees_of_freedom_prior=None,
+        covariance_prior=None,
+        weight_threshold=1e-3,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.weight_threshold = weight_threshold
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # parameters GaussianMixture reads in _check_parameters
+    weights_init = means_init = precisions_init = None
+
+    def _check_priors(self, X):
+        n, d = X.shape
+        K = self.n_components
+        if self.weight_concentration_prior_type != "dirichlet_distribution":
+            raise ValueError(
+                "weight_concentration_prior_type must be 'dirichlet_distribution' (the "
+                f"finite Dirichlet prior of PRML 10.2), got "
+                f"{self.weight_concentration_prior_type!r}"
+            )
+        a0 = self.weight_concentration_prior
+        self.weight_concentration_prior_ = (
+            1.0 / K
+            if a0 is None
+            else check_real(a0, "weight_concentration_prior", low=0.0, low_open=True)
+        )
+        b0 = self.mean_precision_prior
+        self.mean_precision_prior_ = (
+            1.0
+            if b0 is None
+            else check_real(b0, "mean_precision_prior", low=0.0, low_open=True)
+        )
+        Xd = X.astype(np.float64, copy=False)
+        if self.mean_prior is None:
+            self.mean_prior_ = Xd.mean(axis=0)
+        else:
+            m0 = check_array(self.mean_prior, "mean_prior", ndim=1, dtype=np.float64)
+            if m0.shape != (d,):
+                raise ValueError(f"mean_prior must have shape ({d},), got {m0.shape}")
+            self.mean_prior_ = m0
+        nu0 = self.degrees_of_freedom_prior
+        if nu0 is None:
+            self.degrees_of_freedom_prior_ = float(d)
+        else:
+            nu0 = check_real(nu0, "degrees_of_freedom_prior")
+            if nu0 <= d - 1:
+                raise ValueError(
+                    f"degrees_of_freedom_prior must be > n_features - 1 = {d - 1}, "
+                    f"got {nu0}"
+                )
+            self.degrees_of_freedom_prior_ = nu0
+        ct = self.covariance_type
+        cp = self.covariance_prior
+        if cp is None:
+            if n < 2:
+                raise ValueError("X must have at least 2 samples")
+            cp = {
+                "full": np.atleast_2d(np.cov(Xd.T)),
+                "tied": np.atleast_2d(np.cov(Xd.T)),
+                "diag": np.var(Xd, axis=0, ddof=1),
+                "spherical": np.var(Xd, axis=0, ddof=1).mean(),
+            }[ct]
+        elif ct in ("full", "tied"):
+            cp = check_array(cp, "covariance_prior", ndim=2, dtype=np.float64)
+            if cp.shape != (d, d):
+                raise ValueError(
+                    f"covariance_prior must have shape ({d}, {d}), got {cp.shape}"
+                )
+            _chol_from_precisions(cp[None], "full", name="covariance_prior")
+        elif ct == "diag":
+            cp = check_array(cp, "covariance_prior", ndim=1, dtype=np.float64)
+            if cp.shape != (d,) or np.any(cp <= 0):
+                raise ValueError(f"covariance_prior must be positive with shape ({d},)")
+        else:
+            cp = check_real(cp, "covariance_prior", low=0.0, low_open=True)
+        self.covariance_prior_ = cp
+        check_real(self.weight_threshold, "weight_threshold", low=0.0, high=1.0)
+
+    # ------------------------------------------------------------ VB updates
+    def _vb_m_step(self, nk, xk, sk):
+        """PRML eqs. 10.58-10.63 (scikit-learn's ``_estimate_*``)."""
+        K = xk.shape[0]
+        a0 = self.weight_concentration_prior_
+        b0 = self.mean_precision_prior_
+        m0 = self.mean_prior_
+        nu0 = self.degrees_of_freedom_prior_
+        cp = self.covariance_prior_
+        ct = self.covariance_type
+        self.weight_concentration_ = a0 + nk
+        self.mean_precision_ = b0 + nk
+        self.means_ = (b0 * m0 + nk[:, None] * xk) / self.mean_precision_[:, None]
+        diff = xk - m0
+        if ct == "full":
+            self.degrees_of_freedom_ = nu0 + nk
+            cov = (
+                cp
+                + nk[:, None, None] * sk
+                + (nk * b0 / self.mean_precision_)[:, None, None]
+                * np.einsum("ki,kj->kij", diff, diff)
+            )
+            cov /= self.degrees_of_freedom_[:, None, None]
+        elif ct == "tied":
+            self.degrees_of_freedom_ = nu0 + nk.sum() / K
+            cov = (
+                cp
+                + sk * nk.sum() / K
+                + b0 / K * ((nk / self.mean_precision_) * diff.T) @ diff
+            )
+            cov /= self.degrees_of_freedom_
+        elif ct == "diag":
+            self.degrees_of_freedom_ = nu0 + nk
+            cov = cp + nk[:, None] * (
+                sk + (b0 / self.mean_precision_)[:, None] * diff**2
+            )
+            cov /= self.degrees_of_freedom_[:, None]
+        else:
+            self.degrees_of_freedom_ = nu0 + nk
+            cov = cp + nk * (sk + b0 / self.mean_precision_ * np.mean(diff**2, axis=1))
+            cov /= self.degrees_of_freedom_
+        self.covariances_ = cov
+        self.precisions_cholesky_ = _precision_cholesky(cov, ct, self.reg_covar)
+        self.weights_ = self.weight_concentration_ / self.weight_concentration_.sum()
+
+    def _log_const(self, d):
+        """E[ln pi_k] + 0.5 E[ln|Lambda_k|] - d/2 ln(2 pi) - d / (2 beta_k), with the
+        Mahalanobis term ``nu_k (x - m_k)^T W_k (x - m_k)`` left to the kernel
+        (PRML eqs. 10.64-10.66; precisions_cholesky_ factors nu_k W_k)."""
+        ld = _log_det_chol(self.precisions_cholesky_, self.covariance_type, d)
+        dof = self.degrees_of_freedom_
+        log_lambda = d * np.log(2.0) + np.sum(
+            psi(0.5 * (dof - np.arange(d)[:, None])), axis=0
+        )
+        ew = psi(self.weight_concentration_) - psi(self.weight_concentration_.sum())
+        c = (
+            ew
+            + ld
+            - 0.5 * d * _LOG_2PI
+            - 0.5 * d * np.log(dof)
+            + 0.5 * (log_lambda - d / self.mean_precision_)
+        )
+        return np.ascontiguousarray(np.broadcast_to(c, ew.shape), dtype=np.float64)
+
+    def _bound(self, log_resp, n):
+        """scikit-learn's lower bound, and the exact ELBO (full covariances)."""
+        d = self.means_.shape[1]
+        K = self.n_components
+        ct = self.covariance_type
+        lr = log_resp.astype(np.float64)
+        ent = -float(np.sum(np.exp(lr) * lr))
+        half_logdet_w = _log_det_chol(
+            self.precisions_cholesky_, ct, d
+        ) - 0.5 * d * np.log(self.degrees_of_freedom_)
+        log_wishart = _log_wishart_norm(self.degrees_of_freedom_, half_logdet_w, d)
+        log_wishart = (
+            K * float(np.sum(log_wishart))
+            if ct == "tied"
+            else float(np.sum(log_wishart))
+        )
+        lb = (
+            ent
+            - log_wishart
+            - _log_dirichlet_norm(self.weight_concentration_)
+            - 0.5 * d * float(np.sum(np.log(self.mean_precision_)))
+        )
+        elbo = None
+        if ct == "full":
+            _, logdet_cp = np.linalg.slogdet(self.covariance_prior_)
+            prior = (
+                _log_dirichlet_norm(np.full(K, self.weight_concentration_prior_))
+                + K
+                * float(
+                    _log_wishart_norm(
+                        self.degrees_of_freedom_prior_, -0.5 * logdet_cp, d
+                    )[0]
+                )
+                + 0.5 * d * K * np.log(self.mean_precision_prior_)
+                - 0.5 * n * d * _LOG_2PI
+            )
+            elbo = lb + prior
+        return lb, elbo
+
+    # ------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Coordinate-ascent variational inference (best of ``n_init`` runs)."""
+        X = self._validate_X(X, reset=True)
+        n = X.shape[0]
+        self._check_parameters(X)
+        if n < 2:
+            raise ValueError(f"X must have at least 2 samples, got {n}")
+        self._check_priors(X)
+        self.n_features_in_ = X.shape[1]
+        rng = check_random_state(self.random_state)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        max_lb = -np.inf
+        best = None
+        self.converged_ = False
+        Xd = X.astype(np.float64, copy=False)
+        for init in range(n_init):
+            if self.verbose:
+                print(f"Initialization {init}", file=sys.stdout)
+            if do_init:
+                resp = self._initial_resp(Xd, rng)
+                nk, xk, sk = _estimate_from_resp(
+                    Xd, resp, self.reg_covar, self.covariance_type
+                )
+                self._vb_m_step(nk, xk, sk)
+            lb = -np.inf if do_init else self.lower_bound_
+            lbs, elbos = [], []
+            converged = False
+            n_iter = 0
+            for n_iter in range(1, self.max_iter + 1):
+                t0 = time.perf_counter()
+                prev = lb
+                _, log_resp, _, stats = self._pass(X, resp=True, stats=True)
+                nk, xk, sk = _stats_to_params(
+                    self.means_, stats, self.reg_covar, self.covariance_type
+                )
+                self._vb_m_step(nk, xk, sk)
+                lb, elbo = self._bound(log_resp, n)
+                lbs.append(lb)
+                if elbo is not None:
+                    elbos.append(elbo)
+                change = lb - prev
+                if self.verbose and (
+                    self.verbose >= 2 or n_iter % self.verbose_interval == 0
+                ):
+                    print(
+                        f"  Iteration {n_iter:4d}  lower bound {lb:.8f}  "
+                        f"change {change:.3e}  {1e3 * (time.perf_counter() - t0):.1f} ms",
+                        file=sys.stdout,
+                    )
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            if lb > max_lb or max_lb == -np.inf:
+                max_lb = lb
+                best = (
+                    self.weight_concentration_,
+                    self.mean_precision_,
+                    self.means_,
+                    self.degrees_of_freedom_,
+                    self.covariances_,
+                    self.precisions_cholesky_,
+                    self.weights_,
+                )
+                best_iter, best_lbs, best_elbos = n_iter, lbs, elbos
+                self.converged_ = converged
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        (
+            self.weight_concentration_,
+            self.mean_precision_,
+            self.means_,
+            self.degrees_of_freedom_,
+            self.covariances_,
+            self.precisions_cholesky_,
+            self.weights_,
+        ) = best
+        self.precisions_ = _precisions_from_chol(
+            self.precisions_cholesky_, self.covariance_type
+        )
+        self.n_iter_ = best_iter
+        self.lower_bound_ = max_lb
+        self.lower_bounds_ = best_lbs
+        self.elbo_ = best_elbos
+        self.active_components_ = self.weights_ > self.weight_threshold
+        self.n_active_components_ = int(self.active_components_.sum())
+        return self
