@@ -158,7 +158,7 @@ class BernoulliRBM(BaseEstimator):
 
     def _epoch(self, x, bounds):
         rows = int(np.max(np.diff(bounds)))
-        r = max(rows, self.h_samples_.shape[0])
+        r = self.h_samples_.shape[0] if self.persistent else rows
         m, d, dt = self._m, x.shape[1], x.dtype
         _rbm.cd_epoch(
             self.random_state_.bit_generator,
@@ -172,9 +172,8 @@ class BernoulliRBM(BaseEstimator):
             self._lr,
             bool(self.persistent),
             self._gaussian,
-            np.empty((rows, m), dtype=dt),
-            np.empty((r, m), dtype=dt),
-            np.empty((r, d), dtype=dt),
+            np.empty((r + rows, m), dtype=dt),
+            np.empty((r + rows, d), dtype=dt),
         )
 
     # ------------------------------------------------------------------ training

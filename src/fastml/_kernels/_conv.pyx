@@ -27,6 +27,13 @@ cdef inline void _valid_range(idx_t n_in, idx_t n_out, idx_t s, idx_t p, idx_t j
         lo[0] = hi[0]
 
 
+cdef inline void _gather2(const real *src, real *dst, idx_t n) noexcept nogil:
+    """``dst[i] = src[2 i]`` for i < n."""
+    cdef idx_t i
+    for i in range(n):
+        dst[i] = src[2 * i]
+
+
 cdef void _im2col_one(const real *x, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw,
                       idx_t s, idx_t p, idx_t OH, idx_t OW, real *col) noexcept nogil:
     """Write the (C kh kw, OH OW) column matrix of one image ``x`` (C, H, W) into ``col``."""
@@ -40,18 +47,21 @@ cdef void _im2col_one(const real *x, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t 
                 for oh in range(OH):
                     ih = oh * s - p + i
                     if ih < 0 or ih >= H or lo == hi:
-                        memset(dst, 0, OW * sizeof(real))
+                        for ow in range(OW):
+                            dst[ow] = 0
                     else:
                         src = x + (c * H + ih) * W + (lo * s - p + j)
-                        if lo > 0:
-                            memset(dst, 0, lo * sizeof(real))
+                        for ow in range(lo):
+                            dst[ow] = 0
                         if s == 1:
                             memcpy(dst + lo, src, (hi - lo) * sizeof(real))
+                        elif s == 2:  # constant stride: the compiler unrolls the gather
+                            _gather2(src, dst + lo, hi - lo)
                         else:
                             for ow in range(hi - lo):
                                 dst[lo + ow] = src[ow * s]
-                        if hi < OW:
-                            memset(dst + hi, 0, (OW - hi) * sizeof(real))
+                        for ow in range(hi, OW):
+                            dst[ow] = 0
                     dst += OW
 
 

@@ -31,7 +31,6 @@ def cd_epoch(
     lr: float,
     persistent: bool,
     gaussian: bool,
-    h_pos: NDArray[_F],
-    h_neg: NDArray[_F],
-    v_neg: NDArray[_F],
+    h_scratch: NDArray[_F],
+    v_scratch: NDArray[_F],
 ) -> None: ...

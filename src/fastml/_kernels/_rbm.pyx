@@ -12,7 +12,7 @@ Contrastive divergence (CD-k, Hinton 2002) approximates the log-likelihood gradi
 ``<v h^T>_data - <v h^T>_model`` by running k Gibbs steps from the data; persistent CD
 (Tieleman 2008) keeps the negative chain between updates instead.
 """
-from libc.math cimport exp
+from libc.math cimport exp, expf
 from libc.string cimport memcpy
 from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport random_standard_normal
@@ -36,7 +36,9 @@ cdef inline void _gemm(char ta, char tb, int M, int N, int K, real alpha, const 
 
 
 cdef inline real _sigmoid(real a) noexcept nogil:
-    return <real> (1.0 / (1.0 + exp(-<double> a)))
+    if real is float:  # float32 math for float32 data
+        return 1.0 / (1.0 + expf(-a))
+    return 1.0 / (1.0 + exp(-a))
 
 
 cdef void _hidden_proba(const real *v, idx_t n, const real *W, const real *c, idx_t m,
@@ -139,7 +141,7 @@ def hidden_proba(const real[:, ::1] W, const real[::1] c, const real[:, ::1] v,
 def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds,
              real[:, ::1] W, real[::1] c, real[::1] b, real[:, ::1] chain,
              idx_t k, double lr, bint persistent, bint gaussian,
-             real[:, ::1] h_pos, real[:, ::1] h_neg, real[:, ::1] v_neg):
+             real[:, ::1] h_scratch, real[:, ::1] v_scratch):
     """One epoch of CD-k / persistent CD over the mini-batches ``X[bounds[t]:bounds[t+1]]``.
 
     Per batch V (B rows), with k Gibbs steps in the negative phase (Hinton 2002):
@@ -151,65 +153,72 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
     - update ``W += lr (H+^T V / B - H-^T V- / R)``, ``c += lr (mean H+ - mean H-)``,
       ``b += lr (mean V - mean V-)``; persistent CD then stores ``h ~ H-`` in ``chain``.
 
+    The weight update is a single GEMM over the stacked rows ``[-H- lr/R; H+ lr/B]`` and
+    ``[V-; V]``, so W is read and written once per batch.
+
     Random draws, per batch, in this order: CD-k one uniform per (row, hidden unit) for
     the starting hidden sample; then per step the visible draws and (between steps) hidden
     draws; persistent CD finally one uniform per chain hidden unit.
 
-    Assumes: X (n, d) validated; ``bounds`` strictly increasing from 0 to n; h_pos
-    (max B, m); h_neg and v_neg (max(max B, R), m or d); chain (R, m) of 0/1; k >= 1.
+    Assumes: X (n, d) validated; ``bounds`` strictly increasing from 0 to n; scratch
+    ``h_scratch`` (R + max B, m) and ``v_scratch`` (R + max B, d) with R the chain rows
+    (persistent) or max B (CD); chain (R, m) of 0/1; k >= 1; sizes below 2**31.
     """
     cdef idx_t n = X.shape[0], d = X.shape[1], m = W.shape[0], nb = bounds.shape[0] - 1
-    cdef idx_t t, s, B, R, step, i, j
-    cdef double acc_p, acc_n
+    cdef idx_t t, s, B, R, step, i, j, rows = h_scratch.shape[0]
     cdef const real *V
+    cdef real *hn
+    cdef real *hp
+    cdef real *vn
+    cdef real *vp
+    cdef real sp, sn
     _check(m, d, W, c, b)
-    if (nb < 1 or bounds[0] != 0 or bounds[nb] != n or k < 1 or h_pos.shape[1] != m
-            or h_neg.shape[1] != m or v_neg.shape[1] != d or chain.shape[1] != m
-            or h_neg.shape[0] != v_neg.shape[0]
-            or (persistent and (chain.shape[0] < 1 or chain.shape[0] > h_neg.shape[0]))):
+    if (nb < 1 or bounds[0] != 0 or bounds[nb] != n or k < 1 or h_scratch.shape[1] != m
+            or v_scratch.shape[1] != d or chain.shape[1] != m
+            or v_scratch.shape[0] != rows or (persistent and chain.shape[0] < 1)):
         raise ValueError("cd_epoch: shape mismatch")
     for t in range(nb):
         B = bounds[t + 1] - bounds[t]
-        if B < 1 or B > h_pos.shape[0] or B > h_neg.shape[0]:
-            raise ValueError("cd_epoch: bounds must increase by at most the scratch rows")
+        R = chain.shape[0] if persistent else B
+        if B < 1 or R + B > rows:
+            raise ValueError("cd_epoch: batches must be non-empty and fit the scratch")
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     with bit_generator.lock, nogil:
         for t in range(nb):
             s = bounds[t]
             B = bounds[t + 1] - s
+            R = chain.shape[0] if persistent else B
             V = &X[s, 0]
-            _hidden_proba(V, B, &W[0, 0], &c[0], m, d, &h_pos[0, 0])
+            hn = &h_scratch[0, 0]
+            hp = hn + R * m
+            vn = &v_scratch[0, 0]
+            vp = vn + R * d
+            _hidden_proba(V, B, &W[0, 0], &c[0], m, d, hp)
             if persistent:
-                R = chain.shape[0]
-                memcpy(&h_neg[0, 0], &chain[0, 0], R * m * sizeof(real))
+                memcpy(hn, &chain[0, 0], R * m * sizeof(real))
             else:
-                R = B
-                _bernoulli(rng, &h_pos[0, 0], R * m, &h_neg[0, 0])
+                _bernoulli(rng, hp, R * m, hn)
             for step in range(k):
-                _sample_visible(rng, &h_neg[0, 0], R, &W[0, 0], &b[0], m, d, gaussian,
-                                &v_neg[0, 0])
-                _hidden_proba(&v_neg[0, 0], R, &W[0, 0], &c[0], m, d, &h_neg[0, 0])
+                _sample_visible(rng, hn, R, &W[0, 0], &b[0], m, d, gaussian, vn)
+                _hidden_proba(vn, R, &W[0, 0], &c[0], m, d, hn)
                 if step < k - 1:
-                    _bernoulli(rng, &h_neg[0, 0], R * m, &h_neg[0, 0])
-            _gemm(c'T', c'N', <int> m, <int> d, <int> B, <real> (lr / B), &h_pos[0, 0],
-                  <int> m, V, <int> d, 1, &W[0, 0], <int> d)
-            _gemm(c'T', c'N', <int> m, <int> d, <int> R, <real> (-lr / R), &h_neg[0, 0],
-                  <int> m, &v_neg[0, 0], <int> d, 1, &W[0, 0], <int> d)
-            for j in range(m):
-                acc_p = 0.0
-                acc_n = 0.0
-                for i in range(B):
-                    acc_p += h_pos[i, j]
-                for i in range(R):
-                    acc_n += h_neg[i, j]
-                c[j] += <real> (lr * (acc_p / B - acc_n / R))
-            for j in range(d):
-                acc_p = 0.0
-                acc_n = 0.0
-                for i in range(B):
-                    acc_p += V[i * d + j]
-                for i in range(R):
-                    acc_n += v_neg[i, j]
-                b[j] += <real> (lr * (acc_p / B - acc_n / R))
+                    _bernoulli(rng, hn, R * m, hn)
             if persistent:
-                _bernoulli(rng, &h_neg[0, 0], R * m, &chain[0, 0])
+                _bernoulli(rng, hn, R * m, &chain[0, 0])
+            sp = <real> (lr / B)
+            sn = <real> (-lr / R)
+            memcpy(vp, V, B * d * sizeof(real))
+            for i in range(B):
+                for j in range(m):
+                    hp[i * m + j] *= sp
+                    c[j] += hp[i * m + j]
+                for j in range(d):
+                    b[j] += sp * vp[i * d + j]
+            for i in range(R):
+                for j in range(m):
+                    hn[i * m + j] *= sn
+                    c[j] += hn[i * m + j]
+                for j in range(d):
+                    b[j] += sn * vn[i * d + j]
+            _gemm(c'T', c'N', <int> m, <int> d, <int> (R + B), 1, hn, <int> m, vn,
+                  <int> d, 1, &W[0, 0], <int> d)
