@@ -23,6 +23,14 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.losses",
         "logistic and softmax regression by the MLE losses",
     ),
+    "nn": (
+        "fastml._demos.nn",
+        "MLP and CNN on the digits by explicit backprop (accuracy per epoch)",
+    ),
+    "rbm": (
+        "fastml._demos.rbm",
+        "Bernoulli RBM on the digits by persistent CD; features vs raw pixels",
+    ),
 }
 
 
