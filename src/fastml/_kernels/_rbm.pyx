@@ -38,7 +38,8 @@ cdef inline void _gemm(char ta, char tb, int M, int N, int K, real alpha, const 
 cdef inline real _sigmoid(real a) noexcept nogil:
     if real is float:  # float32 math for float32 data
         return 1.0 / (1.0 + expf(-a))
-    return 1.0 / (1.0 + exp(-a))
+    else:
+        return 1.0 / (1.0 + exp(-a))
 
 
 cdef void _hidden_proba(const real *v, idx_t n, const real *W, const real *c, idx_t m,
