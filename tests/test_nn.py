@@ -574,6 +574,43 @@ def test_lstm_remembers_20_steps_rnn_does_worse_at_long_lags():
     assert rnn40 <= lstm40 - 0.3  # same budget: the Elman RNN has not bridged 40 steps
 
 
+def test_sgd_momentum_trains_and_seeds_reproduce():
+    xtr, xte, ytr, yte = _digits()
+
+    def make(seed):
+        return nn.Sequential(
+            [
+                nn.Linear(64, 32, random_state=seed),
+                nn.Tanh(),
+                nn.Linear(32, 10, random_state=seed + 1),
+            ]
+        )
+
+    a, b, c = make(0), make(0), make(5)
+    np.testing.assert_array_equal(a.params["0.weight"], b.params["0.weight"])
+    assert not np.array_equal(a.params["0.weight"], c.params["0.weight"])
+    kw = {"epochs": 5, "batch_size": 32, "random_state": 0, "verbose": False}
+    ha = a.fit(xtr, ytr, optimizer=nn.SGD(0.1, momentum=0.9), **kw)
+    b.fit(xtr, ytr, optimizer=nn.SGD(0.1, momentum=0.9), **kw)
+    np.testing.assert_array_equal(a.params["2.weight"], b.params["2.weight"])
+    assert ha["loss"][-1] < 0.5 * ha["loss"][0] and a.score(xte, yte) > 0.9
+
+
+@pytest.mark.parametrize("cls", [nn.RNN, nn.LSTM])
+def test_recurrent_float32_matches_float64(cls):
+    layer = cls(3, 5, random_state=0)
+    x = RNG.standard_normal((2, 20, 3))
+    y64 = layer.forward(x)
+    g64 = layer.backward(np.ones_like(y64))
+    w64 = layer.grads["weight_hh"].copy()
+    layer.astype(np.float32)
+    y32 = layer.forward(x.astype(np.float32))
+    g32 = layer.backward(np.ones_like(y32))
+    assert y32.dtype == g32.dtype == layer.grads["weight_hh"].dtype == np.float32
+    assert rel_err(y32, y64) < 1e-5 and rel_err(g32, g64) < 1e-5
+    assert rel_err(layer.grads["weight_hh"], w64) < 1e-5
+
+
 # ------------------------------------------------------------------------- bad input
 def test_bad_inputs_name_the_argument():
     conv = nn.Conv2d(3, 4, 3)
