@@ -12,6 +12,8 @@ Rows of ``cols[n]`` are ordered (c, i, j), matching ``w.reshape(F, C * kh * kw)`
 """
 from libc.string cimport memcpy, memset
 
+import numpy as np
+
 from fastml._kernels._types cimport idx_t, real
 
 
@@ -25,13 +27,6 @@ cdef inline void _valid_range(idx_t n_in, idx_t n_out, idx_t s, idx_t p, idx_t j
         hi[0] = n_out
     if lo[0] > hi[0]:
         lo[0] = hi[0]
-
-
-cdef inline void _gather2(const real *src, real *dst, idx_t n) noexcept nogil:
-    """``dst[i] = src[2 i]`` for i < n."""
-    cdef idx_t i
-    for i in range(n):
-        dst[i] = src[2 * i]
 
 
 cdef void _im2col_one(const real *x, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw,
@@ -55,13 +50,42 @@ cdef void _im2col_one(const real *x, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t 
                             dst[ow] = 0
                         if s == 1:
                             memcpy(dst + lo, src, (hi - lo) * sizeof(real))
-                        elif s == 2:  # constant stride: the compiler unrolls the gather
-                            _gather2(src, dst + lo, hi - lo)
                         else:
                             for ow in range(hi - lo):
                                 dst[lo + ow] = src[ow * s]
                         for ow in range(hi, OW):
                             dst[ow] = 0
+                    dst += OW
+
+
+cdef void _im2col_one_padded(const real *x, idx_t C, idx_t H, idx_t W, idx_t kh,
+                             idx_t kw, idx_t s, idx_t p, idx_t OH, idx_t OW, real *col,
+                             real *xp) noexcept nogil:
+    """:func:`_im2col_one` for stride s >= 2 through a zero-padded copy of the image.
+
+    With the border materialised in ``xp`` (C, H + 2p, W + 2p), every output row is the
+    same branch-free strided gather ``dst[ow] = xp[c, oh s + i, ow s + j]``; stride 2 gets
+    a constant-stride loop the compiler vectorises.
+    """
+    cdef idx_t c, i, j, oh, ow, h
+    cdef idx_t Hp = H + 2 * p, Wp = W + 2 * p
+    cdef real *dst = col
+    cdef const real *src
+    memset(xp, 0, C * Hp * Wp * sizeof(real))
+    for c in range(C):
+        for h in range(H):
+            memcpy(xp + (c * Hp + h + p) * Wp + p, x + (c * H + h) * W, W * sizeof(real))
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(OH):
+                    src = xp + (c * Hp + oh * s + i) * Wp + j
+                    if s == 2:
+                        for ow in range(OW):
+                            dst[ow] = src[2 * ow]
+                    else:
+                        for ow in range(OW):
+                            dst[ow] = src[ow * s]
                     dst += OW
 
 
@@ -107,8 +131,9 @@ def im2col(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stride, idx_t p
     """Receptive fields of every output pixel, per image (Goodfellow et al. sec. 9.8).
 
     ``cols_out[n, (c*kh + i)*kw + j, oh*OW + ow] = x[n, c, oh*s - p + i, ow*s - p + j]``
-    (zero outside the image). Each output row is filled by contiguous copies (stride 1)
-    or a strided gather, with the padded border zeroed by ``memset``.
+    (zero outside the image). Stride 1: each output row is a contiguous copy of an input
+    row with the padded border zeroed. Stride s >= 2: the image is first copied into a
+    zero-padded scratch, then every row is one branch-free strided gather.
 
     Assumes: ``x`` (N, C, H, W) C-contiguous; ``cols_out`` (N, C kh kw, OH OW).
     """
@@ -119,10 +144,18 @@ def im2col(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stride, idx_t p
     cdef idx_t OW = (W + 2 * padding - kw) // stride + 1
     if N == 0 or cols_out.shape[1] == 0 or cols_out.shape[2] == 0:
         return
+    cdef bint padded = stride > 1
+    cdef real[::1] xp = np.empty(
+        C * (H + 2 * padding) * (W + 2 * padding) if padded else 1,
+        dtype=np.float32 if real is float else np.float64)
     with nogil:
         for n in range(N):
-            _im2col_one(&x[n, 0, 0, 0], C, H, W, kh, kw, stride, padding, OH, OW,
-                        &cols_out[n, 0, 0])
+            if padded:
+                _im2col_one_padded(&x[n, 0, 0, 0], C, H, W, kh, kw, stride, padding,
+                                   OH, OW, &cols_out[n, 0, 0], &xp[0])
+            else:
+                _im2col_one(&x[n, 0, 0, 0], C, H, W, kh, kw, stride, padding, OH, OW,
+                            &cols_out[n, 0, 0])
 
 
 def col2im(const real[:, :, ::1] cols, idx_t kh, idx_t kw, idx_t stride, idx_t padding,
