@@ -670,3 +670,55 @@ def test_docstring_examples():
 
     result = doctest.testmod(nn, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------------------------------------------- fuzzing
+def _im2col_oracle(x, kh, kw, s, p):
+    n, c, h, w = x.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (p, p), (p, p)))
+    oh, ow = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
+    cols = np.empty((n, c, kh, kw, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = xp[:, :, i : i + s * oh : s, j : j + s * ow : s]
+    return cols.reshape(n, c * kh * kw, oh * ow)
+
+
+def test_fuzz_im2col_col2im_conv():
+    """Random geometries and dtypes: a call returns the oracle's result or raises
+    ValueError/TypeError (never a crash, another exception or a wrong result)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=150, deadline=None)
+    @hypothesis.given(
+        n=st.integers(0, 2),
+        c=st.integers(0, 3),
+        h=st.integers(0, 7),
+        w=st.integers(0, 7),
+        kh=st.integers(-1, 5),
+        kw=st.integers(1, 5),
+        s=st.integers(-1, 4),
+        p=st.integers(-1, 3),
+        dtype=st.sampled_from([np.float64, np.float32, np.int32, np.complex64]),
+    )
+    def check(n, c, h, w, kh, kw, s, p, dtype):
+        x = np.arange(n * c * h * w).reshape(n, c, h, w).astype(dtype)
+        try:
+            cols = nn.im2col(x, (kh, kw), s, p)
+        except (ValueError, TypeError):
+            return
+        np.testing.assert_array_equal(cols, _im2col_oracle(x, kh, kw, s, p))
+        y = np.ones_like(cols)
+        back = nn.col2im(y, x.shape, (kh, kw), s, p)
+        assert back.shape == x.shape
+        assert np.isclose(np.vdot(cols, y), np.vdot(x, back), rtol=1e-5)
+        wt = np.ones((2, c, kh, kw), dtype=x.dtype if x.dtype.kind == "f" else None)
+        yconv, _ = nn.conv2d_forward(x, wt, None, s, p)
+        np.testing.assert_allclose(
+            yconv,
+            np.einsum("fk,nkp->nfp", wt.reshape(2, -1), cols).reshape(yconv.shape),
+            rtol=1e-5,
+        )
+
+    check()
