@@ -250,13 +250,19 @@ def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
     -------
     grad_x, grad_weight, grad_bias : numpy.ndarray
     """
-    w = as_ndarray(weight, "weight")
+    w = check_array(weight, "weight", ndim=4)
     g = check_array(grad_out, "grad_out", ndim=4, dtype=w.dtype)
     ca = check_array(cols, "cols", ndim=3, dtype=w.dtype)
+    shape = tuple(check_int(v, "x_shape", low=1) for v in x_shape)
+    if len(shape) != 4 or shape[0] != g.shape[0] or shape[1] != w.shape[1]:
+        raise ValueError(
+            f"x_shape must be (N, C, H, W) with N = {g.shape[0]} (grad_out) and "
+            f"C = {w.shape[1]} (weight), got {x_shape!r}"
+        )
     return _conv2d_backward(
         g,
-        tuple(x_shape),
-        np.ascontiguousarray(w),
+        shape,
+        w,
         ca,
         check_int(stride, "stride", low=1),
         check_int(padding, "padding", low=0),
