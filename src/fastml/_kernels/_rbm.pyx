@@ -166,7 +166,8 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
       ``b += lr (mean V - mean V-)``; persistent CD then stores ``h ~ H-`` in ``chain``.
 
     The weight update is a single GEMM over the stacked rows ``[-H- lr/R; H+ lr/B]`` and
-    ``[V-; V]``, so W is read and written once per batch.
+    ``[V-; V]``, so W is read and written once per batch; with persistent CD the chain
+    runs first (it does not depend on the batch) and H- and H+ come from one GEMM too.
 
     Random draws, per batch, in this order: CD-k one uniform per (row, hidden unit) for
     the starting hidden sample; then per step the visible draws and (between steps) hidden
@@ -205,21 +206,30 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
             hp = hn + R * m
             vn = &v_scratch[0, 0]
             vp = vn + R * d
-            _hidden_proba(V, B, &W[0, 0], &c[0], m, d, hp)
+            memcpy(vp, V, B * d * sizeof(real))
             if persistent:
+                # The chain does not depend on this batch: run it first, and get p(h|v)
+                # of the last negative sample and of the data from one GEMM on the
+                # stacked rows [V-; V] (no draws happen in the positive phase, so the
+                # draw order is the documented one).
                 memcpy(hn, &chain[0, 0], R * m * sizeof(real))
-            else:
-                _bernoulli(rng, hp, R * m, hn)
-            for step in range(k):
-                _sample_visible(rng, hn, R, &W[0, 0], &b[0], m, d, gaussian, vn)
-                _hidden_proba(vn, R, &W[0, 0], &c[0], m, d, hn)
-                if step < k - 1:
-                    _bernoulli(rng, hn, R * m, hn)
-            if persistent:
+                for step in range(k):
+                    _sample_visible(rng, hn, R, &W[0, 0], &b[0], m, d, gaussian, vn)
+                    if step < k - 1:
+                        _hidden_proba(vn, R, &W[0, 0], &c[0], m, d, hn)
+                        _bernoulli(rng, hn, R * m, hn)
+                _hidden_proba(vn, R + B, &W[0, 0], &c[0], m, d, hn)
                 _bernoulli(rng, hn, R * m, &chain[0, 0])
+            else:
+                _hidden_proba(V, B, &W[0, 0], &c[0], m, d, hp)
+                _bernoulli(rng, hp, R * m, hn)
+                for step in range(k):
+                    _sample_visible(rng, hn, R, &W[0, 0], &b[0], m, d, gaussian, vn)
+                    _hidden_proba(vn, R, &W[0, 0], &c[0], m, d, hn)
+                    if step < k - 1:
+                        _bernoulli(rng, hn, R * m, hn)
             sp = <real> (lr / B)
             sn = <real> (-lr / R)
-            memcpy(vp, V, B * d * sizeof(real))
             for i in range(B):
                 for j in range(m):
                     hp[i * m + j] *= sp
