@@ -223,7 +223,15 @@ def _check_conv_shapes(xshape, wshape, b):
         raise ValueError(f"bias must have shape ({wshape[0]},), got {b.shape}")
 
 
-def _conv2d_forward(x, w, b, s, p):
+def _buffer(buf, shape, dtype):
+    """``buf`` when it already has this shape and dtype, else a new empty array (layers
+    reuse their im2col buffers: a fresh multi-MB array costs a page fault per 4 KiB)."""
+    if buf is not None and buf.shape == shape and buf.dtype == dtype:
+        return buf
+    return np.empty(shape, dtype=dtype)
+
+
+def _conv2d_forward(x, w, b, s, p, cols=None):
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     _geometry(x.shape, (kh, kw), s, p)
@@ -231,7 +239,7 @@ def _conv2d_forward(x, w, b, s, p):
     k = c * kh * kw
     if max(k, oh * ow, f) > _INT32_MAX:
         raise ValueError("conv2d: a dimension exceeds the 32-bit BLAS limit")
-    cols = np.empty((n, k, oh * ow), dtype=x.dtype)
+    cols = _buffer(cols, (n, k, oh * ow), x.dtype)
     _conv.im2col(x, kh, kw, s, p, cols)
     y = np.matmul(w.reshape(f, k), cols)
     if b is not None:
@@ -259,7 +267,7 @@ def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
             f"x_shape must be (N, C, H, W) with N = {g.shape[0]} (grad_out) and "
             f"C = {w.shape[1]} (weight), got {x_shape!r}"
         )
-    return _conv2d_backward(
+    gx, gw, gb, _ = _conv2d_backward(
         g,
         shape,
         w,
@@ -267,9 +275,10 @@ def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
         check_int(stride, "stride", low=1),
         check_int(padding, "padding", low=0),
     )
+    return gx, gw, gb
 
 
-def _conv2d_backward(g, x_shape, w, cols, s, p):
+def _conv2d_backward(g, x_shape, w, cols, s, p, dcols=None):
     n, f = g.shape[0], g.shape[1]
     kh, kw = w.shape[2], w.shape[3]
     k = w.shape[1] * kh * kw
@@ -280,13 +289,16 @@ def _conv2d_backward(g, x_shape, w, cols, s, p):
         )
     w2 = w.reshape(f, k)
     gw = np.zeros((f, k), dtype=w.dtype)
+    tmp = np.empty((f, k), dtype=w.dtype)
     for i in range(n):  # one GEMM per image, accumulated without an (N, F, K) temporary
-        gw += g3[i] @ cols[i].T
+        np.matmul(g3[i], cols[i].T, out=tmp)
+        gw += tmp
     gb = g3.sum(axis=(0, 2))
-    dcols = np.matmul(w2.T, g3)
+    dcols = _buffer(dcols, cols.shape, w.dtype)
+    np.matmul(w2.T, g3, out=dcols)
     gx = np.empty(x_shape, dtype=w.dtype)
     _conv.col2im(dcols, kh, kw, s, p, gx)
-    return gx, gw.reshape(w.shape), gb
+    return gx, gw.reshape(w.shape), gb, dcols
 
 
 # -------------------------------------------------------------------------- layers
@@ -567,18 +579,24 @@ class Conv2d(Layer):
             )
         self._xshape = x.shape
         y, self._cols = _conv2d_forward(
-            x, self.params["weight"], self.params["bias"], self.stride, self.padding
+            x,
+            self.params["weight"],
+            self.params["bias"],
+            self.stride,
+            self.padding,
+            getattr(self, "_cols", None),
         )
         return y
 
     def _backward(self, g):
-        gx, gw, gb = _conv2d_backward(
+        gx, gw, gb, self._dcols = _conv2d_backward(
             g,
             self._xshape,
             self.params["weight"],
             self._cols,
             self.stride,
             self.padding,
+            getattr(self, "_dcols", None),
         )
         self.grads["weight"][...] = gw
         self.grads["bias"][...] = gb
