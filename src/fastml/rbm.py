@@ -160,11 +160,12 @@ class BernoulliRBM(BaseEstimator):
         rows = int(np.max(np.diff(bounds)))
         r = self.h_samples_.shape[0] if self.persistent else rows
         m, d, dt = self._m, x.shape[1], x.dtype
+        wt = np.ascontiguousarray(self.components_.T)  # the kernel's layout, (d, m)
         _rbm.cd_epoch(
             self.random_state_.bit_generator,
             x,
             bounds,
-            self.components_,
+            wt,
             self.intercept_hidden_,
             self.intercept_visible_,
             self.h_samples_,
@@ -175,6 +176,7 @@ class BernoulliRBM(BaseEstimator):
             np.empty((r + rows, m), dtype=dt),
             np.empty((r + rows, d), dtype=dt),
         )
+        self.components_[...] = wt.T
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y=None):

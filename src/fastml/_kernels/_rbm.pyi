@@ -23,7 +23,7 @@ def cd_epoch(
     bit_generator: Any,
     X: NDArray[_F],
     bounds: NDArray[np.intp],
-    W: NDArray[_F],
+    Wt: NDArray[_F],
     c: NDArray[_F],
     b: NDArray[_F],
     chain: NDArray[_F],

@@ -46,22 +46,30 @@ cdef inline real _sigmoid(real a) noexcept nogil:
 
 
 cdef void _hidden_proba(const real *v, idx_t n, const real *W, const real *c, idx_t m,
-                        idx_t d, real *h) noexcept nogil:
-    """``h (n, m) = sigmoid(v W^T + c)``."""
+                        idx_t d, real *h, bint wt=False) noexcept nogil:
+    """``h (n, m) = sigmoid(v W^T + c)``; ``wt``: ``W`` is stored transposed, (d, m)."""
     cdef idx_t i, j
-    _gemm(c'N', c'T', <int> n, <int> m, <int> d, 1, v, <int> d, W, <int> d, 0, h,
-          <int> m)
+    if wt:  # no-transpose GEMM: about 1.5x faster in OpenBLAS at these small sizes
+        _gemm(c'N', c'N', <int> n, <int> m, <int> d, 1, v, <int> d, W, <int> m, 0, h,
+              <int> m)
+    else:
+        _gemm(c'N', c'T', <int> n, <int> m, <int> d, 1, v, <int> d, W, <int> d, 0, h,
+              <int> m)
     for i in range(n):
         for j in range(m):
             h[i * m + j] = _sigmoid(h[i * m + j] + c[j])
 
 
 cdef void _visible_mean(const real *h, idx_t n, const real *W, const real *b, idx_t m,
-                        idx_t d, bint gaussian, real *v) noexcept nogil:
+                        idx_t d, bint gaussian, real *v, bint wt=False) noexcept nogil:
     """``v (n, d) = sigmoid(h W + b)`` (Bernoulli) or ``h W + b`` (Gaussian)."""
     cdef idx_t i, j
-    _gemm(c'N', c'N', <int> n, <int> d, <int> m, 1, h, <int> m, W, <int> d, 0, v,
-          <int> d)
+    if wt:
+        _gemm(c'N', c'T', <int> n, <int> d, <int> m, 1, h, <int> m, W, <int> m, 0, v,
+              <int> d)
+    else:
+        _gemm(c'N', c'N', <int> n, <int> d, <int> m, 1, h, <int> m, W, <int> d, 0, v,
+              <int> d)
     for i in range(n):
         for j in range(d):
             if gaussian:
@@ -94,8 +102,8 @@ cdef void _add_normal(bitgen_t *rng, real *x, idx_t n) noexcept nogil:
 
 cdef void _sample_visible(bitgen_t *rng, const real *h, idx_t n, const real *W,
                           const real *b, idx_t m, idx_t d, bint gaussian,
-                          real *v) noexcept nogil:
-    _visible_mean(h, n, W, b, m, d, gaussian, v)
+                          real *v, bint wt=False) noexcept nogil:
+    _visible_mean(h, n, W, b, m, d, gaussian, v, wt)
     if gaussian:
         _add_normal(rng, v, n * d)
     else:
@@ -151,10 +159,13 @@ def hidden_proba(const real[:, ::1] W, const real[::1] c, const real[:, ::1] v,
 
 
 def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds,
-             real[:, ::1] W, real[::1] c, real[::1] b, real[:, ::1] chain,
+             real[:, ::1] Wt, real[::1] c, real[::1] b, real[:, ::1] chain,
              idx_t k, double lr, bint persistent, bint gaussian,
              real[:, ::1] h_scratch, real[:, ::1] v_scratch):
     """One epoch of CD-k / persistent CD over the mini-batches ``X[bounds[t]:bounds[t+1]]``.
+
+    The weights come transposed, ``Wt = W^T`` (d, m): every GEMM is then
+    no-transpose or transpose-A, the fastest OpenBLAS paths for these small shapes.
 
     Per batch V (B rows), with k Gibbs steps in the negative phase (Hinton 2002):
 
@@ -177,7 +188,7 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
     ``h_scratch`` (R + max B, m) and ``v_scratch`` (R + max B, d) with R the chain rows
     (persistent) or max B (CD); chain (R, m) of 0/1; k >= 1; sizes below 2**31.
     """
-    cdef idx_t n = X.shape[0], d = X.shape[1], m = W.shape[0], nb = bounds.shape[0] - 1
+    cdef idx_t n = X.shape[0], d = X.shape[1], m = Wt.shape[1], nb = bounds.shape[0] - 1
     cdef idx_t t, s, B, R, step, i, j, rows = h_scratch.shape[0]
     cdef const real *V
     cdef real *hn
@@ -185,7 +196,8 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
     cdef real *vn
     cdef real *vp
     cdef real sp, sn
-    _check(m, d, W, c, b)
+    if Wt.shape[0] != d or c.shape[0] != m or b.shape[0] != d:
+        raise ValueError(f"cd_epoch: parameter shapes do not match (m={m}, d={d})")
     if (nb < 1 or bounds[0] != 0 or bounds[nb] != n or k < 1 or h_scratch.shape[1] != m
             or v_scratch.shape[1] != d or chain.shape[1] != m
             or v_scratch.shape[0] != rows or (persistent and chain.shape[0] < 1)):
@@ -214,18 +226,20 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
                 # draw order is the documented one).
                 memcpy(hn, &chain[0, 0], R * m * sizeof(real))
                 for step in range(k):
-                    _sample_visible(rng, hn, R, &W[0, 0], &b[0], m, d, gaussian, vn)
+                    _sample_visible(rng, hn, R, &Wt[0, 0], &b[0], m, d, gaussian, vn,
+                                    True)
                     if step < k - 1:
-                        _hidden_proba(vn, R, &W[0, 0], &c[0], m, d, hn)
+                        _hidden_proba(vn, R, &Wt[0, 0], &c[0], m, d, hn, True)
                         _bernoulli(rng, hn, R * m, hn)
-                _hidden_proba(vn, R + B, &W[0, 0], &c[0], m, d, hn)
+                _hidden_proba(vn, R + B, &Wt[0, 0], &c[0], m, d, hn, True)
                 _bernoulli(rng, hn, R * m, &chain[0, 0])
             else:
-                _hidden_proba(V, B, &W[0, 0], &c[0], m, d, hp)
+                _hidden_proba(V, B, &Wt[0, 0], &c[0], m, d, hp, True)
                 _bernoulli(rng, hp, R * m, hn)
                 for step in range(k):
-                    _sample_visible(rng, hn, R, &W[0, 0], &b[0], m, d, gaussian, vn)
-                    _hidden_proba(vn, R, &W[0, 0], &c[0], m, d, hn)
+                    _sample_visible(rng, hn, R, &Wt[0, 0], &b[0], m, d, gaussian, vn,
+                                    True)
+                    _hidden_proba(vn, R, &Wt[0, 0], &c[0], m, d, hn, True)
                     if step < k - 1:
                         _bernoulli(rng, hn, R * m, hn)
             sp = <real> (lr / B)
@@ -242,5 +256,5 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
                     c[j] += hn[i * m + j]
                 for j in range(d):
                     b[j] += sn * vn[i * d + j]
-            _gemm(c'T', c'N', <int> m, <int> d, <int> (R + B), 1, hn, <int> m, vn,
-                  <int> d, 1, &W[0, 0], <int> d)
+            _gemm(c'T', c'N', <int> d, <int> m, <int> (R + B), 1, vn, <int> d, hn,
+                  <int> m, 1, &Wt[0, 0], <int> m)
