@@ -780,8 +780,10 @@ class LSTM(_Recurrent):
 
     Gates, in torch's order (i, f, g, o): ``z_t = W_ih x_t + W_hh h_{t-1} + b``,
     ``i, f, o = sigmoid(z)``, ``g = tanh(z)``, ``c_t = f c_{t-1} + i g``,
-    ``h_t = o tanh(c_t)``; h_0 = c_0 = 0. Forget-gate biases start at 1
-    (Jozefowicz et al. 2015). Parameters as :class:`RNN`.
+    ``h_t = o tanh(c_t)``; h_0 = c_0 = 0. Forget-gate biases start at ``forget_bias``
+    (default 1, Jozefowicz et al. 2015; larger values, e.g. 3, keep the cell state over
+    longer lags at the start of training, Gers et al. 2000). Other parameters as
+    :class:`RNN`.
 
     Notes
     -----
@@ -799,11 +801,13 @@ class LSTM(_Recurrent):
         *,
         return_sequences=True,
         truncate=None,
+        forget_bias=1.0,
         random_state=None,
         dtype=np.float64,
     ):
         super().__init__()
         self._init_common(input_size, hidden_size, return_sequences, truncate)
+        self.forget_bias = check_real(forget_bias, "forget_bias")
         self._init_params(check_random_state(random_state), _check_dtype(dtype))
 
     def _init_params(self, rng, dt):
@@ -814,7 +818,7 @@ class LSTM(_Recurrent):
         )
         self._add("weight_hh", q.astype(dt))
         b = np.zeros(4 * h, dtype=dt)
-        b[h : 2 * h] = 1
+        b[h : 2 * h] = self.forget_bias
         self._add("bias", b)
 
     def _forward(self, x):
