@@ -47,6 +47,14 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.lda",
         "LDA topics on Reuters by collapsed Gibbs and variational EM",
     ),
+    "nn": (
+        "fastml._demos.nn",
+        "MLP and CNN on the digits by explicit backprop (accuracy per epoch)",
+    ),
+    "rbm": (
+        "fastml._demos.rbm",
+        "Bernoulli RBM on the digits by persistent CD; features vs raw pixels",
+    ),
 }
 
 

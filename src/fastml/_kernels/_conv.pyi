@@ -1,0 +1,36 @@
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+_F = TypeVar("_F", np.float32, np.float64)
+
+def im2col(
+    x: NDArray[_F],
+    kh: int,
+    kw: int,
+    stride: int,
+    padding: int,
+    cols_out: NDArray[_F],
+) -> None: ...
+def col2im(
+    cols: NDArray[_F],
+    kh: int,
+    kw: int,
+    stride: int,
+    padding: int,
+    x_out: NDArray[_F],
+) -> None: ...
+def maxpool2d_forward(
+    x: NDArray[_F],
+    kh: int,
+    kw: int,
+    stride: int,
+    out: NDArray[_F],
+    argmax_out: NDArray[np.intp],
+) -> None: ...
+def maxpool2d_backward(
+    grad_out: NDArray[_F],
+    argmax: NDArray[np.intp],
+    grad_in: NDArray[_F],
+) -> None: ...
