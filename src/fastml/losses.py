@@ -44,8 +44,10 @@ class LossResult(NamedTuple):
     grad: np.ndarray
 
 
-def _as_2d(a: np.ndarray) -> np.ndarray:
-    return a.reshape(a.shape[0], -1)
+def _as_2d(a: np.ndarray, weighted: bool) -> np.ndarray:
+    """(n, k) rows for per-sample weights; one long row without them (the kernels' inner
+    loop then runs over all elements at once)."""
+    return a.reshape(a.shape[0], -1) if weighted else a.reshape(1, -1)
 
 
 def _paired(pred, target, pred_name: str, target_name: str):
@@ -99,8 +101,8 @@ def squared_error(y_pred, y_true, *, variance=None, sample_weight=None) -> LossR
     LossResult(loss=2.5, grad=array([1., 2.]))
     """
     p, t = _paired(y_pred, y_true, "y_pred", "y_true")
-    p2, t2 = _as_2d(p), _as_2d(t)
     w, total = check_sample_weight(sample_weight, p.shape[0], p.dtype)
+    p2, t2 = _as_2d(p, w.size > 0), _as_2d(t, w.size > 0)
     if variance is None:
         var = np.empty((0, 0), dtype=p.dtype)
     else:
@@ -113,7 +115,7 @@ def squared_error(y_pred, y_true, *, variance=None, sample_weight=None) -> LossR
             raise ValueError(
                 f"variance of shape {var.shape} does not broadcast to y_pred {p.shape}"
             ) from None
-    scale = 1.0 / (total * p2.shape[1])
+    scale = 1.0 / (total * (p.size // p.shape[0]))  # mean over samples and outputs
     grad = np.empty_like(p2)
     loss = _losses.squared_error(p2, t2, var, w, scale, grad)
     return LossResult(loss * scale, grad.reshape(p.shape))
@@ -152,11 +154,15 @@ def binary_cross_entropy(logits, y, *, sample_weight=None) -> LossResult:
     z, t = _paired(logits, y, "logits", "y")
     if ((t < 0) | (t > 1)).any():
         raise ValueError(f"y must lie in [0, 1], got values in [{t.min()}, {t.max()}]")
-    z2, t2 = _as_2d(z), _as_2d(t)
     w, total = check_sample_weight(sample_weight, z.shape[0], z.dtype)
-    scale = 1.0 / (total * z2.shape[1])
-    grad = np.empty_like(z2)
-    loss = _losses.binary_cross_entropy(z2, t2, w, scale, grad)
+    z2, t2 = _as_2d(z, w.size > 0), _as_2d(t, w.size > 0)
+    scale = 1.0 / (total * (z.size // z.shape[0]))  # mean over samples and outputs
+    # exp(-|z|) and log1p of it by numpy's SIMD ufuncs; the kernel does the rest in one pass
+    grad = np.abs(z2)
+    np.negative(grad, out=grad)
+    np.exp(grad, out=grad)
+    softplus = np.log1p(grad)
+    loss = _losses.binary_cross_entropy(z2, t2, softplus, w, scale, grad)
     return LossResult(loss * scale, grad.reshape(z.shape))
 
 

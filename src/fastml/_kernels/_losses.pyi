@@ -16,6 +16,7 @@ def squared_error(
 def binary_cross_entropy(
     logits: NDArray[_F],
     y: NDArray[_F],
+    softplus_neg_abs: NDArray[_F],
     w: NDArray[_F],
     scale: float,
     grad_out: NDArray[_F],

@@ -4,32 +4,11 @@ Every kernel returns the weighted sum of per-element losses (accumulated in doub
 writes the gradient of ``scale * sum`` w.r.t. the prediction/logits, where the Python
 layer passes ``scale = 1 / (weight total)``. An empty weight array means unit weights.
 """
-from libc.math cimport exp, expf, fabs, fabsf, fmax, log, logf
+from libc.math cimport copysign, exp, fabs, log
 
 from fastml._kernels._types cimport idx_t, real
 
 cdef double _LOG_2PI = 1.8378770664093453
-
-
-cdef inline double _log1p_small(double e) noexcept nogil:
-    """log(1 + e) for 0 <= e <= 1 to a few ulps by Goldberg's correction of log(1 + e).
-
-    ``u = 1 + e`` is rounded; ``log(u) * e / (u - 1)`` cancels that rounding (Goldberg 1991,
-    "What every computer scientist should know about floating-point arithmetic", Thm 4).
-    glibc's ``log`` is several times faster than its ``log1p``.
-    """
-    cdef double u = 1.0 + e
-    if u == 1.0:
-        return e
-    return log(u) * (e / (u - 1.0))
-
-
-cdef inline float _log1p_smallf(float e) noexcept nogil:
-    """Single-precision :func:`_log1p_small` (float32 inputs, float32 accuracy)."""
-    cdef float u = 1.0 + e
-    if u == 1.0:
-        return e
-    return logf(u) * (e / (u - 1.0))
 
 
 cdef inline double _weight(const real[::1] w, idx_t i) noexcept nogil:
@@ -72,18 +51,26 @@ def squared_error(const real[:, ::1] pred, const real[:, ::1] target,
 
 
 def binary_cross_entropy(const real[:, ::1] logits, const real[:, ::1] y,
-                         const real[::1] w, double scale, real[:, ::1] grad_out):
+                         const real[:, ::1] softplus_neg_abs, const real[::1] w,
+                         double scale, real[:, ::1] grad_out):
     """Bernoulli negative log-likelihood from logits (PRML eq. 4.90), overflow-free.
 
     Per element ``max(z, 0) - z y + log1p(exp(-|z|))`` and gradient ``sigmoid(z) - y``
-    (PRML eq. 4.91), with the sigmoid evaluated on the side where ``exp`` cannot overflow.
+    (PRML eq. 4.91), with the sigmoid evaluated on the side where ``exp`` cannot overflow:
+    with ``r = e / (1 + e)``, ``e = exp(-|z|)``, sigmoid(z) is ``1 - r`` for z >= 0 and
+    ``r`` otherwise (computed without branches: random signs would mispredict).
+
+    The transcendental parts come precomputed from numpy's SIMD ufuncs, which scalar libm
+    calls cannot match: ``grad_out`` holds ``exp(-|z|)`` on entry (and the gradient on
+    exit) and ``softplus_neg_abs`` holds ``log1p(exp(-|z|))``.
 
     Assumes: arrays validated, C-contiguous, shape (n, k); ``w`` of length n or 0.
     """
     cdef idx_t n = logits.shape[0], k = logits.shape[1], i, j
-    cdef double total = 0.0, row, wi, z, t, e, r, s
+    cdef double total = 0.0, row, wi, z, t, e, r, s, pos
     if (y.shape[0] != n or y.shape[1] != k or grad_out.shape[0] != n
-            or grad_out.shape[1] != k or (w.shape[0] != 0 and w.shape[0] != n)):
+            or grad_out.shape[1] != k or softplus_neg_abs.shape[0] != n
+            or softplus_neg_abs.shape[1] != k or (w.shape[0] != 0 and w.shape[0] != n)):
         raise ValueError(f"binary_cross_entropy: shape mismatch (n={n}, k={k})")
     with nogil:
         for i in range(n):
@@ -92,15 +79,13 @@ def binary_cross_entropy(const real[:, ::1] logits, const real[:, ::1] y,
             for j in range(k):
                 z = logits[i, j]
                 t = y[i, j]
-                # Branch-free (random signs would mispredict): r = sigmoid(-|z|).
-                if real is float:  # float32 math for float32 data
-                    e = expf(-fabsf(<float> z))
-                    row += fmax(z, 0.0) - z * t + _log1p_smallf(<float> e)
-                else:
-                    e = exp(-fabs(z))
-                    row += fmax(z, 0.0) - z * t + _log1p_small(e)
+                e = grad_out[i, j]
+                # max(z, 0) = (z + |z|) / 2 exactly; pos = 1 for z >= 0, else 0 (copysign
+                # is bit arithmetic: no branch for the sign)
+                pos = 0.5 + copysign(0.5, z)
+                row += 0.5 * (z + fabs(z)) - z * t + softplus_neg_abs[i, j]
                 r = e / (1.0 + e)
-                s = r + (1.0 - 2.0 * r) * <double> (z >= 0.0)
+                s = r + (1.0 - 2.0 * r) * pos
                 grad_out[i, j] = <real> (wi * scale * (s - t))
             total += wi * row
     return total
