@@ -113,7 +113,16 @@ def _finish(arr: np.ndarray, scalar: bool):
 
 def _param(x, name: str, *, nonneg: bool = False, positive: bool = False):
     """A finite float or float64 array parameter (scale-like when nonneg/positive)."""
+    if np.ndim(x) == 0 and not isinstance(x, np.ndarray):
+        value = check_real(x, name)
+        if positive and value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+        if nonneg and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+        return value
     arr = check_array(x, name, allow_float32=False, allow_empty=True)
+    if arr.ndim == 0:  # check_array gives 1-d for a 0-d array
+        arr = arr.reshape(())
     if positive and (arr <= 0).any():
         bad = arr[arr <= 0].flat[0]
         raise ValueError(f"{name} must be > 0, got {bad}")

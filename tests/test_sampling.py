@@ -1,0 +1,446 @@
+"""Tests of fastml.sampling: distributions, reproducibility, threads, bad input.
+
+Every statistical test uses a fixed seed and states its false-alarm rate (the chance
+that a correct sampler fails it for a random seed). With fixed seeds the outcome is
+deterministic; the rates say how surprising a failure after a change would be.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from fastml import sampling as S
+
+R_NOR = 3.6541528853610087716  # base-strip edge of the 256-layer normal ziggurat
+R_EXP = 7.6971174701310497140  # ... of the exponential ziggurat
+N_BIG = 10_000_000
+ALPHA = 1e-3  # per-test false-alarm rate of the KS / chi-square / binomial tests
+
+NORMAL_CASES = [
+    (m, dt)
+    for m in ("ziggurat", "box-muller", "polar")
+    for dt in (np.float64, np.float32)
+]
+EXP_CASES = [
+    (m, dt) for m in ("ziggurat", "inversion") for dt in (np.float64, np.float32)
+]
+
+
+def _ks_sorted(xs: np.ndarray, cdf) -> float:
+    """p-value of the one-sample KS test for already sorted data ``xs``."""
+    n = xs.shape[0]
+    f = cdf(xs.astype(np.float64))
+    i = np.arange(1, n + 1) / n
+    d = max(float((i - f).max()), float((f - (i - 1.0 / n)).max()))
+    return float(stats.kstwo.sf(d, n))
+
+
+def _chi2_equiprobable(xs: np.ndarray, ppf, bins: int = 1000) -> float:
+    """p-value of Pearson's chi-square on ``bins`` equiprobable cells (xs sorted)."""
+    edges = ppf(np.arange(1, bins) / bins)
+    idx = np.searchsorted(xs, edges)
+    counts = np.diff(np.concatenate(([0], idx, [xs.shape[0]])))
+    return float(stats.chisquare(counts).pvalue)
+
+
+def _binom_two_sided(k: int, n: int, p: float) -> float:
+    return float(stats.binomtest(k, n, p).pvalue)
+
+
+# ---- normal: KS, chi-square, tail, moments on 10^7 draws ------------------------
+
+
+@pytest.mark.parametrize(("method", "dtype"), NORMAL_CASES)
+def test_standard_normal_distribution_1e7(method, dtype):
+    x = S.standard_normal(N_BIG, method=method, dtype=dtype, random_state=20260101)
+    assert x.dtype == dtype and x.shape == (N_BIG,)
+    assert np.isfinite(x).all()
+    # moments: mean, variance, skewness, excess kurtosis within 5 standard errors
+    # (false alarm 4 x 5.7e-7); SEs of N(0,1) sample moments: 1, sqrt2, sqrt6, sqrt24
+    x64 = x.astype(np.float64)
+    se = 1 / np.sqrt(N_BIG)
+    assert abs(x64.mean()) < 5 * se
+    assert abs(x64.var() - 1) < 5 * np.sqrt(2) * se
+    assert abs(stats.skew(x64)) < 5 * np.sqrt(6) * se
+    assert abs(stats.kurtosis(x64)) < 5 * np.sqrt(24) * se
+    del x64
+    xs = np.sort(x)
+    # KS against Phi, alpha = 1e-3
+    assert _ks_sorted(xs, special.ndtr) > ALPHA
+    # chi-square on 1000 equiprobable cells, alpha = 1e-3
+    assert _chi2_equiprobable(xs, special.ndtri) > ALPHA
+    # tail mass beyond the ziggurat's r: two-sided binomial test, alpha = 1e-3
+    p_tail = 2 * special.ndtr(-R_NOR)
+    tail = np.abs(xs[(xs > R_NOR) | (xs < -R_NOR)].astype(np.float64))
+    assert _binom_two_sided(tail.shape[0], N_BIG, p_tail) > ALPHA
+    # tail draws follow the truncated normal |Z| given |Z| > r: KS, alpha = 1e-3
+    tail.sort()
+    pval = _ks_sorted(
+        tail, lambda t: (special.ndtr(t) - special.ndtr(R_NOR)) / special.ndtr(-R_NOR)
+    )
+    assert pval > ALPHA
+    # both signs of the tail: binomial(1/2), alpha = 1e-3
+    n_pos = int((xs > R_NOR).sum())
+    assert _binom_two_sided(n_pos, tail.shape[0], 0.5) > ALPHA
+
+
+def test_normal_far_tail_ziggurat():
+    # 4e7 float64 draws: the tail algorithm reaches beyond 5 sigma. The count beyond 5
+    # is Poisson(23): two-sided binomial test, alpha = 1e-3.
+    x = S.standard_normal(40_000_000, random_state=7)
+    k = int((np.abs(x) > 5).sum())
+    assert _binom_two_sided(k, x.shape[0], 2 * special.ndtr(-5.0)) > ALPHA
+    assert np.abs(x).max() < 8.0  # P(max |Z| > 8) over 4e7 draws ~ 5e-8
+
+
+# ---- exponential ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "dtype"), EXP_CASES)
+def test_standard_exponential_distribution_1e7(method, dtype):
+    x = S.standard_exponential(N_BIG, method=method, dtype=dtype, random_state=31)
+    assert x.dtype == dtype and (x >= 0).all() and np.isfinite(x).all()
+    # mean and variance of Exp(1) within 5 SE (false alarm 2 x 5.7e-7);
+    # SE(mean) = 1/sqrt(n), SE(var) = sqrt(8/n) (fourth central moment 9)
+    x64 = x.astype(np.float64)
+    assert abs(x64.mean() - 1) < 5 / np.sqrt(N_BIG)
+    assert abs(x64.var() - 1) < 5 * np.sqrt(8 / N_BIG)
+    del x64
+    xs = np.sort(x)
+    # KS and chi-square (1000 equiprobable cells), alpha = 1e-3 each
+    assert _ks_sorted(xs, lambda t: -np.expm1(-t)) > ALPHA
+    assert _chi2_equiprobable(xs, lambda q: -np.log1p(-q)) > ALPHA
+    # tail beyond the ziggurat's r: mass (binomial) and shape (x - r ~ Exp(1) by
+    # memorylessness, KS), alpha = 1e-3 each
+    tail = xs[xs > R_EXP].astype(np.float64) - R_EXP
+    assert _binom_two_sided(tail.shape[0], N_BIG, np.exp(-R_EXP)) > ALPHA
+    assert _ks_sorted(tail, lambda t: -np.expm1(-t)) > ALPHA
+
+
+def test_scaled_normal_and_exponential():
+    # sample mean within 5 SE, false alarm 5.7e-7 each
+    n = 200_000
+    x = S.normal(3.0, 2.0, n, random_state=1)
+    assert abs(x.mean() - 3.0) < 5 * 2 / np.sqrt(n)
+    e = S.exponential(0.5, n, random_state=2)
+    assert abs(e.mean() - 0.5) < 5 * 0.5 / np.sqrt(n)
+    b = S.normal([0.0, 100.0], [1.0, 0.0], (n, 2), random_state=3)
+    assert (b[:, 1] == 100.0).all() and abs(b[:, 0].mean()) < 5 / np.sqrt(n)
+    x32 = S.normal(1.0, 2.0, 10, dtype=np.float32, random_state=0)
+    assert x32.dtype == np.float32
+    assert isinstance(S.normal(random_state=0), np.float64)
+    assert isinstance(
+        S.standard_exponential(dtype=np.float32, random_state=0), np.float32
+    )
+
+
+# ---- reproducibility and stream continuation ------------------------------------
+
+ALL_DRAWS = [
+    ("normal", m, dt)
+    for m in ("ziggurat", "box-muller", "polar")
+    for dt in ("f8", "f4")
+] + [("exp", m, dt) for m in ("ziggurat", "inversion") for dt in ("f8", "f4")]
+
+
+def _draw(kind, method, dtype, n, rs):
+    fn = S.standard_normal if kind == "normal" else S.standard_exponential
+    return fn(n, method=method, dtype=np.dtype(dtype), random_state=rs)
+
+
+@pytest.mark.parametrize(("kind", "method", "dtype"), ALL_DRAWS)
+def test_bit_reproducible_and_stream_continues(kind, method, dtype):
+    a = _draw(kind, method, dtype, 10_000, 123)
+    b = _draw(kind, method, dtype, 10_000, 123)
+    c = _draw(kind, method, dtype, 10_000, 124)
+    assert a.tobytes() == b.tobytes()  # same seed: identical bits
+    assert (a != c).mean() > 0.99  # different seeds: different values
+    # drawing advances the caller's Generator: two calls = one call of twice the size
+    g = np.random.default_rng(99)
+    first = _draw(kind, method, dtype, 5000, g)
+    second = _draw(kind, method, dtype, 5000, g)
+    whole = _draw(kind, method, dtype, 10_000, 99)
+    assert np.concatenate([first, second]).tobytes() == whole.tobytes()
+    assert g.random() != np.random.default_rng(99).random()
+
+
+def test_uniform_consumption_is_exact():
+    # inverse_cdf consumes exactly one 64-bit word per value: afterwards the Generator
+    # continues where random_raw would have
+    g = np.random.default_rng(5)
+    S.inverse_cdf(lambda u: u, 1000, random_state=g)
+    ref = np.random.default_rng(5)
+    ref.bit_generator.random_raw(1000)
+    assert g.bit_generator.random_raw() == ref.bit_generator.random_raw()
+
+
+def _reference_ziggurat_normal(raw: np.ndarray, n: int) -> np.ndarray:
+    """Oracle: the documented algorithm in plain Python on the raw 64-bit words.
+
+    Tables re-derived here in float64 from r by the layer recursion (independently of
+    tools/gen_ziggurat_tables.py); next_double of PCG64 is (word >> 11) * 2^-53.
+    """
+    r = R_NOR
+
+    def f(t):
+        return math.exp(-0.5 * t * t)
+
+    v = r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+    xs = [0.0] * 256
+    xs[255] = r
+    for i in range(255, 1, -1):
+        xs[i - 1] = math.sqrt(-2 * math.log(v / xs[i] + f(xs[i])))
+    fx = [1.0] + [f(xs[i]) for i in range(1, 256)]
+    w = [v / f(r) / 2.0**52] + [xs[i] / 2.0**52 for i in range(1, 256)]
+    kf = [r * f(r) / v, 0.0] + [xs[i - 1] / xs[i] for i in range(2, 256)]
+    words = iter(int(b) for b in raw)
+
+    def next_double():
+        return (next(words) >> 11) * 2.0**-53
+
+    out = []
+    while len(out) < n:
+        b = next(words)
+        i = b & 255
+        j = (b - (1 << 64) if b >= 1 << 63 else b) >> 11
+        x = j * w[i]
+        if abs(j) / 2.0**52 < kf[i]:
+            out.append(x)
+        elif i == 0:
+            while True:
+                xx = -math.log(1.0 - next_double()) / r
+                yy = -math.log(1.0 - next_double())
+                if yy + yy > xx * xx:
+                    out.append(-(r + xx) if j < 0 else r + xx)
+                    break
+        elif fx[i] + next_double() * (fx[i - 1] - fx[i]) < f(x):
+            out.append(x)
+    return np.array(out)
+
+
+def test_ziggurat_matches_reference_algorithm():
+    # 20000 values (about 130 slow-path draws, a few tail draws) against the oracle
+    n = 20_000
+    raw = np.random.default_rng(11).bit_generator.random_raw(2 * n)
+    x = S.standard_normal(n, random_state=11)
+    ref = _reference_ziggurat_normal(raw, n)
+    np.testing.assert_allclose(x, ref, rtol=1e-12, atol=0)
+    assert (np.abs(x) > R_NOR).sum() >= 1  # the tail branch was exercised
+
+
+# ---- gamma, Dirichlet, MVN, inverse CDF ------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [0.05, 0.3, 1.0, 2.5, 40.0])
+def test_gamma_vs_scipy(shape):
+    x = S.gamma(shape, 2.0, 200_000, random_state=int(shape * 100))
+    assert (x >= 0).all() and np.isfinite(x).all()
+    # KS vs scipy.stats.gamma(shape, scale=2), alpha = 1e-3
+    assert stats.kstest(x, stats.gamma(shape, scale=2.0).cdf).pvalue > ALPHA
+
+
+def test_dirichlet_marginals_vs_scipy_beta():
+    alpha = np.array([0.3, 1.0, 2.5, 7.0])
+    p = S.dirichlet(alpha, 100_000, random_state=8)
+    assert p.shape == (100_000, 4)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    for k in range(4):
+        # marginal p_k ~ Beta(alpha_k, sum - alpha_k): KS, alpha = 1e-3 each
+        ref = stats.beta(alpha[k], alpha.sum() - alpha[k])
+        assert stats.kstest(p[:, k], ref.cdf).pvalue > ALPHA
+
+
+def test_dirichlet_tiny_alpha_never_nan():
+    p = S.dirichlet([1e-3, 1e-3, 1e-3], 10_000, random_state=0)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_multivariate_normal_moments():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5, 5))
+    cov = a @ a.T + 0.1 * np.eye(5)
+    mean = np.arange(5.0)
+    n = 400_000
+    x = S.multivariate_normal(mean, cov, n, random_state=1)
+    assert x.shape == (n, 5)
+    sd = np.sqrt(np.diag(cov))
+    # mean within 5 SE (false alarm 5 x 5.7e-7); covariance entries within 5 SE,
+    # SE(S_ij) = sqrt((S_ii S_jj + S_ij^2) / n)
+    assert (np.abs(x.mean(axis=0) - mean) < 5 * sd / np.sqrt(n)).all()
+    se = np.sqrt((np.outer(sd**2, sd**2) + cov**2) / n)
+    assert (np.abs(np.cov(x.T) - cov) < 5 * se).all()
+    # a singular PSD covariance (rank 1) falls back to the eigen-factor
+    y = S.multivariate_normal(
+        [0.0, 0.0], [[1.0, 1.0], [1.0, 1.0]], 1000, random_state=2
+    )
+    np.testing.assert_allclose(y[:, 0], y[:, 1], atol=1e-12)
+    assert S.multivariate_normal(mean, cov, random_state=3).shape == (5,)
+
+
+def test_inverse_cdf_with_scipy_frozen():
+    dist = stats.gamma(2.0, scale=3.0)
+    x = S.inverse_cdf(dist.ppf, 100_000, random_state=4)
+    assert stats.kstest(x, dist.cdf).pvalue > ALPHA  # KS, alpha = 1e-3
+    assert S.inverse_cdf(dist.ppf, (3, 2), random_state=4).shape == (3, 2)
+
+
+# ---- categorical / alias tables ---------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 17, 1000])
+def test_alias_table_reconstructs_probabilities(k):
+    rng = np.random.default_rng(k)
+    p = rng.random(k) ** 3
+    p[rng.random(k) < 0.2] = 0.0
+    if p.sum() == 0:
+        p[0] = 1.0
+    p /= p.sum()
+    t = S.AliasTable(p)
+    assert ((t.prob >= 0) & (t.prob <= 1)).all()
+    assert ((t.alias >= 0) & (t.alias < k)).all()
+    np.testing.assert_allclose(t.probabilities(), p, rtol=0, atol=1e-14)  # exact oracle
+
+
+def test_categorical_counts_chi_square():
+    p = np.array([0.0, 0.05, 0.1, 0.15, 0.2, 0.0, 0.25, 0.25])
+    n = 1_000_000
+    c = S.categorical(p, n, random_state=6)
+    counts = np.bincount(c, minlength=p.size)
+    assert counts[p == 0].sum() == 0  # zero-probability categories never drawn
+    # Pearson chi-square on the positive categories, alpha = 1e-3
+    pos = p > 0
+    assert stats.chisquare(counts[pos], n * p[pos]).pvalue > ALPHA
+    t = S.AliasTable(p)
+    assert (
+        S.categorical(t, 5, random_state=0).tolist()
+        == t.sample(5, random_state=0).tolist()
+    )
+    assert isinstance(S.categorical(p, random_state=0), int)
+
+
+# ---- threads ------------------------------------------------------------------------
+
+
+def test_two_threads_share_one_generator_without_overlap():
+    # Each call holds bit_generator.lock, so the blocks drawn by two threads are
+    # consecutive blocks of the single-thread stream, in some interleaving.
+    block, n_blocks = 50_000, 20
+    g = np.random.default_rng(77)
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def work():
+        for _ in range(n_blocks):
+            b = S.standard_normal(block, random_state=g)
+            with lock:
+                got.append(b.tobytes())
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ref_g = np.random.default_rng(77)
+    ref = [S.standard_normal(block, random_state=ref_g).tobytes() for _ in range(40)]
+    assert sorted(got) == sorted(ref)
+
+
+def test_kernel_releases_the_gil():
+    # While one thread draws 3e7 normals in the kernel, the main thread keeps running
+    # Python code: that is only possible if the kernel released the GIL.
+    done = threading.Event()
+
+    def work():
+        S.standard_normal(30_000_000, random_state=np.random.default_rng(1))
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    time.sleep(0.01)
+    spins = 0
+    while not done.is_set():
+        spins += 1
+    t.join()
+    assert spins > 1000
+
+
+# ---- bad input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda: S.standard_normal(-1), ValueError, "size must be >= 0"),
+        (lambda: S.standard_normal(2.5), TypeError, "size must be"),
+        (lambda: S.standard_normal((2, -3)), ValueError, "size must be >= 0"),
+        (lambda: S.standard_normal("10"), TypeError, "size must be"),
+        (lambda: S.standard_normal(3, method="fast"), ValueError, "method must be"),
+        (lambda: S.standard_normal(3, dtype=np.int32), TypeError, "dtype must be"),
+        (
+            lambda: S.standard_normal(3, out=np.empty(3, np.float32)),
+            TypeError,
+            "out must",
+        ),
+        (lambda: S.standard_normal(4, out=np.empty(3)), ValueError, "out has shape"),
+        (lambda: S.standard_normal(out=np.empty(6)[::2]), ValueError, "C-contiguous"),
+        (lambda: S.standard_normal(out=[0.0, 0.0]), TypeError, "out must be a numpy"),
+        (lambda: S.standard_normal(3, random_state="x"), TypeError, "random_state"),
+        (lambda: S.normal(0, -1.0, 3), ValueError, "scale must be >= 0"),
+        (lambda: S.normal(0, np.inf, 3), ValueError, "scale must be finite"),
+        (lambda: S.normal(np.nan, 1.0, 3), ValueError, "loc must be finite"),
+        (lambda: S.normal([0, 0], [1, 1, 1]), ValueError, "do not broadcast"),
+        (lambda: S.exponential(-2.0, 3), ValueError, "scale must be >= 0"),
+        (lambda: S.exponential(np.nan, 3), ValueError, "scale must be finite"),
+        (lambda: S.gamma(0.0, 1.0, 3), ValueError, "shape must be > 0"),
+        (lambda: S.gamma(1.0, -1.0, 3), ValueError, "scale must be > 0"),
+        (lambda: S.dirichlet([1.0, -1.0]), ValueError, "alpha must be > 0"),
+        (lambda: S.dirichlet([[1.0]]), ValueError, "alpha must be 1-dimensional"),
+        (lambda: S.categorical([0.5, 0.6]), ValueError, "p must sum to 1"),
+        (lambda: S.categorical([1.5, -0.5]), ValueError, "p must be non-negative"),
+        (lambda: S.categorical([np.nan, 1.0]), ValueError, "p must be finite"),
+        (lambda: S.categorical([]), ValueError, "p must not be empty"),
+        (
+            lambda: S.multivariate_normal([0, 0], [[1, 2], [2, 1]]),
+            ValueError,
+            "cov must be positive semi-definite",
+        ),
+        (
+            lambda: S.multivariate_normal([0, 0], [[1, 0.5], [0, 1]]),
+            ValueError,
+            "cov must be symmetric",
+        ),
+        (
+            lambda: S.multivariate_normal([0, 0], np.eye(3)),
+            ValueError,
+            "cov must have shape",
+        ),
+        (lambda: S.inverse_cdf(3.0, 2), TypeError, "ppf must be callable"),
+        (
+            lambda: S.inverse_cdf(lambda u: u[:1], 2),
+            ValueError,
+            "ppf must be vectorised",
+        ),
+        (
+            lambda: S.inverse_cdf(lambda u: u * np.nan, 2),
+            ValueError,
+            "ppf returned NaN",
+        ),
+    ],
+)
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_empty_and_zero_size():
+    assert S.standard_normal(0, random_state=0).shape == (0,)
+    assert S.standard_normal((3, 0), method="polar", random_state=0).shape == (3, 0)
+    assert S.gamma(2.0, size=0, random_state=0).shape == (0,)
+    assert S.categorical([1.0], 4, random_state=0).tolist() == [0, 0, 0, 0]
