@@ -444,3 +444,245 @@ def test_empty_and_zero_size():
     assert S.standard_normal((3, 0), method="polar", random_state=0).shape == (3, 0)
     assert S.gamma(2.0, size=0, random_state=0).shape == (0,)
     assert S.categorical([1.0], 4, random_state=0).tolist() == [0, 0, 0, 0]
+
+
+# ---- MCMC ---------------------------------------------------------------------------
+
+
+def _gauss10():
+    """A 10-d correlated Gaussian with condition number 100 (eigenvalues 0.1 .. 10)."""
+    rng = np.random.default_rng(2024)
+    q, _ = np.linalg.qr(rng.standard_normal((10, 10)))
+    cov = q @ np.diag(np.logspace(-1, 1, 10)) @ q.T
+    cov = 0.5 * (cov + cov.T)
+    mean = np.linspace(-2.0, 2.0, 10)
+    assert np.linalg.cond(cov) >= 99.9
+    return mean, cov
+
+
+def _ess_1d(series: np.ndarray) -> np.ndarray:
+    """ESS of each column of (n_chains, n, k) series, via MCMCResult's estimator."""
+    return S.MCMCResult(series, np.ones(series.shape[0]), "x").effective_sample_size()
+
+
+def _assert_within_mc_error(result, mean, cov, z=5.0):
+    """Sample mean and covariance within z Monte-Carlo standard errors, SEs from ESS.
+
+    Mean: SE_i = sd_i / sqrt(ESS_i). Covariance entry (i, j): SE = sd of the product
+    series (x_i - m_i)(x_j - m_j) / sqrt(its own ESS), on chains thinned to <= 20000
+    draws each. With z = 5 each comparison has false-alarm rate 5.7e-7 (normal
+    approximation), 65 comparisons: < 4e-5 per call.
+    """
+    x = result.samples
+    ess = result.effective_sample_size()
+    assert (ess > 100).all(), ess
+    se = np.sqrt(np.diag(cov) / ess)
+    err = np.abs(x.reshape(-1, x.shape[2]).mean(axis=0) - mean)
+    assert (err < z * se).all(), (err / se).max()
+    step = max(1, x.shape[1] // 20_000)
+    xt = x[:, ::step]
+    dev = xt - mean
+    iu = np.triu_indices(x.shape[2])
+    prod = dev[..., iu[0]] * dev[..., iu[1]]
+    ess_p = _ess_1d(prod)
+    se_p = prod.reshape(-1, prod.shape[2]).std(axis=0) / np.sqrt(ess_p)
+    err_p = np.abs(prod.reshape(-1, prod.shape[2]).mean(axis=0) - cov[iu])
+    assert (err_p < z * se_p).all(), (err_p / se_p).max()
+
+
+class PyGauss:
+    """The same Gaussian as a plain Python target (generic path)."""
+
+    def __init__(self, mean, cov):
+        self.mean, self.prec = mean, np.linalg.inv(cov)
+
+    def log_prob(self, x):
+        r = x - self.mean
+        return -0.5 * r @ self.prec @ r
+
+    def grad_log_prob(self, x):
+        return -self.prec @ (x - self.mean)
+
+
+def test_mh_compiled_gaussian_10d():
+    mean, cov = _gauss10()
+    t = S.MultivariateNormal(mean, cov)
+    r = S.metropolis_hastings(
+        t, np.zeros(10), 100_000, proposal_cov=cov, burn_in=2000, n_chains=2,
+        random_state=1,
+    )  # fmt: skip
+    assert r.samples.shape == (2, 100_000, 10)
+    assert ((r.acceptance_rate > 0.15) & (r.acceptance_rate < 0.45)).all()
+    _assert_within_mc_error(r, mean, cov)
+    assert (r.rhat() < 1.01).all()
+
+
+def test_hmc_compiled_gaussian_10d():
+    mean, cov = _gauss10()
+    t = S.MultivariateNormal(mean, cov)
+    r = S.hmc(
+        t, np.zeros(10), 20_000, step_size=0.15, n_leapfrog=10, burn_in=200,
+        n_chains=2, random_state=2,
+    )  # fmt: skip
+    assert (r.acceptance_rate > 0.8).all()
+    _assert_within_mc_error(r, mean, cov)
+    assert (r.rhat() < 1.01).all()
+
+
+def test_gibbs_compiled_gaussian_10d():
+    mean, cov = _gauss10()
+    t = S.MultivariateNormal(mean, cov)
+    r = S.gibbs_sampler(t, np.zeros(10), 100_000, burn_in=200, random_state=3)
+    assert (r.acceptance_rate == 1).all()
+    _assert_within_mc_error(r, mean, cov)
+
+
+def test_generic_paths_agree_with_compiled():
+    # The generic path draws the same numbers in the same order, so the chains agree
+    # up to rounding in log p (oracle: the compiled chain); and in distribution.
+    mean, cov = _gauss10()
+    t, g = S.MultivariateNormal(mean, cov), PyGauss(mean, cov)
+    x0 = np.zeros(10)
+    rc = S.metropolis_hastings(t, x0, 5000, proposal_cov=cov, random_state=4)
+    rg = S.metropolis_hastings(g, x0, 5000, proposal_cov=cov, random_state=4)
+    np.testing.assert_allclose(rg.samples, rc.samples, atol=1e-9)
+    assert rg.acceptance_rate[0] == rc.acceptance_rate[0]
+    rc = S.hmc(t, x0, 1000, step_size=0.15, n_leapfrog=10, random_state=5)
+    rg = S.hmc(g, x0, 1000, step_size=0.15, n_leapfrog=10, random_state=5)
+    np.testing.assert_allclose(rg.samples, rc.samples, atol=1e-9)
+    # a callable log_prob with grad_log_prob= works too
+    rf = S.hmc(g.log_prob, x0, 1000, step_size=0.15, n_leapfrog=10,
+               grad_log_prob=g.grad_log_prob, random_state=5)  # fmt: skip
+    np.testing.assert_allclose(rf.samples, rc.samples, atol=1e-9)
+
+
+def test_generic_gibbs_matches_in_distribution():
+    mean, cov = _gauss10()
+    prec = np.linalg.inv(cov)
+
+    def conditional(i):
+        def sample(x, rng):
+            m = (
+                mean[i]
+                - (prec[i] @ (x - mean) - prec[i, i] * (x[i] - mean[i])) / prec[i, i]
+            )
+            return m + rng.standard_normal() / np.sqrt(prec[i, i])
+
+        return sample
+
+    r = S.gibbs_sampler(
+        [conditional(i) for i in range(10)], np.zeros(10), 15_000, burn_in=100,
+        random_state=6,
+    )  # fmt: skip
+    _assert_within_mc_error(r, mean, cov)
+
+
+def test_mcmc_reproducible_and_thread_count_free():
+    mean, cov = _gauss10()
+    t = S.MultivariateNormal(mean, cov)
+    kw = dict(proposal_cov=cov, n_chains=3, random_state=7)
+    a = S.metropolis_hastings(t, np.zeros(10), 2000, n_jobs=1, **kw)
+    b = S.metropolis_hastings(t, np.zeros(10), 2000, n_jobs=3, **kw)
+    assert a.samples.tobytes() == b.samples.tobytes()
+    assert not np.array_equal(a.samples[0], a.samples[1])  # chains: own streams
+    c = S.metropolis_hastings(t, np.zeros(10), 2000, proposal_cov=cov, random_state=8)
+    assert not np.array_equal(a.samples[0], c.samples[0])
+    h1 = S.hmc(t, np.zeros(10), 500, step_size=0.1, n_leapfrog=5, n_chains=2,
+               n_jobs=2, random_state=9)  # fmt: skip
+    h2 = S.hmc(t, np.zeros(10), 500, step_size=0.1, n_leapfrog=5, n_chains=2,
+               random_state=9)  # fmt: skip
+    assert h1.samples.tobytes() == h2.samples.tobytes()
+
+
+def test_burn_in_and_thin_select_iterations():
+    # thin=k keeps iterations k-1, 2k-1, ... after burn-in of one long chain
+    mean, cov = _gauss10()
+    t = S.MultivariateNormal(mean, cov)
+    full = S.gibbs_sampler(t, np.zeros(10), 60, random_state=10).samples[0]
+    part = S.gibbs_sampler(t, np.zeros(10), 10, burn_in=20, thin=4, random_state=10)
+    np.testing.assert_array_equal(part.samples[0], full[20 + 3 :: 4])
+
+
+def test_ess_of_ar1_and_rhat_detects_non_mixing():
+    # AR(1) with phi = 0.8: integrated autocorrelation time (1 + phi)/(1 - phi) = 9,
+    # ESS = n / 9. Estimator error at n = 2e5 is a few percent; allow 15 %.
+    rng = np.random.default_rng(0)
+    n, phi = 200_000, 0.8
+    e = rng.standard_normal(n)
+    x = np.empty(n)
+    x[0] = e[0]
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + np.sqrt(1 - phi * phi) * e[i]
+    ess = _ess_1d(x.reshape(1, n, 1))[0]
+    assert abs(ess / (n / 9) - 1) < 0.15
+    iid = _ess_1d(rng.standard_normal((2, 50_000, 1)))[0]
+    assert abs(iid / 100_000 - 1) < 0.1
+    # chains stuck in different places: split R-hat far above 1
+    t = S.MultivariateNormal(np.zeros(2), np.eye(2))
+    r = S.metropolis_hastings(t, [[-20.0, -20.0], [20.0, 20.0]], 500, step_size=0.01,
+                              n_chains=2, random_state=0)  # fmt: skip
+    assert (r.rhat() > 1.5).all()
+    with pytest.raises(ValueError, match="n_chains > 1"):
+        S.metropolis_hastings(t, [0.0, 0.0], 10, random_state=0).rhat()
+
+
+class NanTarget:
+    def log_prob(self, x):
+        return np.nan if x[0] > 0.5 else -0.5 * x @ x
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda t: S.metropolis_hastings(t, np.zeros(3), 10), ValueError,
+         "x0 must have dimension 2"),
+        (lambda t: S.hmc(t, np.zeros(3), 10, step_size=0.1, n_leapfrog=2), ValueError,
+         "x0 must have dimension 2"),
+        (lambda t: S.gibbs_sampler(t, np.zeros((3, 2)), 10, n_chains=2), ValueError,
+         "x0 of shape"),
+        (lambda t: S.metropolis_hastings(t, [0.0, np.nan], 10), ValueError,
+         "x0 must be finite"),
+        (lambda t: S.metropolis_hastings(t, [0.0, 0.0], 10, step_size=0.0), ValueError,
+         "step_size must be > 0"),
+        (lambda t: S.metropolis_hastings(t, [0.0, 0.0], 10, step_size=-1), ValueError,
+         "step_size must be > 0"),
+        (lambda t: S.hmc(t, [0.0, 0.0], 10, step_size=-0.1, n_leapfrog=3), ValueError,
+         "step_size must be > 0"),
+        (lambda t: S.hmc(t, [0.0, 0.0], 10, step_size=0.1, n_leapfrog=0), ValueError,
+         "n_leapfrog must be >= 1"),
+        (lambda t: S.hmc(t, [0.0, 0.0], 10, step_size=0.1, n_leapfrog=2, mass=[1, -1]),
+         ValueError, "mass must be > 0"),
+        (lambda t: S.metropolis_hastings(t, [0.0, 0.0], 0), ValueError,
+         "n_samples must be >= 1"),
+        (lambda t: S.metropolis_hastings(t, [0.0, 0.0], 1.5), TypeError,
+         "n_samples must be an int"),
+        (lambda t: S.metropolis_hastings(t, [0.0, 0.0], 5, thin=0), ValueError,
+         "thin must be >= 1"),
+        (lambda t: S.metropolis_hastings(t, [0.0, 0.0], 5, proposal_cov=[[1, 2], [2, 1]]),
+         ValueError, "proposal_cov must be positive definite"),
+        (lambda t: S.metropolis_hastings(NanTarget(), [0.0, 0.0], 500, random_state=0),
+         ValueError, "log_prob returned nan"),
+        (lambda t: S.metropolis_hastings(lambda x: x, [0.0, 0.0], 5), ValueError,
+         "log_prob must return a scalar"),
+        (lambda t: S.metropolis_hastings(lambda x: -np.inf, [0.0, 0.0], 5), ValueError,
+         "zero target density"),
+        (lambda t: S.metropolis_hastings(object(), [0.0, 0.0], 5), TypeError,
+         "target must be"),
+        (lambda t: S.hmc(lambda x: 0.0, [0.0, 0.0], 5, step_size=0.1, n_leapfrog=1),
+         TypeError, "hmc needs a gradient"),
+        (lambda t: S.hmc(t.log_prob, [0.0, 0.0], 5, step_size=0.1, n_leapfrog=1,
+                         grad_log_prob=lambda x: x[:1]), ValueError,
+         "grad_log_prob must return shape"),
+        (lambda t: S.gibbs_sampler([lambda x, r: np.nan] * 2, [0.0, 0.0], 5),
+         ValueError, "full conditional 0"),
+        (lambda t: S.gibbs_sampler("x", [0.0, 0.0], 5), TypeError, "target must be"),
+        (lambda t: S.MultivariateNormal([0.0, 0.0], [[1.0, 2.0], [2.0, 1.0]]),
+         ValueError, "cov must be positive definite"),
+        (lambda t: S.MultivariateNormal([0.0, 0.0], [[1.0, 0.0]]), ValueError,
+         "cov must have shape"),
+    ],
+)  # fmt: skip
+def test_mcmc_bad_input(call, exc, match):
+    t = S.MultivariateNormal([0.0, 0.0], np.eye(2))
+    with pytest.raises(exc, match=match):
+        call(t)
