@@ -686,3 +686,90 @@ def test_mcmc_bad_input(call, exc, match):
     t = S.MultivariateNormal([0.0, 0.0], np.eye(2))
     with pytest.raises(exc, match=match):
         call(t)
+
+
+# ---- generic Monte Carlo -------------------------------------------------------------
+
+LOG_K_CAUCHY = np.log(2 * np.pi) - 0.5  # sup_z exp(-z^2/2) / Cauchy(z), at z = +-1
+
+
+def test_rejection_sample_normal_from_cauchy():
+    r = S.rejection_sample(
+        lambda z: -0.5 * z * z, stats.cauchy(), LOG_K_CAUCHY, 100_000, random_state=0
+    )
+    assert r.samples.shape == (100_000,)
+    # samples ~ N(0, 1): KS, alpha = 1e-3
+    assert stats.kstest(r.samples, stats.norm.cdf).pvalue > ALPHA
+    # acceptance rate = int p~ / k = sqrt(2 pi) e^{1/2} / (2 pi); binomial SE, 5 SE
+    p_acc = np.exp(0.5) / np.sqrt(2 * np.pi)
+    se = np.sqrt(p_acc * (1 - p_acc) / r.n_proposed)
+    assert abs(r.acceptance_rate - p_acc) < 5 * se
+
+
+def test_rejection_sample_multivariate_proposal():
+    prop = stats.multivariate_normal(np.zeros(2), 4 * np.eye(2))
+    # p~ = exp(-|z|^2 / 2) <= k q with log k = log(2 pi 4) (ratio max at z = 0)
+    r = S.rejection_sample(
+        lambda z: -0.5 * (z * z).sum(axis=1), prop, np.log(8 * np.pi), 20_000,
+        random_state=1,
+    )  # fmt: skip
+    assert r.samples.shape == (20_000, 2)
+    assert stats.kstest(r.samples[:, 0], stats.norm.cdf).pvalue > ALPHA  # alpha 1e-3
+
+
+def test_rejection_sample_detects_violated_envelope():
+    with pytest.raises(ValueError, match="envelope violated"):
+        S.rejection_sample(
+            lambda z: -0.5 * z * z, stats.cauchy(), LOG_K_CAUCHY - 0.2, 1000,
+            random_state=0,
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="max_tries"):
+        S.rejection_sample(
+            lambda z: -0.5 * z * z, stats.cauchy(), LOG_K_CAUCHY + 20, 10,
+            random_state=0, max_tries=1000,
+        )  # fmt: skip
+
+
+def test_importance_sample_estimates():
+    prop = stats.norm(0, 2)
+    # E[z^2] = 1 under N(0, 1): self-normalised (p unnormalised) and plain (p
+    # normalised), each within 5 standard errors (false alarm 5.7e-7)
+    r = S.importance_sample(lambda z: z**2, lambda z: -0.5 * z**2, prop, 200_000,
+                            random_state=2)  # fmt: skip
+    assert abs(r.estimate - 1.0) < 5 * r.stderr
+    assert r.weights.shape == (200_000,) and abs(r.weights.sum() - 1) < 1e-12
+    # ESS of N(0,1) target / N(0,4) proposal: n / E_q[w^2] = n * sqrt(1 - 1/(2*4))...
+    # exact: E_q[(p/q)^2] = 4 / sqrt(7), so ESS ~ n sqrt(7) / 4
+    assert abs(r.ess / (200_000 * np.sqrt(7) / 4) - 1) < 0.02
+    r2 = S.importance_sample(lambda z: z**2, stats.norm.logpdf, prop, 200_000,
+                             random_state=2, self_normalized=False)  # fmt: skip
+    assert abs(r2.estimate - 1.0) < 5 * r2.stderr
+    rv = S.importance_sample(lambda z: np.stack([z, z**2], axis=1),
+                             lambda z: -0.5 * z**2, prop, 100_000, random_state=3)  # fmt: skip
+    assert (np.abs(rv.estimate - [0.0, 1.0]) < 5 * rv.stderr).all()
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda: S.rejection_sample(3, stats.norm(), 0.0, 5), TypeError, "log_target"),
+        (lambda: S.rejection_sample(np.sin, object(), 0.0, 5), TypeError, "proposal"),
+        (lambda: S.rejection_sample(np.sin, stats.norm(), np.nan, 5), ValueError,
+         "log_k must be finite"),
+        (lambda: S.rejection_sample(np.sin, stats.norm(), 0.0, 0), ValueError,
+         "size must be >= 1"),
+        (lambda: S.rejection_sample(lambda z: z[:1], stats.norm(), 0.0, 5), ValueError,
+         "log_target must be vectorised"),
+        (lambda: S.rejection_sample(lambda z: z * np.nan, stats.norm(), 0.0, 5),
+         ValueError, "log_target returned NaN"),
+        (lambda: S.importance_sample(np.sin, np.sin, stats.norm(), 1), ValueError,
+         "size must be >= 2"),
+        (lambda: S.importance_sample(lambda z: z[:2], np.sin, stats.norm(), 10),
+         ValueError, "f must be vectorised"),
+        (lambda: S.importance_sample(np.sin, lambda z: np.full(z.shape, -np.inf), stats.norm(), 10),
+         ValueError, "proposal does not cover"),
+    ],
+)  # fmt: skip
+def test_generic_mc_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
