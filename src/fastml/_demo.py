@@ -23,6 +23,10 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.losses",
         "logistic and softmax regression by the MLE losses",
     ),
+    "sampling": (
+        "fastml._demos.sampling",
+        "ziggurat / Box-Muller / polar normals vs numpy, MH and HMC on a 10-d Gaussian",
+    ),
 }
 
 
