@@ -234,6 +234,25 @@ def test_ziggurat_matches_reference_algorithm():
     assert (np.abs(x) > R_NOR).sum() >= 1  # the tail branch was exercised
 
 
+def test_box_muller_matches_reference():
+    # Oracle: the documented draw layout with numpy's cos/sin. Pair k uses word 2k for
+    # the radius (next_double) and word 2k+1 for the angle: t = (pi/4) (w >> 11) 2^-53,
+    # bit 0 swaps (cos t, sin t), bits 1 and 2 flip the signs.
+    n = 20_000
+    raw = np.random.default_rng(12).bit_generator.random_raw(n)
+    x = S.standard_normal(n, method="box-muller", random_state=12)
+    w1, w2 = raw[0::2], raw[1::2]
+    rad = np.sqrt(-2 * np.log(1 - (w1 >> np.uint64(11)) * 2.0**-53))
+    t = (w2 >> np.uint64(11)) * 2.0**-53 * (np.pi / 4)
+    c, s = np.cos(t), np.sin(t)
+    swap = (w2 & np.uint64(1)).astype(bool)
+    a0 = np.where(swap, s, c) * np.where(w2 & np.uint64(2), -1, 1)
+    a1 = np.where(swap, c, s) * np.where(w2 & np.uint64(4), -1, 1)
+    ref = np.empty(n)
+    ref[0::2], ref[1::2] = rad * a0, rad * a1
+    np.testing.assert_allclose(x, ref, rtol=4e-16 * 8, atol=1e-300)
+
+
 # ---- gamma, Dirichlet, MVN, inverse CDF ------------------------------------------
 
 
@@ -554,6 +573,24 @@ def test_generic_paths_agree_with_compiled():
     rf = S.hmc(g.log_prob, x0, 1000, step_size=0.15, n_leapfrog=10,
                grad_log_prob=g.grad_log_prob, random_state=5)  # fmt: skip
     np.testing.assert_allclose(rf.samples, rc.samples, atol=1e-9)
+
+
+def test_generic_equals_compiled_above_blas_threshold():
+    # d = 40 takes the BLAS branch (dtrmv / dsymv) of the compiled kernels; oracle: the
+    # generic path with numpy linear algebra on the same random numbers
+    rng = np.random.default_rng(40)
+    a = rng.standard_normal((40, 40))
+    cov = a @ a.T / 40 + 0.5 * np.eye(40)
+    mean = rng.standard_normal(40)
+    t, g = S.MultivariateNormal(mean, cov), PyGauss(mean, cov)
+    x0 = np.zeros(40)
+    rc = S.metropolis_hastings(t, x0, 2000, proposal_cov=cov, random_state=1)
+    rg = S.metropolis_hastings(g, x0, 2000, proposal_cov=cov, random_state=1)
+    np.testing.assert_allclose(rg.samples, rc.samples, atol=1e-8)
+    rc = S.hmc(t, x0, 300, step_size=0.1, n_leapfrog=8, random_state=2)
+    rg = S.hmc(g, x0, 300, step_size=0.1, n_leapfrog=8, random_state=2)
+    np.testing.assert_allclose(rg.samples, rc.samples, atol=1e-8)
+    assert 0.05 < rc.acceptance_rate[0] <= 1
 
 
 def test_generic_gibbs_matches_in_distribution():

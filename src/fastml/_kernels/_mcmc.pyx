@@ -13,37 +13,62 @@ import numpy as np
 
 from libc.math cimport INFINITY, isfinite, log, sqrt
 from numpy.random cimport bitgen_t
+from scipy.linalg.cython_blas cimport dsymv, dtrmv
 
 from fastml._kernels._bitgen cimport get_bitgen
 from fastml._kernels._types cimport idx_t
 from fastml._kernels._ziggurat cimport normal_zig, open_double
 
 
+# From this dimension on, matrix-vector products go to BLAS (scipy's cython_blas);
+# below it an inline loop beats the call overhead.
+cdef idx_t _BLAS_MIN_D = 24
+
+
 cdef inline double _half_sq_white(const double *W, const double *mu, const double *x,
-                                  idx_t d) noexcept nogil:
-    """``||W (x - mu)||^2 / 2`` for lower-triangular W (d, d), row-major."""
+                                  double *r, idx_t d) noexcept nogil:
+    """``||W (x - mu)||^2 / 2`` for lower-triangular W (d, d), row-major.
+
+    ``r`` is scratch of length d.
+    """
     cdef idx_t i, j
     cdef double acc, tot = 0.0
+    cdef int n = <int> d, inc = 1
+    for i in range(d):
+        r[i] = x[i] - mu[i]
+    if d >= _BLAS_MIN_D:
+        # row-major lower W is column-major upper W^T: r <- (W^T)^T r = W r
+        dtrmv(b"U", b"T", b"N", &n, <double *> W, &n, r, &inc)
+        for i in range(d):
+            tot = tot + r[i] * r[i]
+        return 0.5 * tot
     for i in range(d):
         acc = 0.0
         for j in range(i + 1):
-            acc = acc + W[i * d + j] * (x[j] - mu[j])
+            acc = acc + W[i * d + j] * r[j]
         tot = tot + acc * acc
     return 0.5 * tot
 
 
 cdef inline double _grad_logp(const double *P, const double *mu, const double *x,
-                              double *g, idx_t d) noexcept nogil:
-    """Write ``g = -P (x - mu)``; return log density ``(x - mu) . g / 2``."""
+                              double *g, double *r, idx_t d) noexcept nogil:
+    """Write ``g = -P (x - mu)`` (P symmetric); return the log density
+    ``(x - mu) . g / 2``. ``r`` is scratch of length d."""
     cdef idx_t i, j
-    cdef double acc, lp = 0.0
+    cdef double acc, lp = 0.0, alpha = -1.0, beta = 0.0
+    cdef int n = <int> d, inc = 1
     for i in range(d):
-        acc = 0.0
-        for j in range(d):
-            acc = acc - P[i * d + j] * (x[j] - mu[j])
-        g[i] = acc
+        r[i] = x[i] - mu[i]
+    if d >= _BLAS_MIN_D:
+        dsymv(b"U", &n, &alpha, <double *> P, &n, r, &inc, &beta, g, &inc)
+    else:
+        for i in range(d):
+            acc = 0.0
+            for j in range(d):
+                acc = acc - P[i * d + j] * r[j]
+            g[i] = acc
     for i in range(d):
-        lp = lp + (x[i] - mu[i]) * g[i]
+        lp = lp + r[i] * g[i]
     return 0.5 * lp
 
 
@@ -84,14 +109,15 @@ def mh_gaussian(object bit_generator, double[::1] x, const double[:, ::1] prop_c
             or prop_chol.shape[1] != d or whiten.shape[0] != d or whiten.shape[1] != d
             or d < 1 or thin < 1 or burn_in < 0):
         raise ValueError(f"mh_gaussian: shape mismatch (d={d})")
-    cdef double[:, ::1] scratch = np.empty((2, d))
+    cdef double[:, ::1] scratch = np.empty((3, d))
     cdef double *z = &scratch[0, 0]
     cdef double *y = &scratch[1, 0]
+    cdef double *r = &scratch[2, 0]
     cdef const double *A = &prop_chol[0, 0]
     cdef double lpx, lpy, acc
     total = burn_in + n * thin
     with bit_generator.lock, nogil:
-        lpx = -_half_sq_white(&whiten[0, 0], &mu[0], &x[0], d)
+        lpx = -_half_sq_white(&whiten[0, 0], &mu[0], &x[0], r, d)
         s = 0
         for t in range(total):
             for i in range(d):
@@ -101,7 +127,7 @@ def mh_gaussian(object bit_generator, double[::1] x, const double[:, ::1] prop_c
                 for j in range(i + 1):
                     acc = acc + A[i * d + j] * z[j]
                 y[i] = acc
-            lpy = -_half_sq_white(&whiten[0, 0], &mu[0], y, d)
+            lpy = -_half_sq_white(&whiten[0, 0], &mu[0], y, r, d)
             if log(open_double(rng)) < lpy - lpx:
                 for i in range(d):
                     x[i] = y[i]
@@ -135,20 +161,21 @@ def hmc_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
             or mass.shape[0] != d or d < 1 or thin < 1 or burn_in < 0
             or n_leapfrog < 1):
         raise ValueError(f"hmc_gaussian: shape mismatch (d={d})")
-    cdef double[:, ::1] scratch = np.empty((6, d))
+    cdef double[:, ::1] scratch = np.empty((7, d))
     cdef double *p = &scratch[0, 0]
     cdef double *g = &scratch[1, 0]      # gradient at x
     cdef double *xn = &scratch[2, 0]
     cdef double *pn = &scratch[3, 0]
     cdef double *gn = &scratch[4, 0]
     cdef double *sm = &scratch[5, 0]     # sqrt(mass)
+    cdef double *r = &scratch[6, 0]
     cdef const double *P = &prec[0, 0]
     cdef double lpx, lpn, h0, h1, kin, eps = step_size
     total = burn_in + n * thin
     with bit_generator.lock, nogil:
         for i in range(d):
             sm[i] = sqrt(mass[i])
-        lpx = _grad_logp(P, &mu[0], &x[0], g, d)
+        lpx = _grad_logp(P, &mu[0], &x[0], g, r, d)
         s = 0
         for t in range(total):
             kin = 0.0
@@ -162,7 +189,7 @@ def hmc_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
             for l in range(n_leapfrog):
                 for i in range(d):
                     xn[i] = xn[i] + eps * pn[i] / mass[i]
-                lpn = _grad_logp(P, &mu[0], xn, gn, d)
+                lpn = _grad_logp(P, &mu[0], xn, gn, r, d)
                 if l < n_leapfrog - 1:
                     for i in range(d):
                         pn[i] = pn[i] + eps * gn[i]

@@ -6,10 +6,12 @@ while drawing (``with bit_generator.lock, nogil:``), and consumes raw bits only 
 value after the other, so equal seeds give equal bits and the caller's Generator moves
 on by exactly what was consumed.
 """
+import math
+
 import numpy as np
 
-from libc.math cimport cos, cosf, exp, log, logf, pow, sin, sinf, sqrt, sqrtf
-from libc.stdint cimport int64_t
+from libc.math cimport cosf, exp, log, logf, pow, sinf, sqrt, sqrtf
+from libc.stdint cimport int64_t, uint64_t
 from numpy.random cimport bitgen_t
 
 from fastml._kernels._bitgen cimport get_bitgen
@@ -20,20 +22,64 @@ from fastml._kernels._ziggurat cimport (
 )
 
 cdef double _TWO_PI = 6.283185307179586
+cdef double _PI_4 = 0.7853981633974483
 
 
 # ---- normal ------------------------------------------------------------------------
 
+# Taylor coefficients (-1)^k / (2k)! and (-1)^k / (2k+1)!, k = 0..8, filled at import.
+cdef double _COS_C[9]
+cdef double _SIN_C[9]
+for _k in range(9):
+    _COS_C[_k] = (-1.0) ** _k / math.factorial(2 * _k)
+    _SIN_C[_k] = (-1.0) ** _k / math.factorial(2 * _k + 1)
+
+
+cdef inline void _sincos_octant(double t, double *c, double *s) noexcept nogil:
+    """cos t and sin t for 0 <= t < pi/4 by their Taylor series, Horner in t^2.
+
+    Truncation after t^16/16! (cos) and t^17/17! (sin): the first omitted terms are
+    below (pi/4)^18/18! = 2e-18 and (pi/4)^19/19! = 8e-20, under half an ulp.
+    """
+    cdef double t2 = t * t
+    cdef double pc = _COS_C[8], ps = _SIN_C[8]
+    cdef int k
+    for k in range(7, -1, -1):
+        pc = pc * t2 + _COS_C[k]
+        ps = ps * t2 + _SIN_C[k]
+    c[0] = pc
+    s[0] = ps * t
+
+
 cdef void _box_muller(bitgen_t *rng, idx_t n, double *out) noexcept nogil:
-    """Box & Muller (1958): R = sqrt(-2 log U1), T = 2 pi U2, (R cos T, R sin T)."""
+    """Box & Muller (1958): R = sqrt(-2 log U1), angle T = 2 pi U2, (R cos T, R sin T).
+
+    The angle is drawn by octant: one next_uint64 gives t = (pi/4) U (53-bit U, bits
+    11-63) and three independent bits (0-2) choosing a swap of (cos t, sin t) and the
+    two signs, which makes T uniform on [0, 2 pi). cos t and sin t come from
+    :func:`_sincos_octant`. U1 = 1 - next_double is in (0, 1].
+    """
     cdef idx_t i
-    cdef double rad, t
+    cdef uint64_t b
+    cdef double rad, t, c, s, a0, a1
     for i in range(0, n, 2):
         rad = sqrt(-2.0 * log(1.0 - next_double(rng)))
-        t = _TWO_PI * next_double(rng)
-        out[i] = rad * cos(t)
+        b = rng.next_uint64(rng.state)
+        t = <double> <int64_t> (b >> 11) * (_PI_4 / 9007199254740992.0)
+        _sincos_octant(t, &c, &s)
+        if b & 1:
+            a0 = s
+            a1 = c
+        else:
+            a0 = c
+            a1 = s
+        if b & 2:
+            a0 = -a0
+        if b & 4:
+            a1 = -a1
+        out[i] = rad * a0
         if i + 1 < n:
-            out[i + 1] = rad * sin(t)
+            out[i + 1] = rad * a1
 
 
 cdef void _box_muller_f(bitgen_t *rng, idx_t n, float *out) noexcept nogil:
