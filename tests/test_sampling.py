@@ -810,3 +810,10 @@ def test_importance_sample_estimates():
 def test_generic_mc_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_docstring_examples():
+    import doctest
+
+    res = doctest.testmod(S, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res.attempted > 40
