@@ -371,6 +371,23 @@ def test_two_threads_share_one_generator_without_overlap():
     assert sorted(got) == sorted(ref)
 
 
+def test_two_threads_own_generators_match_single_thread():
+    # Threads with their own Generators draw exactly what each would draw alone.
+    results = [None, None]
+
+    def work(k):
+        results[k] = S.standard_normal(2_000_000, random_state=np.random.default_rng(k))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(2):
+        ref = S.standard_normal(2_000_000, random_state=np.random.default_rng(k))
+        assert results[k].tobytes() == ref.tobytes()
+
+
 def test_kernel_releases_the_gil():
     # While one thread draws 3e7 normals in the kernel, the main thread keeps running
     # Python code: that is only possible if the kernel released the GIL.
