@@ -71,6 +71,8 @@ def _check_size(size, name: str = "size") -> tuple[int, ...] | None:
         size, (bool, np.bool_)
     ):
         return (check_int(size, name, low=0),)
+    if isinstance(size, np.ndarray) and size.ndim == 1:
+        size = size.tolist()
     if isinstance(size, (tuple, list)):
         return tuple(check_int(s, name, low=0) for s in size)
     raise TypeError(
@@ -447,7 +449,9 @@ def multivariate_normal(mean, cov, size=None, *, random_state=None):
     rng = check_random_state(random_state)
     n = 1 if shape is None else int(np.prod(shape, dtype=np.int64))
     out = np.empty((n, d))
-    _samplers.multivariate_normal_fill(rng.bit_generator, mean, factor, tri, out)
+    _samplers.multivariate_normal_fill(
+        rng.bit_generator, mean, np.asfortranarray(factor), tri, out
+    )
     return out[0] if shape is None else out.reshape((*shape, d))
 
 
@@ -998,6 +1002,7 @@ class MultivariateNormal:
             solve_triangular(self.chol, np.eye(d), lower=True)
         )
         self.precision = np.ascontiguousarray(self.whiten.T @ self.whiten)
+        self._whiten_f = np.asfortranarray(np.tril(self.whiten))  # kernels: Fortran
         self._log_norm = -0.5 * d * np.log(2 * np.pi) - np.log(np.diag(self.chol)).sum()
 
     @property
@@ -1311,7 +1316,7 @@ def metropolis_hastings(
             raise ValueError(
                 "proposal_cov must be positive definite (Cholesky failed)"
             ) from None
-    prop = np.ascontiguousarray(step_size * np.tril(chol))
+    prop = np.asfortranarray(step_size * np.tril(chol))  # kernels: column-major
     if not compiled:
         _check_start(log_prob, x0)
     rngs = _chain_rngs(random_state, n_chains)
@@ -1323,7 +1328,7 @@ def metropolis_hastings(
         bg = rngs[c].bit_generator
         if compiled:
             return _mcmc.mh_gaussian(
-                bg, x, prop, target.mean, target.whiten, burn_in, thin, samples[c]
+                bg, x, prop, target.mean, target._whiten_f, burn_in, thin, samples[c]
             )
         return _mh_generic(bg, log_prob, x, prop, burn_in, thin, total, samples[c])
 

@@ -13,61 +13,111 @@ import numpy as np
 
 from libc.math cimport INFINITY, isfinite, log, sqrt
 from numpy.random cimport bitgen_t
-from scipy.linalg.cython_blas cimport dsymv, dtrmv
 
 from fastml._kernels._bitgen cimport get_bitgen
 from fastml._kernels._types cimport idx_t
 from fastml._kernels._ziggurat cimport normal_zig, open_double
 
 
-# From this dimension on, matrix-vector products go to BLAS (scipy's cython_blas);
-# below it an inline loop beats the call overhead.
-cdef idx_t _BLAS_MIN_D = 24
+# Matrix-vector products on column-major (Fortran-ordered) matrices, no BLAS (so
+# nothing depends on a BLAS thread count). From _COLUMN_MIN_D on they are
+# column-oriented (axpy form, y += A[:, j] z_j): the inner loop is contiguous and every
+# y_i its own accumulator, so it vectorises without reassociating sums. Below that,
+# the short dot-product form (rows read with stride d, all in L1) has less loop
+# overhead.
+cdef idx_t _COLUMN_MIN_D = 24
+
+
+cdef inline void _cols_axpy(const double *A, const double *z, double *y, idx_t d,
+                            idx_t j0, idx_t i0) noexcept nogil:
+    """``y[i] += sum_{j >= j0} A[i, j] z_j`` for rows ``i >= i0(j)``, column-major A.
+
+    Columns go four at a time (y is read and written once per four columns); with
+    ``i0 < 0`` every row is updated, else rows from the block's first column on (the
+    lower triangle plus the block's own zero entries above the diagonal).
+    """
+    cdef idx_t i, j, start
+    cdef double z0, z1, z2, z3
+    cdef const double *c0
+    cdef const double *c1
+    cdef const double *c2
+    cdef const double *c3
+    j = j0
+    while j + 4 <= d:
+        z0 = z[j]
+        z1 = z[j + 1]
+        z2 = z[j + 2]
+        z3 = z[j + 3]
+        c0 = A + j * d
+        c1 = c0 + d
+        c2 = c1 + d
+        c3 = c2 + d
+        start = 0 if i0 < 0 else j
+        for i in range(start, d):
+            y[i] = y[i] + ((c0[i] * z0 + c1[i] * z1) + (c2[i] * z2 + c3[i] * z3))
+        j += 4
+    while j < d:
+        z0 = z[j]
+        c0 = A + j * d
+        start = 0 if i0 < 0 else j
+        for i in range(start, d):
+            y[i] = y[i] + c0[i] * z0
+        j += 1
+
+
+cdef inline void _tril_matvec_add(const double *A, const double *z, double *y,
+                                  idx_t d) noexcept nogil:
+    """``y += A z`` for lower-triangular ``A`` (d, d), column-major, zeros stored
+    above the diagonal."""
+    cdef idx_t i, j
+    cdef double acc
+    if d < _COLUMN_MIN_D:
+        for i in range(d):
+            acc = 0.0
+            for j in range(i + 1):
+                acc = acc + A[i + j * d] * z[j]
+            y[i] = y[i] + acc
+        return
+    _cols_axpy(A, z, y, d, 0, 0)
 
 
 cdef inline double _half_sq_white(const double *W, const double *mu, const double *x,
-                                  double *r, idx_t d) noexcept nogil:
-    """``||W (x - mu)||^2 / 2`` for lower-triangular W (d, d), row-major.
+                                  double *r, double *wr, idx_t d) noexcept nogil:
+    """``||W (x - mu)||^2 / 2`` for lower-triangular W (d, d), column-major.
 
-    ``r`` is scratch of length d.
+    ``r`` and ``wr`` are scratch of length d.
     """
-    cdef idx_t i, j
-    cdef double acc, tot = 0.0
-    cdef int n = <int> d, inc = 1
+    cdef idx_t i
+    cdef double tot = 0.0
     for i in range(d):
         r[i] = x[i] - mu[i]
-    if d >= _BLAS_MIN_D:
-        # row-major lower W is column-major upper W^T: r <- (W^T)^T r = W r
-        dtrmv(b"U", b"T", b"N", &n, <double *> W, &n, r, &inc)
-        for i in range(d):
-            tot = tot + r[i] * r[i]
-        return 0.5 * tot
+        wr[i] = 0.0
+    _tril_matvec_add(W, r, wr, d)
     for i in range(d):
-        acc = 0.0
-        for j in range(i + 1):
-            acc = acc + W[i * d + j] * r[j]
-        tot = tot + acc * acc
+        tot = tot + wr[i] * wr[i]
     return 0.5 * tot
 
 
 cdef inline double _grad_logp(const double *P, const double *mu, const double *x,
                               double *g, double *r, idx_t d) noexcept nogil:
-    """Write ``g = -P (x - mu)`` (P symmetric); return the log density
-    ``(x - mu) . g / 2``. ``r`` is scratch of length d."""
+    """Write ``g = -P (x - mu)`` (P symmetric, so either layout); return the log
+    density ``(x - mu) . g / 2``. ``r`` is scratch of length d."""
     cdef idx_t i, j
-    cdef double acc, lp = 0.0, alpha = -1.0, beta = 0.0
-    cdef int n = <int> d, inc = 1
+    cdef double acc, lp = 0.0
     for i in range(d):
         r[i] = x[i] - mu[i]
-    if d >= _BLAS_MIN_D:
-        dsymv(b"U", &n, &alpha, <double *> P, &n, r, &inc, &beta, g, &inc)
-    else:
+        g[i] = 0.0
+    if d < _COLUMN_MIN_D:
         for i in range(d):
             acc = 0.0
             for j in range(d):
-                acc = acc - P[i * d + j] * r[j]
+                acc = acc - P[i + j * d] * r[j]
             g[i] = acc
+            lp = lp + r[i] * acc
+        return 0.5 * lp
+    _cols_axpy(P, r, g, d, 0, -1)
     for i in range(d):
+        g[i] = -g[i]
         lp = lp + r[i] * g[i]
     return 0.5 * lp
 
@@ -90,13 +140,14 @@ def draw_block(object bit_generator, double[:, ::1] z, double[::1] u):
             u[t] = open_double(rng)
 
 
-def mh_gaussian(object bit_generator, double[::1] x, const double[:, ::1] prop_chol,
-                const double[::1] mu, const double[:, ::1] whiten, idx_t burn_in,
+def mh_gaussian(object bit_generator, double[::1] x, const double[::1, :] prop_chol,
+                const double[::1] mu, const double[::1, :] whiten, idx_t burn_in,
                 idx_t thin, double[:, ::1] out):
     """Random-walk Metropolis on N(mu, Sigma) (PRML sec. 11.2.1, eq. 11.33).
 
     Iteration: ``d`` ziggurat normals z, proposal ``y = x + A z`` (``A`` lower
-    triangular, ``A A^T`` = proposal covariance), one U(0, 1) u; accept when
+    triangular, ``A A^T`` = proposal covariance; ``A`` and ``W`` Fortran-ordered),
+    one U(0, 1) u; accept when
     ``log u < log p(y) - log p(x)``. ``burn_in`` iterations, then ``thin`` iterations
     per row of ``out``. ``x`` holds x0 on entry and the last state on exit.
 
@@ -104,30 +155,29 @@ def mh_gaussian(object bit_generator, double[::1] x, const double[:, ::1] prop_c
     proposals after burn-in.
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
-    cdef idx_t n = out.shape[0], d = out.shape[1], s, t, i, j, total, acc_n = 0
+    cdef idx_t n = out.shape[0], d = out.shape[1], s, t, i, total, acc_n = 0
     if (x.shape[0] != d or mu.shape[0] != d or prop_chol.shape[0] != d
             or prop_chol.shape[1] != d or whiten.shape[0] != d or whiten.shape[1] != d
             or d < 1 or thin < 1 or burn_in < 0):
         raise ValueError(f"mh_gaussian: shape mismatch (d={d})")
-    cdef double[:, ::1] scratch = np.empty((3, d))
+    cdef double[:, ::1] scratch = np.empty((4, d))
     cdef double *z = &scratch[0, 0]
     cdef double *y = &scratch[1, 0]
     cdef double *r = &scratch[2, 0]
+    cdef double *wr = &scratch[3, 0]
     cdef const double *A = &prop_chol[0, 0]
-    cdef double lpx, lpy, acc
+    cdef double lpx, lpy
     total = burn_in + n * thin
     with bit_generator.lock, nogil:
-        lpx = -_half_sq_white(&whiten[0, 0], &mu[0], &x[0], r, d)
+        lpx = -_half_sq_white(&whiten[0, 0], &mu[0], &x[0], r, wr, d)
         s = 0
         for t in range(total):
             for i in range(d):
                 z[i] = normal_zig(rng)
             for i in range(d):
-                acc = x[i]
-                for j in range(i + 1):
-                    acc = acc + A[i * d + j] * z[j]
-                y[i] = acc
-            lpy = -_half_sq_white(&whiten[0, 0], &mu[0], y, r, d)
+                y[i] = x[i]
+            _tril_matvec_add(A, z, y, d)
+            lpy = -_half_sq_white(&whiten[0, 0], &mu[0], y, r, wr, d)
             if log(open_double(rng)) < lpy - lpx:
                 for i in range(d):
                     x[i] = y[i]

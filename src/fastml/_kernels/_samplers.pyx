@@ -237,41 +237,36 @@ def uniform_open_fill(object bit_generator, double[::1] out):
 # ---- multivariate normal -----------------------------------------------------------
 
 def multivariate_normal_fill(object bit_generator, const double[::1] mean,
-                             const double[:, ::1] factor, bint triangular,
+                             const double[::1, :] factor, bint triangular,
                              double[:, ::1] out):
     """Rows ``out[s] = mean + A z``, z ~ N(0, I) by the ziggurat, ``A A^T = cov``.
 
-    The d normals of a row are drawn in order. A lower-triangular ``A`` (Cholesky) is
-    applied in place from the last coordinate up (x_i needs z_0..z_i only); a full
-    ``A`` (eigen-factor of a singular covariance) goes through a scratch vector.
+    The d normals of a row are drawn in order into scratch, then ``A z`` is
+    accumulated column by column (``A`` Fortran-ordered: contiguous, vectorisable inner
+    loop). A lower-triangular ``A`` (Cholesky) skips the zero upper part; a full
+    ``A`` is the eigen-factor of a singular covariance.
 
     Assumes: ``factor`` (d, d), lower triangular when ``triangular``; ``mean`` (d,),
     ``out`` (n, d).
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
-    cdef idx_t n = out.shape[0], d = out.shape[1], s, i, j
-    cdef double acc
+    cdef idx_t n = out.shape[0], d = out.shape[1], s, i, j, i0
+    cdef double zj
     if mean.shape[0] != d or factor.shape[0] != d or factor.shape[1] != d or d < 1:
         raise ValueError(f"multivariate_normal_fill: shape mismatch (d={d})")
     cdef double[::1] z = np.empty(d)
+    cdef const double *col
     with bit_generator.lock, nogil:
         for s in range(n):
-            if triangular:
-                for i in range(d):
-                    out[s, i] = normal_zig(rng)
-                for i in range(d - 1, -1, -1):
-                    acc = 0.0
-                    for j in range(i + 1):
-                        acc = acc + factor[i, j] * out[s, j]
-                    out[s, i] = mean[i] + acc
-            else:
-                for i in range(d):
-                    z[i] = normal_zig(rng)
-                for i in range(d):
-                    acc = 0.0
-                    for j in range(d):
-                        acc = acc + factor[i, j] * z[j]
-                    out[s, i] = mean[i] + acc
+            for i in range(d):
+                z[i] = normal_zig(rng)
+                out[s, i] = mean[i]
+            for j in range(d):
+                zj = z[j]
+                col = &factor[0, j]
+                i0 = j if triangular else 0
+                for i in range(i0, d):
+                    out[s, i] = out[s, i] + col[i] * zj
 
 
 # ---- gamma and Dirichlet -----------------------------------------------------------
