@@ -834,3 +834,14 @@ def test_docstring_examples():
 
     res = doctest.testmod(S, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0 and res.attempted > 40
+
+
+def test_hmc_divergent_trajectories_are_rejected_not_raised():
+    # a huge step overflows the leapfrog trajectory: both paths reject every proposal
+    t = S.MultivariateNormal(np.zeros(3), np.eye(3))
+    g = PyGauss(np.zeros(3), np.eye(3))
+    for eps in (50.0, 1e200):
+        rc = S.hmc(t, np.zeros(3), 100, step_size=eps, n_leapfrog=20, random_state=1)
+        rg = S.hmc(g, np.zeros(3), 100, step_size=eps, n_leapfrog=20, random_state=1)
+        assert rc.acceptance_rate[0] == rg.acceptance_rate[0] == 0.0
+        assert (rc.samples == 0).all() and (rg.samples == 0).all()

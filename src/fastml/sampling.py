@@ -1213,6 +1213,8 @@ def _eval_grad(grad, x: np.ndarray, d: int, where: str) -> np.ndarray:
         raise ValueError(
             f"grad_log_prob must return shape ({d},), got {g.shape} {where}"
         )
+    if np.isnan(g).any():
+        raise ValueError(f"grad_log_prob returned NaN {where} (x = {x!r})")
     return g
 
 
@@ -1503,16 +1505,25 @@ def _hmc_generic(
             h0 = -lpx + 0.5 * np.sum(p * p / m)
             xn = x.copy()
             pn = p + 0.5 * eps * g
-            for step in range(n_leapfrog):
-                xn = xn + eps * pn / m
-                gn = _eval_grad(grad, xn, d, f"at iteration {t}")
-                if step < n_leapfrog - 1:
-                    pn = pn + eps * gn
-            pn = pn + 0.5 * eps * gn
-            lpn = _eval_log_prob(log_prob, xn, f"at iteration {t}")
-            h1 = -lpn + 0.5 * np.sum(pn * pn / m)
-            if not np.isfinite(h1):
+            diverged = False
+            with np.errstate(over="ignore", invalid="ignore"):
+                for step in range(n_leapfrog):
+                    xn = xn + eps * pn / m
+                    if not np.isfinite(xn).all():
+                        diverged = True  # overflowed trajectory: rejected
+                        break
+                    gn = _eval_grad(grad, xn, d, f"at iteration {t}")
+                    if step < n_leapfrog - 1:
+                        pn = pn + eps * gn
+            if diverged:
                 h1 = np.inf
+            else:
+                pn = pn + 0.5 * eps * gn
+                lpn = _eval_log_prob(log_prob, xn, f"at iteration {t}")
+                with np.errstate(over="ignore", invalid="ignore"):
+                    h1 = -lpn + 0.5 * np.sum(pn * pn / m)
+                if not np.isfinite(h1):
+                    h1 = np.inf
             if logu[k] < h0 - h1:
                 x, g, lpx = xn, gn, lpn
                 if t >= burn_in:
