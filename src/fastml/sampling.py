@@ -1284,9 +1284,10 @@ def metropolis_hastings(
 
     Notes
     -----
-    Per iteration: d ziggurat normals ``z``, then one uniform ``u``; accept ``y`` when
-    ``log u < log p(y) - log p(x)`` (PRML eq. 11.33 with a symmetric proposal, so the
-    Metropolis ratio, eq. 11.33, needs no proposal correction). The generic path draws
+    Per iteration: d ziggurat normals ``z``, then one Exp(1) ziggurat draw ``E``;
+    accept ``y`` when ``E > log p(x) - log p(y)``, which is ``log U < log p(y) -
+    log p(x)`` for the uniform ``U = exp(-E)``: the Metropolis criterion of PRML
+    eq. 11.33 (symmetric proposal, no proposal correction). The generic path draws
     the same numbers in the same order, so both paths give the same chain up to
     rounding in ``log p``.
 
@@ -1319,6 +1320,7 @@ def metropolis_hastings(
                 "proposal_cov must be positive definite (Cholesky failed)"
             ) from None
     prop = np.asfortranarray(step_size * np.tril(chol))  # kernels: column-major
+    prop_white = np.asfortranarray(np.tril(target.whiten @ prop)) if compiled else None
     if not compiled:
         _check_start(log_prob, x0)
     rngs = _chain_rngs(random_state, n_chains)
@@ -1330,8 +1332,9 @@ def metropolis_hastings(
         bg = rngs[c].bit_generator
         if compiled:
             return _mcmc.mh_gaussian(
-                bg, x, prop, target.mean, target._whiten_f, burn_in, thin, samples[c]
-            )
+                bg, x, prop, prop_white, target.mean, target._whiten_f, burn_in, thin,
+                samples[c],
+            )  # fmt: skip
         return _mh_generic(bg, log_prob, x, prop, burn_in, thin, total, samples[c])
 
     acc = _run_chains(run_one, n_chains, n_jobs)
@@ -1347,14 +1350,13 @@ def _mh_generic(bg, log_prob, x, prop, burn_in, thin, total, out) -> int:
     while t < total:
         b = min(_BLOCK, total - t)
         z = np.empty((b, d))
-        u = np.empty(b)
-        _mcmc.draw_block(bg, z, u)
+        e = np.empty(b)
+        _mcmc.draw_block(bg, z, e)
         steps = z @ prop.T
-        logu = np.log(u)
         for k in range(b):
             y = x + steps[k]
             lpy = _eval_log_prob(log_prob, y, f"at iteration {t}")
-            if logu[k] < lpy - lpx:
+            if e[k] > lpx - lpy:
                 x, lpx = y, lpy
                 if t >= burn_in:
                     acc_n += 1
@@ -1424,7 +1426,8 @@ def hmc(
     PRML sec. 11.5: momentum ``p ~ N(0, M)``, Hamiltonian ``H = E(x) + K(p)`` with
     ``E = -log p(x)`` (eq. 11.57) and ``K = p^T M^{-1} p / 2`` (eq. 11.56); leapfrog
     eqs. 11.64-11.66; accept with probability ``min(1, exp(H - H'))`` (eq. 11.67).
-    Per iteration: d ziggurat normals, then one uniform.
+    Per iteration: d ziggurat normals, then one Exp(1) ziggurat draw ``E``; accept
+    when ``E > H' - H``.
 
     Examples
     --------
@@ -1497,9 +1500,8 @@ def _hmc_generic(
     while t < total:
         b = min(_BLOCK, total - t)
         z = np.empty((b, d))
-        u = np.empty(b)
-        _mcmc.draw_block(bg, z, u)
-        logu = np.log(u)
+        e = np.empty(b)
+        _mcmc.draw_block(bg, z, e)
         for k in range(b):
             p = sm * z[k]
             h0 = -lpx + 0.5 * np.sum(p * p / m)
@@ -1524,7 +1526,7 @@ def _hmc_generic(
                     h1 = -lpn + 0.5 * np.sum(pn * pn / m)
                 if not np.isfinite(h1):
                     h1 = np.inf
-            if logu[k] < h0 - h1:
+            if e[k] > h1 - h0:
                 x, g, lpx = xn, gn, lpn
                 if t >= burn_in:
                     acc_n += 1

@@ -4,12 +4,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 def draw_block(
-    bit_generator: Any, z: NDArray[np.float64], u: NDArray[np.float64]
+    bit_generator: Any, z: NDArray[np.float64], e: NDArray[np.float64]
 ) -> None: ...
 def mh_gaussian(
     bit_generator: Any,
     x: NDArray[np.float64],
     prop_chol: NDArray[np.float64],
+    prop_white: NDArray[np.float64],
     mu: NDArray[np.float64],
     whiten: NDArray[np.float64],
     burn_in: int,

@@ -11,12 +11,12 @@ Random numbers are consumed in a fixed documented order per iteration, so a gene
 """
 import numpy as np
 
-from libc.math cimport INFINITY, isfinite, log, sqrt
+from libc.math cimport INFINITY, isfinite, sqrt
 from numpy.random cimport bitgen_t
 
 from fastml._kernels._bitgen cimport get_bitgen
 from fastml._kernels._types cimport idx_t
-from fastml._kernels._ziggurat cimport normal_zig, open_double
+from fastml._kernels._ziggurat cimport exp_zig, normal_zig
 
 
 # Matrix-vector products on column-major (Fortran-ordered) matrices, no BLAS (so
@@ -122,65 +122,84 @@ cdef inline double _grad_logp(const double *P, const double *mu, const double *x
     return 0.5 * lp
 
 
-def draw_block(object bit_generator, double[:, ::1] z, double[::1] u):
-    """The random numbers of ``len(u)`` MH / HMC iterations, in the chain kernels' order.
+def draw_block(object bit_generator, double[:, ::1] z, double[::1] e):
+    """The random numbers of ``len(e)`` MH / HMC iterations, in the chain kernels' order.
 
-    Iteration t takes ``d`` ziggurat normals (``z[t]``) then one U(0, 1) (``u[t]``):
-    the generic Python samplers use this to consume the stream exactly like
+    Iteration t takes ``d`` ziggurat normals (``z[t]``) then one Exp(1) ziggurat draw
+    (``e[t]``): the generic Python samplers use this to consume the stream exactly like
     :func:`mh_gaussian` and :func:`hmc_gaussian`.
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t n = z.shape[0], d = z.shape[1], t, i
-    if u.shape[0] != n:
+    if e.shape[0] != n:
         raise ValueError(f"draw_block: shape mismatch (n={n})")
     with bit_generator.lock, nogil:
         for t in range(n):
             for i in range(d):
                 z[t, i] = normal_zig(rng)
-            u[t] = open_double(rng)
+            e[t] = exp_zig(rng)
+
+
+# MH re-derives its whitened state from x after this many accepted moves, so rounding
+# in the incremental update cannot accumulate.
+cdef idx_t _REFRESH = 256
 
 
 def mh_gaussian(object bit_generator, double[::1] x, const double[::1, :] prop_chol,
-                const double[::1] mu, const double[::1, :] whiten, idx_t burn_in,
-                idx_t thin, double[:, ::1] out):
+                const double[::1, :] prop_white, const double[::1] mu,
+                const double[::1, :] whiten, idx_t burn_in, idx_t thin,
+                double[:, ::1] out):
     """Random-walk Metropolis on N(mu, Sigma) (PRML sec. 11.2.1, eq. 11.33).
 
     Iteration: ``d`` ziggurat normals z, proposal ``y = x + A z`` (``A`` lower
-    triangular, ``A A^T`` = proposal covariance; ``A`` and ``W`` Fortran-ordered),
-    one U(0, 1) u; accept when
-    ``log u < log p(y) - log p(x)``. ``burn_in`` iterations, then ``thin`` iterations
-    per row of ``out``. ``x`` holds x0 on entry and the last state on exit.
+    triangular, ``A A^T`` = proposal covariance), then one Exp(1) ziggurat draw E;
+    accept when ``E > log p(x) - log p(y)`` (the same event as ``log U < log p(y) -
+    log p(x)`` for ``U = exp(-E)`` uniform). The chain carries ``w = W (x - mu)``
+    and moves it by ``B z`` with ``B = W A`` (``prop_white``, lower triangular), so a
+    step costs one triangular product; ``x`` is moved only on acceptance and ``w`` is
+    recomputed from ``x`` every 256 acceptances. All matrices Fortran-ordered, zeros
+    above the diagonal. ``burn_in`` iterations, then ``thin`` iterations per row of
+    ``out``. ``x`` holds x0 on entry and the last state on exit.
 
     Assumes: shapes (d,), (d, d), finite x0. Returns the number of accepted
     proposals after burn-in.
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
-    cdef idx_t n = out.shape[0], d = out.shape[1], s, t, i, total, acc_n = 0
+    cdef idx_t n = out.shape[0], d = out.shape[1], s, t, i, total, acc_n = 0, moved = 0
     if (x.shape[0] != d or mu.shape[0] != d or prop_chol.shape[0] != d
             or prop_chol.shape[1] != d or whiten.shape[0] != d or whiten.shape[1] != d
+            or prop_white.shape[0] != d or prop_white.shape[1] != d
             or d < 1 or thin < 1 or burn_in < 0):
         raise ValueError(f"mh_gaussian: shape mismatch (d={d})")
     cdef double[:, ::1] scratch = np.empty((4, d))
     cdef double *z = &scratch[0, 0]
-    cdef double *y = &scratch[1, 0]
-    cdef double *r = &scratch[2, 0]
-    cdef double *wr = &scratch[3, 0]
+    cdef double *w = &scratch[1, 0]     # W (x - mu)
+    cdef double *wy = &scratch[2, 0]    # W (y - mu)
+    cdef double *r = &scratch[3, 0]
     cdef const double *A = &prop_chol[0, 0]
+    cdef const double *B = &prop_white[0, 0]
+    cdef const double *W = &whiten[0, 0]
     cdef double lpx, lpy
     total = burn_in + n * thin
     with bit_generator.lock, nogil:
-        lpx = -_half_sq_white(&whiten[0, 0], &mu[0], &x[0], r, wr, d)
+        lpx = -_half_sq_white(W, &mu[0], &x[0], r, w, d)
         s = 0
         for t in range(total):
             for i in range(d):
                 z[i] = normal_zig(rng)
+                wy[i] = w[i]
+            _tril_matvec_add(B, z, wy, d)
+            lpy = 0.0
             for i in range(d):
-                y[i] = x[i]
-            _tril_matvec_add(A, z, y, d)
-            lpy = -_half_sq_white(&whiten[0, 0], &mu[0], y, r, wr, d)
-            if log(open_double(rng)) < lpy - lpx:
+                lpy = lpy + wy[i] * wy[i]
+            lpy = -0.5 * lpy
+            if exp_zig(rng) > lpx - lpy:
+                _tril_matvec_add(A, z, &x[0], d)
+                moved += 1
+                if moved % _REFRESH == 0:
+                    lpy = -_half_sq_white(W, &mu[0], &x[0], r, wy, d)
                 for i in range(d):
-                    x[i] = y[i]
+                    w[i] = wy[i]
                 lpx = lpy
                 if t >= burn_in:
                     acc_n += 1
@@ -198,9 +217,10 @@ def hmc_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
 
     Iteration: momentum ``p = sqrt(m) z`` from ``d`` ziggurat normals (diagonal mass
     m), ``n_leapfrog`` leapfrog steps of size ``step_size`` on
-    ``H = -log p(x) + sum p^2 / (2 m)``, one U(0, 1) u; accept when
-    ``log u < H(x, p) - H(x', p')`` (a non-finite H' rejects). The gradient at the
-    current state is carried over between iterations.
+    ``H = -log p(x) + sum p^2 / (2 m)``, then one Exp(1) ziggurat draw E; accept
+    when ``E > H(x', p') - H(x, p)`` (the event ``log U < H - H'`` for
+    ``U = exp(-E)``; a non-finite H' rejects). The gradient at the current state is
+    carried over between iterations.
 
     Assumes: shapes (d,), (d, d), (d,); mass > 0; step_size > 0; n_leapfrog >= 1.
     Returns the number of accepted proposals after burn-in.
@@ -250,7 +270,7 @@ def hmc_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
             h1 = -lpn + 0.5 * kin
             if not isfinite(h1):
                 h1 = INFINITY
-            if log(open_double(rng)) < h0 - h1:
+            if exp_zig(rng) > h1 - h0:
                 for i in range(d):
                     x[i] = xn[i]
                     g[i] = gn[i]
