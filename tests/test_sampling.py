@@ -292,6 +292,44 @@ def test_ziggurat_float32_matches_reference_algorithm():
     np.testing.assert_allclose(x, ref, rtol=3.6e-7, atol=0)  # 3 ulp: table rounding
 
 
+def test_exponential_ziggurat_matches_reference_algorithm():
+    # Oracle: the documented float64 layout in plain Python: layer i = b & 255,
+    # m = b >> 11 (53 bits), x = m w_i, fast accept m < k_i, wedge test against e^-x,
+    # base layer -> r + a fresh Exp(1) (memorylessness); tables re-derived from r.
+    r = R_EXP
+    v = (r + 1) * math.exp(-r)
+    xs = [0.0] * 256
+    xs[255] = r
+    for i in range(255, 1, -1):
+        xs[i - 1] = -math.log(v / xs[i] + math.exp(-xs[i]))
+    fx = [1.0] + [math.exp(-xs[i]) for i in range(1, 256)]
+    w = [v / math.exp(-r) / 2.0**53] + [xs[i] / 2.0**53 for i in range(1, 256)]
+    kf = [r * math.exp(-r) / v, 0.0] + [xs[i - 1] / xs[i] for i in range(2, 256)]
+    n = 20_000
+    words = iter(
+        int(b) for b in np.random.default_rng(14).bit_generator.random_raw(2 * n)
+    )
+    ref = []
+    while len(ref) < n:
+        shift = 0.0
+        while True:
+            b = next(words)
+            i, m = b & 255, b >> 11
+            x = m * w[i]
+            if m / 2.0**53 < kf[i]:
+                ref.append(shift + x)
+                break
+            if i == 0:
+                shift += r
+            elif fx[i] + (next(words) >> 11) * 2.0**-53 * (
+                fx[i - 1] - fx[i]
+            ) < math.exp(-x):
+                ref.append(shift + x)
+                break
+    e = S.standard_exponential(n, random_state=14)
+    np.testing.assert_allclose(e, ref, rtol=1e-12, atol=0)
+
+
 def test_box_muller_matches_reference():
     # Oracle: the documented draw layout with numpy's cos/sin. Pair k uses word 2k for
     # the radius (next_double) and word 2k+1 for the angle: t = (pi/4) (w >> 11) 2^-53,
