@@ -381,8 +381,8 @@ def _check_cov(cov, d: int, name: str = "cov", tol: float = 1e-8) -> np.ndarray:
     if asym > tol * scale:
         i, j = np.unravel_index(np.argmax(np.abs(cov - cov.T)), cov.shape)
         raise ValueError(
-            f"{name} must be symmetric: {name}[{i}, {j}] = {cov[i, j]!r} but "
-            f"{name}[{j}, {i}] = {cov[j, i]!r} (tol={tol:g} relative)"
+            f"{name} must be symmetric: {name}[{i}, {j}] = {float(cov[i, j])!r} but "
+            f"{name}[{j}, {i}] = {float(cov[j, i])!r} (tol={tol:g} relative)"
         )
     return 0.5 * (cov + cov.T)
 
