@@ -219,7 +219,7 @@ def bench_two_threads(benchmark, impl):
         clock["wall"] += time.perf_counter() - w0
 
     benchmark.extra_info.update(n=2 * n, python_threads=2 if impl == "2-threads" else 1)
-    benchmark.pedantic(timed_fn, rounds=5)
+    benchmark.pedantic(timed_fn, rounds=5, warmup_rounds=1)
     # CPU seconds per wall second: ~2 when both threads really ran at once (GIL
     # released and two free cores), ~1 when serialised
     benchmark.extra_info["cpu_per_wall"] = clock["cpu"] / clock["wall"]
