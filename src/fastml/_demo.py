@@ -55,6 +55,10 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.rbm",
         "Bernoulli RBM on the digits by persistent CD; features vs raw pixels",
     ),
+    "sampling": (
+        "fastml._demos.sampling",
+        "ziggurat / Box-Muller / polar normals vs numpy, MH and HMC on a 10-d Gaussian",
+    ),
 }
 
 
