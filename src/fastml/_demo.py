@@ -23,6 +23,18 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.losses",
         "logistic and softmax regression by the MLE losses",
     ),
+    "sampling": (
+        "fastml._demos.sampling",
+        "ziggurat / Box-Muller / polar normals vs numpy, MH and HMC on a 10-d Gaussian",
+    ),
+    "mixture": (
+        "fastml._demos.mixture",
+        "Gaussian mixture by EM and variational Bayes (components kept)",
+    ),
+    "lda": (
+        "fastml._demos.lda",
+        "LDA topics on Reuters by collapsed Gibbs and variational EM",
+    ),
     "hmm": (
         "fastml._demos.hmm",
         "dishonest casino: Baum-Welch and Viterbi on fair/loaded dice",
@@ -39,14 +51,6 @@ DEMOS: dict[str, tuple[str, str]] = {
         "fastml._demos.ep",
         "expectation propagation on the clutter problem: EP vs ADF vs exact",
     ),
-    "mixture": (
-        "fastml._demos.mixture",
-        "Gaussian mixture by EM and variational Bayes (components kept)",
-    ),
-    "lda": (
-        "fastml._demos.lda",
-        "LDA topics on Reuters by collapsed Gibbs and variational EM",
-    ),
     "nn": (
         "fastml._demos.nn",
         "MLP and CNN on the digits by explicit backprop (accuracy per epoch)",
@@ -54,10 +58,6 @@ DEMOS: dict[str, tuple[str, str]] = {
     "rbm": (
         "fastml._demos.rbm",
         "Bernoulli RBM on the digits by persistent CD; features vs raw pixels",
-    ),
-    "sampling": (
-        "fastml._demos.sampling",
-        "ziggurat / Box-Muller / polar normals vs numpy, MH and HMC on a 10-d Gaussian",
     ),
 }
 
