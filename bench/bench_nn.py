@@ -67,13 +67,21 @@ def bench_conv2d_forward_backward(benchmark, impl, stride, dtype, problem):
 @pytest.mark.parametrize("impl", ["im2col", "np.copyto"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
-def bench_im2col_vs_copy(benchmark, impl, stride, dtype, problem):
+@pytest.mark.parametrize("batch", [N, 256], ids=["cache", "memory"])
+def bench_im2col_vs_copy(benchmark, impl, stride, dtype, batch, problem):
     """im2col into a preallocated output vs np.copyto of an array of the output's size
-    (the memory-bandwidth yardstick: both write the same number of bytes)."""
-    benchmark.group = f"im2col-{N}x{C}x{H}x{W}-k3-p1-s{stride}-{np.dtype(dtype).name}"
-    x = problem[0].astype(dtype)
+    (the memory-bandwidth yardstick: both write the same number of bytes).
+
+    Two sizes: the Conv2d benchmark's batch of 32, whose output (2-9 MB) stays in cache
+    where a copy runs far above memory bandwidth, and a batch of 256 (38-302 MB), where
+    the copy is bound by memory bandwidth.
+    """
+    benchmark.group = (
+        f"im2col-{batch}x{C}x{H}x{W}-k3-p1-s{stride}-{np.dtype(dtype).name}"
+    )
+    x = np.resize(problem[0], (batch, C, H, W)).astype(dtype)
     oh = (H + 2 - K) // stride + 1
-    cols = np.empty((N, C * K * K, oh * oh), dtype=dtype)
+    cols = np.empty((batch, C * K * K, oh * oh), dtype=dtype)
     benchmark.extra_info.update(out_bytes=cols.nbytes)
     if impl == "im2col":
         benchmark(_conv.im2col, x, K, K, stride, 1, cols)
