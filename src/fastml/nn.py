@@ -337,6 +337,10 @@ class Layer:
 
     def backward(self, grad_out):
         """dL/dx given dL/dy (of the last output's shape); fills ``self.grads``."""
+        return self._backward(self._check_grad_out(grad_out))
+
+    def _check_grad_out(self, grad_out):
+        """dL/dy validated against the last forward: finite, of its shape and dtype."""
         if self._out_shape is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         g = check_array(grad_out, "grad_out", dtype=self._cache_dtype())
@@ -344,7 +348,7 @@ class Layer:
             raise ValueError(
                 f"grad_out must have the output's shape {self._out_shape}, got {g.shape}"
             )
-        return self._backward(g)
+        return g
 
     def _cache_dtype(self):
         return self.dtype
@@ -1055,13 +1059,7 @@ class AdditiveAttention(Layer):
 
     def backward(self, grad_out):
         """``(d_query, d_keys)`` given dL/d(context); fills ``self.grads``."""
-        if self._out_shape is None:
-            raise RuntimeError("AdditiveAttention.backward called before forward")
-        dc = check_array(grad_out, "grad_out", dtype=self.dtype)
-        if dc.shape != self._out_shape:
-            raise ValueError(
-                f"grad_out must have the output's shape {self._out_shape}, got {dc.shape}"
-            )
+        dc = self._check_grad_out(grad_out)
         q, k, u, alpha = self._q, self._k, self._u, self.weights_
         dalpha = np.matmul(k, dc[:, :, None])[:, :, 0]
         dk = alpha[:, :, None] * dc[:, None, :]
@@ -1195,13 +1193,7 @@ class MultiHeadAttention(Layer):
 
     def backward(self, grad_out):
         """``(d_query, d_key, d_value)``, or dL/dx for self-attention; fills ``grads``."""
-        if self._out_shape is None:
-            raise RuntimeError("MultiHeadAttention.backward called before forward")
-        g = check_array(grad_out, "grad_out", dtype=self.dtype)
-        if g.shape != self._out_shape:
-            raise ValueError(
-                f"grad_out must have the output's shape {self._out_shape}, got {g.shape}"
-            )
+        g = self._check_grad_out(grad_out)
         q, k, v, Q, K, V, P, Hc, scale = self._cache
         p, gr, e = self.params, self.grads, self.embed_dim
         g2 = g.reshape(-1, e)
