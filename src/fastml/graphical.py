@@ -1147,6 +1147,22 @@ class MarkovNetwork:
         return fg
 
 
+def _half_stride(W: int) -> int:
+    """Slots per half-row in the grid kernel's layout: ceil(W / 2) plus 4 of padding, so
+    that label rows 2^k doubles wide do not all map to the same cache sets."""
+    return (W + 1) // 2 + 4
+
+
+def _to_half_rows(a: np.ndarray, pad: float) -> np.ndarray:
+    """(H, W, K) -> the grid kernel's layout (H, K, 2, hs): each row split into its even
+    and odd columns, labels outermost; padding slots hold ``pad``."""
+    H, W, K = a.shape
+    hs = _half_stride(W)
+    out = np.full((H, 2 * hs, K), pad)
+    out[:, :W] = a  # column j is slot j // 2 of half j % 2
+    return np.ascontiguousarray(out.reshape(H, hs, 2, K).transpose(0, 3, 2, 1))
+
+
 class GridBPResult:
     """Loopy BP on a grid: ``beliefs`` (H, W, K) (normalised marginals for sum-product,
     max-marginal log-beliefs shifted to max 0 for max-product), ``labels`` (argmax per
@@ -1205,7 +1221,7 @@ class PairwiseMRF:
         self.log_pairwise = np.array(p, copy=True)
         self.log_unary.flags.writeable = False
         self.log_pairwise.flags.writeable = False
-        self._potentials = None
+        self._kernel_unary = {}  # per method, in the grid kernel's layout (cached)
 
     @classmethod
     def potts(cls, log_unary, coupling) -> PairwiseMRF:
@@ -1289,26 +1305,26 @@ class PairwiseMRF:
         off = lp[~np.eye(K, dtype=bool)]
         diag = np.diag(lp)
         potts = K == 1 or ((off == off[0]).all() and (diag == diag[0]).all())
+        if method not in self._kernel_unary:
+            u = self.log_unary
+            if not is_max:  # potentials scaled to max 1 per pixel
+                u = np.exp(u - u.max(axis=2, keepdims=True))
+            self._kernel_unary[method] = _to_half_rows(u, 0.0 if is_max else 1.0)
+        unary = self._kernel_unary[method]
         if is_max:
-            unary = self.log_unary
             pair = lp
             pd, po = float(diag[0]), float(off[0]) if K > 1 else 0.0
         else:
-            if self._potentials is None:  # scaled potentials, computed once per model
-                self._potentials = np.exp(
-                    self.log_unary - self.log_unary.max(axis=2, keepdims=True)
-                )
-            unary = self._potentials
             pair = np.exp(lp - lp.max())
             pd = float(pair[0, 0])
             po = float(pair[0, 1]) if K > 1 else 0.0
         pair = np.ascontiguousarray(pair)
+        hs = _half_stride(W)
         belief = np.empty((H, W, K))
-        messages = np.empty((H, W, 4, K))
         n_iter, delta = _bp.grid_bp(
-            unary, pair, np.ascontiguousarray(pair.T), pd, po, bool(potts), is_max,
-            max_iter, tol, damping, schedule == "checkerboard", messages,
-            np.empty_like(messages), belief,
-            np.empty(2 * K),
+            unary, W, pair, np.ascontiguousarray(pair.T), pd, po, bool(potts), is_max,
+            max_iter, tol, damping, schedule == "checkerboard",
+            np.empty((H, 4, K, 2, hs)), belief,
+            np.empty((2 * K + 3 + 24 * _bp.GRID_FUSE * K) * hs),
         )  # fmt: skip
         return GridBPResult(belief, delta < tol, n_iter, delta)

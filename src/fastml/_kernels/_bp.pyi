@@ -56,8 +56,11 @@ def bethe_free_energy(
     var_belief: NDArray[np.float64],
     fac_belief: NDArray[np.float64],
 ) -> float: ...
+GRID_FUSE: int
+
 def grid_bp(
     unary: NDArray[np.float64],
+    W: int,
     pair: NDArray[np.float64],
     pair_t: NDArray[np.float64],
     potts_diag: float,
@@ -69,7 +72,6 @@ def grid_bp(
     damping: float,
     checkerboard: bool,
     messages: NDArray[np.float64],
-    spare: NDArray[np.float64],
     belief: NDArray[np.float64],
     scratch: NDArray[np.float64],
 ) -> tuple[int, float]: ...

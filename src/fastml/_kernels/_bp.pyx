@@ -17,12 +17,17 @@ in the table's axis order), ``evar[E]``, ``efac[E]``, ``estride[E]`` (C-order st
 variable in its factor's table), ``eoff[E+1]`` (message offsets), ``toff[F+1]`` (table
 offsets), ``vptr[V+1]`` and ``vedge[E]`` (edges of each variable).
 
-The grid kernels (``grid_bp_sum``, ``grid_bp_max``) are the same equations specialised to a
+The grid kernel (``grid_bp``) runs the same equations specialised to a
 4-connected H x W lattice with one pairwise table shared by all edges.
 """
 from libc.math cimport log, fabs, INFINITY
+from libc.string cimport memcpy
 
 from fastml._kernels._types cimport idx_t
+
+cdef extern from "_prefetch.h" nogil:
+    void fastml_prefetch_read(const void *p)
+    void fastml_prefetch_write(void *p)
 
 cdef idx_t _HEADER = 17
 
@@ -569,234 +574,365 @@ def bethe_free_energy(const idx_t[::1] graph, const double[::1] logtab,
 
 
 # ---------------------------------------------------------------------------------------
-# 4-connected grids (Ising/Potts): messages[i, j, d, :] is the message INTO pixel (i, j)
-# from its neighbour on side d (0 left, 1 right, 2 up, 3 down), so a pixel's four
-# incoming messages are contiguous; pair[a, b] couples the left (or upper) pixel's state a
-# with the right (or lower) pixel's state b. Messages from outside the grid are constant
-# (1, or 0 in log space) and never updated.
+# 4-connected grids (Ising/Potts), laid out for SIMD across pixels. Each image row is
+# split into its even and odd columns ("halves" of Wh = ceil(W / 2) pixels, stored hs >=
+# Wh apart; pixel (i, j) is slot j // 2 of half j % 2), and every per-pixel quantity is
+# stored label-major
+# inside a row: unary[i, x, half, k], messages[i, d, x, half, k] (the message INTO the
+# pixel from its neighbour on side d: 0 left, 1 right, 2 up, 3 down). So the messages of
+# one direction and label for a run of pixels are contiguous, every loop below runs
+# over pixels with unit stride (the compiler vectorises them), and the two colours of
+# the chessboard are whole halves. pair[a, b] couples the left (or upper) pixel's state
+# a with the right (or lower) pixel's state b. Messages from outside the grid are
+# constant (1, or 0 in log space) and never written.
 
-cdef inline void _grid_msg_sum(const double *h, const double *pair, idx_t K,
-                               double potts_diag, double potts_off, bint potts,
-                               double *out) noexcept nogil:
-    """out(y) = sum_x h(x) pair[x, y], normalised to sum 1."""
-    cdef idx_t x, y
-    cdef double s = 0.0, hx, base, slope
-    if potts:
-        for x in range(K):
-            s += h[x]
-        # the message sums to s (K off + diag - off): normalise in the same pass
-        base = s * (K * potts_off + potts_diag - potts_off)
-        if base > 0.0:
-            slope = (potts_diag - potts_off) / base
-            base = potts_off * s / base
-            for y in range(K):
-                out[y] = base + slope * h[y]
-            return
+cdef inline void _cavity(const double *phi, const double *a, const double *b,
+                         const double *c, idx_t rs, idx_t n, idx_t K, bint is_max,
+                         double *h) noexcept nogil:
+    """h[x, k] = phi a b c (or the sum in log space) for n pixels; inputs have label
+    stride ``rs``, h has label stride n."""
+    cdef idx_t x, k
+    for x in range(K):
+        if is_max:
+            for k in range(n):
+                h[x * n + k] = phi[x * rs + k] + a[x * rs + k] + b[x * rs + k] + c[x * rs + k]
+        else:
+            for k in range(n):
+                h[x * n + k] = phi[x * rs + k] * a[x * rs + k] * b[x * rs + k] * c[x * rs + k]
+
+
+cdef inline void _potts_sum(double *h, idx_t n, idx_t K, double diag, double off,
+                            double *base, double *scale) noexcept nogil:
+    """Potts sum-product message m(y) = off S + (diag - off) h(y), S = sum_x h(x),
+    normalised in closed form: m / (S (K off + diag - off)) = base + scale h(y)."""
+    cdef idx_t x, k
+    cdef double c = K * off + diag - off, b0 = off / c, s
+    for k in range(n):
+        scale[k] = 0.0
+    for x in range(K):
+        for k in range(n):
+            scale[k] += h[x * n + k]
+    for k in range(n):
+        s = scale[k]
+        # S = 0 (every cavity entry underflowed): the uniform message
+        base[k] = b0 if s > 0.0 else 1.0 / K
+        scale[k] = (diag - off) / (c * s) if s > 0.0 else 0.0
+
+
+cdef inline void _general_sum(const double *h, const double *pm, idx_t n, idx_t K,
+                              double *o, double *base, double *scale) noexcept nogil:
+    """o[y, k] = sum_x h[x, k] pm[x, y]; base 0 and scale 1 / sum_y o (uniform if 0)."""
+    cdef idx_t x, y, k
+    cdef double p
+    for k in range(n * K):
+        o[k] = 0.0
+    for x in range(K):
         for y in range(K):
-            out[y] = 1.0 / K
-        return
-    else:
-        for y in range(K):
-            out[y] = 0.0
-        for x in range(K):
-            hx = h[x]
-            for y in range(K):
-                out[y] += hx * pair[x * K + y]
-    s = 0.0
+            p = pm[x * K + y]
+            for k in range(n):
+                o[y * n + k] += h[x * n + k] * p
+    for k in range(n):
+        scale[k] = 0.0
     for y in range(K):
-        s += out[y]
-    if s > 0.0:
-        s = 1.0 / s
-        for y in range(K):
-            out[y] *= s
-    else:
-        for y in range(K):
-            out[y] = 1.0 / K
+        for k in range(n):
+            scale[k] += o[y * n + k]
+    for k in range(n):
+        base[k] = 0.0 if scale[k] > 0.0 else 1.0 / K
+        scale[k] = 1.0 / scale[k] if scale[k] > 0.0 else 0.0
 
 
-cdef inline void _grid_msg_max(const double *h, const double *pair, idx_t K,
-                               double potts_diag, double potts_off, bint potts,
-                               double *out) noexcept nogil:
-    """out(y) = max_x h(x) + pair[x, y] (log space), shifted to max 0."""
-    cdef idx_t x, y
-    cdef double mx = -INFINITY, hx
-    if potts:
-        for x in range(K):
-            if h[x] > mx:
-                mx = h[x]
-        for y in range(K):
-            out[y] = h[y] + potts_diag
-            if mx + potts_off > out[y]:
-                out[y] = mx + potts_off
-    else:
-        for y in range(K):
-            out[y] = -INFINITY
-        for x in range(K):
-            hx = h[x]
-            for y in range(K):
-                if hx + pair[x * K + y] > out[y]:
-                    out[y] = hx + pair[x * K + y]
-    mx = -INFINITY
+cdef inline void _potts_max(double *h, idx_t n, idx_t K, double diag, double off,
+                            double *base, double *scale) noexcept nogil:
+    """Potts max-product message in log space, in place: h(y) <- max(h(y) + diag,
+    M + off), M = max_x h(x); its maximum M + max(diag, off) goes into -base."""
+    cdef idx_t x, k
+    cdef double v, top = diag if diag > off else off
+    for k in range(n):
+        base[k] = h[k]
+    for x in range(1, K):
+        for k in range(n):
+            v = h[x * n + k]
+            base[k] = v if v > base[k] else base[k]
+    for x in range(K):
+        for k in range(n):
+            v = h[x * n + k] + diag
+            h[x * n + k] = v if v > base[k] + off else base[k] + off
+    for k in range(n):
+        base[k] = -(base[k] + top)
+        scale[k] = 1.0
+
+
+cdef inline void _general_max(const double *h, const double *pm, idx_t n, idx_t K,
+                              double *o, double *base, double *scale) noexcept nogil:
+    """o[y, k] = max_x h[x, k] + pm[x, y]; base = -max_y o, scale 1."""
+    cdef idx_t x, y, k
+    cdef double p, v
     for y in range(K):
-        if out[y] > mx:
-            mx = out[y]
-    if mx == -INFINITY:
-        mx = 0.0
-    for y in range(K):
-        out[y] -= mx
+        p = pm[y]
+        for k in range(n):
+            o[y * n + k] = h[k] + p
+        for x in range(1, K):
+            p = pm[x * K + y]
+            for k in range(n):
+                v = h[x * n + k] + p
+                o[y * n + k] = v if v > o[y * n + k] else o[y * n + k]
+    for k in range(n):
+        base[k] = o[k]
+    for y in range(1, K):
+        for k in range(n):
+            base[k] = o[y * n + k] if o[y * n + k] > base[k] else base[k]
+    for k in range(n):
+        base[k] = -base[k]
+        scale[k] = 1.0
 
 
-cdef inline double _potts_sum_update(const double *phi, const double *a,
-                                     const double *b, const double *c, idx_t K,
-                                     double potts_diag, double potts_off,
-                                     double damping, const double *old,
-                                     double *dst) noexcept nogil:
-    """Fused Potts sum-product message: cavity h = phi a b c, message
-    off sum(h) + (diag - off) h normalised in closed form, damped into ``dst``.
-
-    Two interleaved accumulators for the sum and the change break the serial
-    floating-point dependency chains (the loop is latency bound at K = 8 otherwise).
-    Returns the largest change."""
-    cdef idx_t x
-    cdef double s0 = 0.0, s1 = 0.0, base, slope, v0, v1, d0 = 0.0, d1 = 0.0, ch
-    cdef double keep = 1.0 - damping
-    for x in range(0, K - 1, 2):
-        s0 += phi[x] * a[x] * b[x] * c[x]
-        s1 += phi[x + 1] * a[x + 1] * b[x + 1] * c[x + 1]
-    if K % 2:
-        s0 += phi[K - 1] * a[K - 1] * b[K - 1] * c[K - 1]
-    s0 += s1
-    base = s0 * (K * potts_off + potts_diag - potts_off)
-    if base > 0.0:
-        slope = keep * (potts_diag - potts_off) / base
-        base = keep * potts_off * s0 / base
-    else:
-        slope = 0.0
-        base = keep / K
-    for x in range(0, K - 1, 2):
-        v0 = base + slope * (phi[x] * a[x] * b[x] * c[x]) + damping * old[x]
-        v1 = (base + slope * (phi[x + 1] * a[x + 1] * b[x + 1] * c[x + 1])
-              + damping * old[x + 1])
-        ch = fabs(v0 - old[x])
-        if ch > d0:
-            d0 = ch
-        ch = fabs(v1 - old[x + 1])
-        if ch > d1:
-            d1 = ch
-        dst[x] = v0
-        dst[x + 1] = v1
-    if K % 2:
-        x = K - 1
-        v0 = base + slope * (phi[x] * a[x] * b[x] * c[x]) + damping * old[x]
-        ch = fabs(v0 - old[x])
-        if ch > d0:
-            d0 = ch
-        dst[x] = v0
-    return d0 if d0 > d1 else d1
+cdef inline double _damp_store(const double *o, const double *base, const double *scale,
+                               idx_t rs, idx_t n, idx_t K, double damping,
+                               const double *old, double *dst, double *dk) noexcept nogil:
+    """dst[x, k] = (1 - damping) (base[k] + scale[k] o[x, k]) + damping old[x, k]
+    (``old`` and ``dst`` have label stride ``rs`` and may be the same array); returns
+    the largest change, kept per pixel in ``dk`` so the loop stays vectorisable."""
+    cdef idx_t x, k
+    cdef double v, ch, keep = 1.0 - damping, delta = 0.0
+    for k in range(n):
+        dk[k] = 0.0
+    for x in range(K):
+        for k in range(n):
+            v = keep * (base[k] + scale[k] * o[x * n + k]) + damping * old[x * rs + k]
+            ch = fabs(v - old[x * rs + k])
+            dk[k] = ch if ch > dk[k] else dk[k]
+            dst[x * rs + k] = v
+    for k in range(n):
+        delta = dk[k] if dk[k] > delta else delta
+    return delta
 
 
-cdef double _grid_sweep(const double *unary, const double *pair, const double *pair_t,
-                        idx_t H, idx_t W, idx_t K, double potts_diag, double potts_off,
-                        bint potts, bint is_max, double damping, const double *cur,
-                        double *nxt, double *h, double *m, idx_t colour) noexcept nogil:
-    """One flooding sweep: every message from ``cur``, damped, into ``nxt``.
+cdef double _grid_row(const double *unary, const double *pair, const double *pair_t,
+                      idx_t i, idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
+                      double potts_off, bint potts, bint is_max, double damping,
+                      const double *up, const double *mid, const double *down,
+                      double *dst, int halves, double *scratch) noexcept nogil:
+    """The new messages into the pixels of row i, one half-row and side d at a time:
+    the messages into its pixels from their neighbours on side d, as a strip of vector
+    operations over pixels.
 
-    Pull order: pixel q gathers its four incoming messages from its neighbours' blocks
-    and writes its own contiguous block of ``nxt`` (compared with its block of ``cur``
-    for the change), so writes stream and reads stay within three rows. With
-    ``colour`` 0 or 1 only the pixels with (i + j) % 2 == colour are updated, in place
-    (``nxt`` may equal ``cur``: their neighbours all have the other colour).
-    Returns the largest absolute change of a message."""
-    cdef idx_t i, j, x, d, pi, pj, K4 = 4 * K
-    cdef const double *phi
-    cdef const double *src
-    cdef const double *a
-    cdef const double *b
-    cdef const double *c
+    ``up``, ``mid`` and ``down`` are rows i - 1, i and i + 1 of the messages read (NULL
+    outside the grid); ``mid`` is also the old value for damping. ``dst`` is row i of
+    the messages written (may be ``mid``). ``halves`` is a bit mask of the halves
+    updated (1 even columns, 2 odd). Messages from outside the grid are written as
+    constants. ``scratch`` holds (2 K + 3) hs doubles. Returns the largest absolute
+    change of a message."""
+    cdef idx_t Wh = (W + 1) // 2, rs = 2 * hs, lab = K * 2 * hs
+    cdef idx_t par, d, e, x, k, sp, t, so, cnt, lo, hi, n_t
+    cdef idx_t n_half[2]
+    cdef double delta = 0.0, ch, border = 0.0 if is_max else 1.0
+    cdef double *h = scratch
+    cdef double *o = scratch + K * hs
+    cdef double *base = scratch + 2 * K * hs
+    cdef double *scale = base + hs
+    cdef double *dk = scale + hs
     cdef const double *pm
-    cdef const double *old
-    cdef double *dst
-    cdef double delta = 0.0, val, ch, keep = 1.0 - damping, border
-    border = 0.0 if is_max else 1.0
-    cdef idx_t step = 1 if colour < 0 else 2
-    for i in range(H):
-        j = 0 if colour < 0 else (i + colour) % 2
-        j -= step
-        while j + step < W:
-            j += step
-            old = cur + (i * W + j) * K4
-            dst = nxt + (i * W + j) * K4
-            # slot d of q = (i, j) holds the message from neighbour p on side d; p's
-            # cavity leaves out p's slot facing q (d ^ 1: left <-> right, up <-> down)
-            for d in range(4):
-                if d == 0:
-                    pi, pj, pm = i, j - 1, pair
-                elif d == 1:
-                    pi, pj, pm = i, j + 1, pair_t
-                elif d == 2:
-                    pi, pj, pm = i - 1, j, pair
+    cdef const double *src
+    cdef const double *phi
+    n_half[0] = Wh
+    n_half[1] = W // 2
+    for par in range(2):
+        if not (halves >> par) & 1:
+            continue
+        n_t = n_half[par]
+        for d in range(4):
+            # the neighbours: a strip of row i - 1, i or i + 1 (src), half sp, from its
+            # slot so; they send into the targets from slot t on, cnt of them; the
+            # targets [lo, hi) have no neighbour on side d
+            t = 0
+            so = 0
+            lo = 0
+            hi = 0
+            if d == 0:
+                src, sp, pm = mid, 1 - par, pair
+                phi = unary + i * K * rs
+                cnt = n_t - 1 if par == 0 else n_t
+                t = 1 if par == 0 else 0  # even j = 0 has no left neighbour
+                hi = t
+            elif d == 1:
+                src, sp, pm = mid, 1 - par, pair_t
+                phi = unary + i * K * rs
+                cnt = n_half[1] if par == 0 else Wh - 1
+                so = 0 if par == 0 else 1  # right of odd j = 2k + 1 is even slot k + 1
+                lo = cnt
+                hi = n_t
+            elif d == 2:
+                src, sp, pm, cnt = up, par, pair, n_t
+                if up == NULL:
+                    cnt = 0
+                    hi = n_t
                 else:
-                    pi, pj, pm = i + 1, j, pair_t
-                if pi < 0 or pi >= H or pj < 0 or pj >= W:
-                    for x in range(K):
-                        dst[d * K + x] = border
-                    continue
-                phi = unary + (pi * W + pj) * K
-                src = cur + (pi * W + pj) * K4
-                a = src + (((d ^ 1) + 1) & 3) * K
-                b = src + (((d ^ 1) + 2) & 3) * K
-                c = src + (((d ^ 1) + 3) & 3) * K
-                if potts and not is_max:
-                    ch = _potts_sum_update(phi, a, b, c, K, potts_diag, potts_off,
-                                           damping, old + d * K, dst + d * K)
-                    if ch > delta:
-                        delta = ch
-                    continue
-                if is_max:
-                    for x in range(K):
-                        h[x] = phi[x] + a[x] + b[x] + c[x]
-                    _grid_msg_max(h, pm, K, potts_diag, potts_off, potts, m)
+                    phi = unary + (i - 1) * K * rs
+            else:
+                src, sp, pm, cnt = down, par, pair_t, n_t
+                if down == NULL:
+                    cnt = 0
+                    hi = n_t
                 else:
-                    for x in range(K):
-                        h[x] = phi[x] * a[x] * b[x] * c[x]
-                    _grid_msg_sum(h, pm, K, potts_diag, potts_off, potts, m)
-                for x in range(K):
-                    val = keep * m[x] + damping * old[d * K + x]
-                    ch = fabs(val - old[d * K + x])
-                    if ch > delta:
-                        delta = ch
-                    dst[d * K + x] = val
+                    phi = unary + (i + 1) * K * rs
+            for x in range(K):
+                for k in range(lo, hi):
+                    dst[d * lab + x * rs + par * hs + k] = border
+            if cnt <= 0:
+                continue
+            # the neighbour's cavity leaves out its slot facing this pixel (d ^ 1)
+            e = d ^ 1
+            src = src + sp * hs + so
+            _cavity(phi + sp * hs + so, src + ((e + 1) & 3) * lab,
+                    src + ((e + 2) & 3) * lab, src + ((e + 3) & 3) * lab, rs, cnt, K,
+                    is_max, h)
+            if is_max and potts:
+                _potts_max(h, cnt, K, potts_diag, potts_off, base, scale)
+            elif is_max:
+                _general_max(h, pm, cnt, K, o, base, scale)
+            elif potts:
+                _potts_sum(h, cnt, K, potts_diag, potts_off, base, scale)
+            else:
+                _general_sum(h, pm, cnt, K, o, base, scale)
+            ch = _damp_store(h if potts else o, base, scale, rs, cnt, K, damping,
+                             mid + d * lab + par * hs + t, dst + d * lab + par * hs + t,
+                             dk)
+            delta = ch if ch > delta else delta
+    return delta
+
+
+cdef inline const double *_row(const double *m, idx_t i, idx_t H,
+                               idx_t row) noexcept nogil:
+    """Row i of a message array, or NULL outside the grid."""
+    return m + i * row if 0 <= i < H else NULL
+
+
+cdef enum:
+    _FUSE = 4  # flooding sweeps per pass over memory
+
+GRID_FUSE = _FUSE  # for the caller's scratch size
+
+
+cdef double _flood(const double *unary, const double *pair, const double *pair_t,
+                   idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
+                   double potts_off, bint potts, bint is_max, double damping,
+                   double *msgs, double *rings, idx_t depth,
+                   double *scratch) noexcept nogil:
+    """``depth`` (1 .. _FUSE) flooding sweeps of ``msgs``, in place, in one pass over
+    memory (temporal blocking). Sweep l computes its row r - l + 1 as soon as sweep
+    l - 1 has rows r - l .. r - l + 2; each sweep writes into its own ring of three
+    rows (``rings``, ``depth`` of them), which stays in cache. Row k - 1 of ``msgs`` is
+    last read by the first sweep's row k, so once the last sweep has row k, its row
+    k - 1 is copied home. Returns the last sweep's largest change."""
+    cdef idx_t row = 4 * K * 2 * hs, r, k, lev, t
+    cdef double ch, delta = 0.0
+    cdef const double *src
+    cdef const double *mid
+    cdef const double *up
+    cdef const double *down
+    cdef double *out
+    for r in range(H + depth - 1):
+        for lev in range(depth):  # sweep lev + 1 computes its row r - lev
+            k = r - lev
+            if k < 0 or k >= H:
+                continue
+            if lev == 0:
+                up = _row(msgs, k - 1, H, row)
+                mid = msgs + k * row
+                down = _row(msgs, k + 1, H, row)
+            else:
+                src = rings + (lev - 1) * 3 * row
+                up = src + ((k + 2) % 3) * row if k > 0 else NULL
+                mid = src + (k % 3) * row
+                down = src + ((k + 1) % 3) * row if k + 1 < H else NULL
+            out = rings + lev * 3 * row
+            ch = _grid_row(unary, pair, pair_t, k, H, W, hs, K, potts_diag, potts_off,
+                           potts, is_max, damping, up, mid, down, out + (k % 3) * row, 3,
+                           scratch)
+            if lev == depth - 1:
+                delta = ch if ch > delta else delta
+                for t in range(k - 1 if k > 0 else 0, k + 1 if k == H - 1 else k):
+                    memcpy(msgs + t * row, out + (t % 3) * row, row * sizeof(double))
+    return delta
+
+
+cdef double _checkerboard(const double *unary, const double *pair, const double *pair_t,
+                          idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
+                          double potts_off, bint potts, bint is_max, double damping,
+                          double *msgs, double *scratch) noexcept nogil:
+    """One red-black sweep in place, in one pass over memory: the messages into the
+    colour-0 pixels ((i + j) % 2 == 0) of row r, then into the colour-1 pixels of row
+    r - 1, whose neighbours (rows r - 2 .. r, colour 0) are then all new. The same
+    result as two separate half-sweeps."""
+    cdef idx_t row = 4 * K * 2 * hs, r, k
+    cdef double delta = 0.0, ch
+    for r in range(H + 1):
+        if r < H:  # colour 0 in row r: the half with j % 2 == r % 2
+            ch = _grid_row(unary, pair, pair_t, r, H, W, hs, K, potts_diag, potts_off,
+                           potts, is_max, damping, _row(msgs, r - 1, H, row),
+                           msgs + r * row, _row(msgs, r + 1, H, row), msgs + r * row,
+                           1 << (r % 2), scratch)
+            delta = ch if ch > delta else delta
+        k = r - 1
+        if k >= 0:  # colour 1 in row k: j % 2 == (k + 1) % 2
+            ch = _grid_row(unary, pair, pair_t, k, H, W, hs, K, potts_diag, potts_off,
+                           potts, is_max, damping, _row(msgs, k - 1, H, row),
+                           msgs + k * row, _row(msgs, k + 1, H, row), msgs + k * row,
+                           1 << ((k + 1) % 2), scratch)
+            delta = ch if ch > delta else delta
     return delta
 
 
 cdef void _grid_beliefs(const double *unary, const double *msgs, idx_t H, idx_t W,
-                        idx_t K, bint is_max, double *out) noexcept nogil:
-    """b_p ∝ phi_p prod_d m_d (sum), or ln phi_p + sum_d m_d shifted to max 0 (max)."""
-    cdef idx_t p, x, d
-    cdef double *b
-    cdef const double *inc
-    for p in range(H * W):
-        b = out + p * K
-        inc = msgs + p * 4 * K
-        for x in range(K):
-            b[x] = unary[p * K + x]
-            for d in range(4):
+                        idx_t hs, idx_t K, bint is_max, double *out,
+                        double *scratch) noexcept nogil:
+    """b ∝ phi prod_d m_d (sum), or ln phi + sum_d m_d shifted to max 0 (max), a whole
+    row at a time in the kernel's layout, written out as (H, W, K). ``scratch`` holds
+    (K + 1) 2 hs doubles."""
+    cdef idx_t i, x, d, k, j, rs = 2 * hs
+    cdef double *b = scratch
+    cdef double *acc = scratch + K * rs
+    cdef const double *u
+    cdef const double *m
+    for i in range(H):
+        u = unary + i * K * rs
+        m = msgs + i * 4 * K * rs
+        for k in range(K * rs):
+            b[k] = u[k]
+        for d in range(4):
+            for k in range(K * rs):
                 if is_max:
-                    b[x] += inc[d * K + x]
+                    b[k] += m[d * K * rs + k]
                 else:
-                    b[x] *= inc[d * K + x]
-        if is_max:
-            _normalise_max(b, K)
-        else:
-            _normalise_sum(b, K)
+                    b[k] *= m[d * K * rs + k]
+        for k in range(rs):
+            acc[k] = b[k]
+        for x in range(1, K):
+            for k in range(rs):
+                if is_max:
+                    acc[k] = b[x * rs + k] if b[x * rs + k] > acc[k] else acc[k]
+                else:
+                    acc[k] += b[x * rs + k]
+        for k in range(rs):
+            if not is_max:
+                acc[k] = 1.0 / acc[k] if acc[k] > 0.0 else 0.0
+        for j in range(W):
+            k = (j % 2) * hs + j // 2
+            for x in range(K):
+                if is_max:
+                    out[(i * W + j) * K + x] = b[x * rs + k] - acc[k]
+                elif acc[k] > 0.0:
+                    out[(i * W + j) * K + x] = b[x * rs + k] * acc[k]
+                else:
+                    out[(i * W + j) * K + x] = 1.0 / K
 
 
-def grid_bp(const double[:, :, ::1] unary, const double[:, ::1] pair,
+def grid_bp(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair,
             const double[:, ::1] pair_t, double potts_diag, double potts_off, bint potts,
             bint is_max, idx_t max_iter, double tol, double damping,
-            bint checkerboard, double[:, :, :, ::1] messages,
-            double[:, :, :, ::1] spare, double[:, :, ::1] belief, double[::1] scratch):
-    """Loopy BP on a 4-connected grid with one shared pairwise table.
+            bint checkerboard, double[:, :, :, :, ::1] messages,
+            double[:, :, ::1] belief, double[::1] scratch):
+    """Loopy BP on a 4-connected H x W grid with one shared pairwise table.
 
     Flooding schedule (every message from the previous sweep's), or with
     ``checkerboard`` the red-black schedule of Felzenszwalb & Huttenlocher (2006,
@@ -812,58 +948,68 @@ def grid_bp(const double[:, :, ::1] unary, const double[:, ::1] pair,
     max_x h(x) + pair[x, y] = max(h(y) + diag, max_x h(x) + off).
     Damping mixes the new message with the old one (in log space for max-product).
 
-    Assumes: validated finite inputs. ``messages`` (H, W, 4, K) is initialised here
-    (uniform; 1, or 0 for max-product, on the border slots, which stay constant);
-    ``spare`` of the same shape needs no initialisation. Writes the final messages into ``messages`` and the beliefs (log-beliefs
-    shifted to max 0 for max-product) into ``belief``. Returns (sweeps, last change).
+    Layout (see the comment above ``_cavity``): ``unary`` (H, K, 2, hs) and
+    ``messages`` (H, 4, K, 2, hs), hs >= Wh = ceil(W / 2). Slots past the pixels
+    (hs - Wh per half, one more in the odd half when W is odd) are padding: finite,
+    never a neighbour. A little padding keeps label rows of a power-of-two width from
+    all falling into the same cache sets.
+
+    Flooding runs its sweeps in groups of up to ``_FUSE`` fused into one pass over
+    memory (see ``_flood``), so convergence is checked after each group: it stops once
+    the last sweep changed no message by more than ``tol`` (at most ``_FUSE - 1``
+    sweeps after the first such sweep) or after ``max_iter`` sweeps.
+
+    Assumes: validated finite inputs. ``messages`` is initialised here (uniform; 1, or
+    0 for max-product, on the border slots, which stay constant). ``scratch`` holds
+    (2 K + 3) hs + 24 _FUSE K hs doubles (the strip buffers and the rings of three
+    rows). Writes the beliefs (log-beliefs shifted to max 0 for max-product) into
+    ``belief`` (H, W, K). Returns (sweeps, last change).
     """
-    cdef idx_t H = unary.shape[0], W = unary.shape[1], K = unary.shape[2], it = 0
-    if (pair.shape[0] != K or pair.shape[1] != K or pair_t.shape[0] != K
-            or pair_t.shape[1] != K or messages.shape[0] != H or messages.shape[1] != W
-            or messages.shape[2] != 4 or messages.shape[3] != K
-            or spare.shape[0] != H or spare.shape[1] != W or spare.shape[2] != 4
-            or spare.shape[3] != K or belief.shape[0] != H or belief.shape[1] != W
-            or belief.shape[2] != K or scratch.shape[0] < 2 * K or H * W * K == 0):
+    cdef idx_t H = unary.shape[0], K = unary.shape[1], hs = unary.shape[3], it = 0
+    if (unary.shape[2] != 2 or hs < (W + 1) // 2 or W < 1
+            or pair.shape[0] != K or pair.shape[1] != K or pair_t.shape[0] != K
+            or pair_t.shape[1] != K or messages.shape[0] != H or messages.shape[1] != 4
+            or messages.shape[2] != K or messages.shape[3] != 2
+            or messages.shape[4] != hs or belief.shape[0] != H or belief.shape[1] != W
+            or belief.shape[2] != K or H * K == 0
+            or scratch.shape[0] < (2 * K + 3) * hs + 24 * _FUSE * K * hs):
         raise ValueError("grid_bp: shape mismatch")
     cdef double delta = INFINITY, inner, border
-    cdef double *cur = &messages[0, 0, 0, 0]
-    cdef double *nxt = &spare[0, 0, 0, 0]
-    cdef double *tmp
-    cdef idx_t n = 4 * H * W * K, t, i, j, d, x
-    cdef bint outside
+    cdef double *cur = &messages[0, 0, 0, 0, 0]
+    cdef double *ring = &scratch[(2 * K + 3) * hs]
+    cdef const double *u = &unary[0, 0, 0, 0]
+    cdef const double *pr = &pair[0, 0]
+    cdef const double *pt = &pair_t[0, 0]
+    cdef idx_t rs = 2 * hs, lab = K * 2 * hs, n = 4 * H * K * 2 * hs, t, i, x
     with nogil:
         inner = 0.0 if is_max else 1.0 / K
         border = 0.0 if is_max else 1.0
+        for t in range(n):
+            cur[t] = inner
+        for t in range(24 * _FUSE * K * hs):  # the rings' padding slots stay finite
+            ring[t] = inner
         for i in range(H):
-            for j in range(W):
-                for d in range(4):
-                    outside = ((d == 0 and j == 0) or (d == 1 and j == W - 1)
-                               or (d == 2 and i == 0) or (d == 3 and i == H - 1))
-                    for x in range(K):
-                        cur[((i * W + j) * 4 + d) * K + x] = border if outside else inner
+            for x in range(K):
+                cur[(i * 4 + 0) * lab + x * rs] = border  # left of j = 0
+                # right of j = W - 1: in the odd half if W is even, else in the even half
+                cur[(i * 4 + 1) * lab + x * rs + (W - 1) % 2 * hs + (W - 1) // 2] = border
+                if i == 0:
+                    for t in range(rs):
+                        cur[(i * 4 + 2) * lab + x * rs + t] = border
+                if i == H - 1:
+                    for t in range(rs):
+                        cur[(i * 4 + 3) * lab + x * rs + t] = border
         while it < max_iter:
-            it += 1
             if checkerboard:
-                delta = _grid_sweep(&unary[0, 0, 0], &pair[0, 0], &pair_t[0, 0], H, W,
-                                    K, potts_diag, potts_off, potts, is_max, damping,
-                                    cur, cur, &scratch[0], &scratch[K], 0)
-                inner = _grid_sweep(&unary[0, 0, 0], &pair[0, 0], &pair_t[0, 0], H, W,
-                                    K, potts_diag, potts_off, potts, is_max, damping,
-                                    cur, cur, &scratch[0], &scratch[K], 1)
-                if inner > delta:
-                    delta = inner
+                it += 1
+                delta = _checkerboard(u, pr, pt, H, W, hs, K, potts_diag, potts_off,
+                                      potts, is_max, damping, cur, &scratch[0])
             else:
-                delta = _grid_sweep(&unary[0, 0, 0], &pair[0, 0], &pair_t[0, 0], H, W,
-                                    K, potts_diag, potts_off, potts, is_max, damping,
-                                    cur, nxt, &scratch[0], &scratch[K], -1)
-                tmp = cur
-                cur = nxt
-                nxt = tmp
+                t = _FUSE if max_iter - it >= _FUSE else max_iter - it
+                delta = _flood(u, pr, pt, H, W, hs, K, potts_diag, potts_off, potts,
+                               is_max, damping, cur, ring, t, &scratch[0])
+                it += t
             if delta < tol:
                 break
-        if cur != &messages[0, 0, 0, 0]:
-            for t in range(n):
-                nxt[t] = cur[t]
-            cur = nxt
-        _grid_beliefs(&unary[0, 0, 0], cur, H, W, K, is_max, &belief[0, 0, 0])
+        _grid_beliefs(u, cur, H, W, hs, K, is_max, &belief[0, 0, 0], &scratch[0])
     return it, delta
