@@ -56,6 +56,7 @@ def bethe_free_energy(
     var_belief: NDArray[np.float64],
     fac_belief: NDArray[np.float64],
 ) -> float: ...
+
 GRID_FUSE: int
 
 def grid_bp(
