@@ -588,42 +588,47 @@ def bethe_free_energy(const idx_t[::1] graph, const double[::1] logtab,
 
 cdef inline void _cavity(const double *phi, const double *a, const double *b,
                          const double *c, idx_t rs, idx_t n, idx_t K, bint is_max,
-                         double *h) noexcept nogil:
+                         double *h, double *acc) noexcept nogil:
     """h[x, k] = phi a b c (or the sum in log space) for n pixels; inputs have label
-    stride ``rs``, h has label stride n."""
+    stride ``rs``, h has label stride n. ``acc[k]`` gets sum_x h (max_x in log space)."""
     cdef idx_t x, k
+    cdef double v
     for x in range(K):
         if is_max:
             for k in range(n):
-                h[x * n + k] = phi[x * rs + k] + a[x * rs + k] + b[x * rs + k] + c[x * rs + k]
+                v = phi[x * rs + k] + a[x * rs + k] + b[x * rs + k] + c[x * rs + k]
+                h[x * n + k] = v
+                acc[k] = v if x == 0 or v > acc[k] else acc[k]
         else:
             for k in range(n):
-                h[x * n + k] = phi[x * rs + k] * a[x * rs + k] * b[x * rs + k] * c[x * rs + k]
+                v = phi[x * rs + k] * a[x * rs + k] * b[x * rs + k] * c[x * rs + k]
+                h[x * n + k] = v
+                acc[k] = v if x == 0 else acc[k] + v
 
 
-cdef inline void _potts_sum(double *h, idx_t n, idx_t K, double diag, double off,
+cdef inline void _potts_sum(idx_t n, idx_t K, double diag, double off, double keep,
                             double *base, double *scale) noexcept nogil:
-    """Potts sum-product message m(y) = off S + (diag - off) h(y), S = sum_x h(x),
-    normalised in closed form: m / (S (K off + diag - off)) = base + scale h(y)."""
-    cdef idx_t x, k
-    cdef double c = K * off + diag - off, b0 = off / c, s
-    for k in range(n):
-        scale[k] = 0.0
-    for x in range(K):
-        for k in range(n):
-            scale[k] += h[x * n + k]
+    """Potts sum-product message m(y) = off S + (diag - off) h(y), S = sum_x h(x) (in
+    ``scale`` on entry), normalised in closed form and damped:
+    keep m / (S (K off + diag - off)) = base + scale h(y)."""
+    cdef idx_t k
+    cdef double c = K * off + diag - off, b0 = keep * off / c, s, t
     for k in range(n):
         s = scale[k]
         # S = 0 (every cavity entry underflowed): the uniform message
-        base[k] = b0 if s > 0.0 else 1.0 / K
-        scale[k] = (diag - off) / (c * s) if s > 0.0 else 0.0
+        t = s if s > 0.0 else 1.0
+        base[k] = b0 if s > 0.0 else keep / K
+        t = keep * (diag - off) / (c * t)
+        scale[k] = t if s > 0.0 else 0.0
 
 
 cdef inline void _general_sum(const double *h, const double *pm, idx_t n, idx_t K,
-                              double *o, double *base, double *scale) noexcept nogil:
-    """o[y, k] = sum_x h[x, k] pm[x, y]; base 0 and scale 1 / sum_y o (uniform if 0)."""
+                              double keep, double *o, double *base,
+                              double *scale) noexcept nogil:
+    """o[y, k] = sum_x h[x, k] pm[x, y]; base 0 and scale keep / sum_y o (uniform if
+    the sum is 0)."""
     cdef idx_t x, y, k
-    cdef double p
+    cdef double p, s
     for k in range(n * K):
         o[k] = 0.0
     for x in range(K):
@@ -637,34 +642,31 @@ cdef inline void _general_sum(const double *h, const double *pm, idx_t n, idx_t 
         for k in range(n):
             scale[k] += o[y * n + k]
     for k in range(n):
-        base[k] = 0.0 if scale[k] > 0.0 else 1.0 / K
-        scale[k] = 1.0 / scale[k] if scale[k] > 0.0 else 0.0
+        s = scale[k] if scale[k] > 0.0 else 1.0
+        base[k] = 0.0 if scale[k] > 0.0 else keep / K
+        scale[k] = keep / s if scale[k] > 0.0 else 0.0
 
 
 cdef inline void _potts_max(double *h, idx_t n, idx_t K, double diag, double off,
-                            double *base, double *scale) noexcept nogil:
+                            double keep, double *base, double *scale) noexcept nogil:
     """Potts max-product message in log space, in place: h(y) <- max(h(y) + diag,
-    M + off), M = max_x h(x); its maximum M + max(diag, off) goes into -base."""
+    M + off), M = max_x h(x) (in ``base`` on entry); its maximum M + max(diag, off) is
+    subtracted through ``base`` (damped: base + scale h = keep (h - max))."""
     cdef idx_t x, k
     cdef double v, top = diag if diag > off else off
-    for k in range(n):
-        base[k] = h[k]
-    for x in range(1, K):
-        for k in range(n):
-            v = h[x * n + k]
-            base[k] = v if v > base[k] else base[k]
     for x in range(K):
         for k in range(n):
             v = h[x * n + k] + diag
             h[x * n + k] = v if v > base[k] + off else base[k] + off
     for k in range(n):
-        base[k] = -(base[k] + top)
-        scale[k] = 1.0
+        base[k] = -keep * (base[k] + top)
+        scale[k] = keep
 
 
 cdef inline void _general_max(const double *h, const double *pm, idx_t n, idx_t K,
-                              double *o, double *base, double *scale) noexcept nogil:
-    """o[y, k] = max_x h[x, k] + pm[x, y]; base = -max_y o, scale 1."""
+                              double keep, double *o, double *base,
+                              double *scale) noexcept nogil:
+    """o[y, k] = max_x h[x, k] + pm[x, y]; base = -keep max_y o, scale keep."""
     cdef idx_t x, y, k
     cdef double p, v
     for y in range(K):
@@ -682,25 +684,36 @@ cdef inline void _general_max(const double *h, const double *pm, idx_t n, idx_t 
         for k in range(n):
             base[k] = o[y * n + k] if o[y * n + k] > base[k] else base[k]
     for k in range(n):
-        base[k] = -base[k]
-        scale[k] = 1.0
+        base[k] = -keep * base[k]
+        scale[k] = keep
 
 
 cdef inline double _damp_store(const double *o, const double *base, const double *scale,
                                idx_t rs, idx_t n, idx_t K, double damping,
-                               const double *old, double *dst, double *dk) noexcept nogil:
-    """dst[x, k] = (1 - damping) (base[k] + scale[k] o[x, k]) + damping old[x, k]
-    (``old`` and ``dst`` have label stride ``rs`` and may be the same array); returns
-    the largest change, kept per pixel in ``dk`` so the loop stays vectorisable."""
+                               const double *old, double *dst, double *dk,
+                               bint track) noexcept nogil:
+    """dst[x, k] = base[k] + scale[k] o[x, k] + damping old[x, k] (base and scale carry
+    the factor 1 - damping; ``old`` and ``dst`` have label stride ``rs`` and may be the
+    same array). With ``track``, returns the largest change, kept per pixel in ``dk``
+    so the loop stays vectorisable; else 0."""
     cdef idx_t x, k
-    cdef double v, ch, keep = 1.0 - damping, delta = 0.0
-    for k in range(n):
-        dk[k] = 0.0
+    cdef double v, ch, delta = 0.0
+    if not track and damping == 0.0:
+        for x in range(K):
+            for k in range(n):
+                dst[x * rs + k] = base[k] + scale[k] * o[x * n + k]
+        return 0.0
+    if not track:
+        for x in range(K):
+            for k in range(n):
+                dst[x * rs + k] = (base[k] + scale[k] * o[x * n + k]
+                                   + damping * old[x * rs + k])
+        return 0.0
     for x in range(K):
         for k in range(n):
-            v = keep * (base[k] + scale[k] * o[x * n + k]) + damping * old[x * rs + k]
+            v = base[k] + scale[k] * o[x * n + k] + damping * old[x * rs + k]
             ch = fabs(v - old[x * rs + k])
-            dk[k] = ch if ch > dk[k] else dk[k]
+            dk[k] = ch if x == 0 or ch > dk[k] else dk[k]
             dst[x * rs + k] = v
     for k in range(n):
         delta = dk[k] if dk[k] > delta else delta
@@ -711,7 +724,8 @@ cdef double _grid_row(const double *unary, const double *pair, const double *pai
                       idx_t i, idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
                       double potts_off, bint potts, bint is_max, double damping,
                       const double *up, const double *mid, const double *down,
-                      double *dst, int halves, double *scratch) noexcept nogil:
+                      double *dst, int halves, bint track,
+                      double *scratch) noexcept nogil:
     """The new messages into the pixels of row i, one half-row and side d at a time:
     the messages into its pixels from their neighbours on side d, as a strip of vector
     operations over pixels.
@@ -720,12 +734,12 @@ cdef double _grid_row(const double *unary, const double *pair, const double *pai
     outside the grid); ``mid`` is also the old value for damping. ``dst`` is row i of
     the messages written (may be ``mid``). ``halves`` is a bit mask of the halves
     updated (1 even columns, 2 odd). Messages from outside the grid are written as
-    constants. ``scratch`` holds (2 K + 3) hs doubles. Returns the largest absolute
-    change of a message."""
+    constants. ``scratch`` holds (2 K + 3) hs doubles. With ``track``, returns the
+    largest absolute change of a message (else 0)."""
     cdef idx_t Wh = (W + 1) // 2, rs = 2 * hs, lab = K * 2 * hs
     cdef idx_t par, d, e, x, k, sp, t, so, cnt, lo, hi, n_t
     cdef idx_t n_half[2]
-    cdef double delta = 0.0, ch, border = 0.0 if is_max else 1.0
+    cdef double delta = 0.0, ch, border = 0.0 if is_max else 1.0, keep = 1.0 - damping
     cdef double *h = scratch
     cdef double *o = scratch + K * hs
     cdef double *base = scratch + 2 * K * hs
@@ -785,18 +799,18 @@ cdef double _grid_row(const double *unary, const double *pair, const double *pai
             src = src + sp * hs + so
             _cavity(phi + sp * hs + so, src + ((e + 1) & 3) * lab,
                     src + ((e + 2) & 3) * lab, src + ((e + 3) & 3) * lab, rs, cnt, K,
-                    is_max, h)
+                    is_max, h, base if is_max else scale)
             if is_max and potts:
-                _potts_max(h, cnt, K, potts_diag, potts_off, base, scale)
+                _potts_max(h, cnt, K, potts_diag, potts_off, keep, base, scale)
             elif is_max:
-                _general_max(h, pm, cnt, K, o, base, scale)
+                _general_max(h, pm, cnt, K, keep, o, base, scale)
             elif potts:
-                _potts_sum(h, cnt, K, potts_diag, potts_off, base, scale)
+                _potts_sum(cnt, K, potts_diag, potts_off, keep, base, scale)
             else:
-                _general_sum(h, pm, cnt, K, o, base, scale)
+                _general_sum(h, pm, cnt, K, keep, o, base, scale)
             ch = _damp_store(h if potts else o, base, scale, rs, cnt, K, damping,
                              mid + d * lab + par * hs + t, dst + d * lab + par * hs + t,
-                             dk)
+                             dk, track)
             delta = ch if ch > delta else delta
     return delta
 
@@ -848,7 +862,7 @@ cdef double _flood(const double *unary, const double *pair, const double *pair_t
             out = rings + lev * 3 * row
             ch = _grid_row(unary, pair, pair_t, k, H, W, hs, K, potts_diag, potts_off,
                            potts, is_max, damping, up, mid, down, out + (k % 3) * row, 3,
-                           scratch)
+                           lev == depth - 1, scratch)
             if lev == depth - 1:
                 delta = ch if ch > delta else delta
                 for t in range(k - 1 if k > 0 else 0, k + 1 if k == H - 1 else k):
@@ -871,14 +885,14 @@ cdef double _checkerboard(const double *unary, const double *pair, const double 
             ch = _grid_row(unary, pair, pair_t, r, H, W, hs, K, potts_diag, potts_off,
                            potts, is_max, damping, _row(msgs, r - 1, H, row),
                            msgs + r * row, _row(msgs, r + 1, H, row), msgs + r * row,
-                           1 << (r % 2), scratch)
+                           1 << (r % 2), True, scratch)
             delta = ch if ch > delta else delta
         k = r - 1
         if k >= 0:  # colour 1 in row k: j % 2 == (k + 1) % 2
             ch = _grid_row(unary, pair, pair_t, k, H, W, hs, K, potts_diag, potts_off,
                            potts, is_max, damping, _row(msgs, k - 1, H, row),
                            msgs + k * row, _row(msgs, k + 1, H, row), msgs + k * row,
-                           1 << ((k + 1) % 2), scratch)
+                           1 << ((k + 1) % 2), True, scratch)
             delta = ch if ch > delta else delta
     return delta
 
