@@ -24,8 +24,10 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from fastml._kernels import _bp
+from fastml._kernels import variant
 from fastml._validation import as_ndarray, check_array, check_int, check_real
+
+_bp = variant("_bp")  # the AVX2 + FMA build where the CPU has it
 
 __all__ = [
     "BayesianNetwork",

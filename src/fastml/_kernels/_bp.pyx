@@ -612,14 +612,16 @@ cdef inline void _potts_sum(idx_t n, idx_t K, double diag, double off, double ke
     ``scale`` on entry), normalised in closed form and damped:
     keep m / (S (K off + diag - off)) = base + scale h(y)."""
     cdef idx_t k
-    cdef double c = K * off + diag - off, b0 = keep * off / c, s, t
+    cdef double c = K * off + diag - off, b0 = keep * off / c, uni = keep / K
+    cdef double num = keep * (diag - off) / c
+    # S = 0 (every cavity entry underflowed, so h = 0): the uniform message. Selects in
+    # one loop, the division in another: a select feeding a division in one loop
+    # becomes a branch, and the loop is not vectorised.
     for k in range(n):
-        s = scale[k]
-        # S = 0 (every cavity entry underflowed): the uniform message
-        t = s if s > 0.0 else 1.0
-        base[k] = b0 if s > 0.0 else keep / K
-        t = keep * (diag - off) / (c * t)
-        scale[k] = t if s > 0.0 else 0.0
+        base[k] = b0 if scale[k] > 0.0 else uni
+        scale[k] = scale[k] if scale[k] > 0.0 else 1.0
+    for k in range(n):
+        scale[k] = num / scale[k]
 
 
 cdef inline void _general_sum(const double *h, const double *pm, idx_t n, idx_t K,
@@ -628,7 +630,7 @@ cdef inline void _general_sum(const double *h, const double *pm, idx_t n, idx_t 
     """o[y, k] = sum_x h[x, k] pm[x, y]; base 0 and scale keep / sum_y o (uniform if
     the sum is 0)."""
     cdef idx_t x, y, k
-    cdef double p, s
+    cdef double p, uni
     for k in range(n * K):
         o[k] = 0.0
     for x in range(K):
@@ -641,10 +643,12 @@ cdef inline void _general_sum(const double *h, const double *pm, idx_t n, idx_t 
     for y in range(K):
         for k in range(n):
             scale[k] += o[y * n + k]
+    uni = keep / K
+    for k in range(n):  # a zero sum (o = 0) gives the uniform message; as in _potts_sum
+        base[k] = 0.0 if scale[k] > 0.0 else uni
+        scale[k] = scale[k] if scale[k] > 0.0 else 1.0
     for k in range(n):
-        s = scale[k] if scale[k] > 0.0 else 1.0
-        base[k] = 0.0 if scale[k] > 0.0 else keep / K
-        scale[k] = keep / s if scale[k] > 0.0 else 0.0
+        scale[k] = keep / scale[k]
 
 
 cdef inline void _potts_max(double *h, idx_t n, idx_t K, double diag, double off,
