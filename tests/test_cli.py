@@ -22,6 +22,9 @@ def test_info_lists_every_kernel_and_the_build():
         assert f"{name}" in out and "FAILED" not in out
     for key in ("numpy", "scipy", "compiler", "cython_args", "buildtype", "openmp"):
         assert key in out
+    for name in _build_config.KERNEL_VARIANTS:  # each AVX2 build, used or not and why
+        line = next(ln for ln in out.splitlines() if name in ln)
+        assert "in use" in line or "not used (" in line
 
 
 @pytest.mark.parametrize("name", list(DEMOS))

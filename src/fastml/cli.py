@@ -55,6 +55,19 @@ def _info(out: TextIO) -> int:
             failed += 1
             status = f"FAILED: {exc}"
         print(f"  {name:<{width + 20}}{status}", file=out)
+    if _build_config.KERNEL_VARIANTS:
+        from fastml._kernels import simd_supported, variant
+
+        print("AVX2 + FMA builds:", file=out)
+        for name in _build_config.KERNEL_VARIANTS:
+            base = name.rsplit(".", 1)[1].removesuffix("_avx2")
+            if not simd_supported():
+                status = "built, not used (this CPU lacks AVX2 or FMA)"
+            elif variant(base).__name__ != name:
+                status = "built, not used (FASTML_DISABLE_SIMD is set)"
+            else:
+                status = "in use"
+            print(f"  {name:<{width + 20}}{status}", file=out)
     return 1 if failed else 0
 
 

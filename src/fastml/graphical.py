@@ -1327,6 +1327,6 @@ class PairwiseMRF:
             unary, W, pair, np.ascontiguousarray(pair.T), pd, po, bool(potts), is_max,
             max_iter, tol, damping, schedule == "checkerboard",
             np.empty((H, 4, K, 2, hs)), belief,
-            np.empty((2 * K + 3 + 24 * _bp.GRID_FUSE * K) * hs),
+            np.empty((2 * K + 3 + 8 * (3 * _bp.GRID_FUSE + 4) * K) * hs),
         )  # fmt: skip
         return GridBPResult(belief, delta < tol, n_iter, delta)

@@ -25,10 +25,6 @@ from libc.string cimport memcpy
 
 from fastml._kernels._types cimport idx_t
 
-cdef extern from "_prefetch.h" nogil:
-    void fastml_prefetch_read(const void *p)
-    void fastml_prefetch_write(void *p)
-
 cdef idx_t _HEADER = 17
 
 
@@ -834,14 +830,20 @@ GRID_FUSE = _FUSE  # for the caller's scratch size
 cdef double _flood(const double *unary, const double *pair, const double *pair_t,
                    idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
                    double potts_off, bint potts, bint is_max, double damping,
-                   double *msgs, double *rings, idx_t depth,
-                   double *scratch) noexcept nogil:
+                   double *msgs, const double *start, double *rings, idx_t depth,
+                   double *belief, double *scratch) noexcept nogil:
     """``depth`` (1 .. _FUSE) flooding sweeps of ``msgs``, in place, in one pass over
     memory (temporal blocking). Sweep l computes its row r - l + 1 as soon as sweep
     l - 1 has rows r - l .. r - l + 2; each sweep writes into its own ring of three
     rows (``rings``, ``depth`` of them), which stays in cache. Row k - 1 of ``msgs`` is
     last read by the first sweep's row k, so once the last sweep has row k, its row
-    k - 1 is copied home. Returns the last sweep's largest change."""
+    k - 1 is copied home.
+
+    With ``start`` (four template rows from ``_init_row``: interior, top, bottom, top
+    and bottom) the first sweep starts from the uniform messages without reading
+    ``msgs``, which then needs no initialisation. With ``belief``, the beliefs are
+    computed from the last sweep's rows while they are in cache. Returns the last
+    sweep's largest change."""
     cdef idx_t row = 4 * K * 2 * hs, r, k, lev, t
     cdef double ch, delta = 0.0
     cdef const double *src
@@ -854,7 +856,11 @@ cdef double _flood(const double *unary, const double *pair, const double *pair_t
             k = r - lev
             if k < 0 or k >= H:
                 continue
-            if lev == 0:
+            if lev == 0 and start != NULL:
+                up = start + ((k == 1) + 2 * (k - 1 == H - 1)) * row if k > 0 else NULL
+                mid = start + ((k == 0) + 2 * (k == H - 1)) * row
+                down = start + (2 * (k + 1 == H - 1)) * row if k + 1 < H else NULL
+            elif lev == 0:
                 up = _row(msgs, k - 1, H, row)
                 mid = msgs + k * row
                 down = _row(msgs, k + 1, H, row)
@@ -869,6 +875,9 @@ cdef double _flood(const double *unary, const double *pair, const double *pair_t
                            lev == depth - 1, scratch)
             if lev == depth - 1:
                 delta = ch if ch > delta else delta
+                if belief != NULL:
+                    _row_beliefs(unary + k * K * 2 * hs, out + (k % 3) * row, W, hs, K,
+                                 is_max, belief + k * W * K, scratch)
                 for t in range(k - 1 if k > 0 else 0, k + 1 if k == H - 1 else k):
                     memcpy(msgs + t * row, out + (t % 3) * row, row * sizeof(double))
     return delta
@@ -901,48 +910,61 @@ cdef double _checkerboard(const double *unary, const double *pair, const double 
     return delta
 
 
-cdef void _grid_beliefs(const double *unary, const double *msgs, idx_t H, idx_t W,
-                        idx_t hs, idx_t K, bint is_max, double *out,
-                        double *scratch) noexcept nogil:
-    """b ∝ phi prod_d m_d (sum), or ln phi + sum_d m_d shifted to max 0 (max), a whole
-    row at a time in the kernel's layout, written out as (H, W, K). ``scratch`` holds
-    (K + 1) 2 hs doubles."""
-    cdef idx_t i, x, d, k, j, rs = 2 * hs
+cdef void _row_beliefs(const double *u, const double *m, idx_t W, idx_t hs, idx_t K,
+                       bint is_max, double *out, double *scratch) noexcept nogil:
+    """b ∝ phi prod_d m_d (sum), or ln phi + sum_d m_d shifted to max 0 (max), for one
+    row (``u`` its unary, ``m`` its messages, in the kernel's layout), written out as
+    (W, K). ``scratch`` holds (K + 1) 2 hs doubles."""
+    cdef idx_t x, d, k, j, rs = 2 * hs
     cdef double *b = scratch
     cdef double *acc = scratch + K * rs
-    cdef const double *u
-    cdef const double *m
-    for i in range(H):
-        u = unary + i * K * rs
-        m = msgs + i * 4 * K * rs
+    for k in range(K * rs):
+        b[k] = u[k]
+    for d in range(4):
         for k in range(K * rs):
-            b[k] = u[k]
-        for d in range(4):
-            for k in range(K * rs):
-                if is_max:
-                    b[k] += m[d * K * rs + k]
-                else:
-                    b[k] *= m[d * K * rs + k]
+            if is_max:
+                b[k] += m[d * K * rs + k]
+            else:
+                b[k] *= m[d * K * rs + k]
+    for k in range(rs):
+        acc[k] = b[k]
+    for x in range(1, K):
         for k in range(rs):
-            acc[k] = b[k]
-        for x in range(1, K):
-            for k in range(rs):
-                if is_max:
-                    acc[k] = b[x * rs + k] if b[x * rs + k] > acc[k] else acc[k]
-                else:
-                    acc[k] += b[x * rs + k]
-        for k in range(rs):
-            if not is_max:
-                acc[k] = 1.0 / acc[k] if acc[k] > 0.0 else 0.0
-        for j in range(W):
-            k = (j % 2) * hs + j // 2
-            for x in range(K):
-                if is_max:
-                    out[(i * W + j) * K + x] = b[x * rs + k] - acc[k]
-                elif acc[k] > 0.0:
-                    out[(i * W + j) * K + x] = b[x * rs + k] * acc[k]
-                else:
-                    out[(i * W + j) * K + x] = 1.0 / K
+            if is_max:
+                acc[k] = b[x * rs + k] if b[x * rs + k] > acc[k] else acc[k]
+            else:
+                acc[k] += b[x * rs + k]
+    for k in range(rs):
+        if not is_max:
+            acc[k] = 1.0 / acc[k] if acc[k] > 0.0 else 0.0
+    for j in range(W):
+        k = (j % 2) * hs + j // 2
+        for x in range(K):
+            if is_max:
+                out[j * K + x] = b[x * rs + k] - acc[k]
+            elif acc[k] > 0.0:
+                out[j * K + x] = b[x * rs + k] * acc[k]
+            else:
+                out[j * K + x] = 1.0 / K
+
+
+cdef void _init_row(double *m, bint top, bint bottom, idx_t W, idx_t hs, idx_t K,
+                    double inner, double border) noexcept nogil:
+    """One row of messages at the start: ``inner`` (uniform) everywhere but the slots
+    from outside the grid (left of j = 0, right of j = W - 1, above the top row, below
+    the bottom row), which hold ``border``."""
+    cdef idx_t rs = 2 * hs, lab = K * 2 * hs, t, x
+    for t in range(4 * lab):
+        m[t] = inner
+    for x in range(K):
+        m[0 * lab + x * rs] = border  # left of j = 0
+        # right of j = W - 1: in the odd half if W is even, else in the even half
+        m[1 * lab + x * rs + (W - 1) % 2 * hs + (W - 1) // 2] = border
+        for t in range(rs):
+            if top:
+                m[2 * lab + x * rs + t] = border
+            if bottom:
+                m[3 * lab + x * rs + t] = border
 
 
 def grid_bp(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair,
@@ -977,46 +999,44 @@ def grid_bp(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair
     the last sweep changed no message by more than ``tol`` (at most ``_FUSE - 1``
     sweeps after the first such sweep) or after ``max_iter`` sweeps.
 
-    Assumes: validated finite inputs. ``messages`` is initialised here (uniform; 1, or
-    0 for max-product, on the border slots, which stay constant). ``scratch`` holds
-    (2 K + 3) hs + 24 _FUSE K hs doubles (the strip buffers and the rings of three
-    rows). Writes the beliefs (log-beliefs shifted to max 0 for max-product) into
-    ``belief`` (H, W, K). Returns (sweeps, last change).
+    Assumes: validated finite inputs. ``messages`` needs no initialisation (the first
+    sweep starts from the uniform messages; 1, or 0 for max-product, on the border
+    slots, which stay constant). ``scratch`` holds (2 K + 3) hs + 8 (3 _FUSE + 4) K hs
+    doubles (the strip buffers, the rings of three rows and four template rows).
+    Writes the beliefs (log-beliefs shifted to max 0 for max-product) into ``belief``
+    (H, W, K). Returns (sweeps, last change).
     """
     cdef idx_t H = unary.shape[0], K = unary.shape[1], hs = unary.shape[3], it = 0
+    cdef idx_t row = 4 * K * 2 * hs
     if (unary.shape[2] != 2 or hs < (W + 1) // 2 or W < 1
             or pair.shape[0] != K or pair.shape[1] != K or pair_t.shape[0] != K
             or pair_t.shape[1] != K or messages.shape[0] != H or messages.shape[1] != 4
             or messages.shape[2] != K or messages.shape[3] != 2
             or messages.shape[4] != hs or belief.shape[0] != H or belief.shape[1] != W
             or belief.shape[2] != K or H * K == 0
-            or scratch.shape[0] < (2 * K + 3) * hs + 24 * _FUSE * K * hs):
+            or scratch.shape[0] < (2 * K + 3) * hs + (3 * _FUSE + 4) * row):
         raise ValueError("grid_bp: shape mismatch")
     cdef double delta = INFINITY, inner, border
     cdef double *cur = &messages[0, 0, 0, 0, 0]
-    cdef double *ring = &scratch[(2 * K + 3) * hs]
+    cdef double *rings = &scratch[(2 * K + 3) * hs]
+    cdef double *start = rings + 3 * _FUSE * row
+    cdef double *out = &belief[0, 0, 0]
     cdef const double *u = &unary[0, 0, 0, 0]
     cdef const double *pr = &pair[0, 0]
     cdef const double *pt = &pair_t[0, 0]
-    cdef idx_t rs = 2 * hs, lab = K * 2 * hs, n = 4 * H * K * 2 * hs, t, i, x
+    cdef idx_t t, i
+    cdef bint beliefs_done = False
     with nogil:
         inner = 0.0 if is_max else 1.0 / K
         border = 0.0 if is_max else 1.0
-        for t in range(n):
-            cur[t] = inner
-        for t in range(24 * _FUSE * K * hs):  # the rings' padding slots stay finite
-            ring[t] = inner
-        for i in range(H):
-            for x in range(K):
-                cur[(i * 4 + 0) * lab + x * rs] = border  # left of j = 0
-                # right of j = W - 1: in the odd half if W is even, else in the even half
-                cur[(i * 4 + 1) * lab + x * rs + (W - 1) % 2 * hs + (W - 1) // 2] = border
-                if i == 0:
-                    for t in range(rs):
-                        cur[(i * 4 + 2) * lab + x * rs + t] = border
-                if i == H - 1:
-                    for t in range(rs):
-                        cur[(i * 4 + 3) * lab + x * rs + t] = border
+        for t in range(3 * _FUSE * row):  # the rings' padding slots stay finite
+            rings[t] = inner
+        if checkerboard:
+            for i in range(H):
+                _init_row(cur + i * row, i == 0, i == H - 1, W, hs, K, inner, border)
+        else:
+            for t in range(4):  # interior, top, bottom, both
+                _init_row(start + t * row, t & 1, t & 2, W, hs, K, inner, border)
         while it < max_iter:
             if checkerboard:
                 it += 1
@@ -1024,10 +1044,15 @@ def grid_bp(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair
                                       potts, is_max, damping, cur, &scratch[0])
             else:
                 t = _FUSE if max_iter - it >= _FUSE else max_iter - it
+                beliefs_done = it + t == max_iter
                 delta = _flood(u, pr, pt, H, W, hs, K, potts_diag, potts_off, potts,
-                               is_max, damping, cur, ring, t, &scratch[0])
+                               is_max, damping, cur, start if it == 0 else NULL, rings, t,
+                               out if beliefs_done else NULL, &scratch[0])
                 it += t
             if delta < tol:
                 break
-        _grid_beliefs(u, cur, H, W, hs, K, is_max, &belief[0, 0, 0], &scratch[0])
+        if not beliefs_done:
+            for i in range(H):
+                _row_beliefs(u + i * K * 2 * hs, cur + i * row, W, hs, K, is_max,
+                             out + i * W * K, &scratch[0])
     return it, delta
