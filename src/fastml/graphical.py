@@ -1273,7 +1273,11 @@ class PairwiseMRF:
         ----------
         max_iter : int, default 100
         tol : float, default 1e-6
-            Stop when no message entry changes by more than this.
+            Stop when no message entry changes by more than this. The flooding
+            schedule runs up to four sweeps per pass over memory (temporal blocking:
+            the intermediate sweeps live in a few cached rows), so it checks this
+            after every fourth sweep and may run up to three sweeps past the first
+            one that met it; ``n_iter`` counts every sweep run.
         damping : float in [0, 1), default 0
         method : {"sum", "max"}
         schedule : {"parallel", "checkerboard"}
