@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastml import nn
-from fastml._kernels import _conv
+from fastml.nn import _conv  # the build fastml.nn uses (AVX2 + FMA where supported)
 
 N, C, F, H, W, K = 32, 16, 32, 32, 32, 3
 DTYPES = [np.float32, np.float64]

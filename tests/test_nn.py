@@ -100,6 +100,90 @@ def test_im2col_matches_torch_unfold():
         np.testing.assert_array_equal(nn.im2col(x, k, s, p), ref)  # oracle: unfold
 
 
+def _im2col_reference(x, k, s, p):
+    """im2col by zero padding and slicing (independent of the kernel)."""
+    N, C, H, W = x.shape
+    kh, kw = k
+    OH, OW = (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    blocks = [
+        xp[:, :, i : i + s * OH : s, j : j + s * OW : s].reshape(N, C, 1, OH * OW)
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return np.concatenate(blocks, axis=2).reshape(N, C * kh * kw, OH * OW)
+
+
+def _conv_builds():
+    """The baseline _conv kernels and, where this CPU runs it, the AVX2 + FMA build."""
+    import importlib
+
+    from fastml import _build_config
+    from fastml._kernels import _conv, simd_supported
+
+    builds = [_conv]
+    if (
+        "fastml._kernels._conv_avx2" in _build_config.KERNEL_VARIANTS
+        and simd_supported()
+    ):
+        builds.append(importlib.import_module("fastml._kernels._conv_avx2"))
+    return builds
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_im2col_every_width_equals_slicing(dtype):
+    # the stride-2 SIMD gather: vector bodies, overlapping tails and scalar short rows,
+    # for every width 1..40 and every padding/kernel column offset (oracle: slicing)
+    x = RNG.standard_normal((2, 2, 5, 40)).astype(dtype)
+    for mod in _conv_builds():
+        for W in range(1, 41):
+            for s, p, k in [
+                (2, 0, (1, 1)),
+                (2, 1, (3, 3)),
+                (2, 2, (2, 4)),
+                (3, 1, (3, 3)),
+            ]:
+                xs = np.ascontiguousarray(x[..., :W])
+                if W + 2 * p < k[1]:
+                    continue
+                ref = _im2col_reference(xs, k, s, p)
+                out = np.empty_like(ref)
+                mod.im2col(xs, k[0], k[1], s, p, out)
+                np.testing.assert_array_equal(out, ref)
+
+
+def test_im2col_reads_nothing_past_the_image():
+    # the image ends right before a page the process may not read (PROT_NONE): a
+    # gather that over-reads by one element crashes here instead of passing silently
+    import ctypes
+    import mmap
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("uses mprotect")
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = mmap.PAGESIZE
+    buf = mmap.mmap(-1, 3 * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    assert libc.mprotect(ctypes.c_void_p(base + 2 * page), page, 0) == 0  # PROT_NONE
+    try:
+        for dtype in (np.float32, np.float64):
+            shape = (1, 1, 4, 32)  # 2 kernel columns, stride 2: reads x[..., 31]
+            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            x = np.frombuffer(buf, dtype, count=int(np.prod(shape)),
+                              offset=2 * page - size).reshape(shape)  # fmt: skip
+            x[...] = RNG.standard_normal(shape)
+            ref = _im2col_reference(x, (2, 2), 2, 0)
+            for mod in _conv_builds():
+                out = np.empty_like(ref)
+                mod.im2col(x, 2, 2, 2, 0, out)
+                np.testing.assert_array_equal(out, ref)
+            del x
+    finally:
+        libc.mprotect(ctypes.c_void_p(base + 2 * page), page, 3)  # read | write
+    buf.close()
+
+
 # ---------------------------------------------------------------------------- Conv2d
 CONV_CASES = [
     # (N, C, F, H, W, kernel)

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.special
 
 from fastml import losses as _losses
-from fastml._kernels import _conv
+from fastml._kernels import variant
 from fastml._validation import (
     as_ndarray,
     check_array,
@@ -33,6 +33,8 @@ from fastml._validation import (
     check_random_state,
     check_real,
 )
+
+_conv = variant("_conv")  # the AVX2 + FMA build where the CPU has it
 
 __all__ = [
     "LSTM",

@@ -12,9 +12,11 @@ Rows of ``cols[n]`` are ordered (c, i, j), matching ``w.reshape(F, C * kh * kw)`
 """
 from libc.string cimport memcpy, memset
 
-import numpy as np
-
 from fastml._kernels._types cimport idx_t, real
+
+cdef extern from "_gather.h" nogil:
+    void fastml_gather2_f32(const float *src, float *dst, idx_t n)
+    void fastml_gather2_f64(const double *src, double *dst, idx_t n)
 
 
 cdef inline void _valid_range(idx_t n_in, idx_t n_out, idx_t s, idx_t p, idx_t j,
@@ -31,62 +33,47 @@ cdef inline void _valid_range(idx_t n_in, idx_t n_out, idx_t s, idx_t p, idx_t j
 
 cdef void _im2col_one(const real *x, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw,
                       idx_t s, idx_t p, idx_t OH, idx_t OW, real *col) noexcept nogil:
-    """Write the (C kh kw, OH OW) column matrix of one image ``x`` (C, H, W) into ``col``."""
-    cdef idx_t c, i, j, oh, ow, ih, lo, hi
+    """Write the (C kh kw, OH OW) column matrix of one image ``x`` (C, H, W) into ``col``.
+
+    Per kernel offset (i, j), output rows [rlo, rhi) and columns [lo, hi) read inside
+    the image; the rest is zero padding. Inside, each row is a copy (stride 1), a SIMD
+    gather of every other element (stride 2, ``_gather.h``) or a strided loop.
+    """
+    cdef idx_t c, i, j, ow, lo, hi, rlo, rhi, r1, n, t
     cdef real *dst = col
     cdef const real *src
     for c in range(C):
         for i in range(kh):
+            _valid_range(H, OH, s, p, i, &rlo, &rhi)
             for j in range(kw):
                 _valid_range(W, OW, s, p, j, &lo, &hi)
-                for oh in range(OH):
-                    ih = oh * s - p + i
-                    if ih < 0 or ih >= H or lo == hi:
-                        for ow in range(OW):
-                            dst[ow] = 0
-                    else:
-                        src = x + (c * H + ih) * W + (lo * s - p + j)
-                        for ow in range(lo):
-                            dst[ow] = 0
-                        if s == 1:
-                            memcpy(dst + lo, src, (hi - lo) * sizeof(real))
+                n = hi - lo
+                r1 = rhi if n > 0 else rlo  # no column inside: every row is padding
+                for t in range(rlo * OW):  # rows above the image
+                    dst[t] = 0
+                dst += rlo * OW
+                if r1 > rlo:
+                    src = x + (c * H + rlo * s - p + i) * W + (lo * s - p + j)
+                for _ in range(r1 - rlo):
+                    for ow in range(lo):
+                        dst[ow] = 0
+                    if s == 1:
+                        memcpy(dst + lo, src, n * sizeof(real))
+                    elif s == 2:
+                        if real is float:
+                            fastml_gather2_f32(src, dst + lo, n)
                         else:
-                            for ow in range(hi - lo):
-                                dst[lo + ow] = src[ow * s]
-                        for ow in range(hi, OW):
-                            dst[ow] = 0
-                    dst += OW
-
-
-cdef void _im2col_one_padded(const real *x, idx_t C, idx_t H, idx_t W, idx_t kh,
-                             idx_t kw, idx_t s, idx_t p, idx_t OH, idx_t OW, real *col,
-                             real *xp) noexcept nogil:
-    """:func:`_im2col_one` for stride s >= 2 through a zero-padded copy of the image.
-
-    With the border materialised in ``xp`` (C, H + 2p, W + 2p), every output row is the
-    same branch-free strided gather ``dst[ow] = xp[c, oh s + i, ow s + j]``; stride 2 gets
-    a constant-stride loop the compiler vectorises.
-    """
-    cdef idx_t c, i, j, oh, ow, h
-    cdef idx_t Hp = H + 2 * p, Wp = W + 2 * p
-    cdef real *dst = col
-    cdef const real *src
-    memset(xp, 0, C * Hp * Wp * sizeof(real))
-    for c in range(C):
-        for h in range(H):
-            memcpy(xp + (c * Hp + h + p) * Wp + p, x + (c * H + h) * W, W * sizeof(real))
-    for c in range(C):
-        for i in range(kh):
-            for j in range(kw):
-                for oh in range(OH):
-                    src = xp + (c * Hp + oh * s + i) * Wp + j
-                    if s == 2:
-                        for ow in range(OW):
-                            dst[ow] = src[2 * ow]
+                            fastml_gather2_f64(src, dst + lo, n)
                     else:
-                        for ow in range(OW):
-                            dst[ow] = src[ow * s]
+                        for ow in range(n):
+                            dst[lo + ow] = src[ow * s]
+                    for ow in range(hi, OW):
+                        dst[ow] = 0
+                    src += s * W
                     dst += OW
+                for t in range((OH - r1) * OW):  # rows below the image
+                    dst[t] = 0
+                dst += (OH - r1) * OW
 
 
 cdef void _col2im_one(const real *col, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw,
@@ -132,8 +119,8 @@ def im2col(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stride, idx_t p
 
     ``cols_out[n, (c*kh + i)*kw + j, oh*OW + ow] = x[n, c, oh*s - p + i, ow*s - p + j]``
     (zero outside the image). Stride 1: each output row is a contiguous copy of an input
-    row with the padded border zeroed. Stride s >= 2: the image is first copied into a
-    zero-padded scratch, then every row is one branch-free strided gather.
+    row with the padded border zeroed; stride 2: a SIMD gather of the even elements
+    (``_gather.h``) instead of the copy; larger strides: a strided loop.
 
     Assumes: ``x`` (N, C, H, W) C-contiguous; ``cols_out`` (N, C kh kw, OH OW).
     """
@@ -144,18 +131,10 @@ def im2col(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stride, idx_t p
     cdef idx_t OW = (W + 2 * padding - kw) // stride + 1
     if N == 0 or cols_out.shape[1] == 0 or cols_out.shape[2] == 0:
         return
-    cdef bint padded = stride > 1
-    cdef real[::1] xp = np.empty(
-        C * (H + 2 * padding) * (W + 2 * padding) if padded else 1,
-        dtype=np.float32 if real is float else np.float64)
     with nogil:
         for n in range(N):
-            if padded:
-                _im2col_one_padded(&x[n, 0, 0, 0], C, H, W, kh, kw, stride, padding,
-                                   OH, OW, &cols_out[n, 0, 0], &xp[0])
-            else:
-                _im2col_one(&x[n, 0, 0, 0], C, H, W, kh, kw, stride, padding, OH, OW,
-                            &cols_out[n, 0, 0])
+            _im2col_one(&x[n, 0, 0, 0], C, H, W, kh, kw, stride, padding, OH, OW,
+                        &cols_out[n, 0, 0])
 
 
 def col2im(const real[:, :, ::1] cols, idx_t kh, idx_t kw, idx_t stride, idx_t padding,
