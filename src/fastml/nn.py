@@ -233,7 +233,15 @@ def _buffer(buf, shape, dtype):
     return np.empty(shape, dtype=dtype)
 
 
-def _conv2d_forward(x, w, b, s, p, cols=None):
+_CHUNK_BYTES = 1 << 20  # im2col block per GEMM in the layer: stays in a 1 MiB L2
+
+
+def _conv2d_forward(x, w, b, s, p, cols=None, blocked=False):
+    """y = conv(x, w) + b. Returns (y, cols) with the whole im2col matrix (the
+    functional API keeps it for the backward pass), or with ``blocked`` (the layer)
+    runs im2col and the GEMM a few images at a time, so that the column block is still
+    in cache when the GEMM reads it, and returns (y, block buffer); ``cols`` is a
+    buffer to reuse either way."""
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     _geometry(x.shape, (kh, kw), s, p)
@@ -241,12 +249,22 @@ def _conv2d_forward(x, w, b, s, p, cols=None):
     k = c * kh * kw
     if max(k, oh * ow, f) > _INT32_MAX:
         raise ValueError("conv2d: a dimension exceeds the 32-bit BLAS limit")
-    cols = _buffer(cols, (n, k, oh * ow), x.dtype)
-    _conv.im2col(x, kh, kw, s, p, cols)
-    y = np.matmul(w.reshape(f, k), cols)
+    m = _chunk_images(n, k * oh * ow * x.dtype.itemsize) if blocked else n
+    buf = _buffer(cols, (m, k, oh * ow), x.dtype)
+    w2 = w.reshape(f, k)
+    y = np.empty((n, f, oh * ow), dtype=x.dtype)
+    for i in range(0, n, m):
+        block = buf[: min(m, n - i)]
+        _conv.im2col(x[i : i + m], kh, kw, s, p, block)
+        np.matmul(w2, block, out=y[i : i + m])
     if b is not None:
         y += b[:, None]
-    return y.reshape(n, f, oh, ow), cols
+    return y.reshape(n, f, oh, ow), buf
+
+
+def _chunk_images(n, per_image_bytes):
+    """Images per im2col block: as many as fit in _CHUNK_BYTES, at least one."""
+    return max(1, min(n, _CHUNK_BYTES // max(per_image_bytes, 1)))
 
 
 def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
@@ -280,27 +298,46 @@ def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
     return gx, gw, gb
 
 
-def _conv2d_backward(g, x_shape, w, cols, s, p, dcols=None):
+def _conv2d_backward(g, x_shape, w, cols, s, p, dcols=None, x=None, chunk=None):
+    """Gradients (gx, gw, gb) and the dcols buffer. With the whole ``cols`` (functional
+    API), dcols is one (N, K, P) array. With ``cols=None``, the input ``x`` and a chunk
+    buffer: per block of images, im2col is recomputed into the chunk (cheaper than
+    keeping the whole matrix, which does not stay in cache), then dW, dcols and col2im
+    run on it while it is in cache; returns the chunk as the buffer."""
     n, f = g.shape[0], g.shape[1]
     kh, kw = w.shape[2], w.shape[3]
     k = w.shape[1] * kh * kw
     g3 = g.reshape(n, f, -1)
-    if cols.shape != (n, k, g3.shape[2]):
+    P = g3.shape[2]
+    if cols is not None and cols.shape != (n, k, P):
         raise ValueError(
             f"grad_out of shape {g.shape} does not match cols of shape {cols.shape}"
         )
+    if cols is not None:
+        m, blocks, dbuf = n, cols, _buffer(dcols, cols.shape, w.dtype)
+    else:
+        m = _chunk_images(n, k * P * w.dtype.itemsize)
+        blocks = _buffer(chunk, (m, k, P), w.dtype)
+        dbuf = _buffer(dcols, (m, k, P), w.dtype)
     w2 = w.reshape(f, k)
     gw = np.zeros((f, k), dtype=w.dtype)
     tmp = np.empty((f, k), dtype=w.dtype)
-    for i in range(n):  # one GEMM per image, accumulated without an (N, F, K) temporary
-        np.matmul(g3[i], cols[i].T, out=tmp)
-        gw += tmp
-    gb = g3.sum(axis=(0, 2))
-    dcols = _buffer(dcols, cols.shape, w.dtype)
-    np.matmul(w2.T, g3, out=dcols)
     gx = np.empty(x_shape, dtype=w.dtype)
-    _conv.col2im(dcols, kh, kw, s, p, gx)
-    return gx, gw.reshape(w.shape), gb, dcols
+    for i in range(0, n, m):
+        r = min(m, n - i)
+        block = blocks[:r] if cols is None else cols
+        if cols is None:
+            _conv.im2col(x[i : i + r], kh, kw, s, p, block)
+        for j in range(
+            r
+        ):  # one GEMM per image, accumulated without an (N, F, K) temporary
+            np.matmul(g3[i + j], block[j].T, out=tmp)
+            gw += tmp
+        dc = dbuf[:r]
+        np.matmul(w2.T, g3[i : i + r], out=dc)
+        _conv.col2im(dc, kh, kw, s, p, gx[i : i + r])
+    gb = g3.sum(axis=(0, 2))
+    return gx, gw.reshape(w.shape), gb, (dbuf if cols is not None else (blocks, dbuf))
 
 
 # -------------------------------------------------------------------------- layers
@@ -583,26 +620,32 @@ class Conv2d(Layer):
                 f"x must have {self.in_channels} channels (in_channels), got "
                 f"{x.shape[1]} (x shape {x.shape})"
             )
-        self._xshape = x.shape
-        y, self._cols = _conv2d_forward(
+        # the backward pass recomputes im2col from a copy of x (blocks that stay in
+        # cache beat keeping the whole, several times larger, column matrix)
+        self._x = _buffer(getattr(self, "_x", None), x.shape, x.dtype)
+        np.copyto(self._x, x)
+        y, self._chunk = _conv2d_forward(
             x,
             self.params["weight"],
             self.params["bias"],
             self.stride,
             self.padding,
-            getattr(self, "_cols", None),
+            getattr(self, "_chunk", None),
+            blocked=True,
         )
         return y
 
     def _backward(self, g):
-        gx, gw, gb, self._dcols = _conv2d_backward(
+        gx, gw, gb, (self._chunk, self._dcols) = _conv2d_backward(
             g,
-            self._xshape,
+            self._x.shape,
             self.params["weight"],
-            self._cols,
+            None,
             self.stride,
             self.padding,
             getattr(self, "_dcols", None),
+            x=self._x,
+            chunk=self._chunk,
         )
         self.grads["weight"][...] = gw
         self.grads["bias"][...] = gb
