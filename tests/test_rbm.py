@@ -246,3 +246,43 @@ def test_docstring_examples():
 
     result = doctest.testmod(rbm, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def _rbm_builds():
+    """The baseline _rbm kernels and, where this CPU runs it, the AVX2 + FMA build
+    (whose sigmoid is a vectorised polynomial exp, not libm's)."""
+    import importlib
+
+    from fastml import _build_config
+    from fastml._kernels import _rbm, simd_supported
+
+    builds = [_rbm]
+    if (
+        "fastml._kernels._rbm_avx2" in _build_config.KERNEL_VARIANTS
+        and simd_supported()
+    ):
+        builds.append(importlib.import_module("fastml._kernels._rbm_avx2"))
+    return builds
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_sigmoid_is_accurate(dtype):
+    # oracle: 1 / (1 + exp(-a)) in long double (or float64 for float32), over the whole
+    # range, including the saturated tails and the cut-off below exp(-708) / exp(-87)
+    rng = np.random.default_rng(40)
+    a = np.concatenate(
+        [rng.uniform(-40, 40, 5000), rng.uniform(-800, 800, 2000),
+         [0.0, -0.0, 1e-300, -1e-300, 36.0, -36.0, 700.0, -700.0, 1e4, -1e4]]
+    )  # fmt: skip
+    a = a.astype(dtype)
+    exact = 1 / (1 + np.exp(-a.astype(np.longdouble)))
+    eps = np.finfo(dtype).eps
+    floor = 4e-308 if dtype == np.float64 else 2e-38  # the documented saturation
+    for mod in _rbm_builds():
+        h = np.empty((a.size, 1), dtype=dtype)
+        # h = sigmoid(v W^T + c) with W = [[1]], c = 0: the kernel's sigmoid of a
+        mod.hidden_proba(np.ones((1, 1), dtype), np.zeros(1, dtype), a[:, None], h)
+        big = exact > floor
+        rel = np.abs(h[big, 0] - exact[big]) / exact[big]
+        assert rel.max() <= 4 * eps, (mod.__name__, rel.max() / eps)
+        assert (h[~big, 0] <= floor).all() and (h[:, 0] >= 0).all()

@@ -22,13 +22,15 @@ import time
 import numpy as np
 
 from fastml._base import BaseEstimator, check_is_fitted
-from fastml._kernels import _rbm
+from fastml._kernels import variant
 from fastml._validation import (
     check_array,
     check_int,
     check_random_state,
     check_real,
 )
+
+_rbm = variant("_rbm")  # the AVX2 + FMA build where the CPU has it
 
 __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 
