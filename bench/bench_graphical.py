@@ -19,7 +19,7 @@ Groups:
 import numpy as np
 import pytest
 
-from fastml.graphical import FactorGraph, PairwiseMRF, _bp
+from fastml.graphical import FactorGraph, PairwiseMRF, _bp_grid
 
 # ---------------------------------------------------------------------------------
 # 200-variable binary tree
@@ -275,7 +275,9 @@ GRID_IMPLS = {
 def bench_grid_loopy_bp(benchmark, impl, grid):
     benchmark.group = "bp-grid-256-K8"
     fn = GRID_IMPLS[impl](grid)
-    benchmark.extra_info.update(H=H, W=W, K=K_GRID, sweeps=SWEEPS, kernel=_bp.__name__)
+    benchmark.extra_info.update(
+        H=H, W=W, K=K_GRID, sweeps=SWEEPS, kernel=_bp_grid.__name__
+    )
     out = benchmark.pedantic(fn, rounds=5, iterations=1)
     benchmark.extra_info["sweeps_per_s"] = SWEEPS / benchmark.stats.stats.min
     np.testing.assert_allclose(out, numpy_grid(grid)(), atol=1e-6)
