@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fastml import nn
+from fastml._kernels import builds
 
 FD_TOL = 1e-7
 TORCH_TOL = 1e-10
@@ -114,28 +115,12 @@ def _im2col_reference(x, k, s, p):
     return np.concatenate(blocks, axis=2).reshape(N, C * kh * kw, OH * OW)
 
 
-def _conv_builds():
-    """The baseline _conv kernels and, where this CPU runs it, the AVX2 + FMA build."""
-    import importlib
-
-    from fastml import _build_config
-    from fastml._kernels import _conv, simd_supported
-
-    builds = [_conv]
-    if (
-        "fastml._kernels._conv_avx2" in _build_config.KERNEL_VARIANTS
-        and simd_supported()
-    ):
-        builds.append(importlib.import_module("fastml._kernels._conv_avx2"))
-    return builds
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_im2col_every_width_equals_slicing(dtype):
     # the stride-2 SIMD gather: vector bodies, overlapping tails and scalar short rows,
     # for every width 1..40 and every padding/kernel column offset (oracle: slicing)
     x = np.random.default_rng(31).standard_normal((2, 2, 5, 40)).astype(dtype)
-    for mod in _conv_builds():
+    for mod in builds("_conv"):
         for W in range(1, 41):
             for s, p, k in [
                 (2, 0, (1, 1)),
@@ -174,7 +159,7 @@ def test_im2col_reads_nothing_past_the_image():
                               offset=2 * page - size).reshape(shape)  # fmt: skip
             x[...] = np.random.default_rng(32).standard_normal(shape)
             ref = _im2col_reference(x, (2, 2), 2, 0)
-            for mod in _conv_builds():
+            for mod in builds("_conv"):
                 out = np.empty_like(ref)
                 mod.im2col(x, 2, 2, 2, 0, out)
                 np.testing.assert_array_equal(out, ref)

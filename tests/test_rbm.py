@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+from fastml._kernels import builds
 from fastml.rbm import BernoulliRBM, GaussianBernoulliRBM
 
 
@@ -248,23 +249,6 @@ def test_docstring_examples():
     assert result.attempted > 0 and result.failed == 0
 
 
-def _rbm_builds():
-    """The baseline _rbm kernels and, where this CPU runs it, the AVX2 + FMA build
-    (whose sigmoid is a vectorised polynomial exp, not libm's)."""
-    import importlib
-
-    from fastml import _build_config
-    from fastml._kernels import _rbm, simd_supported
-
-    builds = [_rbm]
-    if (
-        "fastml._kernels._rbm_avx2" in _build_config.KERNEL_VARIANTS
-        and simd_supported()
-    ):
-        builds.append(importlib.import_module("fastml._kernels._rbm_avx2"))
-    return builds
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernel_sigmoid_is_accurate(dtype):
     # oracle: 1 / (1 + exp(-a)) in long double (or float64 for float32), over the whole
@@ -278,7 +262,7 @@ def test_kernel_sigmoid_is_accurate(dtype):
     exact = 1 / (1 + np.exp(-a.astype(np.longdouble)))
     eps = np.finfo(dtype).eps
     floor = 4e-308 if dtype == np.float64 else 2e-38  # the documented saturation
-    for mod in _rbm_builds():
+    for mod in builds("_rbm"):
         h = np.empty((a.size, 1), dtype=dtype)
         # h = sigmoid(v W^T + c) with W = [[1]], c = 0: the kernel's sigmoid of a
         mod.hidden_proba(np.ones((1, 1), dtype), np.zeros(1, dtype), a[:, None], h)

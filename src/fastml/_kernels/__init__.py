@@ -36,3 +36,14 @@ def variant(name: str) -> ModuleType:
     ):
         return importlib.import_module(fast)
     return importlib.import_module(f"fastml._kernels.{name}")
+
+
+def builds(name: str) -> list[ModuleType]:
+    """Every build of kernel module ``name`` this CPU runs: the baseline one, then the
+    AVX2 + FMA one when it was compiled and the CPU supports it (for tests that check
+    the builds against each other)."""
+    mods = [importlib.import_module(f"fastml._kernels.{name}")]
+    fast = f"fastml._kernels.{name}_avx2"
+    if fast in _build_config.KERNEL_VARIANTS and simd_supported():
+        mods.append(importlib.import_module(fast))
+    return mods
