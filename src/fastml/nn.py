@@ -287,7 +287,7 @@ def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
             f"x_shape must be (N, C, H, W) with N = {g.shape[0]} (grad_out) and "
             f"C = {w.shape[1]} (weight), got {x_shape!r}"
         )
-    gx, gw, gb, _ = _conv2d_backward(
+    gx, gw, gb, *_ = _conv2d_backward(
         g,
         shape,
         w,
@@ -299,11 +299,11 @@ def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
 
 
 def _conv2d_backward(g, x_shape, w, cols, s, p, dcols=None, x=None, chunk=None):
-    """Gradients (gx, gw, gb) and the dcols buffer. With the whole ``cols`` (functional
-    API), dcols is one (N, K, P) array. With ``cols=None``, the input ``x`` and a chunk
-    buffer: per block of images, im2col is recomputed into the chunk (cheaper than
-    keeping the whole matrix, which does not stay in cache), then dW, dcols and col2im
-    run on it while it is in cache; returns the chunk as the buffer."""
+    """Gradients (gx, gw, gb), then the column and dcols buffers for reuse. With the
+    whole ``cols`` (functional API), dcols is one (N, K, P) array. With ``cols=None``,
+    the input ``x`` and a chunk buffer: per block of images, im2col is recomputed into
+    the chunk (cheaper than keeping the whole matrix, which does not stay in cache),
+    then dW, dcols and col2im run on it while it is in cache."""
     n, f = g.shape[0], g.shape[1]
     kh, kw = w.shape[2], w.shape[3]
     k = w.shape[1] * kh * kw
@@ -325,19 +325,18 @@ def _conv2d_backward(g, x_shape, w, cols, s, p, dcols=None, x=None, chunk=None):
     gx = np.empty(x_shape, dtype=w.dtype)
     for i in range(0, n, m):
         r = min(m, n - i)
-        block = blocks[:r] if cols is None else cols
+        block = blocks[:r]
         if cols is None:
             _conv.im2col(x[i : i + r], kh, kw, s, p, block)
-        for j in range(
-            r
-        ):  # one GEMM per image, accumulated without an (N, F, K) temporary
+        # one GEMM per image, accumulated without an (N, F, K) temporary
+        for j in range(r):
             np.matmul(g3[i + j], block[j].T, out=tmp)
             gw += tmp
         dc = dbuf[:r]
         np.matmul(w2.T, g3[i : i + r], out=dc)
         _conv.col2im(dc, kh, kw, s, p, gx[i : i + r])
     gb = g3.sum(axis=(0, 2))
-    return gx, gw.reshape(w.shape), gb, (dbuf if cols is not None else (blocks, dbuf))
+    return gx, gw.reshape(w.shape), gb, blocks, dbuf
 
 
 # -------------------------------------------------------------------------- layers
@@ -636,7 +635,7 @@ class Conv2d(Layer):
         return y
 
     def _backward(self, g):
-        gx, gw, gb, (self._chunk, self._dcols) = _conv2d_backward(
+        gx, gw, gb, self._chunk, self._dcols = _conv2d_backward(
             g,
             self._x.shape,
             self.params["weight"],

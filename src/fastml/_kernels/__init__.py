@@ -25,15 +25,17 @@ def simd_supported() -> bool:
     return bool(features.get("AVX2") and features.get("FMA3"))
 
 
+def _usable_variant(name: str) -> str | None:
+    """The AVX2 + FMA build's module name if it was compiled and this CPU runs it."""
+    fast = f"fastml._kernels.{name}_avx2"
+    return fast if fast in _build_config.KERNEL_VARIANTS and simd_supported() else None
+
+
 def variant(name: str) -> ModuleType:
     """The kernel module ``fastml._kernels.<name>``, or its AVX2 + FMA build when one was
     compiled, the CPU supports it and ``FASTML_DISABLE_SIMD`` is not set."""
-    fast = f"fastml._kernels.{name}_avx2"
-    if (
-        fast in _build_config.KERNEL_VARIANTS
-        and os.environ.get("FASTML_DISABLE_SIMD", "") in ("", "0")
-        and simd_supported()
-    ):
+    fast = _usable_variant(name)
+    if fast and os.environ.get("FASTML_DISABLE_SIMD", "") in ("", "0"):
         return importlib.import_module(fast)
     return importlib.import_module(f"fastml._kernels.{name}")
 
@@ -42,8 +44,7 @@ def builds(name: str) -> list[ModuleType]:
     """Every build of kernel module ``name`` this CPU runs: the baseline one, then the
     AVX2 + FMA one when it was compiled and the CPU supports it (for tests that check
     the builds against each other)."""
-    mods = [importlib.import_module(f"fastml._kernels.{name}")]
-    fast = f"fastml._kernels.{name}_avx2"
-    if fast in _build_config.KERNEL_VARIANTS and simd_supported():
-        mods.append(importlib.import_module(fast))
-    return mods
+    fast = _usable_variant(name)
+    return [importlib.import_module(f"fastml._kernels.{name}")] + (
+        [importlib.import_module(fast)] if fast else []
+    )
