@@ -19,7 +19,8 @@ Groups:
 import numpy as np
 import pytest
 
-from fastml.graphical import FactorGraph, PairwiseMRF, _bp_grid
+from fastml.graphical import FactorGraph, PairwiseMRF
+from fastml.graphical._grid import _bp_grid
 
 # ---------------------------------------------------------------------------------
 # 200-variable binary tree

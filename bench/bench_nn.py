@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastml import nn
-from fastml.nn import _conv  # the build fastml.nn uses (AVX2 + FMA where supported)
+from fastml.nn._functional import _conv  # the build fastml.nn uses (AVX2 + FMA if any)
 
 N, C, F, H, W, K = 32, 16, 32, 32, 32, 3
 DTYPES = [np.float32, np.float64]

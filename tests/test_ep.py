@@ -199,13 +199,3 @@ def test_bad_input():
         ProbitSite(np.ones(2), 0)
     with pytest.raises(TypeError, match="factor_graph must be a FactorGraph"):
         discrete_ep({"a": 2})
-
-
-def test_docstring_examples():
-    import doctest
-    import importlib
-
-    result = doctest.testmod(
-        importlib.import_module("fastml.ep"), optionflags=doctest.ELLIPSIS
-    )
-    assert result.attempted > 0 and result.failed == 0

@@ -665,13 +665,3 @@ def test_bad_input():
         PairwiseMRF(np.zeros((3, 3)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="log_unary must be finite"):
         PairwiseMRF(np.full((2, 2, 2), np.nan), np.zeros((2, 2)))
-
-
-def test_docstring_examples():
-    import doctest
-    import importlib
-
-    result = doctest.testmod(
-        importlib.import_module("fastml.graphical"), optionflags=doctest.ELLIPSIS
-    )
-    assert result.attempted > 0 and result.failed == 0

@@ -561,11 +561,3 @@ def test_stationary_distribution_aic_bic_match_hmmlearn():
         )
         assert ours.aic(X) == pytest.approx(peer.aic(X), rel=1e-10)
         assert ours.bic(X) == pytest.approx(peer.bic(X), rel=1e-10)
-
-
-def test_docstring_examples():
-    import doctest
-
-    import fastml.hmm
-
-    assert doctest.testmod(fastml.hmm).failed == 0

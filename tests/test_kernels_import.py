@@ -71,7 +71,7 @@ def test_simd_grid_kernel_agrees_with_baseline():
     # the AVX2 build contracts a * b + c into FMAs: same results to rounding
     import numpy as np
 
-    from fastml import graphical
+    from fastml.graphical import _grid
 
     _simd_variants()
     fast = importlib.import_module("fastml._kernels._bp_avx2")
@@ -83,7 +83,7 @@ def test_simd_grid_kernel_agrees_with_baseline():
         for potts, is_max in [(True, False), (False, False), (True, True)]:
             pair = np.eye(K) if potts else np.exp(rng.standard_normal((K, K)))
             lu = rng.standard_normal((H, W, K))
-            unary = graphical._to_half_rows(np.exp(lu) if not is_max else lu, 1.0)
+            unary = _grid._to_half_rows(np.exp(lu) if not is_max else lu, 1.0)
             if is_max:
                 pair = np.log(pair + 1.0)
             hs = unary.shape[3]

@@ -231,15 +231,6 @@ def test_words_api_and_verbose(capsys):
     assert isinstance(m2.top_words(n=2)[0][0], int)
 
 
-def test_docstring_examples():
-    import doctest
-
-    import fastml.lda
-
-    result = doctest.testmod(fastml.lda, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 # -------------------------------------------------------------------- bad input
 X_OK = _synthetic(n_docs=20)[0]
 

@@ -355,11 +355,3 @@ def test_time_varying_parameters_match_pykalman():
         observation_offset=tv["observation_offsets"][1],
     )
     np.testing.assert_allclose(step[0], m[1], rtol=1e-12, atol=1e-12)
-
-
-def test_docstring_examples():
-    import doctest
-
-    import fastml.lds
-
-    assert doctest.testmod(fastml.lds).failed == 0

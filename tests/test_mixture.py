@@ -246,15 +246,6 @@ def test_collapsed_component_says_reg_covar(ct):
     GaussianMixture(3, covariance_type=ct, random_state=0).fit(X)
 
 
-def test_docstring_examples():
-    import doctest
-
-    import fastml.mixture
-
-    result = doctest.testmod(fastml.mixture, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 2e-4)])
 @pytest.mark.parametrize(
     "n, d, K, tied",

@@ -240,15 +240,6 @@ def test_bad_inputs():
         BernoulliRBM(2).transform(x)
 
 
-def test_docstring_examples():
-    import doctest
-
-    from fastml import rbm
-
-    result = doctest.testmod(rbm, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernel_sigmoid_is_accurate(dtype):
     # oracle: 1 / (1 + exp(-a)) in long double (or float64 for float32), over the whole

@@ -925,13 +925,6 @@ def test_generic_mc_bad_input(call, exc, match):
         call()
 
 
-def test_docstring_examples():
-    import doctest
-
-    res = doctest.testmod(S, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.failed == 0 and res.attempted > 40
-
-
 def test_hmc_divergent_trajectories_are_rejected_not_raised():
     # a huge step overflows the leapfrog trajectory: both paths reject every proposal
     t = S.MultivariateNormal(np.zeros(3), np.eye(3))

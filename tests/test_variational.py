@@ -105,15 +105,6 @@ def test_bad_input(kwargs, x, err, match):
         UnivariateGaussianVI(**kwargs).fit(x)
 
 
-def test_docstring_examples():
-    import doctest
-
-    import fastml.variational
-
-    result = doctest.testmod(fastml.variational, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 # ------------------------------------------------- BayesianGaussianMixture (PRML 10.2)
 from scipy.special import psi  # noqa: E402
 

@@ -14,10 +14,13 @@ import numpy as np
 __all__ = [
     "as_ndarray",
     "check_array",
+    "check_float_dtype",
     "check_int",
+    "check_param",
     "check_random_state",
     "check_real",
     "check_sample_weight",
+    "check_size",
     "float_dtype",
 ]
 
@@ -238,3 +241,55 @@ def check_sample_weight(
     if not total > 0:
         raise ValueError(f"{name} must have a positive sum, got {total}")
     return w, total
+
+
+def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """A ``dtype`` argument that must be float32 or float64 (as a numpy dtype)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_size(size, name: str = "size") -> tuple[int, ...] | None:
+    """A numpy-style ``size``: ``None`` or a shape tuple of non-negative ints (an int is
+    a 1-d shape)."""
+    if size is None:
+        return None
+    if isinstance(size, (numbers.Integral, np.integer)) and not isinstance(
+        size, (bool, np.bool_)
+    ):
+        return (check_int(size, name, low=0),)
+    if isinstance(size, np.ndarray) and size.ndim == 1:
+        size = size.tolist()
+    if isinstance(size, (tuple, list)):
+        return tuple(check_int(s, name, low=0) for s in size)
+    raise TypeError(
+        f"{name} must be None, a non-negative int or a tuple of them, "
+        f"got {type(size).__name__} {size!r}"
+    )
+
+
+def check_param(x, name: str, *, nonneg: bool = False, positive: bool = False):
+    """A finite distribution parameter: a float for a scalar, else a float64 array
+    (scale-like when ``nonneg`` / ``positive``)."""
+    if np.ndim(x) == 0 and not isinstance(x, np.ndarray):
+        value = check_real(x, name)
+        if positive and value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+        if nonneg and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+        return value
+    arr = check_array(x, name, allow_float32=False, allow_empty=True)
+    if arr.ndim == 0:  # check_array gives 1-d for a 0-d array
+        arr = arr.reshape(())
+    if positive and (arr <= 0).any():
+        bad = arr[arr <= 0].flat[0]
+        raise ValueError(f"{name} must be > 0, got {bad}")
+    if nonneg and (arr < 0).any():
+        bad = arr[arr < 0].flat[0]
+        raise ValueError(f"{name} must be >= 0, got {bad}")
+    return float(arr) if arr.ndim == 0 else arr

@@ -1,0 +1,206 @@
+"""Pairwise Markov random fields on a grid (Ising / Potts and general pairwise tables)
+with compiled loopy belief propagation (PRML sec. 8.3.3, 8.4.7).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastml._kernels import variant
+from fastml._validation import check_array, check_int, check_real
+from fastml.graphical._factor_graph import FactorGraph
+
+__all__ = ["GridBPResult", "PairwiseMRF"]
+
+
+# The grid kernel runs its AVX2 + FMA build where the CPU has it (about 1.3x faster per
+# sweep); the factor-graph kernels, whose loops run over a few states, stay on the
+# baseline build, which is faster for them (tree marginals: 23 vs 33 us).
+_bp_grid = variant("_bp")
+
+
+def _half_stride(W: int) -> int:
+    """Slots per half-row in the grid kernel's layout: ceil(W / 2) plus 4 of padding, so
+    that label rows 2^k doubles wide do not all map to the same cache sets."""
+    return (W + 1) // 2 + 4
+
+
+def _to_half_rows(a: np.ndarray, pad: float) -> np.ndarray:
+    """(H, W, K) -> the grid kernel's layout (H, K, 2, hs): each row split into its even
+    and odd columns, labels outermost; padding slots hold ``pad``."""
+    H, W, K = a.shape
+    hs = _half_stride(W)
+    out = np.full((H, 2 * hs, K), pad)
+    out[:, :W] = a  # column j is slot j // 2 of half j % 2
+    return np.ascontiguousarray(out.reshape(H, hs, 2, K).transpose(0, 3, 2, 1))
+
+
+class GridBPResult:
+    """Loopy BP on a grid: ``beliefs`` (H, W, K) (normalised marginals for sum-product,
+    max-marginal log-beliefs shifted to max 0 for max-product), ``labels`` (argmax per
+    pixel), ``converged``, ``n_iter``, ``delta``."""
+
+    def __init__(self, beliefs, converged, n_iter, delta):
+        self.beliefs = beliefs
+        self.converged = bool(converged)
+        self.n_iter = int(n_iter)
+        self.delta = float(delta)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Most probable label per pixel (argmax of the beliefs), shape (H, W)."""
+        return np.argmax(self.beliefs, axis=-1)
+
+    def __repr__(self) -> str:
+        return f"GridBPResult(converged={self.converged}, n_iter={self.n_iter})"
+
+
+class PairwiseMRF:
+    """A pairwise MRF on an H x W grid: one unary table per pixel and a pairwise table
+    shared by all 4-neighbour edges (Ising for K = 2, Potts for K labels).
+
+    p(x) ∝ prod_p phi_p(x_p) prod_{(p,q)} psi(x_p, x_q) (PRML eq. 8.39; the image
+    de-noising model of PRML sec. 8.3.3), with psi(a, b) indexed by the left (or upper)
+    pixel's label a and the right (or lower) pixel's label b.
+
+    Parameters
+    ----------
+    log_unary : array_like, shape (H, W, K)
+        ln phi_p(k), finite.
+    log_pairwise : array_like, shape (K, K)
+        ln psi(a, b), finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastml.graphical import PairwiseMRF
+    >>> noisy = np.array([[0, 0, 1], [0, 1, 1], [0, 1, 1]])
+    >>> mrf = PairwiseMRF.potts(np.where(np.eye(2)[noisy] > 0, 1.0, -1.0), 0.8)
+    >>> mrf.loopy_belief_propagation(method="max").labels.shape
+    (3, 3)
+    """
+
+    def __init__(self, log_unary, log_pairwise):
+        u = check_array(log_unary, "log_unary", ndim=3, dtype=np.float64)
+        p = check_array(log_pairwise, "log_pairwise", ndim=2, dtype=np.float64)
+        K = u.shape[2]
+        if p.shape != (K, K):
+            raise ValueError(
+                f"log_pairwise must have shape ({K}, {K}) for K={K} labels, got {p.shape}"
+            )
+        # private read-only copies: the scaled potentials are cached from them
+        self.log_unary = np.array(u, copy=True)
+        self.log_pairwise = np.array(p, copy=True)
+        self.log_unary.flags.writeable = False
+        self.log_pairwise.flags.writeable = False
+        self._kernel_unary = {}  # per method, in the grid kernel's layout (cached)
+
+    @classmethod
+    def potts(cls, log_unary, coupling) -> PairwiseMRF:
+        """Potts model: ln psi(a, b) = coupling if a == b else 0 (Ising for K = 2)."""
+        coupling = check_real(coupling, "coupling")
+        u = check_array(log_unary, "log_unary", ndim=3, dtype=np.float64)
+        return cls(u, coupling * np.eye(u.shape[2]))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.log_unary.shape[:2]
+
+    def to_factor_graph(self) -> FactorGraph:
+        """The same model as a :class:`FactorGraph`; pixel (i, j) is variable i * W + j."""
+        H, W, K = self.log_unary.shape
+        fg = FactorGraph([K] * (H * W))
+        idx = np.arange(H * W).reshape(H, W)
+        fg.add_factors(idx.reshape(-1, 1), self.log_unary.reshape(H * W, K), log=True)
+        pairs = np.concatenate(
+            [
+                np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], axis=1),
+                np.stack([idx[:-1].ravel(), idx[1:].ravel()], axis=1),
+            ]
+        )
+        if pairs.size:
+            fg.add_factors(
+                pairs, np.broadcast_to(self.log_pairwise, (len(pairs), K, K)), log=True
+            )
+        return fg
+
+    def loopy_belief_propagation(
+        self,
+        max_iter: int = 100,
+        tol: float = 1e-6,
+        damping: float = 0.0,
+        method: str = "sum",
+        schedule: str = "parallel",
+    ) -> GridBPResult:
+        """Loopy BP with the flooding schedule on the grid (compiled grid kernel).
+
+        ``method="sum"`` gives approximate marginals (sum-product, PRML eqs. 8.66, 8.69),
+        ``"max"`` max-marginals whose per-pixel argmax approximates the MAP labelling
+        (max-product, PRML eqs. 8.93-8.94). A Potts pairwise table (constant diagonal,
+        constant off-diagonal) is detected and each message then costs O(K), not O(K^2).
+
+        Parameters
+        ----------
+        max_iter : int, default 100
+        tol : float, default 1e-6
+            Stop when no message entry changes by more than this. The flooding
+            schedule runs up to four sweeps per pass over memory (temporal blocking:
+            the intermediate sweeps live in a few cached rows), so it checks this
+            after every fourth sweep and may run up to three sweeps past the first
+            one that met it; ``n_iter`` counts every sweep run.
+        damping : float in [0, 1), default 0
+        method : {"sum", "max"}
+        schedule : {"parallel", "checkerboard"}
+            ``"parallel"`` is the flooding schedule (every message from the previous
+            sweep). ``"checkerboard"`` updates the messages into the pixels of one
+            colour of the chessboard, in place, then into the other from the newest
+            values (Felzenszwalb & Huttenlocher 2006, sec. 4): a sweep costs the same
+            and typically needs about half as many sweeps; same fixed points.
+
+        Returns
+        -------
+        GridBPResult
+
+        References
+        ----------
+        P. F. Felzenszwalb, D. P. Huttenlocher, "Efficient belief propagation for early
+        vision", IJCV 70(1), 2006.
+        """
+        max_iter = check_int(max_iter, "max_iter", low=1)
+        tol = check_real(tol, "tol", low=0.0)
+        damping = check_real(damping, "damping", low=0.0, high=1.0, high_open=True)
+        if method not in ("sum", "max"):
+            raise ValueError(f"method must be 'sum' or 'max', got {method!r}")
+        if schedule not in ("parallel", "checkerboard"):
+            raise ValueError(
+                f"schedule must be 'parallel' or 'checkerboard', got {schedule!r}"
+            )
+        is_max = method == "max"
+        H, W, K = self.log_unary.shape
+        lp = self.log_pairwise
+        off = lp[~np.eye(K, dtype=bool)]
+        diag = np.diag(lp)
+        potts = K == 1 or ((off == off[0]).all() and (diag == diag[0]).all())
+        if method not in self._kernel_unary:
+            u = self.log_unary
+            if not is_max:  # potentials scaled to max 1 per pixel
+                u = np.exp(u - u.max(axis=2, keepdims=True))
+            self._kernel_unary[method] = _to_half_rows(u, 0.0 if is_max else 1.0)
+        unary = self._kernel_unary[method]
+        if is_max:
+            pair = lp
+            pd, po = float(diag[0]), float(off[0]) if K > 1 else 0.0
+        else:
+            pair = np.exp(lp - lp.max())
+            pd = float(pair[0, 0])
+            po = float(pair[0, 1]) if K > 1 else 0.0
+        pair = np.ascontiguousarray(pair)
+        hs = _half_stride(W)
+        belief = np.empty((H, W, K))
+        n_iter, delta = _bp_grid.grid_bp(
+            unary, W, pair, np.ascontiguousarray(pair.T), pd, po, bool(potts), is_max,
+            max_iter, tol, damping, schedule == "checkerboard",
+            np.empty((H, 4, K, 2, hs)), belief,
+            np.empty((2 * K + 3 + 8 * (3 * _bp_grid.GRID_FUSE + 4) * K) * hs),
+        )  # fmt: skip
+        return GridBPResult(belief, delta < tol, n_iter, delta)

@@ -1,0 +1,536 @@
+"""What every HMM shares: validation of start / transition probabilities, the
+forward-backward and Viterbi orchestration over many sequences, Baum-Welch (PRML sec.
+13.2) and :class:`ConvergenceMonitor`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+from scipy import linalg
+
+from fastml._base import BaseEstimator, check_is_fitted
+from fastml._kernels import _hmm
+from fastml._validation import (
+    as_ndarray,
+    check_array,
+    check_int,
+    check_random_state,
+    check_real,
+)
+
+__all__ = ["ConvergenceMonitor"]
+
+
+_log = logging.getLogger(__name__)
+
+
+#: Tolerance on the row sums of probability vectors and stochastic matrices.
+SUM_TOL = 1e-6
+
+
+class ConvergenceMonitor:
+    """EM convergence record: the log-likelihood of every iteration.
+
+    Attributes
+    ----------
+    history : list of float
+        log p(X) under the parameters of each E-step, in order (hmmlearn keeps only the
+        last two; this keeps all, so ``history`` can be plotted).
+    iter : int
+        Number of EM iterations performed.
+    converged : bool
+        True once ``n_iter`` iterations ran or the last gain was below ``tol``.
+    """
+
+    def __init__(self, tol, n_iter, verbose):
+        self.tol = tol
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.history: list[float] = []
+        self.iter = 0
+
+    def _reset(self):
+        self.iter = 0
+        self.history.clear()
+
+    def report(self, log_prob: float) -> None:
+        """Record one iteration's log-likelihood (printed when ``verbose``)."""
+        if self.verbose:
+            delta = log_prob - self.history[-1] if self.history else float("nan")
+            print(
+                f"{self.iter + 1:>10d} {log_prob:>16.8f} {delta:>+16.8f}",
+                file=sys.stderr,
+            )
+        if self.history and log_prob - self.history[-1] < -1e-8 * max(
+            1.0, abs(log_prob)
+        ):
+            _log.warning(
+                "log-likelihood decreased from %r to %r", self.history[-1], log_prob
+            )
+        self.history.append(float(log_prob))
+        self.iter += 1
+
+    @property
+    def converged(self) -> bool:
+        return self.iter == self.n_iter or (
+            len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ConvergenceMonitor(tol={self.tol}, n_iter={self.n_iter}, "
+            f"iter={self.iter}, converged={self.converged})"
+        )
+
+
+def _spans(lengths, n: int) -> np.ndarray:
+    """[start, end) rows of each sequence, shape (S, 2), from ``lengths``."""
+    if lengths is None:
+        return np.array([[0, n]], dtype=np.intp)
+    arr = as_ndarray(lengths, "lengths")
+    if arr.ndim != 1:
+        raise ValueError(f"lengths must be 1-dimensional, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError("lengths must not be empty")
+    if arr.dtype.kind not in "iu":
+        if (
+            arr.dtype.kind == "f"
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
+        ):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"lengths must contain integers, got dtype {arr.dtype}")
+    if (arr <= 0).any():
+        i = int(np.argmax(arr <= 0))
+        raise ValueError(
+            f"lengths must be positive (no zero-length sequences); lengths[{i}] = {arr[i]}"
+        )
+    total = int(arr.sum())
+    if total != n:
+        raise ValueError(
+            f"lengths must sum to the number of samples in X ({n}), got {total}"
+        )
+    ends = np.cumsum(arr, dtype=np.intp)
+    return np.ascontiguousarray(np.stack([ends - arr, ends], axis=1), dtype=np.intp)
+
+
+def _check_distribution(arr, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Validate a probability vector (1-D) or row-stochastic matrix (2-D)."""
+    out = check_array(arr, name, dtype=np.float64)
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
+    if (out < 0).any():
+        idx = tuple(int(i) for i in np.argwhere(out < 0)[0])
+        raise ValueError(
+            f"{name} must be non-negative; found {out[idx]} at index {idx}"
+        )
+    sums = out.sum(axis=-1)
+    bad = np.abs(sums - 1.0) > SUM_TOL
+    if bad.any():
+        if out.ndim == 1:
+            raise ValueError(
+                f"{name} must sum to 1 (sums to {sums:.6g}, tol={SUM_TOL})"
+            )
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"{name} rows must sum to 1 (row {i} sums to {sums[i]:.6g}, tol={SUM_TOL})"
+        )
+    return out
+
+
+def _normalize(a: np.ndarray, axis=None) -> np.ndarray:
+    """Divide by the sum along ``axis``, leaving all-zero slices at zero (hmmlearn)."""
+    s = a.sum(axis=axis, keepdims=True)
+    s[s == 0] = 1
+    return a / s
+
+
+def _keep_empty_rows(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Rows of ``new`` that got no expected counts (all zero) keep their old value, so
+    a state the data never visits leaves a valid distribution (hmmlearn leaves zeros)."""
+    empty = new.sum(axis=1) == 0
+    if empty.any():
+        new = new.copy()
+        new[empty] = old[empty]
+    return new
+
+
+def _log0(a: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(a)
+
+
+def _backptr_dtype(k: int):
+    if k <= 127:
+        return np.int8
+    if k <= 32767:
+        return np.int16
+    return np.int32
+
+
+class _BaseHMM(BaseEstimator):
+    """Shared HMM machinery; subclasses define the emission model."""
+
+    _emission_letters = ""
+
+    # ---- subclass hooks -------------------------------------------------------------
+    def _check_X(self, X, *, fitting: bool):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _frames(self, Xv, log: bool):  # pragma: no cover - abstract
+        """(table, rows, shift): see the kernel module docstring; shift is (T,) or None."""
+        raise NotImplementedError
+
+    # ---- validation -----------------------------------------------------------------
+    def _check_hyper(self) -> int:
+        k = check_int(self.n_components, "n_components", low=1)
+        check_int(self.n_iter, "n_iter", low=0)
+        check_real(self.tol, "tol")
+        if self.implementation not in ("scaling", "log"):
+            raise ValueError(
+                f"implementation must be 'scaling' or 'log', got {self.implementation!r}"
+            )
+        if self.algorithm not in ("viterbi", "map"):
+            raise ValueError(
+                f"algorithm must be 'viterbi' or 'map', got {self.algorithm!r}"
+            )
+        for name in ("params", "init_params"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(
+                    f"{name} must be a string of parameter letters, "
+                    f"got {type(getattr(self, name)).__name__}"
+                )
+        return k
+
+    def _check_params(self) -> None:
+        k = self._check_hyper()
+        self.startprob_ = _check_distribution(self.startprob_, "startprob_", (k,))
+        self.transmat_ = _check_distribution(self.transmat_, "transmat_", (k, k))
+        self._check_emissions(k)
+
+    _fitted_attrs = ("startprob_", "transmat_")
+
+    def _check_fitted(self) -> None:
+        check_is_fitted(self, list(self._fitted_attrs))
+        self._check_params()
+
+    # ---- E-step ---------------------------------------------------------------------
+    def _logs(self):
+        log_a = _log0(self.transmat_)
+        return _log0(self.startprob_), log_a, np.ascontiguousarray(log_a.T)
+
+    def _forward_backward(self, Xv, spans, *, stats: bool, counts: bool = False):
+        """Posteriors (T, K), per-span log p(X), and optional xi / emission counts."""
+        k = self.n_components
+        n_frames = Xv.shape[0]
+        logprob = np.empty(len(spans))
+        longest = int((spans[:, 1] - spans[:, 0]).max())
+        xi = np.zeros((k, k)) if stats else np.zeros((0, 0))
+        if self.implementation == "scaling":
+            table, rows, shift = self._frames(Xv, log=False)
+            gamma = np.empty((n_frames, k), dtype=table.dtype)
+            cnt = np.zeros((len(table) if len(rows) else 1, k) if counts else (0, 0))
+            _hmm.forward_backward_scaled(
+                self.startprob_,
+                self.transmat_,
+                np.ascontiguousarray(self.transmat_.T),
+                table,
+                rows,
+                spans,
+                np.empty((longest, k)),
+                np.empty(longest),
+                gamma,
+                xi,
+                cnt,
+                logprob,
+            )
+            if shift is not None:
+                logprob += np.add.reduceat(shift, spans[:, 0])
+            failed = np.isnan(logprob)
+        else:
+            table = None
+            failed = np.ones(len(spans), dtype=bool)
+        if failed.any():
+            sub = np.ascontiguousarray(spans[failed])
+            log_table, rows, _ = self._frames(Xv, log=True)
+            if table is None:
+                gamma = np.empty((n_frames, k), dtype=log_table.dtype)
+                cnt = np.zeros(
+                    (len(log_table) if len(rows) else 1, k) if counts else (0, 0)
+                )
+            log_pi, log_a, log_at = self._logs()
+            lp = np.empty(len(sub))
+            _hmm.forward_backward_log(
+                log_pi,
+                log_a,
+                log_at,
+                log_table,
+                rows,
+                sub,
+                np.empty((longest, k)),
+                gamma,
+                xi,
+                cnt,
+                lp,
+            )
+            logprob[failed] = lp
+        if not np.isfinite(logprob).all():
+            i = int(np.argmax(~np.isfinite(logprob)))
+            raise ValueError(
+                f"sequence {i} (rows {spans[i, 0]}:{spans[i, 1]}) has probability 0 "
+                "under the model (an observation no reachable state can emit)"
+            )
+        return gamma, logprob, xi, (cnt if counts else None)
+
+    def _score_spans(self, Xv, spans) -> np.ndarray:
+        logprob = np.empty(len(spans))
+        if self.implementation == "scaling":
+            table, rows, shift = self._frames(Xv, log=False)
+            _hmm.forward_scaled(
+                self.startprob_, self.transmat_, table, rows, spans, logprob
+            )
+            if shift is not None:
+                logprob += np.add.reduceat(shift, spans[:, 0])
+            failed = np.isnan(logprob)
+        else:
+            failed = np.ones(len(spans), dtype=bool)
+        if failed.any():
+            sub = np.ascontiguousarray(spans[failed])
+            log_table, rows, _ = self._frames(Xv, log=True)
+            log_pi, _, log_at = self._logs()
+            lp = np.empty(len(sub))
+            _hmm.forward_log(log_pi, log_at, log_table, rows, sub, lp)
+            logprob[failed] = lp
+        return logprob
+
+    # ---- public API -----------------------------------------------------------------
+    def score(self, X, lengths=None) -> float:
+        """Log-likelihood log p(X) summed over the sequences (PRML eq. 13.63).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+            Observations of all sequences, concatenated.
+        lengths : array_like of int, optional
+            Length of each sequence; must sum to ``n_samples``.
+
+        Returns
+        -------
+        float
+        """
+        self._check_fitted()
+        Xv = self._check_X(X, fitting=False)
+        spans = _spans(lengths, Xv.shape[0])
+        return float(self._score_spans(Xv, spans).sum())
+
+    def score_samples(self, X, lengths=None):
+        """Log-likelihood and state posteriors gamma (PRML eq. 13.33).
+
+        Returns
+        -------
+        log_prob : float
+        posteriors : ndarray, shape (n_samples, n_components)
+        """
+        self._check_fitted()
+        Xv = self._check_X(X, fitting=False)
+        spans = _spans(lengths, Xv.shape[0])
+        gamma, logprob, _, _ = self._forward_backward(Xv, spans, stats=False)
+        return float(logprob.sum()), gamma
+
+    def predict_proba(self, X, lengths=None) -> np.ndarray:
+        """State posteriors p(z_n | X), shape (n_samples, n_components)."""
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """Most likely states.
+
+        Parameters
+        ----------
+        X, lengths
+            As in :meth:`score`.
+        algorithm : {"viterbi", "map"}, optional
+            ``"viterbi"`` (PRML sec. 13.2.5): the jointly most probable path, and
+            ``log_prob = max_Z log p(X, Z)``. ``"map"``: each state's posterior argmax,
+            and ``log_prob`` the sum of the log of those posteriors. Default
+            ``self.algorithm``.
+
+        Returns
+        -------
+        log_prob : float
+        state_sequence : ndarray of int, shape (n_samples,)
+        """
+        self._check_fitted()
+        algorithm = self.algorithm if algorithm is None else algorithm
+        if algorithm not in ("viterbi", "map"):
+            raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
+        Xv = self._check_X(X, fitting=False)
+        spans = _spans(lengths, Xv.shape[0])
+        if algorithm == "map":
+            gamma, _, _, _ = self._forward_backward(Xv, spans, stats=False)
+            path = gamma.argmax(axis=1)
+            with np.errstate(divide="ignore"):
+                lp = float(np.log(gamma[np.arange(len(path)), path]).sum())
+            return lp, path
+        log_table, rows, _ = self._frames(Xv, log=True)
+        log_pi, _, log_at = self._logs()
+        k = self.n_components
+        longest = int((spans[:, 1] - spans[:, 0]).max())
+        path = np.empty(Xv.shape[0], dtype=np.intp)
+        lp = np.empty(len(spans))
+        _hmm.viterbi_log(
+            log_pi,
+            log_at,
+            log_table,
+            rows,
+            spans,
+            np.empty((longest, k), dtype=_backptr_dtype(k)),
+            path,
+            lp,
+        )
+        return float(lp.sum()), path
+
+    def predict(self, X, lengths=None) -> np.ndarray:
+        """Most likely state of each sample (by ``self.algorithm``)."""
+        return self.decode(X, lengths)[1]
+
+    def get_stationary_distribution(self) -> np.ndarray:
+        """Stationary distribution pi = pi A (left eigenvector of ``transmat_`` for
+        eigenvalue 1, normalised to sum to 1)."""
+        self._check_fitted()
+        vals, vecs = linalg.eig(self.transmat_.T)
+        v = np.real_if_close(vecs[:, np.argmax(vals.real)])
+        return np.real(v / v.sum())
+
+    def _n_free_parameters(self) -> int:
+        k = self.n_components
+        sizes = {"s": k - 1, "t": k * (k - 1), **self._emission_sizes()}
+        return sum(sizes.get(c, 0) for c in set(self.params))
+
+    def aic(self, X, lengths=None) -> float:
+        """Akaike information criterion: -2 log p(X) + 2 (number of free parameters
+        in ``params``)."""
+        return -2 * self.score(X, lengths) + 2 * self._n_free_parameters()
+
+    def bic(self, X, lengths=None) -> float:
+        """Bayesian information criterion: -2 log p(X) + log(n_samples) (number of
+        free parameters in ``params``)."""
+        n = len(self._check_X(X, fitting=False))
+        return -2 * self.score(X, lengths) + np.log(n) * self._n_free_parameters()
+
+    def fit(self, X, lengths=None):
+        """Estimate the parameters by Baum-Welch EM (PRML sec. 13.2.1).
+
+        Parameters listed in ``init_params`` are (re)initialised first; those in
+        ``params`` are updated each iteration. ``monitor_.history`` holds log p(X) of
+        every E-step, which never decreases (up to rounding).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        lengths : array_like of int, optional
+
+        Returns
+        -------
+        self
+        """
+        k = self._check_hyper()
+        Xv = self._check_X(X, fitting=True)
+        spans = _spans(lengths, Xv.shape[0])
+        rng = check_random_state(self.random_state)
+        init = 1.0 / k
+        if "s" in self.init_params or not hasattr(self, "startprob_"):
+            self.startprob_ = rng.dirichlet(np.full(k, init))
+        if "t" in self.init_params or not hasattr(self, "transmat_"):
+            self.transmat_ = rng.dirichlet(np.full(k, init), size=k)
+        self._init_emissions(Xv, rng)
+        self._check_params()
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        for _ in range(self.n_iter):
+            stats, logprob = self._do_estep(Xv, spans)
+            self._do_mstep(stats)
+            self.monitor_.report(logprob)
+            if self.monitor_.converged:
+                break
+        return self
+
+    def _do_estep(self, Xv, spans):
+        # Categorical: emission counts per symbol; others: posterior mass per state.
+        need_counts = any(c in self.params for c in self._emission_letters)
+        gamma, logprob, xi, cnt = self._forward_backward(
+            Xv, spans, stats=True, counts=need_counts
+        )
+        stats = {
+            "start": gamma[spans[:, 0]].sum(axis=0, dtype=np.float64),
+            "trans": xi,
+            "gamma": gamma,
+            "counts": cnt,
+        }
+        return stats, float(logprob.sum())
+
+    def _do_mstep(self, stats) -> None:
+        if "s" in self.params:
+            sp = np.maximum(self.startprob_prior - 1 + stats["start"], 0)
+            self.startprob_ = _normalize(np.where(self.startprob_ == 0, 0, sp))
+        if "t" in self.params:
+            tm = np.maximum(self.transmat_prior - 1 + stats["trans"], 0)
+            tm = np.where(self.transmat_ == 0, 0, tm)
+            self.transmat_ = _keep_empty_rows(_normalize(tm, axis=1), self.transmat_)
+        self._mstep_emissions(stats)
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw a state path and observations from the model.
+
+        Random numbers are used in a fixed order: ``n_samples`` uniforms for the state
+        path (inverse CDF, PRML sec. 13.2), then the emissions state by state.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : None, int or numpy.random.Generator
+            Defaults to ``self.random_state``.
+        currstate : int, optional
+            First state (instead of drawing it from ``startprob_``).
+
+        Returns
+        -------
+        X : ndarray, shape (n_samples, n_features)
+        state_sequence : ndarray of int, shape (n_samples,)
+        """
+        self._check_fitted()
+        n = check_int(n_samples, "n_samples", low=1)
+        rng = check_random_state(
+            self.random_state if random_state is None else random_state
+        )
+        first = -1
+        if currstate is not None:
+            first = check_int(currstate, "currstate", low=0, high=self.n_components - 1)
+        u = rng.random(n)
+        states = np.empty(n, dtype=np.intp)
+        _hmm.sample_states(
+            np.cumsum(self.startprob_),
+            np.cumsum(self.transmat_, axis=1),
+            u,
+            first,
+            states,
+        )
+        return self._sample_emissions(states, rng), states
+
+
+class _ContinuousHMM(_BaseHMM):
+    """Emissions from a T x K log-likelihood matrix computed with BLAS."""
+
+    def _frames(self, Xv, log: bool):
+        logb = self._log_likelihood(Xv)
+        if log:
+            return logb, np.empty(0, dtype=np.intp), None
+        # exp(l - max_k l): frame maxima of 1 (an all -inf row becomes all 0, which
+        # the scaled pass reports as an underflow and the log-space pass handles).
+        shift = logb.max(axis=1)
+        shift[~np.isfinite(shift)] = 0.0
+        logb -= shift[:, None].astype(logb.dtype)
+        np.exp(logb, out=logb)
+        return logb, np.empty(0, dtype=np.intp), shift.astype(np.float64)

@@ -1,0 +1,656 @@
+"""Gaussian mixtures fitted by EM (PRML sec. 9.2), full / tied / diag / spherical
+covariances, with one fused compiled pass per iteration (:mod:`fastml._kernels._gmm`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import numpy as np
+from scipy import linalg
+from scipy.linalg import lapack
+
+from fastml._base import BaseEstimator, check_is_fitted
+from fastml._kernels import _gmm
+from fastml._validation import (
+    check_array,
+    check_int,
+    check_random_state,
+    check_real,
+)
+from fastml.mixture._kmeans import _lloyd, _nearest, kmeans_plusplus
+
+__all__ = ["ConvergenceWarning", "GaussianMixture"]
+
+
+_COV_TYPES = ("full", "tied", "diag", "spherical")
+
+
+_INITS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+_COLLAPSE_MSG = (
+    "Fitting the mixture model failed because some components have ill-defined "
+    "empirical covariance (for instance caused by singleton or collapsed samples): "
+    "{detail}. Increase reg_covar (now {reg:g}), decrease n_components, or scale "
+    "the input data."
+)
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
+
+
+def _estimate_from_resp(X, resp, reg_covar, covariance_type):
+    """Weights (unnormalised), means and covariances from responsibilities
+    (PRML eqs. 9.24-9.27), as scikit-learn's ``_estimate_gaussian_parameters``."""
+    Xd = X.astype(np.float64, copy=False)
+    nk = resp.sum(axis=0) + 10 * np.finfo(np.float64).eps
+    means = (resp.T @ Xd) / nk[:, None]
+    K, d = means.shape
+    if covariance_type == "full":
+        cov = np.empty((K, d, d))
+        for k in range(K):
+            diff = Xd - means[k]
+            cov[k] = (resp[:, k] * diff.T) @ diff / nk[k]
+        cov[:, np.arange(d), np.arange(d)] += reg_covar
+    elif covariance_type == "tied":
+        # scikit-learn's form (rows of resp that do not sum to one, as in
+        # "random_from_data", count every sample in X^T X)
+        cov = (Xd.T @ Xd - (nk * means.T) @ means) / nk.sum()
+        cov.flat[:: d + 1] += reg_covar
+    else:
+        avg_x2 = (resp.T @ (Xd * Xd)) / nk[:, None]
+        cov = avg_x2 - means**2 + reg_covar
+        if covariance_type == "spherical":
+            cov = cov.mean(axis=1)
+    return nk, means, cov
+
+
+def _precision_cholesky(cov, covariance_type, reg_covar):
+    """Precision Cholesky factors P (P P^T = inverse covariance), as scikit-learn's:
+    upper-triangular ``inv(L)^T`` for ``cov = L L^T``."""
+    if covariance_type in ("full", "tied"):
+        covs = cov[None] if covariance_type == "tied" else cov
+        out = np.empty_like(covs)
+        for k, c in enumerate(covs):
+            chol, info = lapack.dpotrf(c, lower=1, clean=1)
+            if info != 0:
+                detail = (
+                    "the tied covariance is not positive definite"
+                    if covariance_type == "tied"
+                    else f"the covariance of component {k} is not positive definite"
+                )
+                raise ValueError(_COLLAPSE_MSG.format(detail=detail, reg=reg_covar))
+            inv, info = lapack.dtrtri(chol, lower=1)
+            if info != 0 or not np.all(np.isfinite(inv)):
+                raise ValueError(
+                    _COLLAPSE_MSG.format(
+                        detail=f"the covariance of component {k} is singular",
+                        reg=reg_covar,
+                    )
+                )
+            out[k] = inv.T
+        return out[0] if covariance_type == "tied" else out
+    if np.any(cov <= 0.0) or not np.all(np.isfinite(cov)):
+        k = int(np.argwhere(~(cov > 0.0))[0][0]) if np.any(cov <= 0.0) else 0
+        raise ValueError(
+            _COLLAPSE_MSG.format(
+                detail=f"component {k} has a non-positive variance", reg=reg_covar
+            )
+        )
+    return 1.0 / np.sqrt(cov)
+
+
+def _log_det_chol(prec_chol, covariance_type, d):
+    if covariance_type == "full":
+        return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(prec_chol)).sum()
+    if covariance_type == "diag":
+        return np.log(prec_chol).sum(axis=1)
+    return d * np.log(prec_chol)
+
+
+def _precisions_from_chol(prec_chol, covariance_type):
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+def _chol_from_precisions(precisions, covariance_type, name="precisions_init"):
+    if covariance_type in ("full", "tied"):
+        ps = precisions[None] if covariance_type == "tied" else precisions
+        out = np.empty_like(ps)
+        for k, p in enumerate(ps):
+            if not np.allclose(p, p.T):
+                raise ValueError(f"{name}[{k}] must be symmetric")
+            try:
+                out[k] = linalg.cholesky(p, lower=True)
+            except linalg.LinAlgError:
+                raise ValueError(f"{name}[{k}] must be positive definite") from None
+        return out[0] if covariance_type == "tied" else out
+    if np.any(precisions <= 0):
+        raise ValueError(f"{name} must be positive")
+    return np.sqrt(precisions)
+
+
+def _cov_from_chol(prec_chol, covariance_type):
+    if covariance_type in ("full", "tied"):
+        ps = prec_chol[None] if covariance_type == "tied" else prec_chol
+        out = np.empty_like(ps)
+        for k, p in enumerate(ps):
+            out[k] = np.linalg.inv(p @ p.T)
+            out[k] = 0.5 * (out[k] + out[k].T)
+        return out[0] if covariance_type == "tied" else out
+    return 1.0 / prec_chol**2
+
+
+def _stats_to_params(means_old, stats, reg_covar, covariance_type):
+    """``N_k``, weighted means and covariances (+ reg_covar) from the kernel's statistics
+    about ``means_old`` (PRML eqs. 9.24-9.27; scikit-learn's
+    ``_estimate_gaussian_parameters``)."""
+    nk_raw, s1, s2 = stats
+    nk = nk_raw + 10 * np.finfo(np.float64).eps
+    delta = s1 / nk[:, None]
+    means = means_old + delta
+    d = means.shape[1]
+    reg = reg_covar
+    ct = covariance_type
+    if ct == "full":
+        cov = s2 / nk[:, None, None] - np.einsum("ki,kj->kij", delta, delta)
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov[:, np.arange(d), np.arange(d)] += reg
+    elif ct == "tied":
+        cov = (s2.sum(axis=0) - np.einsum("k,ki,kj->ij", nk, delta, delta)) / nk.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov.flat[:: d + 1] += reg
+    else:
+        cov = s2 / nk[:, None] - delta**2 + reg
+        if ct == "spherical":
+            cov = cov.mean(axis=1)
+    if not np.all(np.isfinite(cov)) or not np.all(np.isfinite(means)):
+        raise ValueError(
+            _COLLAPSE_MSG.format(
+                detail="the parameters became non-finite", reg=reg_covar
+            )
+        )
+    return nk, means, cov
+
+
+class GaussianMixture(BaseEstimator):
+    """Gaussian mixture fitted by expectation-maximisation (PRML sec. 9.2.2).
+
+    Mirrors :class:`sklearn.mixture.GaussianMixture`: same parameters, fitted
+    attributes (``weights_``, ``means_``, ``covariances_``, ``precisions_``,
+    ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``,
+    ``lower_bounds_``) and methods. float32 input is computed in float32 (with double
+    accumulators); fitted attributes are float64.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        Number of mixture components K (``1 <= K <= n_samples``).
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+    tol : float, default 1e-3
+        EM stops when the mean log-likelihood (the lower bound) changes by less.
+    reg_covar : float, default 1e-6
+        Added to the covariance diagonals; raise it if a component collapses.
+    max_iter : int, default 100
+    n_init : int, default 1
+        Number of initialisations; the one with the best lower bound is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
+        "kmeans": Lloyd's algorithm from a k-means++ seeding; "k-means++": points
+        assigned to their nearest k-means++ seed; "random": random responsibilities;
+        "random_from_data": K random points as singleton components. All seeded by
+        ``random_state``.
+    weights_init, means_init, precisions_init : array_like, optional
+        Initial parameters (override the ``init_params`` estimate). Precisions have the
+        shape of ``covariances_`` for the covariance type.
+    random_state : None, int or numpy.random.Generator
+    warm_start : bool, default False
+        Start from the previous fit's parameters (one initialisation).
+    verbose : int, default 0
+        1 or more: one line per EM iteration (iteration, lower bound, change, time).
+    verbose_interval : int, default 10
+        Print every this many iterations when ``verbose == 1`` (every one if 2+).
+
+    Attributes
+    ----------
+    weights_ : ndarray (K,)
+    means_ : ndarray (K, d)
+    covariances_, precisions_, precisions_cholesky_ : ndarray
+        Shapes (K, d, d) full, (d, d) tied, (K, d) diag, (K,) spherical.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood per sample at the last E-step of the best initialisation.
+    lower_bounds_ : list of float
+    n_features_in_ : int
+
+    Raises
+    ------
+    ValueError
+        Bad parameters or data (naming the argument), or a collapsed component
+        (saying to increase ``reg_covar``).
+
+    Notes
+    -----
+    E-step: ``log r_nk = log w_k + log N(x_n | mu_k, Sigma_k) - log p(x_n)`` (PRML
+    eqs. 9.13 and 9.23) in log space, with ``log N`` through the precision Cholesky
+    factor P_k (``||(x - mu_k) P_k||^2``, ``log|Lambda_k|^{1/2} = sum log diag P_k``).
+    M-step: PRML eqs. 9.24-9.27 from sufficient statistics accumulated in the same
+    pass. The lower bound is the mean log-likelihood (PRML eq. 9.14) before the M-step,
+    as in scikit-learn.
+
+    References
+    ----------
+    C. M. Bishop, *Pattern Recognition and Machine Learning*, Springer 2006, sec. 9.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastml.mixture import GaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-5, 1, (200, 2)), rng.normal(5, 1, (200, 2))])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.sort(np.round(gm.means_[:, 0])).tolist()
+    [-5.0, 5.0]
+    >>> bool(gm.predict([[-4.0, -4.0]])[0] == gm.predict([[-6.0, -5.0]])[0])
+    True
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ---------------------------------------------------------------- checks
+    def _check_parameters(self, X):
+        n, d = X.shape
+        K = check_int(self.n_components, "n_components", low=1)
+        if K > n:
+            raise ValueError(f"n_components must be <= n_samples ({n}), got {K}")
+        if self.covariance_type not in _COV_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {_COV_TYPES}, "
+                f"got {self.covariance_type!r}"
+            )
+        if self.init_params not in _INITS:
+            raise ValueError(
+                f"init_params must be one of {_INITS}, got {self.init_params!r}"
+            )
+        check_real(self.tol, "tol", low=0.0)
+        check_real(self.reg_covar, "reg_covar", low=0.0)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_int(self.n_init, "n_init", low=1)
+        check_int(self.verbose, "verbose", low=0)
+        check_int(self.verbose_interval, "verbose_interval", low=1)
+        self._w_init = self._m_init = self._p_init = None
+        if self.weights_init is not None:
+            w = check_array(self.weights_init, "weights_init", ndim=1, dtype=np.float64)
+            if w.shape != (K,):
+                raise ValueError(f"weights_init must have shape ({K},), got {w.shape}")
+            if np.any(w < 0) or np.any(w > 1):
+                raise ValueError("weights_init must lie in [0, 1]")
+            if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6):
+                raise ValueError(
+                    f"weights_init must sum to 1 (sums to {w.sum():.8f}, tol=1e-6)"
+                )
+            self._w_init = w
+        if self.means_init is not None:
+            m = check_array(self.means_init, "means_init", ndim=2, dtype=np.float64)
+            if m.shape != (K, d):
+                raise ValueError(
+                    f"means_init must have shape ({K}, {d}), got {m.shape}"
+                )
+            self._m_init = m
+        if self.precisions_init is not None:
+            shape = {
+                "full": (K, d, d),
+                "tied": (d, d),
+                "diag": (K, d),
+                "spherical": (K,),
+            }[self.covariance_type]
+            p = check_array(
+                self.precisions_init,
+                "precisions_init",
+                ndim=len(shape),
+                dtype=np.float64,
+            )
+            if p.shape != shape:
+                raise ValueError(
+                    f"precisions_init must have shape {shape} for covariance_type="
+                    f"{self.covariance_type!r}, got {p.shape}"
+                )
+            self._p_init = _chol_from_precisions(p, self.covariance_type)
+        return K
+
+    def _validate_X(self, X, reset):
+        X = check_array(X, "X", ndim=2)
+        if X.shape[0] < 1:
+            raise ValueError("X must have at least one sample")
+        if reset:
+            if X.shape[1] < 1:
+                raise ValueError(f"X must have at least one feature, got {X.shape}")
+        else:
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} was "
+                    f"fitted with {self.n_features_in_}"
+                )
+        if max(X.shape) >= 2**31:
+            raise ValueError("X dimensions must be < 2**31 (32-bit BLAS)")
+        return X
+
+    # ------------------------------------------------------------- the pass
+    def _log_const(self, d):
+        ld = _log_det_chol(self.precisions_cholesky_, self.covariance_type, d)
+        with np.errstate(divide="ignore"):
+            lw = np.log(self.weights_)
+        return np.ascontiguousarray(lw + ld - 0.5 * d * _LOG_2PI, dtype=np.float64)
+
+    def _kernel_args(self, X):
+        dt = X.dtype
+        K = self.means_.shape[0]
+        means = np.ascontiguousarray(self.means_, dtype=dt)
+        pc = self.precisions_cholesky_
+        ct = self.covariance_type
+        if ct == "full":
+            prec = np.ascontiguousarray(pc, dtype=dt)
+        elif ct == "tied":
+            prec = np.ascontiguousarray(pc[None], dtype=dt)
+        elif ct == "diag":
+            prec = np.ascontiguousarray(pc, dtype=dt)
+        else:
+            prec = np.ascontiguousarray(
+                np.repeat(pc[:, None], X.shape[1], axis=1), dtype=dt
+            )
+        return K, means, prec
+
+    def _pass(self, X, *, resp=False, norm=False, stats=False):
+        """One kernel pass: (total log-lik, log_resp, log_norm, stats)."""
+        n, d = X.shape
+        K, means, prec = self._kernel_args(X)
+        lc = self._log_const(d)
+        log_resp = np.empty((n if resp else 0, K), dtype=X.dtype)
+        log_norm = np.empty(n if norm else 0)
+        full = self.covariance_type in ("full", "tied")
+        if stats:
+            nk = np.empty(K)
+            s1 = np.empty((K, d))
+            s2 = np.empty((K, d, d) if full else (K, d))
+        else:
+            nk, s1 = np.empty(0), np.empty((0, d))
+            s2 = np.empty((0, d, d) if full else (0, d))
+        fn = _gmm.em_pass_full if full else _gmm.em_pass_diag
+        total = fn(X, means, prec, lc, log_resp, log_norm, nk, s1, s2)
+        return total, log_resp, log_norm, (nk, s1, s2)
+
+    def _m_step_from_stats(self, n, stats):
+        """PRML eqs. 9.24-9.27 from statistics about the previous means."""
+        nk, means, cov = _stats_to_params(
+            self.means_, stats, self.reg_covar, self.covariance_type
+        )
+        self.weights_ = nk / nk.sum()
+        self.means_ = means
+        self.covariances_ = cov
+        self.precisions_cholesky_ = _precision_cholesky(
+            cov, self.covariance_type, self.reg_covar
+        )
+
+    # ------------------------------------------------------------- init
+    def _initial_resp(self, Xd, rng):
+        """Initial responsibilities (n, K) from ``init_params``."""
+        n = Xd.shape[0]
+        K = self.n_components
+        if self.init_params in ("kmeans", "k-means++"):
+            centers, _ = kmeans_plusplus(Xd, K, random_state=rng)
+            if self.init_params == "kmeans":
+                _, labels = _lloyd(Xd, centers)
+            else:
+                labels = _nearest(Xd, np.einsum("ij,ij->i", Xd, Xd), centers)
+            resp = np.zeros((n, K))
+            resp[np.arange(n), labels] = 1.0
+        elif self.init_params == "random":
+            resp = rng.uniform(size=(n, K))
+            resp /= resp.sum(axis=1, keepdims=True)
+        else:
+            resp = np.zeros((n, K))
+            resp[rng.choice(n, size=K, replace=False), np.arange(K)] = 1.0
+        return resp
+
+    def _initialize(self, X, rng):
+        n = X.shape[0]
+        ct = self.covariance_type
+        Xd = X.astype(np.float64, copy=False)
+        need_estimate = (
+            self._w_init is None or self._m_init is None or (self._p_init is None)
+        )
+        if need_estimate:
+            resp = self._initial_resp(Xd, rng)
+            nk, means, cov = _estimate_from_resp(Xd, resp, self.reg_covar, ct)
+            weights = nk / n
+        self.weights_ = self._w_init if self._w_init is not None else weights
+        self.means_ = self._m_init if self._m_init is not None else means
+        if self._p_init is not None:
+            self.precisions_cholesky_ = self._p_init
+            self.covariances_ = _cov_from_chol(self._p_init, ct)
+        else:
+            self.covariances_ = cov
+            self.precisions_cholesky_ = _precision_cholesky(cov, ct, self.reg_covar)
+
+    def _get_parameters(self):
+        return (
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.precisions_cholesky_,
+        )
+
+    def _set_parameters(self, params):
+        (
+            self.weights_,
+            self.means_,
+            self.covariances_,
+            self.precisions_cholesky_,
+        ) = params
+        self.precisions_ = _precisions_from_chol(
+            self.precisions_cholesky_, self.covariance_type
+        )
+
+    # ------------------------------------------------------------- fit
+    def fit(self, X, y=None):
+        """Estimate the parameters by EM (best of ``n_init`` runs).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X = self._validate_X(X, reset=True)
+        n = X.shape[0]
+        self._check_parameters(X)
+        if n < 2:
+            raise ValueError(f"X must have at least 2 samples, got {n}")
+        self.n_features_in_ = X.shape[1]
+        rng = check_random_state(self.random_state)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        n_init = self.n_init if do_init else 1
+        max_lb = -np.inf
+        best = None
+        best_lbs: list[float] = []
+        best_iter = 0
+        self.converged_ = False
+        out = sys.stdout
+        for init in range(n_init):
+            if self.verbose:
+                print(f"Initialization {init}", file=out)
+            if do_init:
+                self._initialize(X, rng)
+            lb = -np.inf if do_init else self.lower_bound_
+            lbs: list[float] = []
+            converged = False
+            n_iter = 0
+            t_init = time.perf_counter()
+            for n_iter in range(1, self.max_iter + 1):
+                t0 = time.perf_counter()
+                prev = lb
+                total, _, _, stats = self._pass(X, stats=True)
+                self._m_step_from_stats(n, stats)
+                lb = total / n
+                lbs.append(lb)
+                change = lb - prev
+                if self.verbose and (
+                    self.verbose >= 2 or n_iter % self.verbose_interval == 0
+                ):
+                    print(
+                        f"  Iteration {n_iter:4d}  lower bound {lb:.8f}  "
+                        f"change {change:.3e}  {1e3 * (time.perf_counter() - t0):.1f} ms",
+                        file=out,
+                    )
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            if self.verbose:
+                state = "converged" if converged else "did not converge"
+                print(
+                    f"Initialization {state}: lower bound {lb:.8f} after {n_iter} "
+                    f"iterations ({time.perf_counter() - t_init:.2f} s)",
+                    file=out,
+                )
+            if lb > max_lb or max_lb == -np.inf:
+                max_lb = lb
+                best = self._get_parameters()
+                best_iter = n_iter
+                best_lbs = lbs
+                self.converged_ = converged
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._set_parameters(best)
+        self.n_iter_ = best_iter
+        self.lower_bound_ = max_lb
+        self.lower_bounds_ = best_lbs
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fit, then return the most probable component of each sample."""
+        return self.fit(X).predict(X)
+
+    # --------------------------------------------------------- inference
+    def _check_fitted_X(self, X):
+        check_is_fitted(self, ["means_", "precisions_cholesky_"])
+        return self._validate_X(X, reset=False)
+
+    def score_samples(self, X):
+        """Log-likelihood ``log p(x_n)`` of each sample (PRML eq. 9.14 term)."""
+        X = self._check_fitted_X(X)
+        return self._pass(X, norm=True)[2]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample."""
+        X = self._check_fitted_X(X)
+        return self._pass(X)[0] / X.shape[0]
+
+    def predict_proba(self, X):
+        """Responsibilities ``r_nk`` (PRML eq. 9.23), shape (n_samples, K)."""
+        X = self._check_fitted_X(X)
+        return np.exp(self._pass(X, resp=True)[1].astype(np.float64))
+
+    def predict(self, X):
+        """Most probable component of each sample."""
+        X = self._check_fitted_X(X)
+        return np.argmax(self._pass(X, resp=True)[1], axis=1)
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` points; returns ``(X, labels)`` sorted by component.
+
+        Uses a Generator seeded from ``random_state`` (numpy's Generator draws).
+        """
+        check_is_fitted(self, "means_")
+        n_samples = check_int(n_samples, "n_samples", low=1)
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        d = self.means_.shape[1]
+        ct = self.covariance_type
+        parts = []
+        for k, c in enumerate(counts):
+            z = rng.standard_normal((c, d))
+            if ct == "full":
+                L = linalg.cholesky(self.covariances_[k], lower=True)
+                parts.append(self.means_[k] + z @ L.T)
+            elif ct == "tied":
+                L = linalg.cholesky(self.covariances_, lower=True)
+                parts.append(self.means_[k] + z @ L.T)
+            elif ct == "diag":
+                parts.append(self.means_[k] + z * np.sqrt(self.covariances_[k]))
+            else:
+                parts.append(self.means_[k] + z * np.sqrt(self.covariances_[k]))
+        labels = np.repeat(np.arange(len(counts)), counts)
+        return np.vstack(parts), labels
+
+    def _n_parameters(self):
+        K, d = self.means_.shape
+        cov = {
+            "full": K * d * (d + 1) / 2.0,
+            "diag": K * d,
+            "tied": d * (d + 1) / 2.0,
+            "spherical": K,
+        }[self.covariance_type]
+        return int(cov + K * d + K - 1)
+
+    def bic(self, X):
+        """Bayesian information criterion (lower is better)."""
+        X = self._check_fitted_X(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(
+            X.shape[0]
+        )
+
+    def aic(self, X):
+        """Akaike information criterion (lower is better)."""
+        X = self._check_fitted_X(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()

@@ -1,0 +1,164 @@
+"""Convolution and pooling layers: :class:`Conv2d` (NCHW, stride, padding; im2col +
+GEMM) and :class:`MaxPool2d` (Goodfellow et al. 2016, ch. 9).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastml._validation import (
+    check_array,
+    check_float_dtype,
+    check_int,
+    check_random_state,
+)
+from fastml.nn._base import Layer, _glorot
+from fastml.nn._functional import (
+    _buffer,
+    _conv,
+    _conv2d_backward,
+    _conv2d_forward,
+    _pair,
+)
+
+__all__ = ["Conv2d", "MaxPool2d"]
+
+
+class Conv2d(Layer):
+    """2-D convolution, NCHW, by im2col + GEMM (Goodfellow et al. ch. 9).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or (int, int)
+    stride : int, default 1
+    padding : int, default 0
+        Zero padding on every side.
+    random_state, dtype : see :class:`Linear`.
+
+    Notes
+    -----
+    Forward ``Y[n] = W_(F,K) cols[n] + b`` with ``cols = im2col(x)``; backward
+    ``dW = sum_n dY[n] cols[n]^T``, ``db = sum dY``, ``dx = col2im(W^T dY[n])``
+    (:func:`conv2d_backward`).
+    """
+
+    ndim = (4,)
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        *,
+        random_state=None,
+        dtype=np.float64,
+    ):
+        super().__init__()
+        self.in_channels = check_int(in_channels, "in_channels", low=1)
+        self.out_channels = check_int(out_channels, "out_channels", low=1)
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = check_int(stride, "stride", low=1)
+        self.padding = check_int(padding, "padding", low=0)
+        dt = check_float_dtype(dtype)
+        rng = check_random_state(random_state)
+        kh, kw = self.kernel_size
+        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        self._add(
+            "weight",
+            _glorot(
+                rng, (self.out_channels, self.in_channels, kh, kw), fan_in, fan_out, dt
+            ),
+        )
+        self._add("bias", np.zeros(self.out_channels, dtype=dt))
+
+    def _forward(self, x):
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"x must have {self.in_channels} channels (in_channels), got "
+                f"{x.shape[1]} (x shape {x.shape})"
+            )
+        # the backward pass recomputes im2col from a copy of x (blocks that stay in
+        # cache beat keeping the whole, several times larger, column matrix)
+        self._x = _buffer(getattr(self, "_x", None), x.shape, x.dtype)
+        np.copyto(self._x, x)
+        y, self._chunk = _conv2d_forward(
+            x,
+            self.params["weight"],
+            self.params["bias"],
+            self.stride,
+            self.padding,
+            getattr(self, "_chunk", None),
+            blocked=True,
+        )
+        return y
+
+    def _backward(self, g):
+        gx, gw, gb, self._chunk, self._dcols = _conv2d_backward(
+            g,
+            self._x.shape,
+            self.params["weight"],
+            None,
+            self.stride,
+            self.padding,
+            getattr(self, "_dcols", None),
+            x=self._x,
+            chunk=self._chunk,
+        )
+        self.grads["weight"][...] = gw
+        self.grads["bias"][...] = gb
+        return gx
+
+    def __repr__(self):
+        return (
+            f"Conv2d({self.in_channels}, {self.out_channels}, "
+            f"kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding})"
+        )
+
+
+class MaxPool2d(Layer):
+    """Max pooling over kh x kw windows (no padding; stride defaults to the kernel size).
+
+    Backward routes each output gradient to the position of its window's maximum
+    (Goodfellow et al. sec. 9.3); the argmax is computed by the compiled forward kernel.
+    """
+
+    ndim = (4,)
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = (
+            self.kernel_size[0]
+            if stride is None
+            else check_int(stride, "stride", low=1)
+        )
+
+    def _check_x(self, x, name="x"):
+        return check_array(x, name, ndim=4)
+
+    def _cache_dtype(self):
+        return self._xdtype
+
+    def _forward(self, x):
+        kh, kw = self.kernel_size
+        n, c, h, w = x.shape
+        if kh > h or kw > w:
+            raise ValueError(f"kernel_size {kh}x{kw} is larger than the input {h}x{w}")
+        s = self.stride
+        out = np.empty((n, c, (h - kh) // s + 1, (w - kw) // s + 1), dtype=x.dtype)
+        self._arg = np.empty(out.shape, dtype=np.intp)
+        _conv.maxpool2d_forward(x, kh, kw, s, out, self._arg)
+        self._xshape, self._xdtype = x.shape, x.dtype
+        return out
+
+    def _backward(self, g):
+        gx = np.empty(self._xshape, dtype=g.dtype)
+        _conv.maxpool2d_backward(g, self._arg, gx)
+        return gx
+
+    def __repr__(self):
+        return f"MaxPool2d({self.kernel_size}, stride={self.stride})"

@@ -1,0 +1,267 @@
+"""Convolution as functions: im2col / col2im (compiled in :mod:`fastml._kernels._conv`)
+and the im2col + GEMM forward and GEMM + col2im backward passes that
+:class:`~fastml.nn.Conv2d` runs (Goodfellow et al. 2016, sec. 9.1-9.5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastml._kernels import variant
+from fastml._validation import (
+    check_array,
+    check_int,
+)
+
+__all__ = ["col2im", "conv2d_backward", "conv2d_forward", "im2col"]
+
+
+_conv = variant("_conv")  # the AVX2 + FMA build where the CPU has it
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def _pair(value, name: str, low: int) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return (check_int(value[0], name, low=low), check_int(value[1], name, low=low))
+    v = check_int(value, name, low=low)
+    return (v, v)
+
+
+def _conv_out(n: int, k: int, s: int, p: int) -> int:
+    return (n + 2 * p - k) // s + 1
+
+
+def im2col(x, kernel_size, stride=1, padding=0) -> np.ndarray:
+    """Unfold every receptive field of ``x`` (N, C, H, W) into a column.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, C, H, W)
+        float32 stays float32, the rest becomes float64.
+    kernel_size : int or (int, int)
+    stride : int, default 1
+    padding : int, default 0
+        Zero padding on every side.
+
+    Returns
+    -------
+    cols : numpy.ndarray of shape (N, C kh kw, OH OW)
+        ``cols[n, (c kh + i) kw + j, oh OW + ow] = x_pad[n, c, oh s + i, ow s + j]`` with
+        ``OH = (H + 2p - kh) // s + 1`` (Goodfellow et al. 2016, sec. 9.8).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastml.nn import im2col
+    >>> im2col(np.arange(9.0).reshape(1, 1, 3, 3), 2).shape
+    (1, 4, 4)
+    """
+    xa = check_array(x, "x", ndim=4)
+    kh, kw, s, p = _geometry(xa.shape, kernel_size, stride, padding)
+    n, c, h, w = xa.shape
+    oh, ow = _conv_out(h, kh, s, p), _conv_out(w, kw, s, p)
+    cols = np.empty((n, c * kh * kw, oh * ow), dtype=xa.dtype)
+    _conv.im2col(xa, kh, kw, s, p, cols)
+    return cols
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0) -> np.ndarray:
+    """Adjoint of :func:`im2col`: add every column entry back into its source pixel.
+
+    ``<im2col(x), c> = <x, col2im(c)>`` for all x and c. ``x_shape`` is (N, C, H, W).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastml.nn import col2im
+    >>> col2im(np.ones((1, 4, 4)), (1, 1, 3, 3), 2)[0, 0]  # pixel use counts
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    ca = check_array(cols, "cols", ndim=3)
+    shape = tuple(check_int(v, "x_shape", low=1) for v in x_shape)
+    if len(shape) != 4:
+        raise ValueError(f"x_shape must be (N, C, H, W), got {x_shape!r}")
+    kh, kw, s, p = _geometry(shape, kernel_size, stride, padding)
+    n, c, h, w = shape
+    want = (n, c * kh * kw, _conv_out(h, kh, s, p) * _conv_out(w, kw, s, p))
+    if ca.shape != want:
+        raise ValueError(
+            f"cols must have shape {want} for x_shape {shape}, got {ca.shape}"
+        )
+    x = np.empty(shape, dtype=ca.dtype)
+    _conv.col2im(ca, kh, kw, s, p, x)
+    return x
+
+
+def _geometry(shape, kernel_size, stride, padding):
+    kh, kw = _pair(kernel_size, "kernel_size", 1)
+    s = check_int(stride, "stride", low=1)
+    p = check_int(padding, "padding", low=0)
+    h, w = shape[2], shape[3]
+    if kh > h + 2 * p or kw > w + 2 * p:
+        raise ValueError(
+            f"kernel_size {kh}x{kw} is larger than the padded input "
+            f"{h + 2 * p}x{w + 2 * p} (input {h}x{w}, padding={p})"
+        )
+    return kh, kw, s, p
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
+    """2-D convolution (cross-correlation) by im2col + one GEMM per image.
+
+    Parameters
+    ----------
+    x : array_like of shape (N, C, H, W)
+    weight : array_like of shape (F, C, kh, kw)
+    bias : array_like of shape (F,), optional
+    stride, padding : int
+
+    Returns
+    -------
+    y : numpy.ndarray of shape (N, F, OH, OW)
+        ``y[n] = weight.reshape(F, K) @ cols[n] + bias`` (Goodfellow et al. eq. 9.4 with
+        stride, sec. 9.5 and 9.8).
+    cols : numpy.ndarray of shape (N, K, OH OW)
+        The im2col matrix, needed by :func:`conv2d_backward`.
+    """
+    xa = check_array(x, "x", ndim=4)
+    wa = check_array(weight, "weight", ndim=4, dtype=xa.dtype)
+    ba = None if bias is None else check_array(bias, "bias", ndim=1, dtype=xa.dtype)
+    _check_conv_shapes(xa.shape, wa.shape, ba)
+    return _conv2d_forward(
+        xa,
+        wa,
+        ba,
+        check_int(stride, "stride", low=1),
+        check_int(padding, "padding", low=0),
+    )
+
+
+def _check_conv_shapes(xshape, wshape, b):
+    if xshape[1] != wshape[1]:
+        raise ValueError(
+            f"x must have {wshape[1]} channels (weight.shape[1]), got {xshape[1]} "
+            f"(x shape {xshape})"
+        )
+    if b is not None and b.shape != (wshape[0],):
+        raise ValueError(f"bias must have shape ({wshape[0]},), got {b.shape}")
+
+
+def _buffer(buf, shape, dtype):
+    """``buf`` when it already has this shape and dtype, else a new empty array (layers
+    reuse their im2col buffers: a fresh multi-MB array costs a page fault per 4 KiB)."""
+    if buf is not None and buf.shape == shape and buf.dtype == dtype:
+        return buf
+    return np.empty(shape, dtype=dtype)
+
+
+_CHUNK_BYTES = 1 << 20  # im2col block per GEMM in the layer: stays in a 1 MiB L2
+
+
+def _conv2d_forward(x, w, b, s, p, cols=None, blocked=False):
+    """y = conv(x, w) + b. Returns (y, cols) with the whole im2col matrix (the
+    functional API keeps it for the backward pass), or with ``blocked`` (the layer)
+    runs im2col and the GEMM a few images at a time, so that the column block is still
+    in cache when the GEMM reads it, and returns (y, block buffer); ``cols`` is a
+    buffer to reuse either way."""
+    n, c, h, wd = x.shape
+    f, _, kh, kw = w.shape
+    _geometry(x.shape, (kh, kw), s, p)
+    oh, ow = _conv_out(h, kh, s, p), _conv_out(wd, kw, s, p)
+    k = c * kh * kw
+    if max(k, oh * ow, f) > _INT32_MAX:
+        raise ValueError("conv2d: a dimension exceeds the 32-bit BLAS limit")
+    m = _chunk_images(n, k * oh * ow * x.dtype.itemsize) if blocked else n
+    buf = _buffer(cols, (m, k, oh * ow), x.dtype)
+    w2 = w.reshape(f, k)
+    y = np.empty((n, f, oh * ow), dtype=x.dtype)
+    for i in range(0, n, m):
+        block = buf[: min(m, n - i)]
+        _conv.im2col(x[i : i + m], kh, kw, s, p, block)
+        np.matmul(w2, block, out=y[i : i + m])
+    if b is not None:
+        y += b[:, None]
+    return y.reshape(n, f, oh, ow), buf
+
+
+def _chunk_images(n, per_image_bytes):
+    """Images per im2col block: as many as fit in _CHUNK_BYTES, at least one."""
+    return max(1, min(n, _CHUNK_BYTES // max(per_image_bytes, 1)))
+
+
+def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
+    """Gradients of :func:`conv2d_forward`: GEMMs and col2im (Goodfellow et al. sec. 9.5).
+
+    With ``G[n] = grad_out[n].reshape(F, P)`` and ``W = weight.reshape(F, K)``:
+    ``dW = sum_n G[n] cols[n]^T``, ``db = sum_{n,p} G[n]``,
+    ``dx = col2im(W^T G[n])``.
+
+    Returns
+    -------
+    grad_x, grad_weight, grad_bias : numpy.ndarray
+    """
+    w = check_array(weight, "weight", ndim=4)
+    g = check_array(grad_out, "grad_out", ndim=4, dtype=w.dtype)
+    ca = check_array(cols, "cols", ndim=3, dtype=w.dtype)
+    shape = tuple(check_int(v, "x_shape", low=1) for v in x_shape)
+    if len(shape) != 4 or shape[0] != g.shape[0] or shape[1] != w.shape[1]:
+        raise ValueError(
+            f"x_shape must be (N, C, H, W) with N = {g.shape[0]} (grad_out) and "
+            f"C = {w.shape[1]} (weight), got {x_shape!r}"
+        )
+    gx, gw, gb, *_ = _conv2d_backward(
+        g,
+        shape,
+        w,
+        ca,
+        check_int(stride, "stride", low=1),
+        check_int(padding, "padding", low=0),
+    )
+    return gx, gw, gb
+
+
+def _conv2d_backward(g, x_shape, w, cols, s, p, dcols=None, x=None, chunk=None):
+    """Gradients (gx, gw, gb), then the column and dcols buffers for reuse. With the
+    whole ``cols`` (functional API), dcols is one (N, K, P) array. With ``cols=None``,
+    the input ``x`` and a chunk buffer: per block of images, im2col is recomputed into
+    the chunk (cheaper than keeping the whole matrix, which does not stay in cache),
+    then dW, dcols and col2im run on it while it is in cache."""
+    n, f = g.shape[0], g.shape[1]
+    kh, kw = w.shape[2], w.shape[3]
+    k = w.shape[1] * kh * kw
+    g3 = g.reshape(n, f, -1)
+    P = g3.shape[2]
+    if cols is not None and cols.shape != (n, k, P):
+        raise ValueError(
+            f"grad_out of shape {g.shape} does not match cols of shape {cols.shape}"
+        )
+    if cols is not None:
+        m, blocks, dbuf = n, cols, _buffer(dcols, cols.shape, w.dtype)
+    else:
+        m = _chunk_images(n, k * P * w.dtype.itemsize)
+        blocks = _buffer(chunk, (m, k, P), w.dtype)
+        dbuf = _buffer(dcols, (m, k, P), w.dtype)
+    w2 = w.reshape(f, k)
+    gw = np.zeros((f, k), dtype=w.dtype)
+    tmp = np.empty((f, k), dtype=w.dtype)
+    gx = np.empty(x_shape, dtype=w.dtype)
+    for i in range(0, n, m):
+        r = min(m, n - i)
+        block = blocks[:r]
+        if cols is None:
+            _conv.im2col(x[i : i + r], kh, kw, s, p, block)
+        # one GEMM per image, accumulated without an (N, F, K) temporary
+        for j in range(r):
+            np.matmul(g3[i + j], block[j].T, out=tmp)
+            gw += tmp
+        dc = dbuf[:r]
+        np.matmul(w2.T, g3[i : i + r], out=dc)
+        _conv.col2im(dc, kh, kw, s, p, gx[i : i + r])
+    gb = g3.sum(axis=(0, 2))
+    return gx, gw.reshape(w.shape), gb, blocks, dbuf
