@@ -224,6 +224,7 @@ class BernoulliRBM(BaseEstimator):
         return h
 
     def fit_transform(self, X, y=None):
+        """Fit the model to ``X``, then return ``transform(X)``, the hidden probabilities."""
         return self.fit(X).transform(X)
 
     def gibbs(self, v, k=1):

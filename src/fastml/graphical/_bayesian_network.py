@@ -63,6 +63,7 @@ class BayesianNetwork:
             self.add_edge(u, v)
 
     def add_node(self, node) -> None:
+        """Add a node with no edges (nothing happens if it exists); nodes must be hashable."""
         if not isinstance(node, Hashable):
             raise TypeError(f"nodes must be hashable, got {type(node).__name__}")
         if node not in self._parents:
@@ -88,10 +89,12 @@ class BayesianNetwork:
 
     @property
     def nodes(self) -> list:
+        """The nodes, in insertion order."""
         return list(self._parents)
 
     @property
     def edges(self) -> list:
+        """The directed edges as ``(parent, child)`` pairs."""
         return [(u, v) for v, ps in self._parents.items() for u in ps]
 
     def _check(self, node, name: str = "node"):
@@ -100,9 +103,11 @@ class BayesianNetwork:
         return node
 
     def parents(self, node) -> list:
+        """The parents of ``node`` (ValueError if unknown)."""
         return list(self._parents[self._check(node)])
 
     def children(self, node) -> list:
+        """The children of ``node`` (ValueError if unknown)."""
         return list(self._children[self._check(node)])
 
     def _descendants(self, node) -> set:
@@ -115,6 +120,7 @@ class BayesianNetwork:
         return seen
 
     def topological_order(self) -> list:
+        """The nodes ordered so that every parent comes before its children (Kahn's algorithm)."""
         indeg = {n: len(p) for n, p in self._parents.items()}
         order = [n for n, d in indeg.items() if d == 0]
         for n in order:

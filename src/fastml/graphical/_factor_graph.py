@@ -250,9 +250,11 @@ class FactorGraph:
 
     @property
     def n_factors(self) -> int:
+        """Number of factors added so far."""
         return self._n_factors
 
     def cardinality(self, variable) -> int:
+        """Number of states of ``variable`` (ValueError if unknown)."""
         return self._card[self._var_id(variable, "variable")]
 
     def add_variable(self, name, cardinality) -> None:
@@ -363,6 +365,7 @@ class FactorGraph:
     # -- evidence ------------------------------------------------------------------
     @property
     def evidence(self) -> dict:
+        """The clamped variables as ``{name: state}`` (a copy)."""
         return {self._names[i]: s for i, s in self._evidence.items()}
 
     def set_evidence(self, evidence: Mapping) -> None:
@@ -389,6 +392,7 @@ class FactorGraph:
         self._evidence = new
 
     def clear_evidence(self) -> None:
+        """Remove all evidence: every variable is free again."""
         self._evidence = {}
 
     def _compile(self) -> _Compiled:

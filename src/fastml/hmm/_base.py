@@ -75,6 +75,7 @@ class ConvergenceMonitor:
 
     @property
     def converged(self) -> bool:
+        """True after ``n_iter`` iterations or once the log-likelihood gain is below ``tol``."""
         return self.iter == self.n_iter or (
             len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
         )

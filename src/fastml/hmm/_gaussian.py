@@ -120,6 +120,7 @@ class GaussianHMM(_ContinuousHMM):
 
     @property
     def n_features(self) -> int:
+        """Dimension of the observations (columns of ``means_``)."""
         return np.shape(self.means_)[1]
 
     def _emission_sizes(self) -> dict:

@@ -73,6 +73,7 @@ class PoissonHMM(_ContinuousHMM):
 
     @property
     def n_features(self) -> int:
+        """Number of count features (columns of ``lambdas_``)."""
         return np.shape(self.lambdas_)[1]
 
     def _emission_sizes(self) -> dict:

@@ -294,6 +294,7 @@ class Bidirectional(Layer):
         return self.forward_layer._check_x(x, name)
 
     def astype(self, dtype):
+        """Convert both directions' parameters to float32/float64 in place; returns ``self``."""
         self.forward_layer.astype(dtype)
         self.backward_layer.astype(dtype)
         self.__init__(self.forward_layer, self.backward_layer)

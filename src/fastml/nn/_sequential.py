@@ -64,6 +64,7 @@ class Sequential(Layer):
 
     @property
     def dtype(self):
+        """The dtype of the first layer that has parameters (None if none has)."""
         for layer in self.layers:
             if layer.dtype is not None:
                 return layer.dtype
@@ -76,6 +77,7 @@ class Sequential(Layer):
         return self._out_dtype
 
     def astype(self, dtype):
+        """Convert every layer's parameters to float32/float64 in place; returns ``self``."""
         for layer in self.layers:
             layer.astype(dtype)
         self.__init__(self.layers)

@@ -68,6 +68,7 @@ class MultivariateNormal:
 
     @property
     def dim(self) -> int:
+        """Dimension d of the Gaussian."""
         return self.mean.shape[0]
 
     def log_prob(self, x):
