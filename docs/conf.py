@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE / "_ext"))
 
 project = "fastml"
 author = "fastml developers"
-copyright = "fastml developers, BSD-3-Clause"  # noqa: A001
+copyright = "fastml developers, BSD-3-Clause"
 release = fastml.__version__
 version = release
 
@@ -40,7 +40,7 @@ root_doc = "index"
 # API reference: a page per public name, listed by hand in api/*.rst (a test checks the
 # lists against each module's __all__); classes show their own and inherited members.
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": True}
+autodoc_default_options = {}
 autodoc_typehints = "none"  # numpydoc's Parameters section already states the types
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

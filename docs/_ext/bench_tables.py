@@ -27,7 +27,9 @@ def _seconds(t: float) -> str:
 
 def _impl(bench: dict) -> str:
     """The implementation's name: the last dash-separated part of the test id."""
-    return bench["param"].rsplit("-", 1)[-1] if "-" in bench["param"] else bench["param"]
+    return (
+        bench["param"].rsplit("-", 1)[-1] if "-" in bench["param"] else bench["param"]
+    )
 
 
 def render(data: dict) -> list[str]:

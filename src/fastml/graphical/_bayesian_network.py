@@ -191,7 +191,7 @@ class BayesianNetwork:
 
     # -- CPTs ----------------------------------------------------------------------
     def add_cpd(self, node, table, parents=None) -> None:
-        """Set p(node | parents) as a table of shape (*parent cards, card(node)).
+        """Set p(node | parents) as a table of shape ``(*parent cards, card(node))``.
 
         ``parents`` gives the order of the leading axes (default :meth:`parents`); the
         last axis must sum to 1 (within 1e-8) and entries be non-negative.
