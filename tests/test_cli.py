@@ -129,3 +129,16 @@ def test_lds_demo_prints_small_variances_in_scientific_notation():
 )
 def test_fmt_is_readable(value, text):
     assert fmt(value) == text
+
+
+def test_matplotlib_is_imported_only_for_pictures():
+    code = (
+        "import sys, io, importlib; from fastml._demo import DEMOS; import fastml.cli; "
+        "[importlib.import_module(m) for m, _ in DEMOS.values()]; "
+        "fastml.cli.main(['demo', 'ep'], out=io.StringIO()); "
+        "print('matplotlib' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert r.stdout.strip() == "False"
