@@ -6,13 +6,14 @@ Baum-Welch step 1e-8 absolute. float32 input: 1e-4 relative on the log-likelihoo
 """
 
 import itertools
+import logging
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp
-from scipy.stats import multivariate_normal, poisson
+from scipy.stats import multinomial, multivariate_normal, poisson
 
-from fastml.hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+from fastml.hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 
 IMPLS = ["scaling", "log"]
 
@@ -561,3 +562,165 @@ def test_stationary_distribution_aic_bic_match_hmmlearn():
         )
         assert ours.aic(X) == pytest.approx(peer.aic(X), rel=1e-10)
         assert ours.bic(X) == pytest.approx(peer.bic(X), rel=1e-10)
+
+
+# ------------------------------------------------------------- MultinomialHMM
+# hmmlearn on the same parameters (1e-8), brute force over all K^T paths with scipy's
+# multinomial pmf (1e-10), the CategoricalHMM special case (n_trials = 1), bad input.
+def _counts(rng, n, m, n_trials):
+    return rng.multinomial(n_trials, rng.dirichlet(np.ones(m), size=n))
+
+
+def _multinomial_pair(rng, k, m, n_trials, impl="scaling", n_iter=1):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    ours = MultinomialHMM(
+        k, n_trials=n_trials, init_params="", n_iter=n_iter, tol=-1e300,
+        implementation=impl,
+    )  # fmt: skip
+    logging.getLogger("hmmlearn").setLevel(logging.ERROR)  # its "major changes" note
+    peer = hmm.MultinomialHMM(
+        k, n_trials=n_trials, init_params="", n_iter=n_iter, tol=-1e300,
+        implementation="scaling",
+    )  # fmt: skip
+    for model in (ours, peer):
+        _set(model, startprob_=sp, transmat_=tm, emissionprob_=ep)
+    return ours, peer
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("k", "m", "n_trials"), [(2, 3, 1), (3, 5, 10), (4, 2, 7)])
+def test_multinomial_matches_hmmlearn(impl, k, m, n_trials):
+    rng = np.random.default_rng(k * 100 + m)
+    ours, peer = _multinomial_pair(rng, k, m, n_trials, impl)
+    X = _counts(rng, sum(LENGTHS), m, n_trials)
+    assert ours.score(X, LENGTHS) == pytest.approx(
+        peer.score(X, LENGTHS), rel=1e-8
+    )  # oracle: hmmlearn
+    np.testing.assert_allclose(
+        ours.predict_proba(X, LENGTHS), peer.predict_proba(X, LENGTHS), atol=1e-8
+    )
+    lv, path = ours.decode(X, LENGTHS)
+    plv, _ = peer.decode(X, LENGTHS)
+    assert lv == pytest.approx(plv, rel=1e-8)
+    # paths may differ where two are equally likely (a run of one symbol); ours must
+    # reach hmmlearn's maximum, with log p(X, Z) computed from scipy's pmf
+    log_b = np.stack(
+        [multinomial.logpmf(X, X.sum(1), ours.emissionprob_[j]) for j in range(k)], 1
+    )
+    joint, start = 0.0, 0
+    for n in LENGTHS:
+        z = path[start : start + n]
+        joint += (
+            np.log(ours.startprob_[z[0]]) + np.log(ours.transmat_[z[:-1], z[1:]]).sum()
+        )
+        joint += log_b[np.arange(start, start + n), z].sum()
+        start += n
+    assert joint == pytest.approx(plv, rel=1e-10)
+    ours.fit(X, LENGTHS)  # one Baum-Welch step from the same parameters
+    peer.fit(X, LENGTHS)
+    for name in ("startprob_", "transmat_", "emissionprob_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(peer, name), atol=1e-8)
+
+
+def test_multinomial_em_matches_hmmlearn_and_never_decreases():
+    rng = np.random.default_rng(3)
+    ours, peer = _multinomial_pair(rng, 3, 4, 6, n_iter=15)
+    X = _counts(rng, sum(LENGTHS), 4, 6)
+    ours.fit(X, LENGTHS)
+    peer.fit(X, LENGTHS)
+    np.testing.assert_allclose(ours.emissionprob_, peer.emissionprob_, atol=1e-8)
+    np.testing.assert_allclose(ours.transmat_, peer.transmat_, atol=1e-8)
+    h = np.array(ours.monitor_.history)
+    assert len(h) == 15 and (np.diff(h) >= -1e-8 * np.abs(h[1:])).all()  # EM: monotone
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("k", "t"), [(2, 6), (3, 5)])
+def test_multinomial_brute_force(impl, k, t):
+    rng = np.random.default_rng(7 * k + t)
+    m, n_trials = 3, 4
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    model = _set(
+        MultinomialHMM(k, n_trials=n_trials, implementation=impl),
+        startprob_=sp, transmat_=tm, emissionprob_=ep,
+    )  # fmt: skip
+    x = _counts(rng, t, m, n_trials)
+    log_b = np.stack(
+        [multinomial.logpmf(x, n_trials, ep[j]) for j in range(k)], axis=1
+    )  # scipy's pmf, independent of the model's own likelihood
+    lp, post, path, lbest = _brute(np.log(sp), np.log(tm), log_b)
+    assert model.score(x) == pytest.approx(lp, rel=1e-10)  # oracle: all K^T paths
+    np.testing.assert_allclose(model.predict_proba(x), post, atol=1e-10)
+    lv, vpath = model.decode(x)
+    np.testing.assert_array_equal(vpath, path)
+    assert lv == pytest.approx(lbest, rel=1e-10)
+
+
+def test_multinomial_one_trial_is_categorical():
+    rng = np.random.default_rng(11)
+    k, m = 3, 4
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    sym = rng.integers(0, m, size=sum(LENGTHS))
+    params = dict(startprob_=sp, transmat_=tm, emissionprob_=ep)
+    multi = _set(MultinomialHMM(k, n_trials=1, init_params="", n_iter=3), **params)
+    cat = _set(CategoricalHMM(k, n_features=m, init_params="", n_iter=3), **params)
+    onehot = np.eye(m, dtype=np.int64)[sym]
+    assert multi.score(onehot, LENGTHS) == pytest.approx(
+        cat.score(sym[:, None], LENGTHS), rel=1e-12
+    )
+    multi.fit(onehot, LENGTHS)
+    cat.fit(sym[:, None], LENGTHS)
+    np.testing.assert_allclose(multi.emissionprob_, cat.emissionprob_, atol=1e-12)
+
+
+def test_multinomial_fit_sets_n_trials_and_samples():
+    rng = np.random.default_rng(2)
+    X = _counts(rng, 400, 3, 8)
+    model = MultinomialHMM(2, n_iter=5, random_state=0).fit(X)
+    assert model.n_features == 3
+    np.testing.assert_array_equal(model.n_trials, X.sum(axis=1))
+    model.n_trials = 8
+    Xs, states = model.sample(1000, random_state=1)
+    assert Xs.shape == (1000, 3) and (Xs.sum(axis=1) == 8).all()
+    # each state's mean counts are n_trials * emissionprob_ (loose: 6 sigma)
+    for s in range(2):
+        sel = Xs[states == s]
+        if len(sel) > 50:
+            p = model.emissionprob_[s]
+            se = np.sqrt(8 * p * (1 - p) / len(sel))
+            assert (np.abs(sel.mean(axis=0) - 8 * p) < 6 * se + 1e-12).all()
+
+
+def test_multinomial_bad_input():
+    good = np.array([[2, 1], [0, 3], [3, 0]])
+    model = MultinomialHMM(2, n_trials=3)
+    with pytest.raises(ValueError, match="non-negative integer counts"):
+        model.fit(np.array([[2.5, 0.5], [1, 2]]))
+    with pytest.raises(ValueError, match="non-negative integer counts"):
+        model.fit(np.array([[4, -1], [1, 2]]))
+    with pytest.raises(ValueError, match="sum to n_trials: row 1 sums to 4"):
+        model.fit(np.array([[2, 1], [2, 2]]))
+    with pytest.raises(ValueError, match="n_trials has 2 entries but X has 3 rows"):
+        MultinomialHMM(2, n_trials=[3, 3]).fit(good)
+    with pytest.raises(TypeError, match="n_trials must hold integers"):
+        MultinomialHMM(2, n_trials=2.5).fit(good)
+    with pytest.raises(ValueError, match="n_trials must be >= 0"):
+        MultinomialHMM(2, n_trials=-3).fit(good)
+    fitted = MultinomialHMM(2, random_state=0, n_iter=2).fit(good)
+    with pytest.raises(ValueError, match="X has 3 features, but the model has 2"):
+        fitted.score(np.array([[1, 1, 1]]))
+    with pytest.raises(ValueError, match="sampling needs a single n_trials"):
+        MultinomialHMM(2, random_state=0, n_iter=2).fit(
+            np.array([[2, 1], [1, 1], [0, 3]])
+        ).sample(5)
+    bad = _set(
+        MultinomialHMM(2, n_trials=3),
+        startprob_=[0.5, 0.5], transmat_=[[0.5, 0.5], [0.5, 0.5]],
+        emissionprob_=[[0.7, 0.2], [0.5, 0.5]],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="emissionprob_ rows must sum to 1"):
+        bad.score(good)

@@ -1,6 +1,6 @@
 """Hidden Markov models (PRML sec. 13.2) with hmmlearn's names, on compiled kernels.
 
-``CategoricalHMM``, ``GaussianHMM`` and ``PoissonHMM`` take the same constructor
+``CategoricalHMM``, ``GaussianHMM``, ``PoissonHMM`` and ``MultinomialHMM`` take the same constructor
 parameters and expose the same fitted attributes as their hmmlearn namesakes
 (``startprob_``, ``transmat_``, ``emissionprob_``, ``means_``, ``covars_``,
 ``lambdas_``, ``monitor_``), so switching is an import change.
@@ -23,11 +23,13 @@ M-step.
 from fastml.hmm._base import ConvergenceMonitor
 from fastml.hmm._categorical import CategoricalHMM
 from fastml.hmm._gaussian import GaussianHMM
+from fastml.hmm._multinomial import MultinomialHMM
 from fastml.hmm._poisson import PoissonHMM
 
 __all__ = [
     "CategoricalHMM",
     "ConvergenceMonitor",
     "GaussianHMM",
+    "MultinomialHMM",
     "PoissonHMM",
 ]
