@@ -724,3 +724,191 @@ def test_multinomial_bad_input():
     )  # fmt: skip
     with pytest.raises(ValueError, match="emissionprob_ rows must sum to 1"):
         bad.score(good)
+
+
+# ------------------------------------------------------------------ GMMHMM
+# hmmlearn on the same parameters: score, posteriors, Viterbi and one Baum-Welch step
+# (1e-8; the covariance step with params without "m", where both centre the statistics
+# at the same means); brute force over all K^T paths with scipy densities (1e-10); the
+# full M-step against a transcription of PRML eqs. 13.17 / 9.24-9.27 (1e-10); EM never
+# decreases the log-likelihood.
+def _gmm_params(rng, ct, k, m, d):
+    sp, tm = _random_chain(rng, k)
+    w = rng.dirichlet(np.ones(m), size=k)
+    mu = rng.normal(size=(k, m, d)) * 2
+    if ct == "diag":
+        cv = rng.uniform(0.5, 2.0, size=(k, m, d))
+    elif ct == "spherical":
+        cv = rng.uniform(0.5, 2.0, size=(k, m))
+    elif ct == "full":
+        a = rng.normal(size=(k, m, d, d))
+        cv = a @ np.swapaxes(a, -1, -2) + np.eye(d)
+    else:
+        a = rng.normal(size=(k, d, d))
+        cv = a @ np.swapaxes(a, -1, -2) + np.eye(d)
+    return dict(startprob_=sp, transmat_=tm, weights_=w, means_=mu, covars_=cv)
+
+
+def _full_cov(cv, ct, s, j, d):
+    if ct == "spherical":
+        return cv[s, j] * np.eye(d)
+    if ct == "diag":
+        return np.diag(cv[s, j])
+    return cv[s] if ct == "tied" else cv[s, j]
+
+
+def _gmm_log_b(X, p, ct):
+    k, m, d = p["means_"].shape
+    dens = np.zeros((len(X), k))
+    for s in range(k):
+        for j in range(m):
+            cov = _full_cov(p["covars_"], ct, s, j, d)
+            dens[:, s] += p["weights_"][s, j] * multivariate_normal.pdf(
+                X, p["means_"][s, j], cov
+            )
+    return np.log(dens)
+
+
+GMM_CTS = ["diag", "spherical", "full", "tied"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("ct", GMM_CTS)
+def test_gmmhmm_matches_hmmlearn(impl, ct):
+    from fastml.hmm import GMMHMM
+
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    from threadpoolctl import threadpool_limits  # installed with hmmlearn's sklearn
+
+    rng = np.random.default_rng(GMM_CTS.index(ct))
+    k, m, d = 3, 2, 3
+    p = _gmm_params(rng, ct, k, m, d)
+    X = rng.normal(size=(sum(LENGTHS), d)) * 2
+    for params in ("stcw", "stmw"):  # every update; covariances with the means fixed
+        kw = dict(covariance_type=ct, init_params="", params=params, n_iter=1)
+        ours = _set(GMMHMM(k, m, implementation=impl, **kw), **p)
+        peer = _set(hmm.GMMHMM(k, m, implementation="scaling", **kw), **p)
+        assert ours.score(X, LENGTHS) == pytest.approx(
+            peer.score(X, LENGTHS), rel=1e-8
+        )  # oracle: hmmlearn
+        np.testing.assert_allclose(
+            ours.predict_proba(X, LENGTHS), peer.predict_proba(X, LENGTHS), atol=1e-8
+        )
+        assert ours.decode(X, LENGTHS)[0] == pytest.approx(
+            peer.decode(X, LENGTHS)[0], rel=1e-8
+        )
+        if impl == "log":  # the M-step does not depend on it (and hmmlearn's fit
+            continue  # runs k-means even with init_params="": slow)
+        ours.fit(X, LENGTHS)
+        with threadpool_limits(1):  # its k-means: OpenMP threads on tiny data
+            peer.fit(X, LENGTHS)
+        for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):
+            np.testing.assert_allclose(
+                getattr(ours, name), getattr(peer, name), atol=1e-8, err_msg=name
+            )
+
+
+@pytest.mark.parametrize("ct", GMM_CTS)
+def test_gmmhmm_brute_force(ct):
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(20 + GMM_CTS.index(ct))
+    k, m, d, t = 3, 2, 2, 5
+    p = _gmm_params(rng, ct, k, m, d)
+    model = _set(GMMHMM(k, m, covariance_type=ct), **p)
+    x = rng.normal(size=(t, d)) * 2
+    lp, post, path, lbest = _brute(
+        np.log(p["startprob_"]), np.log(p["transmat_"]), _gmm_log_b(x, p, ct)
+    )
+    assert model.score(x) == pytest.approx(lp, rel=1e-10)  # oracle: all K^T paths
+    np.testing.assert_allclose(model.predict_proba(x), post, atol=1e-10)
+    lv, vpath = model.decode(x)
+    np.testing.assert_array_equal(vpath, path)
+    assert lv == pytest.approx(lbest, rel=1e-10)
+
+
+@pytest.mark.parametrize("ct", GMM_CTS)
+def test_gmmhmm_mstep_is_textbook_em(ct):
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(40 + GMM_CTS.index(ct))
+    k, m, d = 2, 3, 2
+    p = _gmm_params(rng, ct, k, m, d)
+    X = rng.normal(size=(400, d)) * 2
+    model = _set(GMMHMM(k, m, covariance_type=ct, init_params="", n_iter=1), **p)
+    gamma = model.predict_proba(X)
+    # PRML eq. 13.17 inside each state: weights gamma_tk r_tkm, r from scipy densities
+    comp = np.stack(
+        [
+            [
+                p["weights_"][s, j]
+                * multivariate_normal.pdf(X, p["means_"][s, j], _full_cov(
+                    p["covars_"], ct, s, j, d))
+                for j in range(m)
+            ]
+            for s in range(k)
+        ]
+    ).transpose(2, 0, 1)  # fmt: skip
+    W = gamma[:, :, None] * comp / comp.sum(axis=2, keepdims=True)
+    nk = W.sum(axis=0)
+    mu = np.einsum("tkm,ti->kmi", W, X) / nk[:, :, None]
+    diff = X[:, None, None, :] - mu
+    S = np.einsum("tkm,tkmi,tkmj->kmij", W, diff, diff)
+    model.fit(X)
+    np.testing.assert_allclose(model.weights_, nk / gamma.sum(0)[:, None], atol=1e-10)
+    np.testing.assert_allclose(model.means_, mu, atol=1e-10)
+    if ct == "full":
+        want = S / nk[:, :, None, None]
+    elif ct == "tied":
+        want = S.sum(axis=1) / gamma.sum(0)[:, None, None]
+    elif ct == "diag":
+        want = np.diagonal(S, axis1=2, axis2=3) / nk[:, :, None]
+    else:  # hmmlearn's default spherical prior: denominator d (N_km + 1) - M
+        want = np.trace(S, axis1=2, axis2=3) / (d * (nk + 1) - m)
+    np.testing.assert_allclose(model.covars_, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("ct", GMM_CTS)
+def test_gmmhmm_fit_from_data_increases_likelihood_and_samples(ct):
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(60 + GMM_CTS.index(ct))
+    p = _gmm_params(rng, ct, 2, 2, 2)
+    truth = _set(GMMHMM(2, 2, covariance_type=ct), **p)
+    X, states = truth.sample(3000, random_state=0)
+    for s in range(2):  # each state's sample mean is its mixture mean (6 sigma)
+        sel = X[states == s]
+        mean = p["weights_"][s] @ p["means_"][s]
+        se = sel.std(axis=0) / np.sqrt(len(sel))
+        assert (np.abs(sel.mean(axis=0) - mean) < 6 * se).all()
+    model = GMMHMM(2, 2, covariance_type=ct, n_iter=20, tol=1e-6, random_state=0)
+    model.fit(X)  # from fastml's k-means initialisation
+    h = np.array(model.monitor_.history)
+    assert (np.diff(h) >= -1e-8 * np.abs(h[1:])).all()  # EM never decreases
+    warm = _set(GMMHMM(2, 2, covariance_type=ct, init_params="", n_iter=5), **p)
+    assert warm.fit(X).score(X) >= truth.score(X)  # EM from the truth only climbs
+
+
+def test_gmmhmm_bad_input():
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(0)
+    p = _gmm_params(rng, "full", 2, 2, 2)
+    with pytest.raises(ValueError, match="n_mix must be >= 1"):
+        GMMHMM(2, 0).fit(rng.normal(size=(50, 2)))
+    bad_w = dict(p, weights_=np.array([[0.6, 0.6], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match="weights_ rows must sum to 1"):
+        _set(GMMHMM(2, 2, covariance_type="full"), **bad_w).score(np.zeros((3, 2)))
+    bad_c = dict(p, covars_=p["covars_"].copy())
+    bad_c["covars_"][1, 0] = np.diag([1.0, -1.0])
+    with pytest.raises(ValueError, match=r"covars_\[1, 0\] must be positive definite"):
+        _set(GMMHMM(2, 2, covariance_type="full"), **bad_c).score(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="covars_ must have shape"):
+        _set(GMMHMM(2, 2, covariance_type="diag"), **p).score(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="X has 3 features, but the model has 2"):
+        _set(GMMHMM(2, 2, covariance_type="full"), **p).score(np.zeros((3, 3)))
+    three = dict(p, weights_=np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError, match="means_ must have shape"):
+        _set(GMMHMM(2, 3, covariance_type="full"), **three).score(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        GMMHMM(2, 2).fit(np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]))
