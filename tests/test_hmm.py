@@ -197,7 +197,7 @@ def test_categorical_brute_force(impl, k, t):
     lv, vpath = model.decode(x[:, None])
     np.testing.assert_array_equal(vpath, path)
     assert lv == pytest.approx(lbest, rel=1e-10)
-    masked = np.ma.masked_equal(x, -1)
+    masked = np.ma.masked_equal(x[:, None], -1)
     assert model.score(masked) == pytest.approx(lp, rel=1e-10)
 
 
@@ -912,3 +912,62 @@ def test_gmmhmm_bad_input():
         _set(GMMHMM(2, 3, covariance_type="full"), **three).score(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="finite"):
         GMMHMM(2, 2).fit(np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]))
+
+
+# ------------------------------------------------------------ hmmlearn parity
+def test_n_features_assignable_and_set_by_fit():
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    for cls, peer_cls in [
+        (GaussianHMM, hmm.GaussianHMM),
+        (PoissonHMM, hmm.PoissonHMM),
+    ]:
+        data = rng.poisson(3.0, size=(200, 3)) if cls is PoissonHMM else X
+        model, peer = cls(2, n_iter=2, random_state=0), peer_cls(2, n_iter=2)
+        model.n_features = peer.n_features = 3  # assignable before fit (hmmlearn)
+        assert model.n_features == 3
+        model.fit(data)
+        peer.fit(data)
+        assert model.n_features == peer.n_features == 3
+        wrong = cls(2)
+        wrong.n_features = 2
+        with pytest.raises(ValueError, match="X has 3 features, but n_features=2"):
+            wrong.fit(data)
+        with pytest.raises(ValueError, match="n_features must be >= 1"):
+            cls(2).n_features = 0
+    with pytest.raises(AttributeError, match="n_features is not set"):
+        GaussianHMM(2).n_features  # noqa: B018
+    sym = rng.integers(0, 5, size=(300, 1))
+    ours = CategoricalHMM(2, n_iter=2, random_state=0).fit(sym)
+    peer = hmm.CategoricalHMM(2, n_iter=2, random_state=0).fit(sym)
+    assert ours.n_features == peer.n_features == 5  # set by fit, as hmmlearn
+
+
+def test_spherical_covars_accept_k_and_k1():
+    rng = np.random.default_rng(1)
+    sp, tm = _random_chain(rng, 3)
+    mu = rng.normal(size=(3, 2))
+    var = rng.uniform(0.5, 2.0, size=3)
+    X = rng.normal(size=(50, 2))
+    scores = []
+    for cv in (var, var[:, None]):  # hmmlearn accepts both shapes
+        m = _set(GaussianHMM(3, covariance_type="spherical"), startprob_=sp,
+                 transmat_=tm, means_=mu, covars_=cv)  # fmt: skip
+        scores.append(m.score(X))
+        np.testing.assert_array_equal(m.covars_[:, 0, 0], var)
+    assert scores[0] == scores[1]
+
+
+def test_one_dimensional_X_is_refused_consistently():
+    # as hmmlearn: every model takes 2-D X (n_samples, n_features)
+    cat = _set(CategoricalHMM(2, n_features=2), startprob_=[0.5, 0.5],
+               transmat_=[[0.9, 0.1], [0.1, 0.9]],
+               emissionprob_=[[0.9, 0.1], [0.2, 0.8]])  # fmt: skip
+    with pytest.raises(ValueError, match=r"got \(4,\) \(use X.reshape\(-1, 1\)\)"):
+        cat.score(np.array([0, 1, 1, 0]))
+    assert np.isfinite(cat.score(np.array([[0], [1], [1], [0]])))
+    with pytest.raises(ValueError, match="2"):
+        GaussianHMM(2).fit(np.arange(10.0))
+    with pytest.raises(ValueError, match="2"):
+        PoissonHMM(2).fit(np.arange(10.0))

@@ -523,6 +523,31 @@ class _BaseHMM(BaseEstimator):
 class _ContinuousHMM(_BaseHMM):
     """Emissions from a T x K log-likelihood matrix computed with BLAS."""
 
+    #: The fitted attribute whose last axis is the number of features.
+    _features_attr = "means_"
+
+    @property
+    def n_features(self) -> int:
+        """Number of features D: from the emission parameters once they are set,
+        else the value assigned (as hmmlearn, which lets users set it before fit)."""
+        if hasattr(self, self._features_attr):
+            return int(np.shape(getattr(self, self._features_attr))[-1])
+        if "_n_features" in self.__dict__:
+            return self._n_features
+        raise AttributeError(
+            f"n_features is not set: assign it or {self._features_attr}, or call fit"
+        )
+
+    @n_features.setter
+    def n_features(self, value) -> None:
+        self._n_features = check_int(value, "n_features", low=1)
+
+    def _check_n_features(self, d: int, what: str) -> None:
+        """``what`` has ``d`` features: it must agree with an assigned n_features."""
+        assigned = self.__dict__.get("_n_features")
+        if assigned is not None and d != assigned:
+            raise ValueError(f"{what} has {d} features, but n_features={assigned}")
+
     def _frames(self, Xv, log: bool):
         logb = self._log_likelihood(Xv)
         if log:

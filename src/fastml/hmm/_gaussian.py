@@ -116,11 +116,10 @@ class GaussianHMM(_ContinuousHMM):
 
     @covars_.setter
     def covars_(self, covars) -> None:
-        self._covars_ = np.array(covars, dtype=np.float64, copy=True)
-
-    @property
-    def n_features(self) -> int:
-        return np.shape(self.means_)[1]
+        c = np.array(covars, dtype=np.float64, copy=True)
+        if self.covariance_type == "spherical" and c.ndim == 2 and c.shape[1] == 1:
+            c = c[:, 0]  # hmmlearn accepts (K,) and (K, 1)
+        self._covars_ = c
 
     def _emission_sizes(self) -> dict:
         k, d = self.means_.shape
@@ -160,11 +159,13 @@ class GaussianHMM(_ContinuousHMM):
                 raise ValueError(
                     f"X has {arr.shape[1]} features, but the model has {d}"
                 )
+        self._check_n_features(arr.shape[1], "X")
         return arr
 
     def _check_emissions(self, k: int) -> None:
         self.means_ = check_array(self.means_, "means_", ndim=2, dtype=np.float64)
         d = self.means_.shape[1]
+        self._check_n_features(d, "means_")
         if self.means_.shape[0] != k:
             raise ValueError(
                 f"means_ must have shape ({k}, n_features), got {self.means_.shape}"

@@ -141,10 +141,6 @@ class GMMHMM(_ContinuousHMM):
         self.implementation = implementation
 
     # ---- shapes and validation ------------------------------------------------------
-    @property
-    def n_features(self) -> int:
-        return np.shape(self.means_)[2]
-
     def _covars_shape(self, k: int, m: int, d: int) -> tuple[int, ...]:
         return {
             "spherical": (k, m),
@@ -178,6 +174,7 @@ class GMMHMM(_ContinuousHMM):
                 raise ValueError(
                     f"X has {arr.shape[1]} features, but the model has {d}"
                 )
+        self._check_n_features(arr.shape[1], "X")
         if max(arr.shape) >= 2**31:
             raise ValueError("X dimensions must be < 2**31 (32-bit BLAS)")
         return arr

@@ -68,6 +68,7 @@ class MultinomialHMM(_ContinuousHMM):
 
     _emission_letters = "e"
     _fitted_attrs = ("startprob_", "transmat_", "emissionprob_")
+    _features_attr = "emissionprob_"
 
     def __init__(
         self,

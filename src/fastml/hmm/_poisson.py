@@ -39,6 +39,7 @@ class PoissonHMM(_ContinuousHMM):
     """
 
     _emission_letters = "l"
+    _features_attr = "lambdas_"
     _fitted_attrs = ("startprob_", "transmat_", "lambdas_")
 
     def __init__(
@@ -71,10 +72,6 @@ class PoissonHMM(_ContinuousHMM):
         self.init_params = init_params
         self.implementation = implementation
 
-    @property
-    def n_features(self) -> int:
-        return np.shape(self.lambdas_)[1]
-
     def _emission_sizes(self) -> dict:
         return {"l": int(np.size(self.lambdas_))}
 
@@ -93,12 +90,14 @@ class PoissonHMM(_ContinuousHMM):
                 raise ValueError(
                     f"X has {arr.shape[1]} features, but the model has {d}"
                 )
+        self._check_n_features(arr.shape[1], "X")
         if fitting:
             self._xfit = arr  # the M-step's data (dropped again at the end of fit)
         return arr
 
     def _check_emissions(self, k: int) -> None:
         lam = check_array(self.lambdas_, "lambdas_", ndim=2, dtype=np.float64)
+        self._check_n_features(lam.shape[1], "lambdas_")
         if lam.shape[0] != k:
             raise ValueError(
                 f"lambdas_ must have shape ({k}, n_features), got {lam.shape}"
