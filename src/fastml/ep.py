@@ -77,9 +77,9 @@ class EPResult:
 
     # Declared for type checkers; each producer sets its own subset (see above).
     mean: FloatArray
-    variance: FloatArray
+    variance: float
     covariance: FloatArray
-    precision: FloatArray
+    precision: float | FloatArray
     shift: FloatArray
     log_evidence: float
     site_tau: FloatArray

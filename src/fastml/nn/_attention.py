@@ -192,7 +192,7 @@ class MultiHeadAttention(Layer):
         n, t, _ = x.shape
         return x.reshape(n, t, self.num_heads, -1).transpose(0, 2, 1, 3)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         query: ArrayLike,
         key: ArrayLike | None = None,
