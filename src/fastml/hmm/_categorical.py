@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastml._typing import ArrayLike, HMMAlgorithm, HMMImplementation, RandomStateLike
 from fastml._validation import (
     as_ndarray,
     check_int,
@@ -69,21 +70,22 @@ class CategoricalHMM(_BaseHMM):
 
     def __init__(
         self,
-        n_components=1,
-        startprob_prior=1.0,
-        transmat_prior=1.0,
+        n_components: int = 1,
+        startprob_prior: ArrayLike = 1.0,
+        transmat_prior: ArrayLike = 1.0,
         *,
-        emissionprob_prior=1.0,
-        n_features=None,
-        algorithm="viterbi",
-        random_state=None,
-        n_iter=10,
-        tol=1e-2,
-        verbose=False,
-        params="ste",
-        init_params="ste",
-        implementation="scaling",
-    ):
+        emissionprob_prior: ArrayLike = 1.0,
+        n_features: int | None = None,
+        algorithm: HMMAlgorithm = "viterbi",
+        random_state: RandomStateLike = None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "ste",
+        init_params: str = "ste",
+        implementation: HMMImplementation = "scaling",
+    ) -> None:
+
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from scipy import linalg
 
 from fastml._kernels import _gmm
+from fastml._typing import (
+    ArrayLike,
+    CovarianceType,
+    HMMAlgorithm,
+    HMMImplementation,
+    RandomStateLike,
+)
 from fastml._validation import check_array, check_int, check_real
 from fastml.hmm._base import _BaseHMM, _check_distribution, _ContinuousHMM
 from fastml.hmm._gaussian import _KMEANS_ROWS, COVARIANCE_TYPES
 from fastml.mixture._kmeans import _lloyd, kmeans_plusplus
 
 __all__ = ["GMMHMM"]
+
+_GHMM = TypeVar("_GHMM", bound="GMMHMM")
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -100,26 +111,26 @@ class GMMHMM(_ContinuousHMM):
 
     def __init__(
         self,
-        n_components=1,
-        n_mix=1,
-        min_covar=1e-3,
-        startprob_prior=1.0,
-        transmat_prior=1.0,
-        weights_prior=1.0,
-        means_prior=0.0,
-        means_weight=0.0,
-        covars_prior=None,
-        covars_weight=None,
-        algorithm="viterbi",
-        covariance_type="diag",
-        random_state=None,
-        n_iter=10,
-        tol=1e-2,
-        verbose=False,
-        params="stmcw",
-        init_params="stmcw",
-        implementation="scaling",
-    ):
+        n_components: int = 1,
+        n_mix: int = 1,
+        min_covar: float = 1e-3,
+        startprob_prior: ArrayLike = 1.0,
+        transmat_prior: ArrayLike = 1.0,
+        weights_prior: ArrayLike = 1.0,
+        means_prior: ArrayLike = 0.0,
+        means_weight: ArrayLike = 0.0,
+        covars_prior: ArrayLike | None = None,
+        covars_weight: ArrayLike | None = None,
+        algorithm: HMMAlgorithm = "viterbi",
+        covariance_type: CovarianceType = "diag",
+        random_state: RandomStateLike = None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "stmcw",
+        init_params: str = "stmcw",
+        implementation: HMMImplementation = "scaling",
+    ) -> None:
         self.n_components = n_components
         self.n_mix = n_mix
         self.min_covar = min_covar
@@ -365,7 +376,7 @@ class GMMHMM(_ContinuousHMM):
         den = post + m + nu + d + 1
         return (psi + outer.sum(axis=1) + scatter.sum(axis=1)) / den[:, None, None]
 
-    def fit(self, X, lengths=None):
+    def fit(self: _GHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _GHMM:
         self._xfit = self._check_X(X, fitting=True)
         try:
             return super().fit(self._xfit, lengths)

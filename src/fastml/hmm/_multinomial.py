@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from scipy.special import gammaln
 
+from fastml._typing import ArrayLike, HMMAlgorithm, HMMImplementation, RandomStateLike
 from fastml._validation import as_ndarray, check_array, check_int
 from fastml.hmm._base import (
     _BaseHMM,
@@ -16,6 +19,8 @@ from fastml.hmm._base import (
 )
 
 __all__ = ["MultinomialHMM"]
+
+_MHMM = TypeVar("_MHMM", bound="MultinomialHMM")
 
 
 class MultinomialHMM(_ContinuousHMM):
@@ -72,19 +77,19 @@ class MultinomialHMM(_ContinuousHMM):
 
     def __init__(
         self,
-        n_components=1,
-        n_trials=None,
-        startprob_prior=1.0,
-        transmat_prior=1.0,
-        algorithm="viterbi",
-        random_state=None,
-        n_iter=10,
-        tol=1e-2,
-        verbose=False,
-        params="ste",
-        init_params="ste",
-        implementation="scaling",
-    ):
+        n_components: int = 1,
+        n_trials: ArrayLike | None = None,
+        startprob_prior: ArrayLike = 1.0,
+        transmat_prior: ArrayLike = 1.0,
+        algorithm: HMMAlgorithm = "viterbi",
+        random_state: RandomStateLike = None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "ste",
+        init_params: str = "ste",
+        implementation: HMMImplementation = "scaling",
+    ) -> None:
         self.n_components = n_components
         self.n_trials = n_trials
         self.startprob_prior = startprob_prior
@@ -190,7 +195,7 @@ class MultinomialHMM(_ContinuousHMM):
             ep = _normalize(obs, axis=1)
             self.emissionprob_ = _keep_empty_rows(ep, self.emissionprob_)
 
-    def fit(self, X, lengths=None):
+    def fit(self: _MHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _MHMM:
         try:
             return super().fit(X, lengths)
         finally:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from scipy.special import gammaln
 
+from fastml._typing import ArrayLike, HMMAlgorithm, HMMImplementation, RandomStateLike
 from fastml._validation import (
     check_array,
 )
 from fastml.hmm._base import _BaseHMM, _ContinuousHMM
 
 __all__ = ["PoissonHMM"]
+
+
+_PHMM = TypeVar("_PHMM", bound="PoissonHMM")
 
 
 class PoissonHMM(_ContinuousHMM):
@@ -44,20 +50,20 @@ class PoissonHMM(_ContinuousHMM):
 
     def __init__(
         self,
-        n_components=1,
-        startprob_prior=1.0,
-        transmat_prior=1.0,
-        lambdas_prior=0.0,
-        lambdas_weight=0.0,
-        algorithm="viterbi",
-        random_state=None,
-        n_iter=10,
-        tol=1e-2,
-        verbose=False,
-        params="stl",
-        init_params="stl",
-        implementation="scaling",
-    ):
+        n_components: int = 1,
+        startprob_prior: ArrayLike = 1.0,
+        transmat_prior: ArrayLike = 1.0,
+        lambdas_prior: ArrayLike = 0.0,
+        lambdas_weight: ArrayLike = 0.0,
+        algorithm: HMMAlgorithm = "viterbi",
+        random_state: RandomStateLike = None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "stl",
+        init_params: str = "stl",
+        implementation: HMMImplementation = "scaling",
+    ) -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -135,7 +141,8 @@ class PoissonHMM(_ContinuousHMM):
             obs = g.T @ self._xfit
             self.lambdas_ = (self.lambdas_prior + obs) / (self.lambdas_weight + post)
 
-    def fit(self, X, lengths=None):
+    def fit(self: _PHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _PHMM:
+
         try:
             return super().fit(X, lengths)
         finally:
