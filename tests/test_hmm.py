@@ -6,13 +6,14 @@ Baum-Welch step 1e-8 absolute. float32 input: 1e-4 relative on the log-likelihoo
 """
 
 import itertools
+import logging
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp
-from scipy.stats import multivariate_normal, poisson
+from scipy.stats import multinomial, multivariate_normal, poisson
 
-from fastml.hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+from fastml.hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 
 IMPLS = ["scaling", "log"]
 
@@ -196,7 +197,7 @@ def test_categorical_brute_force(impl, k, t):
     lv, vpath = model.decode(x[:, None])
     np.testing.assert_array_equal(vpath, path)
     assert lv == pytest.approx(lbest, rel=1e-10)
-    masked = np.ma.masked_equal(x, -1)
+    masked = np.ma.masked_equal(x[:, None], -1)
     assert model.score(masked) == pytest.approx(lp, rel=1e-10)
 
 
@@ -561,3 +562,412 @@ def test_stationary_distribution_aic_bic_match_hmmlearn():
         )
         assert ours.aic(X) == pytest.approx(peer.aic(X), rel=1e-10)
         assert ours.bic(X) == pytest.approx(peer.bic(X), rel=1e-10)
+
+
+# ------------------------------------------------------------- MultinomialHMM
+# hmmlearn on the same parameters (1e-8), brute force over all K^T paths with scipy's
+# multinomial pmf (1e-10), the CategoricalHMM special case (n_trials = 1), bad input.
+def _counts(rng, n, m, n_trials):
+    return rng.multinomial(n_trials, rng.dirichlet(np.ones(m), size=n))
+
+
+def _multinomial_pair(rng, k, m, n_trials, impl="scaling", n_iter=1):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    ours = MultinomialHMM(
+        k, n_trials=n_trials, init_params="", n_iter=n_iter, tol=-1e300,
+        implementation=impl,
+    )  # fmt: skip
+    logging.getLogger("hmmlearn").setLevel(logging.ERROR)  # its "major changes" note
+    peer = hmm.MultinomialHMM(
+        k, n_trials=n_trials, init_params="", n_iter=n_iter, tol=-1e300,
+        implementation="scaling",
+    )  # fmt: skip
+    for model in (ours, peer):
+        _set(model, startprob_=sp, transmat_=tm, emissionprob_=ep)
+    return ours, peer
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("k", "m", "n_trials"), [(2, 3, 1), (3, 5, 10), (4, 2, 7)])
+def test_multinomial_matches_hmmlearn(impl, k, m, n_trials):
+    rng = np.random.default_rng(k * 100 + m)
+    ours, peer = _multinomial_pair(rng, k, m, n_trials, impl)
+    X = _counts(rng, sum(LENGTHS), m, n_trials)
+    assert ours.score(X, LENGTHS) == pytest.approx(
+        peer.score(X, LENGTHS), rel=1e-8
+    )  # oracle: hmmlearn
+    np.testing.assert_allclose(
+        ours.predict_proba(X, LENGTHS), peer.predict_proba(X, LENGTHS), atol=1e-8
+    )
+    lv, path = ours.decode(X, LENGTHS)
+    plv, _ = peer.decode(X, LENGTHS)
+    assert lv == pytest.approx(plv, rel=1e-8)
+    # paths may differ where two are equally likely (a run of one symbol); ours must
+    # reach hmmlearn's maximum, with log p(X, Z) computed from scipy's pmf
+    log_b = np.stack(
+        [multinomial.logpmf(X, X.sum(1), ours.emissionprob_[j]) for j in range(k)], 1
+    )
+    joint, start = 0.0, 0
+    for n in LENGTHS:
+        z = path[start : start + n]
+        joint += (
+            np.log(ours.startprob_[z[0]]) + np.log(ours.transmat_[z[:-1], z[1:]]).sum()
+        )
+        joint += log_b[np.arange(start, start + n), z].sum()
+        start += n
+    assert joint == pytest.approx(plv, rel=1e-10)
+    ours.fit(X, LENGTHS)  # one Baum-Welch step from the same parameters
+    peer.fit(X, LENGTHS)
+    for name in ("startprob_", "transmat_", "emissionprob_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(peer, name), atol=1e-8)
+
+
+def test_multinomial_em_matches_hmmlearn_and_never_decreases():
+    rng = np.random.default_rng(3)
+    ours, peer = _multinomial_pair(rng, 3, 4, 6, n_iter=15)
+    X = _counts(rng, sum(LENGTHS), 4, 6)
+    ours.fit(X, LENGTHS)
+    peer.fit(X, LENGTHS)
+    np.testing.assert_allclose(ours.emissionprob_, peer.emissionprob_, atol=1e-8)
+    np.testing.assert_allclose(ours.transmat_, peer.transmat_, atol=1e-8)
+    h = np.array(ours.monitor_.history)
+    assert len(h) == 15 and (np.diff(h) >= -1e-8 * np.abs(h[1:])).all()  # EM: monotone
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("k", "t"), [(2, 6), (3, 5)])
+def test_multinomial_brute_force(impl, k, t):
+    rng = np.random.default_rng(7 * k + t)
+    m, n_trials = 3, 4
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    model = _set(
+        MultinomialHMM(k, n_trials=n_trials, implementation=impl),
+        startprob_=sp, transmat_=tm, emissionprob_=ep,
+    )  # fmt: skip
+    x = _counts(rng, t, m, n_trials)
+    log_b = np.stack(
+        [multinomial.logpmf(x, n_trials, ep[j]) for j in range(k)], axis=1
+    )  # scipy's pmf, independent of the model's own likelihood
+    lp, post, path, lbest = _brute(np.log(sp), np.log(tm), log_b)
+    assert model.score(x) == pytest.approx(lp, rel=1e-10)  # oracle: all K^T paths
+    np.testing.assert_allclose(model.predict_proba(x), post, atol=1e-10)
+    lv, vpath = model.decode(x)
+    np.testing.assert_array_equal(vpath, path)
+    assert lv == pytest.approx(lbest, rel=1e-10)
+
+
+def test_multinomial_one_trial_is_categorical():
+    rng = np.random.default_rng(11)
+    k, m = 3, 4
+    sp, tm = _random_chain(rng, k)
+    ep = rng.dirichlet(np.ones(m), size=k)
+    sym = rng.integers(0, m, size=sum(LENGTHS))
+    params = dict(startprob_=sp, transmat_=tm, emissionprob_=ep)
+    multi = _set(MultinomialHMM(k, n_trials=1, init_params="", n_iter=3), **params)
+    cat = _set(CategoricalHMM(k, n_features=m, init_params="", n_iter=3), **params)
+    onehot = np.eye(m, dtype=np.int64)[sym]
+    assert multi.score(onehot, LENGTHS) == pytest.approx(
+        cat.score(sym[:, None], LENGTHS), rel=1e-12
+    )
+    multi.fit(onehot, LENGTHS)
+    cat.fit(sym[:, None], LENGTHS)
+    np.testing.assert_allclose(multi.emissionprob_, cat.emissionprob_, atol=1e-12)
+
+
+def test_multinomial_fit_sets_n_trials_and_samples():
+    rng = np.random.default_rng(2)
+    X = _counts(rng, 400, 3, 8)
+    model = MultinomialHMM(2, n_iter=5, random_state=0).fit(X)
+    assert model.n_features == 3
+    np.testing.assert_array_equal(model.n_trials, X.sum(axis=1))
+    model.n_trials = 8
+    Xs, states = model.sample(1000, random_state=1)
+    assert Xs.shape == (1000, 3) and (Xs.sum(axis=1) == 8).all()
+    # each state's mean counts are n_trials * emissionprob_ (loose: 6 sigma)
+    for s in range(2):
+        sel = Xs[states == s]
+        if len(sel) > 50:
+            p = model.emissionprob_[s]
+            se = np.sqrt(8 * p * (1 - p) / len(sel))
+            assert (np.abs(sel.mean(axis=0) - 8 * p) < 6 * se + 1e-12).all()
+
+
+def test_multinomial_bad_input():
+    good = np.array([[2, 1], [0, 3], [3, 0]])
+    model = MultinomialHMM(2, n_trials=3)
+    with pytest.raises(ValueError, match="non-negative integer counts"):
+        model.fit(np.array([[2.5, 0.5], [1, 2]]))
+    with pytest.raises(ValueError, match="non-negative integer counts"):
+        model.fit(np.array([[4, -1], [1, 2]]))
+    with pytest.raises(ValueError, match="sum to n_trials: row 1 sums to 4"):
+        model.fit(np.array([[2, 1], [2, 2]]))
+    with pytest.raises(ValueError, match="n_trials has 2 entries but X has 3 rows"):
+        MultinomialHMM(2, n_trials=[3, 3]).fit(good)
+    with pytest.raises(TypeError, match="n_trials must hold integers"):
+        MultinomialHMM(2, n_trials=2.5).fit(good)
+    with pytest.raises(ValueError, match="n_trials must be >= 0"):
+        MultinomialHMM(2, n_trials=-3).fit(good)
+    fitted = MultinomialHMM(2, random_state=0, n_iter=2).fit(good)
+    with pytest.raises(ValueError, match="X has 3 features, but the model has 2"):
+        fitted.score(np.array([[1, 1, 1]]))
+    with pytest.raises(ValueError, match="sampling needs a single n_trials"):
+        MultinomialHMM(2, random_state=0, n_iter=2).fit(
+            np.array([[2, 1], [1, 1], [0, 3]])
+        ).sample(5)
+    bad = _set(
+        MultinomialHMM(2, n_trials=3),
+        startprob_=[0.5, 0.5], transmat_=[[0.5, 0.5], [0.5, 0.5]],
+        emissionprob_=[[0.7, 0.2], [0.5, 0.5]],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="emissionprob_ rows must sum to 1"):
+        bad.score(good)
+
+
+# ------------------------------------------------------------------ GMMHMM
+# hmmlearn on the same parameters: score, posteriors, Viterbi and one Baum-Welch step
+# (1e-8; the covariance step with params without "m", where both centre the statistics
+# at the same means); brute force over all K^T paths with scipy densities (1e-10); the
+# full M-step against a transcription of PRML eqs. 13.17 / 9.24-9.27 (1e-10); EM never
+# decreases the log-likelihood.
+def _gmm_params(rng, ct, k, m, d):
+    sp, tm = _random_chain(rng, k)
+    w = rng.dirichlet(np.ones(m), size=k)
+    mu = rng.normal(size=(k, m, d)) * 2
+    if ct == "diag":
+        cv = rng.uniform(0.5, 2.0, size=(k, m, d))
+    elif ct == "spherical":
+        cv = rng.uniform(0.5, 2.0, size=(k, m))
+    elif ct == "full":
+        a = rng.normal(size=(k, m, d, d))
+        cv = a @ np.swapaxes(a, -1, -2) + np.eye(d)
+    else:
+        a = rng.normal(size=(k, d, d))
+        cv = a @ np.swapaxes(a, -1, -2) + np.eye(d)
+    return dict(startprob_=sp, transmat_=tm, weights_=w, means_=mu, covars_=cv)
+
+
+def _full_cov(cv, ct, s, j, d):
+    if ct == "spherical":
+        return cv[s, j] * np.eye(d)
+    if ct == "diag":
+        return np.diag(cv[s, j])
+    return cv[s] if ct == "tied" else cv[s, j]
+
+
+def _gmm_log_b(X, p, ct):
+    k, m, d = p["means_"].shape
+    dens = np.zeros((len(X), k))
+    for s in range(k):
+        for j in range(m):
+            cov = _full_cov(p["covars_"], ct, s, j, d)
+            dens[:, s] += p["weights_"][s, j] * multivariate_normal.pdf(
+                X, p["means_"][s, j], cov
+            )
+    return np.log(dens)
+
+
+GMM_CTS = ["diag", "spherical", "full", "tied"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("ct", GMM_CTS)
+def test_gmmhmm_matches_hmmlearn(impl, ct):
+    from fastml.hmm import GMMHMM
+
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    from threadpoolctl import threadpool_limits  # installed with hmmlearn's sklearn
+
+    rng = np.random.default_rng(GMM_CTS.index(ct))
+    k, m, d = 3, 2, 3
+    p = _gmm_params(rng, ct, k, m, d)
+    X = rng.normal(size=(sum(LENGTHS), d)) * 2
+    for params in ("stcw", "stmw"):  # every update; covariances with the means fixed
+        kw = dict(covariance_type=ct, init_params="", params=params, n_iter=1)
+        ours = _set(GMMHMM(k, m, implementation=impl, **kw), **p)
+        peer = _set(hmm.GMMHMM(k, m, implementation="scaling", **kw), **p)
+        assert ours.score(X, LENGTHS) == pytest.approx(
+            peer.score(X, LENGTHS), rel=1e-8
+        )  # oracle: hmmlearn
+        np.testing.assert_allclose(
+            ours.predict_proba(X, LENGTHS), peer.predict_proba(X, LENGTHS), atol=1e-8
+        )
+        assert ours.decode(X, LENGTHS)[0] == pytest.approx(
+            peer.decode(X, LENGTHS)[0], rel=1e-8
+        )
+        if impl == "log":  # the M-step does not depend on it (and hmmlearn's fit
+            continue  # runs k-means even with init_params="": slow)
+        ours.fit(X, LENGTHS)
+        with threadpool_limits(1):  # its k-means: OpenMP threads on tiny data
+            peer.fit(X, LENGTHS)
+        for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):
+            np.testing.assert_allclose(
+                getattr(ours, name), getattr(peer, name), atol=1e-8, err_msg=name
+            )
+
+
+@pytest.mark.parametrize("ct", GMM_CTS)
+def test_gmmhmm_brute_force(ct):
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(20 + GMM_CTS.index(ct))
+    k, m, d, t = 3, 2, 2, 5
+    p = _gmm_params(rng, ct, k, m, d)
+    model = _set(GMMHMM(k, m, covariance_type=ct), **p)
+    x = rng.normal(size=(t, d)) * 2
+    lp, post, path, lbest = _brute(
+        np.log(p["startprob_"]), np.log(p["transmat_"]), _gmm_log_b(x, p, ct)
+    )
+    assert model.score(x) == pytest.approx(lp, rel=1e-10)  # oracle: all K^T paths
+    np.testing.assert_allclose(model.predict_proba(x), post, atol=1e-10)
+    lv, vpath = model.decode(x)
+    np.testing.assert_array_equal(vpath, path)
+    assert lv == pytest.approx(lbest, rel=1e-10)
+
+
+@pytest.mark.parametrize("ct", GMM_CTS)
+def test_gmmhmm_mstep_is_textbook_em(ct):
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(40 + GMM_CTS.index(ct))
+    k, m, d = 2, 3, 2
+    p = _gmm_params(rng, ct, k, m, d)
+    X = rng.normal(size=(400, d)) * 2
+    model = _set(GMMHMM(k, m, covariance_type=ct, init_params="", n_iter=1), **p)
+    gamma = model.predict_proba(X)
+    # PRML eq. 13.17 inside each state: weights gamma_tk r_tkm, r from scipy densities
+    comp = np.stack(
+        [
+            [
+                p["weights_"][s, j]
+                * multivariate_normal.pdf(X, p["means_"][s, j], _full_cov(
+                    p["covars_"], ct, s, j, d))
+                for j in range(m)
+            ]
+            for s in range(k)
+        ]
+    ).transpose(2, 0, 1)  # fmt: skip
+    W = gamma[:, :, None] * comp / comp.sum(axis=2, keepdims=True)
+    nk = W.sum(axis=0)
+    mu = np.einsum("tkm,ti->kmi", W, X) / nk[:, :, None]
+    diff = X[:, None, None, :] - mu
+    S = np.einsum("tkm,tkmi,tkmj->kmij", W, diff, diff)
+    model.fit(X)
+    np.testing.assert_allclose(model.weights_, nk / gamma.sum(0)[:, None], atol=1e-10)
+    np.testing.assert_allclose(model.means_, mu, atol=1e-10)
+    if ct == "full":
+        want = S / nk[:, :, None, None]
+    elif ct == "tied":
+        want = S.sum(axis=1) / gamma.sum(0)[:, None, None]
+    elif ct == "diag":
+        want = np.diagonal(S, axis1=2, axis2=3) / nk[:, :, None]
+    else:  # hmmlearn's default spherical prior: denominator d (N_km + 1) - M
+        want = np.trace(S, axis1=2, axis2=3) / (d * (nk + 1) - m)
+    np.testing.assert_allclose(model.covars_, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("ct", GMM_CTS)
+def test_gmmhmm_fit_from_data_increases_likelihood_and_samples(ct):
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(60 + GMM_CTS.index(ct))
+    p = _gmm_params(rng, ct, 2, 2, 2)
+    truth = _set(GMMHMM(2, 2, covariance_type=ct), **p)
+    X, states = truth.sample(3000, random_state=0)
+    for s in range(2):  # each state's sample mean is its mixture mean (6 sigma)
+        sel = X[states == s]
+        mean = p["weights_"][s] @ p["means_"][s]
+        se = sel.std(axis=0) / np.sqrt(len(sel))
+        assert (np.abs(sel.mean(axis=0) - mean) < 6 * se).all()
+    model = GMMHMM(2, 2, covariance_type=ct, n_iter=20, tol=1e-6, random_state=0)
+    model.fit(X)  # from fastml's k-means initialisation
+    h = np.array(model.monitor_.history)
+    assert (np.diff(h) >= -1e-8 * np.abs(h[1:])).all()  # EM never decreases
+    warm = _set(GMMHMM(2, 2, covariance_type=ct, init_params="", n_iter=5), **p)
+    assert warm.fit(X).score(X) >= truth.score(X)  # EM from the truth only climbs
+
+
+def test_gmmhmm_bad_input():
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(0)
+    p = _gmm_params(rng, "full", 2, 2, 2)
+    with pytest.raises(ValueError, match="n_mix must be >= 1"):
+        GMMHMM(2, 0).fit(rng.normal(size=(50, 2)))
+    bad_w = dict(p, weights_=np.array([[0.6, 0.6], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match="weights_ rows must sum to 1"):
+        _set(GMMHMM(2, 2, covariance_type="full"), **bad_w).score(np.zeros((3, 2)))
+    bad_c = dict(p, covars_=p["covars_"].copy())
+    bad_c["covars_"][1, 0] = np.diag([1.0, -1.0])
+    with pytest.raises(ValueError, match=r"covars_\[1, 0\] must be positive definite"):
+        _set(GMMHMM(2, 2, covariance_type="full"), **bad_c).score(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="covars_ must have shape"):
+        _set(GMMHMM(2, 2, covariance_type="diag"), **p).score(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="X has 3 features, but the model has 2"):
+        _set(GMMHMM(2, 2, covariance_type="full"), **p).score(np.zeros((3, 3)))
+    three = dict(p, weights_=np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError, match="means_ must have shape"):
+        _set(GMMHMM(2, 3, covariance_type="full"), **three).score(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        GMMHMM(2, 2).fit(np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]))
+
+
+# ------------------------------------------------------------ hmmlearn parity
+def test_n_features_assignable_and_set_by_fit():
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    for cls, peer_cls in [
+        (GaussianHMM, hmm.GaussianHMM),
+        (PoissonHMM, hmm.PoissonHMM),
+    ]:
+        data = rng.poisson(3.0, size=(200, 3)) if cls is PoissonHMM else X
+        model, peer = cls(2, n_iter=2, random_state=0), peer_cls(2, n_iter=2)
+        model.n_features = peer.n_features = 3  # assignable before fit (hmmlearn)
+        assert model.n_features == 3
+        model.fit(data)
+        peer.fit(data)
+        assert model.n_features == peer.n_features == 3
+        wrong = cls(2)
+        wrong.n_features = 2
+        with pytest.raises(ValueError, match="X has 3 features, but n_features=2"):
+            wrong.fit(data)
+        with pytest.raises(ValueError, match="n_features must be >= 1"):
+            cls(2).n_features = 0
+    with pytest.raises(AttributeError, match="n_features is not set"):
+        GaussianHMM(2).n_features  # noqa: B018
+    sym = rng.integers(0, 5, size=(300, 1))
+    ours = CategoricalHMM(2, n_iter=2, random_state=0).fit(sym)
+    peer = hmm.CategoricalHMM(2, n_iter=2, random_state=0).fit(sym)
+    assert ours.n_features == peer.n_features == 5  # set by fit, as hmmlearn
+
+
+def test_spherical_covars_accept_k_and_k1():
+    rng = np.random.default_rng(1)
+    sp, tm = _random_chain(rng, 3)
+    mu = rng.normal(size=(3, 2))
+    var = rng.uniform(0.5, 2.0, size=3)
+    X = rng.normal(size=(50, 2))
+    scores = []
+    for cv in (var, var[:, None]):  # hmmlearn accepts both shapes
+        m = _set(GaussianHMM(3, covariance_type="spherical"), startprob_=sp,
+                 transmat_=tm, means_=mu, covars_=cv)  # fmt: skip
+        scores.append(m.score(X))
+        np.testing.assert_array_equal(m.covars_[:, 0, 0], var)
+    assert scores[0] == scores[1]
+
+
+def test_one_dimensional_X_is_refused_consistently():
+    # as hmmlearn: every model takes 2-D X (n_samples, n_features)
+    cat = _set(CategoricalHMM(2, n_features=2), startprob_=[0.5, 0.5],
+               transmat_=[[0.9, 0.1], [0.1, 0.9]],
+               emissionprob_=[[0.9, 0.1], [0.2, 0.8]])  # fmt: skip
+    with pytest.raises(ValueError, match=r"got \(4,\) \(use X.reshape\(-1, 1\)\)"):
+        cat.score(np.array([0, 1, 1, 0]))
+    assert np.isfinite(cat.score(np.array([[0], [1], [1], [0]])))
+    with pytest.raises(ValueError, match="2"):
+        GaussianHMM(2).fit(np.arange(10.0))
+    with pytest.raises(ValueError, match="2"):
+        PoissonHMM(2).fit(np.arange(10.0))

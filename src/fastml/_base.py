@@ -7,12 +7,16 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any, TypeVar
 
 __all__ = ["BaseEstimator", "NotFittedError", "check_is_fitted"]
 
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when a method needs a fitted estimator (same bases as scikit-learn's)."""
+
+
+_E = TypeVar("_E", bound="BaseEstimator")
 
 
 class BaseEstimator:
@@ -40,7 +44,7 @@ class BaseEstimator:
             names.append(p.name)
         return sorted(names)
 
-    def get_params(self, deep: bool = True) -> dict:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters of this estimator (and of nested estimators when ``deep``)."""
         out = {}
         for name in self._get_param_names():
@@ -51,7 +55,7 @@ class BaseEstimator:
             out[name] = value
         return out
 
-    def set_params(self, **params):
+    def set_params(self: _E, **params: Any) -> _E:
         """Set parameters (``name`` or nested ``name__sub``); returns ``self``."""
         if not params:
             return self

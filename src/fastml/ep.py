@@ -18,12 +18,17 @@ are exact Gaussian integrals, so the evidence includes the prior's normaliser.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from scipy.special import log_ndtr, roots_hermite
 
+from fastml._typing import ArrayLike, FloatArray, RandomStateLike
 from fastml._validation import check_array, check_int, check_real
+
+if TYPE_CHECKING:  # annotations only: discrete_ep imports fastml.graphical lazily
+    from fastml.graphical import FactorGraph
 
 __all__ = [
     "ClutterProblem",
@@ -70,7 +75,22 @@ class EPResult:
         Per pass: ``mean``, ``variance`` (or ``covariance``), ``log_evidence``.
     """
 
-    def __init__(self, **kw):
+    # Declared for type checkers; each producer sets its own subset (see above).
+    mean: FloatArray
+    variance: float
+    covariance: FloatArray
+    precision: float | FloatArray
+    shift: FloatArray
+    log_evidence: float
+    site_tau: FloatArray
+    site_nu: FloatArray
+    site_log_c: FloatArray
+    n_skipped: int
+    n_iter: int
+    converged: bool
+    history: list[dict[str, Any]]
+
+    def __init__(self, **kw: Any) -> None:
         self.__dict__.update(kw)
 
     def __repr__(self) -> str:
@@ -104,14 +124,18 @@ class ClutterProblem:
     (True, 2.2)
     """
 
-    def __init__(self, w=0.5, prior_var=100.0, clutter_var=10.0):
+    def __init__(
+        self, w: float = 0.5, prior_var: float = 100.0, clutter_var: float = 10.0
+    ) -> None:
         self.w = check_real(w, "w", low=0.0, high=1.0, high_open=True)
         self.prior_var = check_real(prior_var, "prior_var", low=0.0, low_open=True)
         self.clutter_var = check_real(
             clutter_var, "clutter_var", low=0.0, low_open=True
         )
 
-    def sample(self, theta, n, random_state=None) -> np.ndarray:
+    def sample(
+        self, theta: ArrayLike, n: int, random_state: RandomStateLike = None
+    ) -> FloatArray:
         """``n`` points from the model with mean ``theta`` (scalar or (D,)); (n, D)."""
         from fastml._validation import check_random_state
 
@@ -131,7 +155,7 @@ class ClutterProblem:
         x = check_array(x, "x", ndim=(1, 2), dtype=np.float64)
         return x[:, None] if x.ndim == 1 else x
 
-    def log_likelihood(self, theta, x) -> np.ndarray:
+    def log_likelihood(self, theta: ArrayLike, x: ArrayLike) -> FloatArray:
         """ln p(x_n | theta) per point (theta of shape (D,) or (G, D) -> (G, N))."""
         x = self._check_x(x)
         theta = np.atleast_2d(theta)
@@ -178,7 +202,13 @@ class ClutterProblem:
             - _log_gauss_integral(1.0 / self.prior_var, np.zeros(D), D)
         )
 
-    def fit_ep(self, x, max_iter=100, damping=0.0, tol=1e-10) -> EPResult:
+    def fit_ep(
+        self,
+        x: ArrayLike,
+        max_iter: int = 100,
+        damping: float = 0.0,
+        tol: float = 1e-10,
+    ) -> EPResult:
         """Fit q(theta) = N(m, v I) by EP (PRML eqs. 10.212-10.224, natural form).
 
         Each pass visits the points in order: cavity (eqs. 10.205-10.206, by subtracting
@@ -271,7 +301,7 @@ class ClutterProblem:
                 - _log_gauss_integral(tau, nu, D)
             )
 
-    def fit_adf(self, x) -> EPResult:
+    def fit_adf(self, x: ArrayLike) -> EPResult:
         """One pass of assumed density filtering (Minka 2001, sec. 3.1).
 
         Each point's exact update is projected onto N(m, v I) once, in order; the
@@ -317,7 +347,11 @@ class Site:
         Vectorised ln f(s) of the projection s = a . w.
     """
 
-    def __init__(self, projection, log_likelihood: Callable | None = None):
+    def __init__(
+        self,
+        projection: ArrayLike,
+        log_likelihood: Callable[[FloatArray], ArrayLike] | None = None,
+    ) -> None:
         self.projection = check_array(
             projection, "projection", ndim=1, dtype=np.float64
         )
@@ -325,7 +359,9 @@ class Site:
             raise TypeError("log_likelihood must be callable")
         self.log_likelihood = log_likelihood
 
-    def tilted_moments(self, mu: float, var: float, n_quad: int = 96):
+    def tilted_moments(
+        self, mu: float, var: float, n_quad: int = 96
+    ) -> tuple[float, float, float]:
         """ln Z, mean and variance of f(s) N(s | mu, var) / Z (Gauss-Hermite)."""
         t, wq = roots_hermite(n_quad)
         s = mu + math.sqrt(2.0 * var) * t
@@ -342,13 +378,15 @@ class ProbitSite(Site):
     """t(w) = Phi(y a . w), y in {-1, +1}, with closed-form tilted moments
     (Rasmussen & Williams 2006, eqs. 3.58-3.59)."""
 
-    def __init__(self, projection, y):
+    def __init__(self, projection: ArrayLike, y: int) -> None:
         if y not in (-1, 1):
             raise ValueError(f"y must be -1 or +1, got {y!r}")
         super().__init__(projection, lambda s: log_ndtr(y * s))
         self.y = int(y)
 
-    def tilted_moments(self, mu: float, var: float, n_quad: int = 96):
+    def tilted_moments(
+        self, mu: float, var: float, n_quad: int = 96
+    ) -> tuple[float, float, float]:
         """ln Z, mean and variance of Phi(y s) N(s | mu, var) / Z in closed form
         (Rasmussen & Williams 2006, eqs. 3.58-3.59); ``n_quad`` is unused."""
         sq = math.sqrt(1.0 + var)
@@ -401,7 +439,13 @@ class GaussianEP:
     (True, (2, 2))
     """
 
-    def __init__(self, prior_mean, prior_cov, sites: Sequence[Site], n_quad: int = 96):
+    def __init__(
+        self,
+        prior_mean: ArrayLike,
+        prior_cov: ArrayLike,
+        sites: Sequence[Site],
+        n_quad: int = 96,
+    ) -> None:
         m0 = check_array(prior_mean, "prior_mean", ndim=1, dtype=np.float64)
         S0 = check_array(prior_cov, "prior_cov", ndim=2, dtype=np.float64)
         D = m0.shape[0]
@@ -437,7 +481,9 @@ class GaussianEP:
         cov = 0.5 * (cov + cov.T)
         return prec, shift, cov, cov @ shift
 
-    def fit(self, max_iter=100, tol=1e-10, damping=0.0) -> EPResult:
+    def fit(
+        self, max_iter: int = 100, tol: float = 1e-10, damping: float = 0.0
+    ) -> EPResult:
         """Run EP passes over the sites until the moments stop changing.
 
         Per site: the cavity of the projection s = a.w by subtracting natural
@@ -529,7 +575,17 @@ class GaussianEP:
         return out
 
 
-def discrete_ep(factor_graph, max_iter=200, tol=1e-10):
+class DiscreteEPResult(TypedDict):
+    """What :func:`discrete_ep` returns (a plain dict at run time)."""
+
+    beliefs: dict[Hashable, FloatArray]
+    n_iter: int
+    converged: bool
+
+
+def discrete_ep(
+    factor_graph: FactorGraph, max_iter: int = 200, tol: float = 1e-10
+) -> DiscreteEPResult:
     """EP on a discrete factor graph with a fully factorised approximation.
 
     q(x) = prod_i q_i(x_i), each factor f approximated by prod_{i in f} m_{f,i}(x_i).

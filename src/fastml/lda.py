@@ -22,6 +22,8 @@ from __future__ import annotations
 import numbers
 import sys
 import time
+from collections.abc import Sequence
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
 from scipy import sparse
@@ -29,14 +31,24 @@ from scipy.special import gammaln, polygamma, psi
 
 from fastml._base import BaseEstimator, check_is_fitted
 from fastml._kernels import _lda
+from fastml._typing import ArrayLike, FloatArray, NDArray, RandomStateLike
 from fastml._validation import check_int, check_random_state, check_real
+
+_Counts: TypeAlias = ArrayLike | sparse.spmatrix | sparse.sparray
+_Vocabulary: TypeAlias = Sequence[str] | NDArray[Any] | None
 
 __all__ = ["LatentDirichletAllocation", "check_counts"]
 
 _METHODS = ("variational", "gibbs")
 
 
-def check_counts(X, name="X", *, integer=False, n_features=None):
+def check_counts(
+    X: _Counts,
+    name: str = "X",
+    *,
+    integer: bool = False,
+    n_features: int | None = None,
+) -> sparse.csr_matrix:
     """Validate a document-term count matrix; return it as CSR (float64, int32 indices).
 
     Parameters
@@ -140,6 +152,9 @@ def _newton_symmetric_dirichlet(a, n_groups, dim, suff, max_iter=100):
     return float(a)
 
 
+_LDA = TypeVar("_LDA", bound="LatentDirichletAllocation")
+
+
 class LatentDirichletAllocation(BaseEstimator):
     """Latent Dirichlet allocation (Blei, Ng & Jordan 2003).
 
@@ -227,21 +242,21 @@ class LatentDirichletAllocation(BaseEstimator):
 
     def __init__(
         self,
-        n_components=10,
+        n_components: int = 10,
         *,
-        method="variational",
-        doc_topic_prior=None,
-        topic_word_prior=None,
-        max_iter=10,
-        evaluate_every=-1,
-        perp_tol=1e-1,
-        mean_change_tol=1e-3,
-        max_doc_update_iter=100,
-        optimize_priors=False,
-        transform_iter=50,
-        random_state=None,
-        verbose=0,
-    ):
+        method: Literal["variational", "gibbs"] = "variational",
+        doc_topic_prior: float | None = None,
+        topic_word_prior: float | None = None,
+        max_iter: int = 10,
+        evaluate_every: int = -1,
+        perp_tol: float = 1e-1,
+        mean_change_tol: float = 1e-3,
+        max_doc_update_iter: int = 100,
+        optimize_priors: bool = False,
+        transform_iter: int = 50,
+        random_state: RandomStateLike = None,
+        verbose: int = 0,
+    ) -> None:
         self.n_components = n_components
         self.method = method
         self.doc_topic_prior = doc_topic_prior
@@ -303,7 +318,9 @@ class LatentDirichletAllocation(BaseEstimator):
         return vocab
 
     # ------------------------------------------------------------ fit
-    def fit(self, X, y=None, *, vocabulary=None):
+    def fit(
+        self: _LDA, X: _Counts, y: object = None, *, vocabulary: _Vocabulary = None
+    ) -> _LDA:
         """Fit the topic model to the document-term counts ``X``.
 
         Parameters
@@ -339,7 +356,9 @@ class LatentDirichletAllocation(BaseEstimator):
         )
         return self
 
-    def fit_transform(self, X, y=None, *, vocabulary=None):
+    def fit_transform(
+        self, X: _Counts, y: object = None, *, vocabulary: _Vocabulary = None
+    ) -> FloatArray:
         """Fit, then return the training documents' topic proportions."""
         return self.fit(X, vocabulary=vocabulary).doc_topic_
 
@@ -521,7 +540,7 @@ class LatentDirichletAllocation(BaseEstimator):
         theta = theta_sum / (n_iter - burn) + alpha
         return theta / theta.sum(axis=1, keepdims=True)
 
-    def transform(self, X):
+    def transform(self, X: _Counts) -> FloatArray:
         """Topic proportions of documents ``X`` (rows sum to 1).
 
         Variational: normalised gamma from the E-step with the fitted topics. Gibbs:
@@ -534,7 +553,7 @@ class LatentDirichletAllocation(BaseEstimator):
         gamma, _ = self._unnormalized_transform(csr)
         return gamma / gamma.sum(axis=1, keepdims=True)
 
-    def score(self, X, y=None):
+    def score(self, X: _Counts, y: object = None) -> float:
         """Variational: the ELBO of ``X`` (scikit-learn's approximate bound).
         Gibbs: ``sum_dw n_dw log sum_k theta_dk beta_kw`` with fold-in ``theta``."""
         csr = self._check_X(X)
@@ -549,7 +568,7 @@ class LatentDirichletAllocation(BaseEstimator):
             lam, self._elog_beta(lam), self.topic_word_prior_
         )
 
-    def perplexity(self, X):
+    def perplexity(self, X: _Counts) -> float:
         """``exp(-score(X) / number of words)`` (as scikit-learn's)."""
         csr = self._check_X(X)
         n = float(csr.data.sum())
@@ -564,7 +583,9 @@ class LatentDirichletAllocation(BaseEstimator):
             return self._check_vocabulary(vocabulary, V)
         return self.vocabulary_
 
-    def top_words(self, vocabulary=None, n=10):
+    def top_words(
+        self, vocabulary: _Vocabulary = None, n: int = 10
+    ) -> list[list[str]] | list[list[int]]:
         """The ``n`` most probable words of each topic (strings if a vocabulary is
         known, else column indices), most probable first."""
         check_is_fitted(self, "topic_word_")
@@ -575,14 +596,16 @@ class LatentDirichletAllocation(BaseEstimator):
             return [row.tolist() for row in order]
         return [[str(vocab[j]) for j in row] for row in order]
 
-    def word_vectors(self):
+    def word_vectors(self) -> FloatArray:
         """Each word's column of the topic-word matrix, L2-normalised: (V, K)."""
         check_is_fitted(self, "topic_word_")
         vecs = self.topic_word_.T.copy()
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         return vecs
 
-    def most_similar(self, word, n=10, vocabulary=None):
+    def most_similar(
+        self, word: str | int, n: int = 10, vocabulary: _Vocabulary = None
+    ) -> list[tuple[str | int, float]]:
         """The ``n`` words with the highest cosine similarity of their word vectors.
 
         ``word`` is a string (needs a vocabulary) or a column index. Returns a list of

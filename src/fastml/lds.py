@@ -19,11 +19,15 @@ needs time-invariant parameters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal, TypeVar, overload
+
 import numpy as np
 from scipy import linalg
 
 from fastml._base import BaseEstimator
 from fastml._kernels import _lds
+from fastml._typing import ArrayLike, FloatArray, RandomStateLike
 from fastml._validation import check_array, check_int, check_random_state
 
 __all__ = ["KalmanFilter"]
@@ -67,6 +71,9 @@ _TIME_VARYING = {
 }
 _COVARIANCES = ("transition_covariance", "observation_covariance",
                 "initial_state_covariance")  # fmt: skip
+
+
+_KF = TypeVar("_KF", bound="KalmanFilter")
 
 
 class KalmanFilter(BaseEstimator):
@@ -115,19 +122,19 @@ class KalmanFilter(BaseEstimator):
 
     def __init__(
         self,
-        transition_matrices=None,
-        observation_matrices=None,
-        transition_covariance=None,
-        observation_covariance=None,
-        transition_offsets=None,
-        observation_offsets=None,
-        initial_state_mean=None,
-        initial_state_covariance=None,
-        random_state=None,
-        em_vars=_DEFAULT_EM_VARS,
-        n_dim_state=None,
-        n_dim_obs=None,
-    ):
+        transition_matrices: ArrayLike | None = None,
+        observation_matrices: ArrayLike | None = None,
+        transition_covariance: ArrayLike | None = None,
+        observation_covariance: ArrayLike | None = None,
+        transition_offsets: ArrayLike | None = None,
+        observation_offsets: ArrayLike | None = None,
+        initial_state_mean: ArrayLike | None = None,
+        initial_state_covariance: ArrayLike | None = None,
+        random_state: RandomStateLike = None,
+        em_vars: Sequence[str] = _DEFAULT_EM_VARS,
+        n_dim_state: int | None = None,
+        n_dim_obs: int | None = None,
+    ) -> None:
         self.transition_matrices = transition_matrices
         self.observation_matrices = observation_matrices
         self.transition_covariance = transition_covariance
@@ -301,7 +308,7 @@ class KalmanFilter(BaseEstimator):
             raise ValueError("X must contain at least one time step")
         return Y, prm
 
-    def filter(self, X):
+    def filter(self, X: ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Filtered state distributions p(z_t | x_0..x_t) (PRML eqs. 13.89-13.92).
 
         Parameters
@@ -318,14 +325,28 @@ class KalmanFilter(BaseEstimator):
         f = self._run_filter(Y, prm)
         return f["filt_mean"], f["filt_cov"]
 
-    def loglikelihood(self, X) -> float:
+    def loglikelihood(self, X: ArrayLike) -> float:
         """log p(x_0..x_T) = sum_t log N(x_t | C m-_t + d, S_t) (prediction error
         decomposition); missing rows add nothing, partially observed rows their
         observed entries' marginal."""
         Y, prm = self._prepare(X)
         return float(self._run_filter(Y, prm)["loglik"].sum())
 
-    def smooth(self, X, return_cross_covariances=False):
+    @overload
+    def smooth(
+        self, X: ArrayLike, return_cross_covariances: Literal[False] = False
+    ) -> tuple[FloatArray, FloatArray]: ...
+    @overload
+    def smooth(
+        self, X: ArrayLike, return_cross_covariances: Literal[True]
+    ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+    @overload
+    def smooth(
+        self, X: ArrayLike, return_cross_covariances: bool
+    ) -> tuple[FloatArray, FloatArray] | tuple[FloatArray, FloatArray, FloatArray]: ...
+    def smooth(
+        self, X: ArrayLike, return_cross_covariances: bool = False
+    ) -> tuple[FloatArray, FloatArray] | tuple[FloatArray, FloatArray, FloatArray]:
         """Smoothed state distributions p(z_t | x_0..x_T) by Rauch-Tung-Striebel.
 
         Parameters
@@ -347,16 +368,16 @@ class KalmanFilter(BaseEstimator):
 
     def filter_update(
         self,
-        filtered_state_mean,
-        filtered_state_covariance,
-        observation=None,
-        transition_matrix=None,
-        transition_offset=None,
-        transition_covariance=None,
-        observation_matrix=None,
-        observation_offset=None,
-        observation_covariance=None,
-    ):
+        filtered_state_mean: ArrayLike,
+        filtered_state_covariance: ArrayLike,
+        observation: ArrayLike | None = None,
+        transition_matrix: ArrayLike | None = None,
+        transition_offset: ArrayLike | None = None,
+        transition_covariance: ArrayLike | None = None,
+        observation_matrix: ArrayLike | None = None,
+        observation_offset: ArrayLike | None = None,
+        observation_covariance: ArrayLike | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
         """One online step: predict from the filtered state at t, update with x_{t+1}.
 
         ``observation`` None (or all NaN / masked) only predicts. The other arguments
@@ -425,7 +446,13 @@ class KalmanFilter(BaseEstimator):
         return f["filt_mean"][0], f["filt_cov"][0]
 
     # ------------------------------------------------------------ learning
-    def em(self, X, y=None, n_iter=10, em_vars=None):
+    def em(
+        self: _KF,
+        X: ArrayLike,
+        y: object = None,
+        n_iter: int = 10,
+        em_vars: Sequence[str] | None = None,
+    ) -> _KF:
         """Maximum-likelihood parameters by EM (PRML sec. 13.3.2; Shumway & Stoffer).
 
         Each iteration runs the filter and smoother (E-step) and then maximises the
@@ -491,7 +518,12 @@ class KalmanFilter(BaseEstimator):
         return self
 
     # ------------------------------------------------------------ sampling
-    def sample(self, n_timesteps, initial_state=None, random_state=None):
+    def sample(
+        self,
+        n_timesteps: int,
+        initial_state: ArrayLike | None = None,
+        random_state: RandomStateLike = None,
+    ) -> tuple[FloatArray, FloatArray]:
         """Draw states and observations from the model.
 
         Draw order: the initial state (unless given), then all state noise, then all

@@ -14,12 +14,14 @@ of the input's shape and dtype: float32 predictions give a float32 kernel and gr
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple, overload
 
 import numpy as np
 import scipy.linalg
 
 from fastml._kernels import _losses
+from fastml._typing import ArrayLike, FloatArray
 from fastml._validation import (
     as_ndarray,
     check_array,
@@ -69,7 +71,13 @@ def _paired(pred, target, pred_name: str, target_name: str):
     return p, t
 
 
-def squared_error(y_pred, y_true, *, variance=None, sample_weight=None) -> LossResult:
+def squared_error(
+    y_pred: ArrayLike,
+    y_true: ArrayLike,
+    *,
+    variance: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+) -> LossResult:
     """Squared error, or the full Gaussian negative log-likelihood when ``variance`` is given.
 
     Parameters
@@ -121,7 +129,9 @@ def squared_error(y_pred, y_true, *, variance=None, sample_weight=None) -> LossR
     return LossResult(loss * scale, grad.reshape(p.shape))
 
 
-def binary_cross_entropy(logits, y, *, sample_weight=None) -> LossResult:
+def binary_cross_entropy(
+    logits: ArrayLike, y: ArrayLike, *, sample_weight: ArrayLike | None = None
+) -> LossResult:
     """Binary cross-entropy from logits (Bernoulli negative log-likelihood).
 
     Parameters
@@ -166,7 +176,9 @@ def binary_cross_entropy(logits, y, *, sample_weight=None) -> LossResult:
     return LossResult(loss * scale, grad.reshape(z.shape))
 
 
-def softmax_cross_entropy(logits, y, *, sample_weight=None) -> LossResult:
+def softmax_cross_entropy(
+    logits: ArrayLike, y: ArrayLike, *, sample_weight: ArrayLike | None = None
+) -> LossResult:
     """Multi-class cross-entropy of softmax(logits) (categorical negative log-likelihood).
 
     Parameters
@@ -238,7 +250,13 @@ def softmax_cross_entropy(logits, y, *, sample_weight=None) -> LossResult:
     return LossResult(loss * scale, grad)
 
 
-def kl_categorical(p, q, axis=-1):
+@overload
+def kl_categorical(p: Sequence[float], q: Sequence[float], axis: int = -1) -> float: ...
+@overload
+def kl_categorical(
+    p: ArrayLike, q: ArrayLike, axis: int = -1
+) -> float | FloatArray: ...
+def kl_categorical(p: ArrayLike, q: ArrayLike, axis: int = -1) -> float | FloatArray:
     """KL(p || q) = sum_i p_i log(p_i / q_i) between categorical distributions.
 
     Parameters
@@ -287,7 +305,9 @@ def kl_categorical(p, q, axis=-1):
     return float(out) if out.ndim == 0 else out
 
 
-def kl_gaussian(mean0, cov0, mean1, cov1) -> float:
+def kl_gaussian(
+    mean0: ArrayLike, cov0: ArrayLike, mean1: ArrayLike, cov1: ArrayLike
+) -> float:
     """KL(N(mean0, cov0) || N(mean1, cov1)) in closed form, via Cholesky factors.
 
     ``0.5 [tr(S1^-1 S0) + (m1 - m0)^T S1^-1 (m1 - m0) - d + log|S1| - log|S0|]``

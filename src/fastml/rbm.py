@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TypeVar
 
 import numpy as np
 
 from fastml._base import BaseEstimator, check_is_fitted
 from fastml._kernels import variant
+from fastml._typing import ArrayLike, RandomStateLike, RealArray
 from fastml._validation import (
     check_array,
     check_int,
@@ -47,6 +49,9 @@ def _even_bounds(n: int, n_batches: int) -> np.ndarray:
     sizes = np.full(n_batches, n // n_batches, dtype=np.intp)
     sizes[: n % n_batches] += 1
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+
+
+_RBM = TypeVar("_RBM", bound="BernoulliRBM")
 
 
 class BernoulliRBM(BaseEstimator):
@@ -102,16 +107,16 @@ class BernoulliRBM(BaseEstimator):
 
     def __init__(
         self,
-        n_components=256,
+        n_components: int = 256,
         *,
-        learning_rate=0.1,
-        batch_size=10,
-        n_iter=10,
-        k=1,
-        persistent=True,
-        verbose=0,
-        random_state=None,
-    ):
+        learning_rate: float = 0.1,
+        batch_size: int = 10,
+        n_iter: int = 10,
+        k: int = 1,
+        persistent: bool = True,
+        verbose: int = 0,
+        random_state: RandomStateLike = None,
+    ) -> None:
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -181,7 +186,7 @@ class BernoulliRBM(BaseEstimator):
         self.components_[...] = wt.T
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y=None):
+    def fit(self: _RBM, X: ArrayLike, y: object = None) -> _RBM:
         """Fit to ``X`` (n_samples, n_features): ``n_iter`` passes of mini-batch CD.
 
         Batches are consecutive near-equal slices of X (as scikit-learn), not shuffled.
@@ -203,7 +208,7 @@ class BernoulliRBM(BaseEstimator):
                 )
         return self
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self: _RBM, X: ArrayLike, y: object = None) -> _RBM:
         """One CD update with ``X`` as a single mini-batch (initialising on first call)."""
         self._check_params()
         first = not hasattr(self, "components_")
@@ -214,7 +219,7 @@ class BernoulliRBM(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ inference
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> RealArray:
         """Hidden-unit probabilities p(h = 1 | v) (n_samples, n_components)."""
         check_is_fitted(self, "components_")
         x = self._check_X(X)
@@ -223,11 +228,11 @@ class BernoulliRBM(BaseEstimator):
             _rbm.hidden_proba(self.components_, self.intercept_hidden_, x, h)
         return h
 
-    def fit_transform(self, X, y=None):
+    def fit_transform(self, X: ArrayLike, y: object = None) -> RealArray:
         """Fit the model to ``X``, then return ``transform(X)``, the hidden probabilities."""
         return self.fit(X).transform(X)
 
-    def gibbs(self, v, k=1):
+    def gibbs(self, v: ArrayLike, k: int = 1) -> RealArray:
         """``k`` block Gibbs steps v -> h -> v; returns the visible sample.
 
         Draws come from the estimator's generator (``random_state``) in compiled code.
@@ -251,7 +256,7 @@ class BernoulliRBM(BaseEstimator):
             )
         return out
 
-    def free_energy(self, v):
+    def free_energy(self, v: ArrayLike) -> RealArray:
         """``F(v) = -b^T v - sum_j softplus(W_j v + c_j)``, p(v) = exp(-F(v)) / Z."""
         check_is_fitted(self, "components_")
         x = self._check_X(v, "v")
@@ -261,7 +266,7 @@ class BernoulliRBM(BaseEstimator):
         a = x @ self.components_.T + self.intercept_hidden_
         return -(x @ self.intercept_visible_) - _softplus(a).sum(axis=1)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> RealArray:
         """Pseudo-log-likelihood of each row, from one randomly flipped unit per row.
 
         ``d log sigmoid(F(v~) - F(v))`` where ``v~`` is v with one visible unit (chosen
@@ -278,7 +283,7 @@ class BernoulliRBM(BaseEstimator):
         delta = self._free_energy(flipped) - self._free_energy(x)
         return -d * _softplus(-delta)
 
-    def reconstruction_error(self, X):
+    def reconstruction_error(self, X: ArrayLike) -> float:
         """Mean squared error between X and its one-step mean reconstruction
         ``E[v | h = p(h | X)]`` (a monitoring figure, not the training objective)."""
         h = self.transform(X)
@@ -308,16 +313,16 @@ class GaussianBernoulliRBM(BernoulliRBM):
 
     def __init__(
         self,
-        n_components=256,
+        n_components: int = 256,
         *,
-        learning_rate=0.01,
-        batch_size=10,
-        n_iter=10,
-        k=1,
-        persistent=True,
-        verbose=0,
-        random_state=None,
-    ):
+        learning_rate: float = 0.01,
+        batch_size: int = 10,
+        n_iter: int = 10,
+        k: int = 1,
+        persistent: bool = True,
+        verbose: int = 0,
+        random_state: RandomStateLike = None,
+    ) -> None:
         super().__init__(
             n_components,
             learning_rate=learning_rate,
@@ -334,7 +339,7 @@ class GaussianBernoulliRBM(BernoulliRBM):
         r = x - self.intercept_visible_
         return 0.5 * np.sum(r * r, axis=1) - _softplus(a).sum(axis=1)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> RealArray:
         """``-F(v)``: unnormalised log-density of each row."""
         check_is_fitted(self, "components_")
         return -self._free_energy(self._check_X(X))

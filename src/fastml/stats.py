@@ -8,11 +8,12 @@ formula ``E[x^2] - E[x]^2`` loses every significant digit.
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 import numpy as np
 
 from fastml._kernels import _stats
+from fastml._typing import ArrayLike, FloatArray, RandomStateLike
 from fastml._validation import check_array, check_int, check_random_state, check_real
 
 __all__ = [
@@ -102,10 +103,21 @@ def _check_ddof(ddof, n: int) -> float:
 
 
 def _unwrap(a: np.ndarray):
+
     return float(a) if a.ndim == 0 else a
 
 
-def mean_variance(x, ddof=0, axis=None):
+@overload
+def mean_variance(
+    x: ArrayLike, ddof: float = 0, axis: None = None
+) -> tuple[float, float]: ...
+@overload
+def mean_variance(
+    x: ArrayLike, ddof: float = 0, axis: int | tuple[int, ...] | None = None
+) -> tuple[float | FloatArray, float | FloatArray]: ...
+def mean_variance(
+    x: ArrayLike, ddof: float = 0, axis: int | tuple[int, ...] | None = None
+) -> tuple[float | FloatArray, float | FloatArray]:
     """Mean and variance of ``x`` in one pass over the data.
 
     Parameters
@@ -158,7 +170,15 @@ def mean_variance(x, ddof=0, axis=None):
     return _unwrap(shift + mean), _unwrap(m2 / (n - ddof))
 
 
-def variance(x, ddof=0, axis=None):
+@overload
+def variance(x: ArrayLike, ddof: float = 0, axis: None = None) -> float: ...
+@overload
+def variance(
+    x: ArrayLike, ddof: float = 0, axis: int | tuple[int, ...] | None = None
+) -> float | FloatArray: ...
+def variance(
+    x: ArrayLike, ddof: float = 0, axis: int | tuple[int, ...] | None = None
+) -> float | FloatArray:
     """Variance of ``x`` in one numerically stable pass (see :func:`mean_variance`).
 
     Examples
@@ -195,14 +215,14 @@ class RunningMoments:
     (10, 4.5, 9.166666666666666)
     """
 
-    def __init__(self, axis: int = 0):
+    def __init__(self, axis: int = 0) -> None:
         self.axis = check_int(axis, "axis")
         self.n = 0
         self._shift: np.ndarray | None = None
         self._mean: np.ndarray | None = None
         self._m2: np.ndarray | None = None
 
-    def update(self, x) -> RunningMoments:
+    def update(self, x: ArrayLike) -> RunningMoments:
         """Add a chunk of samples (an empty chunk is a no-op); returns ``self``."""
         arr = check_array(x, "x", allow_empty=True, finite=False)
         if arr.ndim == 0:
@@ -258,12 +278,12 @@ class RunningMoments:
             )
 
     @property
-    def mean(self):
+    def mean(self) -> float | FloatArray:
         """Mean of all samples seen (float or array of the feature shape)."""
         self._require_data()
         return _unwrap(self._shift + self._mean)
 
-    def variance(self, ddof=0):
+    def variance(self, ddof: float = 0) -> float | FloatArray:
         """Variance of all samples seen, divisor ``n - ddof``."""
         self._require_data()
         ddof = _check_ddof(ddof, self.n)
@@ -290,7 +310,10 @@ class VarianceBiasResult(NamedTuple):
 
 
 def variance_bias(
-    n, sigma2=1.0, n_trials=100_000, random_state=None
+    n: int,
+    sigma2: float = 1.0,
+    n_trials: int = 100_000,
+    random_state: RandomStateLike = None,
 ) -> VarianceBiasResult:
     """Show by simulation that the maximum-likelihood variance is biased.
 

@@ -10,16 +10,22 @@ The Bayesian Gaussian mixture (PRML sec. 10.2) is
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from scipy.special import gammaln, psi
 
 from fastml._base import BaseEstimator, check_is_fitted
+from fastml._typing import ArrayLike
 from fastml._validation import check_array, check_int, check_real
 from fastml.stats import mean_variance
 
 __all__ = ["UnivariateGaussianVI"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+_VI = TypeVar("_VI", bound="UnivariateGaussianVI")
 
 
 class UnivariateGaussianVI(BaseEstimator):
@@ -84,15 +90,15 @@ class UnivariateGaussianVI(BaseEstimator):
 
     def __init__(
         self,
-        mu0=0.0,
-        lambda0=1.0,
-        a0=1.0,
-        b0=1.0,
+        mu0: float = 0.0,
+        lambda0: float = 1.0,
+        a0: float = 1.0,
+        b0: float = 1.0,
         *,
-        max_iter=100,
-        tol=1e-12,
-        init_tau=None,
-    ):
+        max_iter: int = 100,
+        tol: float = 1e-12,
+        init_tau: float | None = None,
+    ) -> None:
         self.mu0 = mu0
         self.lambda0 = lambda0
         self.a0 = a0
@@ -116,7 +122,7 @@ class UnivariateGaussianVI(BaseEstimator):
         h_tau = aN - np.log(bN) + gammaln(aN) + (1.0 - aN) * psi(aN)
         return float(lik + prior_mu + prior_tau + h_mu + h_tau)
 
-    def fit(self, x, y=None):
+    def fit(self: _VI, x: ArrayLike, y: object = None) -> _VI:
         """Run coordinate ascent on the 1-d data ``x``; returns ``self``."""
         x = check_array(x, "x", ndim=1, dtype=np.float64)
         mu0 = check_real(self.mu0, "mu0")
@@ -156,7 +162,7 @@ class UnivariateGaussianVI(BaseEstimator):
         return self
 
     @property
-    def expected_tau_(self):
+    def expected_tau_(self) -> float:
         """``E_q[tau] = a_N / b_N``."""
         check_is_fitted(self, "b_N_")
         return self.a_N_ / self.b_N_

@@ -4,10 +4,11 @@ probability tables (PRML sec. 8.1-8.2).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
+from fastml._typing import ArrayLike, FloatArray
 from fastml._validation import check_array
 from fastml.graphical._factor_graph import FactorGraph
 
@@ -46,7 +47,11 @@ class BayesianNetwork:
     ['b', 'c']
     """
 
-    def __init__(self, edges=(), nodes=()):
+    def __init__(
+        self,
+        edges: Iterable[tuple[Hashable, Hashable]] = (),
+        nodes: Iterable[Hashable] = (),
+    ) -> None:
         self._parents: dict = {}
         self._children: dict = {}
         self._cpds: dict = {}
@@ -62,7 +67,7 @@ class BayesianNetwork:
                 ) from None
             self.add_edge(u, v)
 
-    def add_node(self, node) -> None:
+    def add_node(self, node: Hashable) -> None:
         """Add a node with no edges (nothing happens if it exists); nodes must be hashable."""
         if not isinstance(node, Hashable):
             raise TypeError(f"nodes must be hashable, got {type(node).__name__}")
@@ -70,7 +75,7 @@ class BayesianNetwork:
             self._parents[node] = []
             self._children[node] = []
 
-    def add_edge(self, u, v) -> None:
+    def add_edge(self, u: Hashable, v: Hashable) -> None:
         """Add u -> v; raises ValueError if it would close a directed cycle."""
         if u == v:
             raise ValueError(f"edges: self-loop {u!r} -> {v!r} makes a cycle")
@@ -88,12 +93,12 @@ class BayesianNetwork:
         self._cpds.pop(v, None)
 
     @property
-    def nodes(self) -> list:
+    def nodes(self) -> list[Hashable]:
         """The nodes, in insertion order."""
         return list(self._parents)
 
     @property
-    def edges(self) -> list:
+    def edges(self) -> list[tuple[Hashable, Hashable]]:
         """The directed edges as ``(parent, child)`` pairs."""
         return [(u, v) for v, ps in self._parents.items() for u in ps]
 
@@ -102,11 +107,11 @@ class BayesianNetwork:
             raise ValueError(f"unknown node {node!r} in {name}")
         return node
 
-    def parents(self, node) -> list:
+    def parents(self, node: Hashable) -> list[Hashable]:
         """The parents of ``node`` (ValueError if unknown)."""
         return list(self._parents[self._check(node)])
 
-    def children(self, node) -> list:
+    def children(self, node: Hashable) -> list[Hashable]:
         """The children of ``node`` (ValueError if unknown)."""
         return list(self._children[self._check(node)])
 
@@ -119,7 +124,7 @@ class BayesianNetwork:
                     stack.append(c)
         return seen
 
-    def topological_order(self) -> list:
+    def topological_order(self) -> list[Hashable]:
         """The nodes ordered so that every parent comes before its children (Kahn's algorithm)."""
         indeg = {n: len(p) for n, p in self._parents.items()}
         order = [n for n, d in indeg.items() if d == 0]
@@ -130,7 +135,7 @@ class BayesianNetwork:
                     order.append(c)
         return order
 
-    def markov_blanket(self, node) -> set:
+    def markov_blanket(self, node: Hashable) -> set[Hashable]:
         """Parents, children and the children's other parents (PRML sec. 8.2, Fig. 8.26)."""
         node = self._check(node)
         mb = set(self._parents[node]) | set(self._children[node])
@@ -139,7 +144,11 @@ class BayesianNetwork:
         mb.discard(node)
         return mb
 
-    def reachable(self, source, given=()) -> set:
+    def reachable(
+        self,
+        source: Hashable | Iterable[Hashable],
+        given: Hashable | Iterable[Hashable] = (),
+    ) -> set[Hashable]:
         """Nodes with an active trail from ``source`` given ``given`` (Bayes ball).
 
         Koller & Friedman (2009), Algorithm 3.1: first mark ``given`` and its ancestors
@@ -173,7 +182,12 @@ class BayesianNetwork:
                     visit.extend((p, "up") for p in self._parents[y])
         return reach
 
-    def d_separated(self, xs, ys, given=()) -> bool:
+    def d_separated(
+        self,
+        xs: Hashable | Iterable[Hashable],
+        ys: Hashable | Iterable[Hashable],
+        given: Hashable | Iterable[Hashable] = (),
+    ) -> bool:
         """True if every trail between ``xs`` and ``ys`` is blocked by ``given``
         (PRML sec. 8.2.2), so that xs ⊥ ys | given in every distribution that factorises
         over the graph."""
@@ -190,7 +204,12 @@ class BayesianNetwork:
         return not (self.reachable(xs, given) & sy)
 
     # -- CPTs ----------------------------------------------------------------------
-    def add_cpd(self, node, table, parents=None) -> None:
+    def add_cpd(
+        self,
+        node: Hashable,
+        table: ArrayLike,
+        parents: Sequence[Hashable] | None = None,
+    ) -> None:
         """Set p(node | parents) as a table of shape ``(*parent cards, card(node))``.
 
         ``parents`` gives the order of the leading axes (default :meth:`parents`); the
@@ -231,7 +250,7 @@ class BayesianNetwork:
             self._card[n] = int(size)
         self._cpds[node] = (list(ps), t)
 
-    def cpd(self, node):
+    def cpd(self, node: Hashable) -> tuple[list[Hashable], FloatArray]:
         """(parents order, table) of ``node``'s CPT."""
         node = self._check(node)
         if node not in self._cpds:

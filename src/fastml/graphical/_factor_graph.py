@@ -8,13 +8,15 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from fastml._kernels import _bp
+from fastml._typing import ArrayLike, FloatArray
 from fastml._validation import as_ndarray, check_array, check_int, check_real
 from fastml.graphical._results import LoopyBPResult, MaxSumResult, SumProductResult
 
@@ -216,7 +218,9 @@ class FactorGraph:
     {'a': 1, 'b': 0}
     """
 
-    def __init__(self, cardinalities=()):
+    def __init__(
+        self, cardinalities: Mapping[Hashable, int] | Sequence[int] = ()
+    ) -> None:
         self._names: list = []
         self._index: dict = {}
         self._card: list[int] = []
@@ -244,7 +248,7 @@ class FactorGraph:
 
     # -- structure -----------------------------------------------------------------
     @property
-    def variables(self) -> list:
+    def variables(self) -> list[Hashable]:
         """Variable names, in the order they were added."""
         return list(self._names)
 
@@ -253,11 +257,11 @@ class FactorGraph:
         """Number of factors added so far."""
         return self._n_factors
 
-    def cardinality(self, variable) -> int:
+    def cardinality(self, variable: Hashable) -> int:
         """Number of states of ``variable`` (ValueError if unknown)."""
         return self._card[self._var_id(variable, "variable")]
 
-    def add_variable(self, name, cardinality) -> None:
+    def add_variable(self, name: Hashable, cardinality: int) -> None:
         """Add a discrete variable with states ``0 .. cardinality - 1``."""
         if not isinstance(name, Hashable):
             raise TypeError(
@@ -277,7 +281,13 @@ class FactorGraph:
         except (KeyError, TypeError):
             raise ValueError(f"unknown variable {name!r} in {what}") from None
 
-    def add_factor(self, variables, table, *, log: bool = False) -> int:
+    def add_factor(
+        self,
+        variables: Hashable | Sequence[Hashable],
+        table: ArrayLike,
+        *,
+        log: bool = False,
+    ) -> int:
         """Add a factor over ``variables`` (axes of ``table`` in that order).
 
         Parameters
@@ -305,7 +315,9 @@ class FactorGraph:
         logt = _check_table(table, "table", shape, log)
         return self._append(np.array([ids], dtype=_IDX), logt.reshape(1, -1))
 
-    def add_factors(self, variables, tables, *, log: bool = False) -> range:
+    def add_factors(
+        self, variables: ArrayLike, tables: ArrayLike, *, log: bool = False
+    ) -> range:
         """Add many factors of the same shape at once.
 
         ``variables`` is an (F, k) array of variable names (or ids when the variables are
@@ -351,7 +363,7 @@ class FactorGraph:
         self._compiled = None
         return start
 
-    def factor(self, index: int):
+    def factor(self, index: int) -> tuple[list[Hashable], FloatArray]:
         """(variable names, potential table) of factor ``index``."""
         index = check_int(index, "index", low=0, high=self._n_factors - 1)
         for ids, logt in self._batches:
@@ -364,11 +376,11 @@ class FactorGraph:
 
     # -- evidence ------------------------------------------------------------------
     @property
-    def evidence(self) -> dict:
+    def evidence(self) -> dict[Hashable, int]:
         """The clamped variables as ``{name: state}`` (a copy)."""
         return {self._names[i]: s for i, s in self._evidence.items()}
 
-    def set_evidence(self, evidence: Mapping) -> None:
+    def set_evidence(self, evidence: Mapping[Hashable, int]) -> None:
         """Clamp variables to observed states (``{name: state}``); replaces old evidence."""
         if not isinstance(evidence, Mapping):
             raise TypeError(
@@ -510,7 +522,7 @@ class FactorGraph:
             f"the evidence {self.evidence!r} has probability zero under the factors"
         )
 
-    def sum_product(self, cutset=None) -> SumProductResult:
+    def sum_product(self, cutset: Sequence[Hashable] | None = None) -> SumProductResult:
         """Exact marginals and ln Z by the sum-product algorithm (PRML sec. 8.4.4).
 
         Messages run leaves-to-root then root-to-leaves over each tree of the forest
@@ -569,7 +581,7 @@ class FactorGraph:
                 fb += wi * c.factor_beliefs(r[2])
         return SumProductResult(self, c0, vb, None, log_z, fb)
 
-    def max_sum(self, cutset=None) -> MaxSumResult:
+    def max_sum(self, cutset: Sequence[Hashable] | None = None) -> MaxSumResult:
         """Most probable joint state by max-sum with back-tracking (PRML sec. 8.4.5).
 
         Log-space messages (PRML eqs. 8.93-8.94) flow leaves-to-root, each factor message
@@ -622,7 +634,7 @@ class FactorGraph:
         idx = c.toff[:-1] + np.add.reduceat(contrib, c.fptr[:-1])
         return float(c.logtab[idx].sum())
 
-    def log_score(self, assignment: Mapping) -> float:
+    def log_score(self, assignment: Mapping[Hashable, int]) -> float:
         """sum_f ln f(x_f) of a full assignment ``{name: state}`` (unnormalised)."""
         c = self._compile()
         states = np.zeros(c.V, _IDX)
@@ -641,7 +653,7 @@ class FactorGraph:
         max_iter: int = 200,
         tol: float = 1e-8,
         damping: float = 0.0,
-        schedule: str = "parallel",
+        schedule: Literal["parallel", "sequential"] = "parallel",
     ) -> LoopyBPResult:
         """Approximate marginals by loopy belief propagation (PRML sec. 8.4.7).
 

@@ -4,9 +4,12 @@ with compiled loopy belief propagation (PRML sec. 8.3.3, 8.4.7).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from fastml._kernels import variant
+from fastml._typing import ArrayLike, FloatArray
 from fastml._validation import check_array, check_int, check_real
 from fastml.graphical._factor_graph import FactorGraph
 
@@ -40,7 +43,9 @@ class GridBPResult:
     max-marginal log-beliefs shifted to max 0 for max-product), ``labels`` (argmax per
     pixel), ``converged``, ``n_iter``, ``delta``."""
 
-    def __init__(self, beliefs, converged, n_iter, delta):
+    def __init__(
+        self, beliefs: FloatArray, converged: bool, n_iter: int, delta: float
+    ) -> None:
         self.beliefs = beliefs
         self.converged = bool(converged)
         self.n_iter = int(n_iter)
@@ -80,7 +85,7 @@ class PairwiseMRF:
     (3, 3)
     """
 
-    def __init__(self, log_unary, log_pairwise):
+    def __init__(self, log_unary: ArrayLike, log_pairwise: ArrayLike) -> None:
         u = check_array(log_unary, "log_unary", ndim=3, dtype=np.float64)
         p = check_array(log_pairwise, "log_pairwise", ndim=2, dtype=np.float64)
         K = u.shape[2]
@@ -96,7 +101,7 @@ class PairwiseMRF:
         self._kernel_unary = {}  # per method, in the grid kernel's layout (cached)
 
     @classmethod
-    def potts(cls, log_unary, coupling) -> PairwiseMRF:
+    def potts(cls, log_unary: ArrayLike, coupling: float) -> PairwiseMRF:
         """Potts model: ln psi(a, b) = coupling if a == b else 0 (Ising for K = 2)."""
         coupling = check_real(coupling, "coupling")
         u = check_array(log_unary, "log_unary", ndim=3, dtype=np.float64)
@@ -130,8 +135,8 @@ class PairwiseMRF:
         max_iter: int = 100,
         tol: float = 1e-6,
         damping: float = 0.0,
-        method: str = "sum",
-        schedule: str = "parallel",
+        method: Literal["sum", "max"] = "sum",
+        schedule: Literal["parallel", "checkerboard"] = "parallel",
     ) -> GridBPResult:
         """Loopy BP with the flooding schedule on the grid (compiled grid kernel).
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Sequence
 
+from fastml._typing import ArrayLike
 from fastml._validation import as_ndarray
 from fastml.graphical._bayesian_network import _node_list
 from fastml.graphical._factor_graph import FactorGraph, _check_table
@@ -24,7 +25,11 @@ class MarkovNetwork:
     ['a', 'c']
     """
 
-    def __init__(self, edges=(), nodes=()):
+    def __init__(
+        self,
+        edges: Iterable[tuple[Hashable, Hashable]] = (),
+        nodes: Iterable[Hashable] = (),
+    ) -> None:
         self._adj: dict = {}
         self._factors: list = []
         self._card: dict = {}
@@ -37,13 +42,13 @@ class MarkovNetwork:
                 raise TypeError(f"edges must be node pairs, got {edge!r}") from None
             self.add_edge(u, v)
 
-    def add_node(self, node) -> None:
+    def add_node(self, node: Hashable) -> None:
         """Add a node with no edges (nothing happens if it exists); nodes must be hashable."""
         if not isinstance(node, Hashable):
             raise TypeError(f"nodes must be hashable, got {type(node).__name__}")
         self._adj.setdefault(node, set())
 
-    def add_edge(self, u, v) -> None:
+    def add_edge(self, u: Hashable, v: Hashable) -> None:
         """Add the undirected edge u - v; a self-loop is a ValueError."""
         if u == v:
             raise ValueError(f"edges: self-loop on {u!r}")
@@ -53,21 +58,23 @@ class MarkovNetwork:
         self._adj[v].add(u)
 
     @property
-    def nodes(self) -> list:
+    def nodes(self) -> list[Hashable]:
         """The nodes, in insertion order."""
         return list(self._adj)
 
-    def neighbors(self, node) -> set:
+    def neighbors(self, node: Hashable) -> set[Hashable]:
         """The nodes adjacent to ``node`` (ValueError if unknown)."""
         if not isinstance(node, Hashable) or node not in self._adj:
             raise ValueError(f"unknown node {node!r} in node")
         return set(self._adj[node])
 
-    def markov_blanket(self, node) -> set:
+    def markov_blanket(self, node: Hashable) -> set[Hashable]:
         """The Markov blanket of ``node``: its neighbours (PRML sec. 8.3.1)."""
         return self.neighbors(node)
 
-    def add_factor(self, nodes, table) -> None:
+    def add_factor(
+        self, nodes: Hashable | Sequence[Hashable], table: ArrayLike
+    ) -> None:
         """A potential over ``nodes`` (which must be pairwise adjacent: a clique)."""
         nodes = _node_list(nodes, "nodes")
         for i, u in enumerate(nodes):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fastml._typing import FloatArray, IntArray
 from fastml._validation import check_int
 
 if TYPE_CHECKING:  # annotations only: the factor graph imports this module
@@ -17,7 +19,14 @@ __all__ = ["LoopyBPResult", "MaxSumResult", "SumProductResult"]
 class _Beliefs:
     """Shared accessors of marginals (flat arrays, views per variable and factor)."""
 
-    def __init__(self, graph: FactorGraph, c: _Compiled, vb, m_vf, fb=None):
+    def __init__(
+        self,
+        graph: FactorGraph,
+        c: _Compiled,
+        vb: FloatArray,
+        m_vf: FloatArray | None,
+        fb: FloatArray | None = None,
+    ) -> None:
         self._graph, self._c = graph, c
         self._m_vf = m_vf
         self.variable_beliefs = vb
@@ -32,13 +41,13 @@ class _Beliefs:
             self._fb = self._c.factor_beliefs(self._m_vf)
         return self._fb
 
-    def marginal(self, variable) -> np.ndarray:
+    def marginal(self, variable: Hashable) -> np.ndarray:
         """p(x_v | evidence) as an array of length card(v)."""
         i = self._graph._var_id(variable, "variable")
         return self.variable_beliefs[self._c.voff[i] : self._c.voff[i + 1]]
 
     @property
-    def marginals(self) -> dict:
+    def marginals(self) -> dict[Hashable, np.ndarray]:
         """``{name: marginal}`` for every variable."""
         return {n: self.marginal(n) for n in self._graph._names}
 
@@ -53,7 +62,15 @@ class _Beliefs:
 class SumProductResult(_Beliefs):
     """Exact marginals and ``log_z`` = ln sum_x prod_f f(x_f) (evidence clamped)."""
 
-    def __init__(self, graph, c, vb, m_vf, log_z, fb=None):
+    def __init__(
+        self,
+        graph: FactorGraph,
+        c: _Compiled,
+        vb: FloatArray,
+        m_vf: FloatArray | None,
+        log_z: float,
+        fb: FloatArray | None = None,
+    ) -> None:
         super().__init__(graph, c, vb, m_vf, fb)
         self.log_z = float(log_z)
 
@@ -65,7 +82,13 @@ class MaxSumResult:
     """MAP state: ``assignment`` {name: state}, ``states`` (array in variable order),
     ``log_score`` = sum_f ln f(x_f) and ``log_prob`` = ln p(x | evidence)."""
 
-    def __init__(self, assignment, states, log_score, log_prob):
+    def __init__(
+        self,
+        assignment: dict[Hashable, int],
+        states: IntArray,
+        log_score: float,
+        log_prob: float,
+    ) -> None:
         self.assignment = assignment
         self.states = states
         self.log_score = float(log_score)
@@ -82,7 +105,19 @@ class LoopyBPResult(_Beliefs):
     ``bethe_free_energy`` and ``log_z_bethe`` (its negative, exact on trees).
     """
 
-    def __init__(self, graph, c, vb, fb, m_vf, m_fv, converged, n_iter, delta, energy):
+    def __init__(
+        self,
+        graph: FactorGraph,
+        c: _Compiled,
+        vb: FloatArray,
+        fb: FloatArray | None,
+        m_vf: FloatArray,
+        m_fv: FloatArray,
+        converged: bool,
+        n_iter: int,
+        delta: float,
+        energy: float,
+    ) -> None:
         super().__init__(graph, c, vb, m_vf, fb)
         self._m_fv = m_fv
         self.converged = bool(converged)
@@ -100,12 +135,12 @@ class LoopyBPResult(_Beliefs):
                 return e
         raise ValueError(f"variable {variable!r} is not in factor {factor}")
 
-    def message_to_variable(self, factor: int, variable) -> np.ndarray:
+    def message_to_variable(self, factor: int, variable: Hashable) -> np.ndarray:
         """Normalised message mu_{f->x} (PRML eq. 8.66)."""
         e = self._edge(factor, variable)
         return self._m_fv[self._c.eoff[e] : self._c.eoff[e + 1]]
 
-    def message_to_factor(self, variable, factor: int) -> np.ndarray:
+    def message_to_factor(self, variable: Hashable, factor: int) -> np.ndarray:
         """Normalised message mu_{x->f} (PRML eq. 8.69)."""
         e = self._edge(factor, variable)
         return self._m_vf[self._c.eoff[e] : self._c.eoff[e + 1]]

@@ -1,9 +1,10 @@
 """Hidden Markov models (PRML sec. 13.2) with hmmlearn's names, on compiled kernels.
 
-``CategoricalHMM``, ``GaussianHMM`` and ``PoissonHMM`` take the same constructor
-parameters and expose the same fitted attributes as their hmmlearn namesakes
-(``startprob_``, ``transmat_``, ``emissionprob_``, ``means_``, ``covars_``,
-``lambdas_``, ``monitor_``), so switching is an import change.
+``CategoricalHMM``, ``GaussianHMM``, ``GMMHMM``, ``PoissonHMM`` and ``MultinomialHMM``
+take the same constructor parameters and expose the same fitted attributes as their
+hmmlearn namesakes (``startprob_``, ``transmat_``, ``emissionprob_``, ``means_``,
+``covars_``, ``weights_``, ``lambdas_``, ``monitor_``), so switching is an import
+change.
 
 Inference runs in :mod:`fastml._kernels._hmm`: the scaled forward-backward recursion
 (PRML eqs. 13.59-13.65) is the default; ``implementation="log"`` runs it in log space.
@@ -23,11 +24,15 @@ M-step.
 from fastml.hmm._base import ConvergenceMonitor
 from fastml.hmm._categorical import CategoricalHMM
 from fastml.hmm._gaussian import GaussianHMM
+from fastml.hmm._gmm_hmm import GMMHMM
+from fastml.hmm._multinomial import MultinomialHMM
 from fastml.hmm._poisson import PoissonHMM
 
 __all__ = [
+    "GMMHMM",
     "CategoricalHMM",
     "ConvergenceMonitor",
     "GaussianHMM",
+    "MultinomialHMM",
     "PoissonHMM",
 ]

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import linalg
 
 from fastml._base import BaseEstimator, check_is_fitted
 from fastml._kernels import _hmm
+from fastml._typing import (
+    ArrayLike,
+    FloatArray,
+    HMMAlgorithm,
+    IntArray,
+    NDArray,
+    RandomStateLike,
+)
 from fastml._validation import (
     as_ndarray,
     check_array,
@@ -45,7 +54,7 @@ class ConvergenceMonitor:
         True once ``n_iter`` iterations ran or the last gain was below ``tol``.
     """
 
-    def __init__(self, tol, n_iter, verbose):
+    def __init__(self, tol: float, n_iter: int, verbose: bool) -> None:
         self.tol = tol
         self.n_iter = n_iter
         self.verbose = verbose
@@ -171,6 +180,9 @@ def _backptr_dtype(k: int):
     if k <= 32767:
         return np.int16
     return np.int32
+
+
+_HMM = TypeVar("_HMM", bound="_BaseHMM")
 
 
 class _BaseHMM(BaseEstimator):
@@ -309,7 +321,7 @@ class _BaseHMM(BaseEstimator):
         return logprob
 
     # ---- public API -----------------------------------------------------------------
-    def score(self, X, lengths=None) -> float:
+    def score(self, X: ArrayLike, lengths: ArrayLike | None = None) -> float:
         """Log-likelihood log p(X) summed over the sequences (PRML eq. 13.63).
 
         Parameters
@@ -328,7 +340,9 @@ class _BaseHMM(BaseEstimator):
         spans = _spans(lengths, Xv.shape[0])
         return float(self._score_spans(Xv, spans).sum())
 
-    def score_samples(self, X, lengths=None):
+    def score_samples(
+        self, X: ArrayLike, lengths: ArrayLike | None = None
+    ) -> tuple[float, FloatArray]:
         """Log-likelihood and state posteriors gamma (PRML eq. 13.33).
 
         Returns
@@ -342,11 +356,18 @@ class _BaseHMM(BaseEstimator):
         gamma, logprob, _, _ = self._forward_backward(Xv, spans, stats=False)
         return float(logprob.sum()), gamma
 
-    def predict_proba(self, X, lengths=None) -> np.ndarray:
+    def predict_proba(
+        self, X: ArrayLike, lengths: ArrayLike | None = None
+    ) -> FloatArray:
         """State posteriors p(z_n | X), shape (n_samples, n_components)."""
         return self.score_samples(X, lengths)[1]
 
-    def decode(self, X, lengths=None, algorithm=None):
+    def decode(
+        self,
+        X: ArrayLike,
+        lengths: ArrayLike | None = None,
+        algorithm: HMMAlgorithm | None = None,
+    ) -> tuple[float, IntArray]:
         """Most likely states.
 
         Parameters
@@ -394,7 +415,7 @@ class _BaseHMM(BaseEstimator):
         )
         return float(lp.sum()), path
 
-    def predict(self, X, lengths=None) -> np.ndarray:
+    def predict(self, X: ArrayLike, lengths: ArrayLike | None = None) -> IntArray:
         """Most likely state of each sample (by ``self.algorithm``)."""
         return self.decode(X, lengths)[1]
 
@@ -411,18 +432,18 @@ class _BaseHMM(BaseEstimator):
         sizes = {"s": k - 1, "t": k * (k - 1), **self._emission_sizes()}
         return sum(sizes.get(c, 0) for c in set(self.params))
 
-    def aic(self, X, lengths=None) -> float:
+    def aic(self, X: ArrayLike, lengths: ArrayLike | None = None) -> float:
         """Akaike information criterion: -2 log p(X) + 2 (number of free parameters
         in ``params``)."""
         return -2 * self.score(X, lengths) + 2 * self._n_free_parameters()
 
-    def bic(self, X, lengths=None) -> float:
+    def bic(self, X: ArrayLike, lengths: ArrayLike | None = None) -> float:
         """Bayesian information criterion: -2 log p(X) + log(n_samples) (number of
         free parameters in ``params``)."""
         n = len(self._check_X(X, fitting=False))
         return -2 * self.score(X, lengths) + np.log(n) * self._n_free_parameters()
 
-    def fit(self, X, lengths=None):
+    def fit(self: _HMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _HMM:
         """Estimate the parameters by Baum-Welch EM (PRML sec. 13.2.1).
 
         Parameters listed in ``init_params`` are (re)initialised first; those in
@@ -482,7 +503,12 @@ class _BaseHMM(BaseEstimator):
             self.transmat_ = _keep_empty_rows(_normalize(tm, axis=1), self.transmat_)
         self._mstep_emissions(stats)
 
-    def sample(self, n_samples=1, random_state=None, currstate=None):
+    def sample(
+        self,
+        n_samples: int = 1,
+        random_state: RandomStateLike = None,
+        currstate: int | None = None,
+    ) -> tuple[NDArray[Any], IntArray]:
         """Draw a state path and observations from the model.
 
         Random numbers are used in a fixed order: ``n_samples`` uniforms for the state
@@ -523,6 +549,31 @@ class _BaseHMM(BaseEstimator):
 
 class _ContinuousHMM(_BaseHMM):
     """Emissions from a T x K log-likelihood matrix computed with BLAS."""
+
+    #: The fitted attribute whose last axis is the number of features.
+    _features_attr = "means_"
+
+    @property
+    def n_features(self) -> int:
+        """Number of features D: from the emission parameters once they are set,
+        else the value assigned (as hmmlearn, which lets users set it before fit)."""
+        if hasattr(self, self._features_attr):
+            return int(np.shape(getattr(self, self._features_attr))[-1])
+        if "_n_features" in self.__dict__:
+            return self._n_features
+        raise AttributeError(
+            f"n_features is not set: assign it or {self._features_attr}, or call fit"
+        )
+
+    @n_features.setter
+    def n_features(self, value: int) -> None:
+        self._n_features = check_int(value, "n_features", low=1)
+
+    def _check_n_features(self, d: int, what: str) -> None:
+        """``what`` has ``d`` features: it must agree with an assigned n_features."""
+        assigned = self.__dict__.get("_n_features")
+        if assigned is not None and d != assigned:
+            raise ValueError(f"{what} has {d} features, but n_features={assigned}")
 
     def _frames(self, Xv, log: bool):
         logb = self._log_likelihood(Xv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastml._typing import ArrayLike, HMMAlgorithm, HMMImplementation, RandomStateLike
 from fastml._validation import (
     as_ndarray,
     check_int,
@@ -22,8 +23,8 @@ __all__ = ["CategoricalHMM"]
 class CategoricalHMM(_BaseHMM):
     """HMM with categorical emissions (hmmlearn.hmm.CategoricalHMM).
 
-    ``X`` holds integer symbols in ``[0, n_features)``, shape (n_samples, 1) or
-    (n_samples,); ``-1`` (or a masked entry of a ``numpy.ma`` array) marks a missing
+    ``X`` holds integer symbols in ``[0, n_features)``, shape (n_samples, 1);
+    ``-1`` (or a masked entry of a ``numpy.ma`` array) marks a missing
     observation, which is marginalised out.
 
     Parameters
@@ -33,7 +34,8 @@ class CategoricalHMM(_BaseHMM):
     startprob_prior, transmat_prior, emissionprob_prior : float or array
         Dirichlet prior parameters (1 = no prior, the ML estimate).
     n_features : int, optional
-        Number of symbols M; inferred from the data (max + 1) if None.
+        Number of symbols M; if None, :meth:`fit` sets it from the data (max + 1) or
+        ``emissionprob_``, as hmmlearn does.
     algorithm : {"viterbi", "map"}
     random_state : None, int or numpy.random.Generator
     n_iter, tol : int, float
@@ -68,21 +70,22 @@ class CategoricalHMM(_BaseHMM):
 
     def __init__(
         self,
-        n_components=1,
-        startprob_prior=1.0,
-        transmat_prior=1.0,
+        n_components: int = 1,
+        startprob_prior: ArrayLike = 1.0,
+        transmat_prior: ArrayLike = 1.0,
         *,
-        emissionprob_prior=1.0,
-        n_features=None,
-        algorithm="viterbi",
-        random_state=None,
-        n_iter=10,
-        tol=1e-2,
-        verbose=False,
-        params="ste",
-        init_params="ste",
-        implementation="scaling",
-    ):
+        emissionprob_prior: ArrayLike = 1.0,
+        n_features: int | None = None,
+        algorithm: HMMAlgorithm = "viterbi",
+        random_state: RandomStateLike = None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "ste",
+        init_params: str = "ste",
+        implementation: HMMImplementation = "scaling",
+    ) -> None:
+
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -103,13 +106,13 @@ class CategoricalHMM(_BaseHMM):
             mask = np.ma.getmaskarray(X)
             X = X.filled(-1)
         arr = as_ndarray(X, "X")
-        if arr.ndim == 2 and arr.shape[1] == 1:
-            arr = arr[:, 0]
-            mask = None if mask is None else mask[:, 0]
-        if arr.ndim != 1:
+        if arr.ndim != 2 or arr.shape[1] != 1:
+            hint = " (use X.reshape(-1, 1))" if arr.ndim == 1 else ""
             raise ValueError(
-                f"X must have shape (n_samples, 1) or (n_samples,), got {arr.shape}"
-            )
+                f"X must have shape (n_samples, 1), got {arr.shape}{hint}"
+            )  # as hmmlearn: one column of symbols, like every HMM's 2-D X
+        arr = arr[:, 0]
+        mask = None if mask is None else mask[:, 0]
         if arr.size == 0:
             raise ValueError("X must not be empty")
         if arr.dtype.kind not in "iu":
@@ -168,6 +171,7 @@ class CategoricalHMM(_BaseHMM):
         )
 
     def _init_emissions(self, Xv, rng) -> None:
+        self.n_features = self._m_fit  # set by fit, as hmmlearn
         if "e" in self.init_params or not hasattr(self, "emissionprob_"):
             m = self._m_fit
             self.emissionprob_ = _normalize(rng.random((self.n_components, m)), axis=1)

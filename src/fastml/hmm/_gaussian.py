@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from scipy import linalg
 
 from fastml._kernels import _hmm
+from fastml._typing import (
+    ArrayLike,
+    CovarianceType,
+    HMMAlgorithm,
+    HMMImplementation,
+    RandomStateLike,
+)
 from fastml._validation import (
     check_array,
 )
@@ -19,6 +28,9 @@ COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 
 
 _KMEANS_ROWS = 10_000  # rows that the k-means initialisation of the means uses
+
+
+_GHMM = TypeVar("_GHMM", bound="GaussianHMM")
 
 
 class GaussianHMM(_ContinuousHMM):
@@ -65,24 +77,24 @@ class GaussianHMM(_ContinuousHMM):
 
     def __init__(
         self,
-        n_components=1,
-        covariance_type="diag",
-        min_covar=1e-3,
-        startprob_prior=1.0,
-        transmat_prior=1.0,
-        means_prior=0,
-        means_weight=0,
-        covars_prior=1e-2,
-        covars_weight=1,
-        algorithm="viterbi",
-        random_state=None,
-        n_iter=10,
-        tol=1e-2,
-        verbose=False,
-        params="stmc",
-        init_params="stmc",
-        implementation="scaling",
-    ):
+        n_components: int = 1,
+        covariance_type: CovarianceType = "diag",
+        min_covar: float = 1e-3,
+        startprob_prior: ArrayLike = 1.0,
+        transmat_prior: ArrayLike = 1.0,
+        means_prior: ArrayLike = 0,
+        means_weight: ArrayLike = 0,
+        covars_prior: ArrayLike = 1e-2,
+        covars_weight: ArrayLike = 1,
+        algorithm: HMMAlgorithm = "viterbi",
+        random_state: RandomStateLike = None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "stmc",
+        init_params: str = "stmc",
+        implementation: HMMImplementation = "scaling",
+    ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar
@@ -115,13 +127,11 @@ class GaussianHMM(_ContinuousHMM):
         return np.broadcast_to(c, (k, d, d)).copy()
 
     @covars_.setter
-    def covars_(self, covars) -> None:
-        self._covars_ = np.array(covars, dtype=np.float64, copy=True)
-
-    @property
-    def n_features(self) -> int:
-        """Dimension of the observations (columns of ``means_``)."""
-        return np.shape(self.means_)[1]
+    def covars_(self, covars: ArrayLike) -> None:
+        c = np.array(covars, dtype=np.float64, copy=True)
+        if self.covariance_type == "spherical" and c.ndim == 2 and c.shape[1] == 1:
+            c = c[:, 0]  # hmmlearn accepts (K,) and (K, 1)
+        self._covars_ = c
 
     def _emission_sizes(self) -> dict:
         k, d = self.means_.shape
@@ -161,11 +171,13 @@ class GaussianHMM(_ContinuousHMM):
                 raise ValueError(
                     f"X has {arr.shape[1]} features, but the model has {d}"
                 )
+        self._check_n_features(arr.shape[1], "X")
         return arr
 
     def _check_emissions(self, k: int) -> None:
         self.means_ = check_array(self.means_, "means_", ndim=2, dtype=np.float64)
         d = self.means_.shape[1]
+        self._check_n_features(d, "means_")
         if self.means_.shape[0] != k:
             raise ValueError(
                 f"means_ must have shape ({k}, n_features), got {self.means_.shape}"
@@ -357,7 +369,8 @@ class GaussianHMM(_ContinuousHMM):
         else:
             self._covars_ = (cp + c_n) / (cvw + post[:, None, None])
 
-    def fit(self, X, lengths=None):
+    def fit(self: _GHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _GHMM:
+
         self._xfit = check_array(X, "X", ndim=2, finite=False, dtype=np.float64)
         self._xsq = None
         try:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from scipy.special import gammaln
 
+from fastml._typing import ArrayLike, HMMAlgorithm, HMMImplementation, RandomStateLike
 from fastml._validation import (
     check_array,
 )
 from fastml.hmm._base import _BaseHMM, _ContinuousHMM
 
 __all__ = ["PoissonHMM"]
+
+
+_PHMM = TypeVar("_PHMM", bound="PoissonHMM")
 
 
 class PoissonHMM(_ContinuousHMM):
@@ -39,24 +45,25 @@ class PoissonHMM(_ContinuousHMM):
     """
 
     _emission_letters = "l"
+    _features_attr = "lambdas_"
     _fitted_attrs = ("startprob_", "transmat_", "lambdas_")
 
     def __init__(
         self,
-        n_components=1,
-        startprob_prior=1.0,
-        transmat_prior=1.0,
-        lambdas_prior=0.0,
-        lambdas_weight=0.0,
-        algorithm="viterbi",
-        random_state=None,
-        n_iter=10,
-        tol=1e-2,
-        verbose=False,
-        params="stl",
-        init_params="stl",
-        implementation="scaling",
-    ):
+        n_components: int = 1,
+        startprob_prior: ArrayLike = 1.0,
+        transmat_prior: ArrayLike = 1.0,
+        lambdas_prior: ArrayLike = 0.0,
+        lambdas_weight: ArrayLike = 0.0,
+        algorithm: HMMAlgorithm = "viterbi",
+        random_state: RandomStateLike = None,
+        n_iter: int = 10,
+        tol: float = 1e-2,
+        verbose: bool = False,
+        params: str = "stl",
+        init_params: str = "stl",
+        implementation: HMMImplementation = "scaling",
+    ) -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -70,11 +77,6 @@ class PoissonHMM(_ContinuousHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
-
-    @property
-    def n_features(self) -> int:
-        """Number of count features (columns of ``lambdas_``)."""
-        return np.shape(self.lambdas_)[1]
 
     def _emission_sizes(self) -> dict:
         return {"l": int(np.size(self.lambdas_))}
@@ -94,12 +96,14 @@ class PoissonHMM(_ContinuousHMM):
                 raise ValueError(
                     f"X has {arr.shape[1]} features, but the model has {d}"
                 )
+        self._check_n_features(arr.shape[1], "X")
         if fitting:
             self._xfit = arr  # the M-step's data (dropped again at the end of fit)
         return arr
 
     def _check_emissions(self, k: int) -> None:
         lam = check_array(self.lambdas_, "lambdas_", ndim=2, dtype=np.float64)
+        self._check_n_features(lam.shape[1], "lambdas_")
         if lam.shape[0] != k:
             raise ValueError(
                 f"lambdas_ must have shape ({k}, n_features), got {lam.shape}"
@@ -137,7 +141,8 @@ class PoissonHMM(_ContinuousHMM):
             obs = g.T @ self._xfit
             self.lambdas_ = (self.lambdas_prior + obs) / (self.lambdas_weight + post)
 
-    def fit(self, X, lengths=None):
+    def fit(self: _PHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _PHMM:
+
         try:
             return super().fit(X, lengths)
         finally:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from typing import TypeVar
 
 import numpy as np
 from scipy.special import gammaln, psi
 
+from fastml._typing import ArrayLike, CovarianceType, MixtureInit, RandomStateLike
 from fastml._validation import (
     check_array,
     check_random_state,
@@ -45,6 +47,9 @@ def _log_wishart_norm(dof, half_log_det_w, d):
         + dof * d * 0.5 * np.log(2.0)
         + np.sum(gammaln(0.5 * (dof - np.arange(d)[:, None])), axis=0)
     )
+
+
+_BGM = TypeVar("_BGM", bound="BayesianGaussianMixture")
 
 
 class BayesianGaussianMixture(GaussianMixture):
@@ -122,26 +127,26 @@ class BayesianGaussianMixture(GaussianMixture):
 
     def __init__(
         self,
-        n_components=1,
+        n_components: int = 1,
         *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weight_concentration_prior_type="dirichlet_distribution",
-        weight_concentration_prior=None,
-        mean_precision_prior=None,
-        mean_prior=None,
-        degrees_of_freedom_prior=None,
-        covariance_prior=None,
-        weight_threshold=1e-3,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        verbose_interval=10,
-    ):
+        covariance_type: CovarianceType = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: MixtureInit = "kmeans",
+        weight_concentration_prior_type: str = "dirichlet_distribution",
+        weight_concentration_prior: float | None = None,
+        mean_precision_prior: float | None = None,
+        mean_prior: ArrayLike | None = None,
+        degrees_of_freedom_prior: float | None = None,
+        covariance_prior: ArrayLike | None = None,
+        weight_threshold: float = 1e-3,
+        random_state: RandomStateLike = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+    ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -335,7 +340,7 @@ class BayesianGaussianMixture(GaussianMixture):
         return lb, elbo
 
     # ------------------------------------------------------------ fit
-    def fit(self, X, y=None):
+    def fit(self: _BGM, X: ArrayLike, y: object = None) -> _BGM:
         """Coordinate-ascent variational inference (best of ``n_init`` runs)."""
         X = self._validate_X(X, reset=True)
         n = X.shape[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from typing import TypeVar
 
 import numpy as np
 from scipy import linalg
@@ -14,6 +15,15 @@ from scipy.linalg import lapack
 
 from fastml._base import BaseEstimator, check_is_fitted
 from fastml._kernels import _gmm
+from fastml._typing import (
+    ArrayLike,
+    CovarianceType,
+    FloatArray,
+    IntArray,
+    MixtureInit,
+    RandomStateLike,
+    RealArray,
+)
 from fastml._validation import (
     check_array,
     check_int,
@@ -185,6 +195,9 @@ def _stats_to_params(means_old, stats, reg_covar, covariance_type):
     return nk, means, cov
 
 
+_GM = TypeVar("_GM", bound="GaussianMixture")
+
+
 class GaussianMixture(BaseEstimator):
     """Gaussian mixture fitted by expectation-maximisation (PRML sec. 9.2.2).
 
@@ -269,22 +282,22 @@ class GaussianMixture(BaseEstimator):
 
     def __init__(
         self,
-        n_components=1,
+        n_components: int = 1,
         *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        precisions_init=None,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        verbose_interval=10,
-    ):
+        covariance_type: CovarianceType = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: MixtureInit = "kmeans",
+        weights_init: ArrayLike | None = None,
+        means_init: ArrayLike | None = None,
+        precisions_init: ArrayLike | None = None,
+        random_state: RandomStateLike = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+    ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -495,7 +508,7 @@ class GaussianMixture(BaseEstimator):
         )
 
     # ------------------------------------------------------------- fit
-    def fit(self, X, y=None):
+    def fit(self: _GM, X: ArrayLike, y: object = None) -> _GM:
         """Estimate the parameters by EM (best of ``n_init`` runs).
 
         Parameters
@@ -577,7 +590,7 @@ class GaussianMixture(BaseEstimator):
         self.lower_bounds_ = best_lbs
         return self
 
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X: ArrayLike, y: object = None) -> IntArray:
         """Fit, then return the most probable component of each sample."""
         return self.fit(X).predict(X)
 
@@ -586,27 +599,27 @@ class GaussianMixture(BaseEstimator):
         check_is_fitted(self, ["means_", "precisions_cholesky_"])
         return self._validate_X(X, reset=False)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> RealArray:
         """Log-likelihood ``log p(x_n)`` of each sample (PRML eq. 9.14 term)."""
         X = self._check_fitted_X(X)
         return self._pass(X, norm=True)[2]
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: object = None) -> float:
         """Mean log-likelihood per sample."""
         X = self._check_fitted_X(X)
         return self._pass(X)[0] / X.shape[0]
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> FloatArray:
         """Responsibilities ``r_nk`` (PRML eq. 9.23), shape (n_samples, K)."""
         X = self._check_fitted_X(X)
         return np.exp(self._pass(X, resp=True)[1].astype(np.float64))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> IntArray:
         """Most probable component of each sample."""
         X = self._check_fitted_X(X)
         return np.argmax(self._pass(X, resp=True)[1], axis=1)
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples: int = 1) -> tuple[RealArray, IntArray]:
         """Draw ``n_samples`` points; returns ``(X, labels)`` sorted by component.
 
         Uses a Generator seeded from ``random_state`` (numpy's Generator draws).
@@ -643,14 +656,14 @@ class GaussianMixture(BaseEstimator):
         }[self.covariance_type]
         return int(cov + K * d + K - 1)
 
-    def bic(self, X):
+    def bic(self, X: ArrayLike) -> float:
         """Bayesian information criterion (lower is better)."""
         X = self._check_fitted_X(X)
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(
             X.shape[0]
         )
 
-    def aic(self, X):
+    def aic(self, X: ArrayLike) -> float:
         """Akaike information criterion (lower is better)."""
         X = self._check_fitted_X(X)
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()

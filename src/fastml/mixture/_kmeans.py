@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastml._typing import ArrayLike, IntArray, RandomStateLike, RealArray
 from fastml._validation import (
     check_array,
     check_int,
@@ -15,7 +16,12 @@ from fastml._validation import (
 __all__ = ["kmeans_plusplus"]
 
 
-def kmeans_plusplus(X, n_clusters, random_state=None, n_local_trials=None):
+def kmeans_plusplus(
+    X: ArrayLike,
+    n_clusters: int,
+    random_state: RandomStateLike = None,
+    n_local_trials: int | None = None,
+) -> tuple[RealArray, IntArray]:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007).
 
     Each new centre is drawn with probability proportional to the squared distance to

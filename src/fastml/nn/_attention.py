@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastml._typing import ArrayLike, DTypeLike, RandomStateLike, RealArray
 from fastml._validation import (
     as_ndarray,
     check_array,
@@ -58,13 +59,13 @@ class AdditiveAttention(Layer):
 
     def __init__(
         self,
-        query_size,
-        key_size,
-        attention_size,
+        query_size: int,
+        key_size: int,
+        attention_size: int,
         *,
-        random_state=None,
-        dtype=np.float64,
-    ):
+        random_state: RandomStateLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
         super().__init__()
         self.query_size = check_int(query_size, "query_size", low=1)
         self.key_size = check_int(key_size, "key_size", low=1)
@@ -79,7 +80,9 @@ class AdditiveAttention(Layer):
         self._add("bias", np.zeros(a, dtype=dt))
         self._add("v", _glorot(rng, (a,), a, 1, dt))
 
-    def forward(self, query, keys, mask=None):
+    def forward(  # type: ignore[override]
+        self, query: ArrayLike, keys: ArrayLike, mask: ArrayLike | None = None
+    ) -> RealArray:
         """Context vector (N, key_size) of ``query`` (N, Dq) over ``keys`` (N, T, Dk)."""
         dt = self.dtype
         q = check_array(query, "query", ndim=2, dtype=dt)
@@ -117,7 +120,9 @@ class AdditiveAttention(Layer):
         self._out_shape = out.shape
         return out
 
-    def backward(self, grad_out):
+    def backward(  # type: ignore[override]
+        self, grad_out: ArrayLike
+    ) -> tuple[RealArray, RealArray]:
         """``(d_query, d_keys)`` given dL/d(context); fills ``self.grads``."""
         dc = self._check_grad_out(grad_out)
         q, k, u, alpha = self._q, self._k, self._u, self.weights_
@@ -161,7 +166,14 @@ class MultiHeadAttention(Layer):
     ``dQ = dS K / sqrt(d_h)``, ``dK = dS^T Q / sqrt(d_h)``.
     """
 
-    def __init__(self, embed_dim, num_heads, *, random_state=None, dtype=np.float64):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        random_state: RandomStateLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
         super().__init__()
         self.embed_dim = check_int(embed_dim, "embed_dim", low=1)
         self.num_heads = check_int(num_heads, "num_heads", low=1)
@@ -182,14 +194,14 @@ class MultiHeadAttention(Layer):
 
     def forward(
         self,
-        query,
-        key=None,
-        value=None,
+        query: ArrayLike,
+        key: ArrayLike | None = None,
+        value: ArrayLike | None = None,
         *,
-        attn_mask=None,
-        key_padding_mask=None,
-        causal=False,
-    ):
+        attn_mask: ArrayLike | None = None,
+        key_padding_mask: ArrayLike | None = None,
+        causal: bool = False,
+    ) -> RealArray:
         """Attention output (N, Tq, E)."""
         dt, e = self.dtype, self.embed_dim
         self._self_attn = key is None and value is None
@@ -251,7 +263,9 @@ class MultiHeadAttention(Layer):
         self._out_shape = out.shape
         return out
 
-    def backward(self, grad_out):
+    def backward(  # type: ignore[override]
+        self, grad_out: ArrayLike
+    ) -> RealArray | tuple[RealArray, RealArray, RealArray]:
         """``(d_query, d_key, d_value)``, or dL/dx for self-attention; fills ``grads``."""
         g = self._check_grad_out(grad_out)
         q, k, v, Q, K, V, P, Hc, scale = self._cache

@@ -4,8 +4,11 @@ initialisation and the shape-only :class:`Flatten` layer.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import numpy as np
 
+from fastml._typing import ArrayLike, DTypeLike, RealArray
 from fastml._validation import (
     check_array,
     check_float_dtype,
@@ -20,6 +23,9 @@ def _glorot(rng, shape, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
+_L = TypeVar("_L", bound="Layer")
+
+
 class Layer:
     """Base class: ``forward`` caches, ``backward`` returns the input gradient.
 
@@ -32,13 +38,13 @@ class Layer:
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.params = {}
         self.grads = {}
         self._out_shape = None
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any] | None:
         """The dtype of the parameters (None for parameter-free layers)."""
         for p in self.params.values():
             return p.dtype
@@ -47,13 +53,13 @@ class Layer:
     def _check_x(self, x, name="x"):
         return check_array(x, name, ndim=self.ndim, dtype=self.dtype)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> RealArray:
         """Output for input ``x``; caches what :meth:`backward` needs."""
         y = self._forward(self._check_x(x))
         self._out_shape = y.shape
         return y
 
-    def backward(self, grad_out):
+    def backward(self, grad_out: ArrayLike) -> RealArray:
         """dL/dx given dL/dy (of the last output's shape); fills ``self.grads``."""
         return self._backward(self._check_grad_out(grad_out))
 
@@ -77,11 +83,11 @@ class Layer:
     def _backward(self, g):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def parameters(self):
+    def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """List of (name, parameter, gradient) triples (arrays updated in place)."""
         return [(k, self.params[k], self.grads[k]) for k in self.params]
 
-    def astype(self, dtype):
+    def astype(self: _L, dtype: DTypeLike) -> _L:
         """Convert the parameters to float32/float64 in place; returns ``self``."""
         dt = check_float_dtype(dtype)
         for k in list(self.params):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastml._typing import DTypeLike, RandomStateLike
 from fastml._validation import (
     check_array,
     check_float_dtype,
@@ -47,15 +48,15 @@ class Conv2d(Layer):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int = 0,
         *,
-        random_state=None,
-        dtype=np.float64,
-    ):
+        random_state: RandomStateLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels", low=1)
         self.out_channels = check_int(out_channels, "out_channels", low=1)
@@ -128,7 +129,9 @@ class MaxPool2d(Layer):
 
     ndim = (4,)
 
-    def __init__(self, kernel_size, stride=None):
+    def __init__(
+        self, kernel_size: int | tuple[int, int], stride: int | None = None
+    ) -> None:
         super().__init__()
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
         self.stride = (

@@ -5,9 +5,12 @@ and the im2col + GEMM forward and GEMM + col2im backward passes that
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from fastml._kernels import variant
+from fastml._typing import ArrayLike, RealArray
 from fastml._validation import (
     check_array,
     check_int,
@@ -35,7 +38,12 @@ def _conv_out(n: int, k: int, s: int, p: int) -> int:
     return (n + 2 * p - k) // s + 1
 
 
-def im2col(x, kernel_size, stride=1, padding=0) -> np.ndarray:
+def im2col(
+    x: ArrayLike,
+    kernel_size: int | tuple[int, int],
+    stride: int = 1,
+    padding: int = 0,
+) -> np.ndarray:
     """Unfold every receptive field of ``x`` (N, C, H, W) into a column.
 
     Parameters
@@ -69,7 +77,13 @@ def im2col(x, kernel_size, stride=1, padding=0) -> np.ndarray:
     return cols
 
 
-def col2im(cols, x_shape, kernel_size, stride=1, padding=0) -> np.ndarray:
+def col2im(
+    cols: ArrayLike,
+    x_shape: Sequence[int],
+    kernel_size: int | tuple[int, int],
+    stride: int = 1,
+    padding: int = 0,
+) -> np.ndarray:
     """Adjoint of :func:`im2col`: add every column entry back into its source pixel.
 
     ``<im2col(x), c> = <x, col2im(c)>`` for all x and c. ``x_shape`` is (N, C, H, W).
@@ -112,7 +126,13 @@ def _geometry(shape, kernel_size, stride, padding):
     return kh, kw, s, p
 
 
-def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
+def conv2d_forward(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: int = 1,
+    padding: int = 0,
+) -> tuple[RealArray, RealArray]:
     """2-D convolution (cross-correlation) by im2col + one GEMM per image.
 
     Parameters
@@ -195,7 +215,14 @@ def _chunk_images(n, per_image_bytes):
     return max(1, min(n, _CHUNK_BYTES // max(per_image_bytes, 1)))
 
 
-def conv2d_backward(grad_out, x_shape, weight, cols, stride=1, padding=0):
+def conv2d_backward(
+    grad_out: ArrayLike,
+    x_shape: Sequence[int],
+    weight: ArrayLike,
+    cols: ArrayLike,
+    stride: int = 1,
+    padding: int = 0,
+) -> tuple[RealArray, RealArray, RealArray]:
     """Gradients of :func:`conv2d_forward`: GEMMs and col2im (Goodfellow et al. sec. 9.5).
 
     With ``G[n] = grad_out[n].reshape(F, P)`` and ``W = weight.reshape(F, K)``:

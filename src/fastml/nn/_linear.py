@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastml._typing import DTypeLike, RandomStateLike
 from fastml._validation import (
     check_array,
     check_float_dtype,
@@ -33,13 +34,13 @@ class Linear(Layer):
 
     def __init__(
         self,
-        in_features,
-        out_features,
+        in_features: int,
+        out_features: int,
         *,
-        bias=True,
-        random_state=None,
-        dtype=np.float64,
-    ):
+        bias: bool = True,
+        random_state: RandomStateLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
         super().__init__()
         self.in_features = check_int(in_features, "in_features", low=1)
         self.out_features = check_int(out_features, "out_features", low=1)

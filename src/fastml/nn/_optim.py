@@ -4,6 +4,8 @@ momentum and :class:`Adam` (Kingma & Ba 2015).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from fastml._validation import (
@@ -20,7 +22,14 @@ class SGD:
     alg. 8.2; Nesterov: ``p <- p + momentum v - lr g``, alg. 8.3 in Sutskever's form).
     """
 
-    def __init__(self, lr=0.01, momentum=0.0, *, nesterov=False, weight_decay=0.0):
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        *,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
         self.lr = check_real(lr, "lr", low=0.0, low_open=True)
         self.momentum = check_real(
             momentum, "momentum", low=0.0, high=1.0, high_open=True
@@ -29,7 +38,7 @@ class SGD:
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
         self._state: dict[int, np.ndarray] = {}
 
-    def step(self, parameters):
+    def step(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> None:
         """Update every (name, param, grad) triple in place."""
         for i, (_, p, g) in enumerate(parameters):
             d = g + self.weight_decay * p if self.weight_decay else g
@@ -48,7 +57,15 @@ class SGD:
 class Adam:
     """Adam (Kingma & Ba 2015, alg. 1; Goodfellow et al. alg. 8.7), bias-corrected."""
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, *, weight_decay=0.0):
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        *,
+        weight_decay: float = 0.0,
+    ) -> None:
         self.lr = check_real(lr, "lr", low=0.0, low_open=True)
         self.beta1 = check_real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
         self.beta2 = check_real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
@@ -58,7 +75,7 @@ class Adam:
         self._v: dict[int, np.ndarray] = {}
         self.t = 0
 
-    def step(self, parameters):
+    def step(self, parameters: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> None:
         """Update every (name, param, grad) triple in place."""
         self.t += 1
         c1 = 1 - self.beta1**self.t

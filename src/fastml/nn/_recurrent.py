@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 
 import numpy as np
 
+from fastml._typing import DTypeLike, RandomStateLike
 from fastml._validation import (
     check_array,
     check_float_dtype,
@@ -89,14 +91,14 @@ class RNN(_Recurrent):
 
     def __init__(
         self,
-        input_size,
-        hidden_size,
+        input_size: int,
+        hidden_size: int,
         *,
-        return_sequences=True,
-        truncate=None,
-        random_state=None,
-        dtype=np.float64,
-    ):
+        return_sequences: bool = True,
+        truncate: int | None = None,
+        random_state: RandomStateLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
         super().__init__()
         self._init_common(input_size, hidden_size, return_sequences, truncate)
         self._init_params(check_random_state(random_state), check_float_dtype(dtype))
@@ -161,15 +163,15 @@ class LSTM(_Recurrent):
 
     def __init__(
         self,
-        input_size,
-        hidden_size,
+        input_size: int,
+        hidden_size: int,
         *,
-        return_sequences=True,
-        truncate=None,
-        forget_bias=1.0,
-        random_state=None,
-        dtype=np.float64,
-    ):
+        return_sequences: bool = True,
+        truncate: int | None = None,
+        forget_bias: float = 1.0,
+        random_state: RandomStateLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
         super().__init__()
         self._init_common(input_size, hidden_size, return_sequences, truncate)
         self.forget_bias = check_real(forget_bias, "forget_bias")
@@ -250,6 +252,9 @@ class LSTM(_Recurrent):
         return dz @ self.params["weight_ih"]
 
 
+_BI = TypeVar("_BI", bound="Bidirectional")
+
+
 class Bidirectional(Layer):
     """Run a recurrent layer forwards and a copy of it on the reversed sequence.
 
@@ -268,7 +273,13 @@ class Bidirectional(Layer):
 
     ndim = (3,)
 
-    def __init__(self, layer, backward_layer=None, *, random_state=None):
+    def __init__(
+        self,
+        layer: RNN | LSTM,
+        backward_layer: RNN | LSTM | None = None,
+        *,
+        random_state: RandomStateLike = None,
+    ) -> None:
         super().__init__()
         if not isinstance(layer, _Recurrent):
             raise TypeError(f"layer must be an RNN or LSTM, got {type(layer).__name__}")
@@ -293,7 +304,7 @@ class Bidirectional(Layer):
     def _check_x(self, x, name="x"):
         return self.forward_layer._check_x(x, name)
 
-    def astype(self, dtype):
+    def astype(self: _BI, dtype: DTypeLike) -> _BI:
         """Convert both directions' parameters to float32/float64 in place; returns ``self``."""
         self.forward_layer.astype(dtype)
         self.backward_layer.astype(dtype)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Sequence
+from typing import Any, Literal, TextIO, TypeVar
 
 import numpy as np
 
 from fastml import losses as _losses
+from fastml._typing import ArrayLike, DTypeLike, IntArray, RandomStateLike, RealArray
 from fastml._validation import (
     as_ndarray,
     check_array,
@@ -29,6 +31,9 @@ _LOSSES = {
 }
 
 
+_SEQ = TypeVar("_SEQ", bound="Sequential")
+
+
 class Sequential(Layer):
     """A chain of layers, trained by back-propagation (Goodfellow et al. alg. 6.4).
 
@@ -47,7 +52,7 @@ class Sequential(Layer):
     True
     """
 
-    def __init__(self, layers):
+    def __init__(self, layers: Sequence[Layer]) -> None:
         super().__init__()
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
@@ -63,7 +68,7 @@ class Sequential(Layer):
                 self.grads[f"{i}.{k}"] = layer.grads[k]
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any] | None:
         """The dtype of the first layer that has parameters (None if none has)."""
         for layer in self.layers:
             if layer.dtype is not None:
@@ -76,7 +81,7 @@ class Sequential(Layer):
     def _cache_dtype(self):
         return self._out_dtype
 
-    def astype(self, dtype):
+    def astype(self: _SEQ, dtype: DTypeLike) -> _SEQ:
         """Convert every layer's parameters to float32/float64 in place; returns ``self``."""
         for layer in self.layers:
             layer.astype(dtype)
@@ -94,7 +99,7 @@ class Sequential(Layer):
             g = layer._backward(g)
         return g
 
-    def predict_logits(self, X, batch_size=256):
+    def predict_logits(self, X: ArrayLike, batch_size: int = 256) -> RealArray:
         """Network output for ``X`` in batches (no caching needed afterwards)."""
         x = self._check_x(X, "X")
         batch_size = check_int(batch_size, "batch_size", low=1)
@@ -102,29 +107,31 @@ class Sequential(Layer):
             [self._forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         )
 
-    def predict(self, X, batch_size=256):
+    def predict(self, X: ArrayLike, batch_size: int = 256) -> IntArray:
         """Class labels ``argmax`` of the output (classification)."""
         return np.argmax(self.predict_logits(X, batch_size), axis=1)
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy of :meth:`predict` against integer labels ``y``."""
         return float(np.mean(self.predict(X) == as_ndarray(y, "y")))
 
     def fit(
         self,
-        X,
-        y,
+        X: ArrayLike,
+        y: ArrayLike,
         *,
-        loss="cross_entropy",
-        optimizer="adam",
-        epochs=10,
-        batch_size=32,
-        shuffle=True,
-        random_state=None,
-        validation_data=None,
-        verbose=True,
+        loss: Literal[
+            "cross_entropy", "binary_cross_entropy", "squared_error"
+        ] = "cross_entropy",
+        optimizer: Literal["adam", "sgd"] | Adam | SGD = "adam",
+        epochs: int = 10,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        random_state: RandomStateLike = None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        verbose: bool = True,
         out: TextIO | None = None,
-    ):
+    ) -> dict[str, list[float]]:
         """Mini-batch training by back-propagation; one progress line per epoch.
 
         Parameters

@@ -20,7 +20,9 @@ class MCMCResult:
     method : str
     """
 
-    def __init__(self, samples: np.ndarray, acceptance_rate: np.ndarray, method: str):
+    def __init__(
+        self, samples: np.ndarray, acceptance_rate: np.ndarray, method: str
+    ) -> None:
         self.samples = samples
         self.acceptance_rate = acceptance_rate
         self.method = method

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 
 from fastml._kernels import _samplers
+from fastml._typing import ArrayLike, NDArray, RandomStateLike
 from fastml._validation import (
     check_array,
     check_random_state,
@@ -58,7 +61,7 @@ class AliasTable:
     (5,)
     """
 
-    def __init__(self, p, atol: float = 1e-8):
+    def __init__(self, p: ArrayLike, atol: float = 1e-8) -> None:
         p = check_array(p, "p", ndim=1, allow_float32=False)
         atol = check_real(atol, "atol", low=0.0)
         if (p < 0).any():
@@ -87,7 +90,20 @@ class AliasTable:
         np.add.at(mass, self.alias, 1.0 - self.prob)
         return mass / k
 
-    def sample(self, size=None, *, random_state=None):
+    @overload
+    def sample(
+        self, size: None = None, *, random_state: RandomStateLike = None
+    ) -> int: ...
+    @overload
+    def sample(
+        self, size: int | tuple[int, ...], *, random_state: RandomStateLike = None
+    ) -> NDArray[np.int64]: ...
+    def sample(
+        self,
+        size: int | tuple[int, ...] | None = None,
+        *,
+        random_state: RandomStateLike = None,
+    ) -> int | NDArray[np.int64]:
         """Draw category indices (int64) in O(1) each; shape ``size``."""
         shape = check_size(size)
         rng = check_random_state(random_state)
@@ -99,7 +115,26 @@ class AliasTable:
         return f"AliasTable(n_categories={self.n_categories})"
 
 
-def categorical(p, size=None, *, random_state=None):
+@overload
+def categorical(
+    p: ArrayLike | AliasTable,
+    size: None = None,
+    *,
+    random_state: RandomStateLike = None,
+) -> int: ...
+@overload
+def categorical(
+    p: ArrayLike | AliasTable,
+    size: int | tuple[int, ...],
+    *,
+    random_state: RandomStateLike = None,
+) -> NDArray[np.int64]: ...
+def categorical(
+    p: ArrayLike | AliasTable,
+    size: int | tuple[int, ...] | None = None,
+    *,
+    random_state: RandomStateLike = None,
+) -> int | NDArray[np.int64]:
     """Draw category indices with probabilities ``p`` (Walker/Vose alias method).
 
     Parameters

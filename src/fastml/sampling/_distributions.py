@@ -7,9 +7,23 @@ generator under its lock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, overload
+
 import numpy as np
 
 from fastml._kernels import _samplers
+from fastml._typing import (
+    ArrayLike,
+    DTypeLike,
+    ExponentialMethod,
+    FloatArray,
+    NDArray,
+    NormalMethod,
+    RandomStateLike,
+    RealArray,
+    SizeLike,
+)
 from fastml._validation import (
     as_ndarray,
     check_array,
@@ -70,9 +84,50 @@ def _finish(arr: np.ndarray, scalar: bool):
     return arr.dtype.type(arr[()]) if scalar else arr
 
 
+@overload
 def standard_normal(
-    size=None, *, method="ziggurat", dtype=np.float64, out=None, random_state=None
-):
+    size: None = None,
+    *,
+    method: NormalMethod = "ziggurat",
+    dtype: type[np.float64] = np.float64,
+    out: None = None,
+    random_state: RandomStateLike = None,
+) -> np.float64: ...
+@overload
+def standard_normal(
+    size: None = None,
+    *,
+    method: NormalMethod = "ziggurat",
+    dtype: DTypeLike,
+    out: None = None,
+    random_state: RandomStateLike = None,
+) -> np.floating[Any]: ...
+@overload
+def standard_normal(
+    size: int | tuple[int, ...],
+    *,
+    method: NormalMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> RealArray: ...
+@overload
+def standard_normal(
+    size: None = None,
+    *,
+    method: NormalMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray,
+    random_state: RandomStateLike = None,
+) -> RealArray: ...
+def standard_normal(
+    size: SizeLike = None,
+    *,
+    method: NormalMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> np.floating[Any] | RealArray:
     """Draw standard normal N(0, 1) values.
 
     Parameters
@@ -138,9 +193,50 @@ def standard_normal(
     return _finish(arr, scalar)
 
 
+@overload
 def standard_exponential(
-    size=None, *, method="ziggurat", dtype=np.float64, out=None, random_state=None
-):
+    size: None = None,
+    *,
+    method: ExponentialMethod = "ziggurat",
+    dtype: type[np.float64] = np.float64,
+    out: None = None,
+    random_state: RandomStateLike = None,
+) -> np.float64: ...
+@overload
+def standard_exponential(
+    size: None = None,
+    *,
+    method: ExponentialMethod = "ziggurat",
+    dtype: DTypeLike,
+    out: None = None,
+    random_state: RandomStateLike = None,
+) -> np.floating[Any]: ...
+@overload
+def standard_exponential(
+    size: int | tuple[int, ...],
+    *,
+    method: ExponentialMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> RealArray: ...
+@overload
+def standard_exponential(
+    size: None = None,
+    *,
+    method: ExponentialMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray,
+    random_state: RandomStateLike = None,
+) -> RealArray: ...
+def standard_exponential(
+    size: SizeLike = None,
+    *,
+    method: ExponentialMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> np.floating[Any] | RealArray:
     """Draw standard exponential Exp(1) values.
 
     Parameters
@@ -189,16 +285,49 @@ def _broadcast_shape(size, *params) -> tuple[tuple[int, ...] | None, bool]:
     return shape, True
 
 
+@overload
 def normal(
-    loc=0.0,
-    scale=1.0,
-    size=None,
+    loc: float = 0.0,
+    scale: float = 1.0,
+    size: None = None,
     *,
-    method="ziggurat",
-    dtype=np.float64,
-    out=None,
-    random_state=None,
-):
+    method: NormalMethod = "ziggurat",
+    dtype: type[np.float64] = np.float64,
+    out: None = None,
+    random_state: RandomStateLike = None,
+) -> np.float64: ...
+@overload
+def normal(
+    loc: float = 0.0,
+    scale: float = 1.0,
+    size: None = None,
+    *,
+    method: NormalMethod = "ziggurat",
+    dtype: DTypeLike,
+    out: None = None,
+    random_state: RandomStateLike = None,
+) -> np.floating[Any]: ...
+@overload
+def normal(
+    loc: ArrayLike = 0.0,
+    scale: ArrayLike = 1.0,
+    size: SizeLike = None,
+    *,
+    method: NormalMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> RealArray: ...
+def normal(
+    loc: ArrayLike = 0.0,
+    scale: ArrayLike = 1.0,
+    size: SizeLike = None,
+    *,
+    method: NormalMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> np.floating[Any] | RealArray:
     """Draw N(loc, scale^2) values: ``loc + scale * Z`` with Z from
     :func:`standard_normal`.
 
@@ -247,15 +376,45 @@ def normal(
     return _finish(arr, scalar)
 
 
+@overload
 def exponential(
-    scale=1.0,
-    size=None,
+    scale: float = 1.0,
+    size: None = None,
     *,
-    method="ziggurat",
-    dtype=np.float64,
-    out=None,
-    random_state=None,
-):
+    method: ExponentialMethod = "ziggurat",
+    dtype: type[np.float64] = np.float64,
+    out: None = None,
+    random_state: RandomStateLike = None,
+) -> np.float64: ...
+@overload
+def exponential(
+    scale: float = 1.0,
+    size: None = None,
+    *,
+    method: ExponentialMethod = "ziggurat",
+    dtype: DTypeLike,
+    out: None = None,
+    random_state: RandomStateLike = None,
+) -> np.floating[Any]: ...
+@overload
+def exponential(
+    scale: ArrayLike = 1.0,
+    size: SizeLike = None,
+    *,
+    method: ExponentialMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> RealArray: ...
+def exponential(
+    scale: ArrayLike = 1.0,
+    size: SizeLike = None,
+    *,
+    method: ExponentialMethod = "ziggurat",
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> np.floating[Any] | RealArray:
     """Draw Exp(1/scale) values (mean ``scale``): ``scale * E``, E from
     :func:`standard_exponential`.
 
@@ -326,7 +485,13 @@ def _cov_factor(cov: np.ndarray, name: str = "cov", tol: float = 1e-8):
     return np.ascontiguousarray(q * np.sqrt(np.clip(w, 0.0, None))), False
 
 
-def multivariate_normal(mean, cov, size=None, *, random_state=None):
+def multivariate_normal(
+    mean: ArrayLike,
+    cov: ArrayLike,
+    size: SizeLike = None,
+    *,
+    random_state: RandomStateLike = None,
+) -> FloatArray:
     """Draw from N(mean, cov): ``mean + L z`` with ``L L^T = cov`` and ziggurat z.
 
     Parameters
@@ -375,7 +540,37 @@ def multivariate_normal(mean, cov, size=None, *, random_state=None):
     return out[0] if shape is None else out.reshape((*shape, d))
 
 
-def gamma(shape, scale=1.0, size=None, *, random_state=None):
+@overload
+def gamma(
+    shape: float,
+    scale: float = 1.0,
+    size: None = None,
+    *,
+    random_state: RandomStateLike = None,
+) -> float: ...
+@overload
+def gamma(
+    shape: float,
+    scale: float,
+    size: int | tuple[int, ...],
+    *,
+    random_state: RandomStateLike = None,
+) -> FloatArray: ...
+@overload
+def gamma(
+    shape: float,
+    scale: float = 1.0,
+    *,
+    size: int | tuple[int, ...],
+    random_state: RandomStateLike = None,
+) -> FloatArray: ...
+def gamma(
+    shape: float,
+    scale: float = 1.0,
+    size: SizeLike = None,
+    *,
+    random_state: RandomStateLike = None,
+) -> float | FloatArray:
     """Draw Gamma(shape, scale) values (density x^(a-1) e^(-x/scale)).
 
     Parameters
@@ -418,7 +613,9 @@ def gamma(shape, scale=1.0, size=None, *, random_state=None):
     return float(arr) if shp is None else arr
 
 
-def dirichlet(alpha, size=None, *, random_state=None):
+def dirichlet(
+    alpha: ArrayLike, size: SizeLike = None, *, random_state: RandomStateLike = None
+) -> FloatArray:
     """Draw Dirichlet(alpha) probability vectors: normalised Gamma(alpha_k) draws.
 
     Parameters
@@ -463,7 +660,26 @@ def _uniform_open(rng: np.random.Generator, n: int) -> np.ndarray:
     return u
 
 
-def inverse_cdf(ppf, size=None, *, random_state=None):
+@overload
+def inverse_cdf(
+    ppf: Callable[[FloatArray], ArrayLike],
+    size: None = None,
+    *,
+    random_state: RandomStateLike = None,
+) -> Any: ...
+@overload
+def inverse_cdf(
+    ppf: Callable[[FloatArray], ArrayLike],
+    size: int | tuple[int, ...],
+    *,
+    random_state: RandomStateLike = None,
+) -> NDArray[Any]: ...
+def inverse_cdf(
+    ppf: Callable[[FloatArray], ArrayLike],
+    size: SizeLike = None,
+    *,
+    random_state: RandomStateLike = None,
+) -> Any:
     """Inverse-transform sampling: ``ppf(U)`` with ``U ~ U(0, 1)``.
 
     Parameters

@@ -5,9 +5,19 @@ driven from Python for any other target.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import SupportsFloat
+
 import numpy as np
 
 from fastml._kernels import _mcmc
+from fastml._typing import (
+    ArrayLike,
+    FloatArray,
+    GradLogDensity,
+    LogDensity,
+    RandomStateLike,
+)
 from fastml._validation import (
     check_array,
     check_int,
@@ -111,18 +121,18 @@ _BLOCK = 4096  # iterations of random numbers drawn per draw_block call (generic
 
 
 def metropolis_hastings(
-    target,
-    x0,
-    n_samples,
+    target: MultivariateNormal | LogDensity | Callable[[FloatArray], SupportsFloat],
+    x0: ArrayLike,
+    n_samples: int,
     *,
-    proposal_cov=None,
-    step_size=None,
-    burn_in=0,
-    thin=1,
-    n_chains=1,
-    n_jobs=1,
-    random_state=None,
-):
+    proposal_cov: ArrayLike | None = None,
+    step_size: float | None = None,
+    burn_in: int = 0,
+    thin: int = 1,
+    n_chains: int = 1,
+    n_jobs: int = 1,
+    random_state: RandomStateLike = None,
+) -> MCMCResult:
     """Random-walk Metropolis-Hastings with a Gaussian proposal of full covariance.
 
     Parameters
@@ -261,20 +271,23 @@ def _check_mass(mass, d: int) -> np.ndarray:
 
 
 def hmc(
-    target,
-    x0,
-    n_samples,
+    target: MultivariateNormal
+    | GradLogDensity
+    | LogDensity
+    | Callable[[FloatArray], SupportsFloat],
+    x0: ArrayLike,
+    n_samples: int,
     *,
-    step_size,
-    n_leapfrog,
-    mass=None,
-    grad_log_prob=None,
-    burn_in=0,
-    thin=1,
-    n_chains=1,
-    n_jobs=1,
-    random_state=None,
-):
+    step_size: float,
+    n_leapfrog: int,
+    mass: ArrayLike | None = None,
+    grad_log_prob: Callable[[FloatArray], ArrayLike] | None = None,
+    burn_in: int = 0,
+    thin: int = 1,
+    n_chains: int = 1,
+    n_jobs: int = 1,
+    random_state: RandomStateLike = None,
+) -> MCMCResult:
     """Hamiltonian (hybrid) Monte Carlo: leapfrog dynamics plus a Metropolis correction.
 
     Parameters
@@ -417,16 +430,17 @@ def _hmc_generic(
 
 
 def gibbs_sampler(
-    target,
-    x0,
-    n_samples,
+    target: MultivariateNormal
+    | Sequence[Callable[[FloatArray, np.random.Generator], SupportsFloat]],
+    x0: ArrayLike,
+    n_samples: int,
     *,
-    burn_in=0,
-    thin=1,
-    n_chains=1,
-    n_jobs=1,
-    random_state=None,
-):
+    burn_in: int = 0,
+    thin: int = 1,
+    n_chains: int = 1,
+    n_jobs: int = 1,
+    random_state: RandomStateLike = None,
+) -> MCMCResult:
     """Systematic-scan Gibbs sampling (PRML sec. 11.3).
 
     Parameters

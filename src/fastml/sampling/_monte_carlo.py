@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from fastml._typing import ArrayLike, NDArray, Proposal, RandomStateLike
 from fastml._validation import (
     check_int,
     check_random_state,
@@ -80,7 +82,13 @@ def _propose(proposal, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rejection_sample(
-    log_target, proposal, log_k, size, random_state=None, *, max_tries=None
+    log_target: Callable[[NDArray[Any]], ArrayLike],
+    proposal: Proposal,
+    log_k: float,
+    size: int,
+    random_state: RandomStateLike = None,
+    *,
+    max_tries: int | None = None,
 ) -> RejectionResult:
     """Envelope rejection sampling from an unnormalised density ``p~``.
 
@@ -176,7 +184,13 @@ def rejection_sample(
 
 
 def importance_sample(
-    f, log_target, proposal, size, random_state=None, *, self_normalized=True
+    f: Callable[[NDArray[Any]], ArrayLike],
+    log_target: Callable[[NDArray[Any]], ArrayLike],
+    proposal: Proposal,
+    size: int,
+    random_state: RandomStateLike = None,
+    *,
+    self_normalized: bool = True,
 ) -> ImportanceResult:
     """Importance-sampling estimate of ``E_p[f(z)]`` with draws from ``proposal``.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastml._typing import ArrayLike, FloatArray
 from fastml._validation import (
     check_array,
 )
@@ -45,7 +46,7 @@ class MultivariateNormal:
     -2.117685
     """
 
-    def __init__(self, mean, cov):
+    def __init__(self, mean: ArrayLike, cov: ArrayLike) -> None:
         self.mean = check_array(mean, "mean", ndim=1, allow_float32=False)
         d = self.mean.shape[0]
         self.cov = _check_cov(cov, d)
@@ -71,12 +72,12 @@ class MultivariateNormal:
         """Dimension d of the Gaussian."""
         return self.mean.shape[0]
 
-    def log_prob(self, x):
+    def log_prob(self, x: ArrayLike) -> np.float64 | FloatArray:
         """log N(x | mean, cov) (PRML eq. 2.43), vectorised over leading axes."""
         r = (np.asarray(x, dtype=float) - self.mean) @ self.whiten.T
         return self._log_norm - 0.5 * np.sum(r * r, axis=-1)
 
-    def grad_log_prob(self, x):
+    def grad_log_prob(self, x: ArrayLike) -> FloatArray:
         """Gradient ``-cov^{-1} (x - mean)``."""
         return -(np.asarray(x, dtype=float) - self.mean) @ self.precision
 
