@@ -226,7 +226,7 @@ def test_bad_data():
         GaussianMixture(2).fit(X)
     with pytest.raises(ValueError, match="X must be 2-dimensional"):
         GaussianMixture(2).fit(X_OK[:, 0])
-    with pytest.raises(TypeError, match="X must have a real numeric dtype"):
+    with pytest.raises(ValueError, match="X must have a real numeric dtype"):
         GaussianMixture(2).fit(X_OK.astype(complex))
     gm = GaussianMixture(2, random_state=0).fit(X_OK)
     with pytest.raises(ValueError, match="X has 2 features"):

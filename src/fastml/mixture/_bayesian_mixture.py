@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 from scipy.special import gammaln, psi
 
+from fastml import exceptions
 from fastml._validation import (
     check_array,
     check_random_state,
@@ -18,7 +19,6 @@ from fastml._validation import (
 )
 from fastml.mixture._gaussian_mixture import (
     _LOG_2PI,
-    ConvergenceWarning,
     GaussianMixture,
     _chol_from_precisions,
     _estimate_from_resp,
@@ -165,7 +165,7 @@ class BayesianGaussianMixture(GaussianMixture):
     weights_init = means_init = precisions_init = None
 
     def _check_priors(self, X):
-        n, d = X.shape
+        d = X.shape[1]
         K = self.n_components
         if self.weight_concentration_prior_type != "dirichlet_distribution":
             raise ValueError(
@@ -207,8 +207,6 @@ class BayesianGaussianMixture(GaussianMixture):
         ct = self.covariance_type
         cp = self.covariance_prior
         if cp is None:
-            if n < 2:
-                raise ValueError("X must have at least 2 samples")
             cp = {
                 "full": np.atleast_2d(np.cov(Xd.T)),
                 "tied": np.atleast_2d(np.cov(Xd.T)),
@@ -340,10 +338,7 @@ class BayesianGaussianMixture(GaussianMixture):
         X = self._validate_X(X, reset=True)
         n = X.shape[0]
         self._check_parameters(X)
-        if n < 2:
-            raise ValueError(f"X must have at least 2 samples, got {n}")
         self._check_priors(X)
-        self.n_features_in_ = X.shape[1]
         rng = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -405,7 +400,7 @@ class BayesianGaussianMixture(GaussianMixture):
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
+                exceptions.ConvergenceWarning,
                 stacklevel=2,
             )
         (
