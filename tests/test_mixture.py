@@ -83,6 +83,8 @@ def test_float32_close_to_float64(ct):
         b = GaussianMixture(4, **kw).fit(X.astype(np.float32))
     assert b.lower_bound_ == pytest.approx(a.lower_bound_, rel=1e-4)  # float32 tol
     np.testing.assert_allclose(b.means_, a.means_, atol=1e-3)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-3, atol=1e-4)
+    assert b.means_.dtype == b.covariances_.dtype == np.float32  # as scikit-learn
     assert b.predict_proba(X.astype(np.float32)).dtype == np.float64
 
 

@@ -183,10 +183,19 @@ def _check_feature_names(estimator, X, reset: bool) -> None:
             stacklevel=3,
         )
     elif len(names) != len(fitted) or np.any(names != fitted):
-        raise ValueError(
-            "The feature names should match those that were passed during fit: "
-            f"fitted with {list(fitted)}, got {list(names)}"
-        )
+        msg = "The feature names should match those that were passed during fit.\n"
+        unseen = sorted(set(names) - set(fitted))
+        missing = sorted(set(fitted) - set(names))
+        for title, group in (
+            ("Feature names unseen at fit time", unseen),
+            ("Feature names seen at fit time, yet now missing", missing),
+        ):
+            if group:
+                shown = [f"- {n}\n" for n in group[:5]]
+                msg += f"{title}:\n" + "".join(shown) + ("- ...\n" if group[5:] else "")
+        if not unseen and not missing:
+            msg += "Feature names must be in the same order as they were in fit.\n"
+        raise ValueError(msg)
 
 
 def validate_data(
