@@ -19,7 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from fastml import exceptions
-from fastml._validation import check_array, float_dtype
+from fastml._validation import as_ndarray, check_array, float_dtype
 
 __all__ = [
     "BaseEstimator",
@@ -252,7 +252,7 @@ def validate_data(
         x = x.astype(dt, copy=x.dtype != dt)
         check_array(x.data, name, ndim=1, allow_empty=True)  # finite values
     else:
-        x = X if isinstance(X, np.ndarray) else np.asarray(X)
+        x = as_ndarray(X, name)
         if x.dtype == object:
             try:
                 x = x.astype(np.float64)

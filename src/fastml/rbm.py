@@ -83,6 +83,9 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
     intercept_visible_ : ndarray (n_features,)
     h_samples_ : ndarray (batch_size, n_components)
         State of the persistent chain.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame ``X`` (when they are all strings).
 
     Notes
     -----

@@ -231,6 +231,8 @@ class GaussianMixture(BaseEstimator):
         Mean log-likelihood per sample at the last E-step of the best initialisation.
     lower_bounds_ : list of float
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame ``X`` (when they are all strings).
 
     Raises
     ------
