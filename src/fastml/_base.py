@@ -29,11 +29,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> type:
-    # ``fastml._base.NotFittedError`` is :class:`fastml.exceptions.NotFittedError`
-    if name == "NotFittedError":
-        return exceptions.NotFittedError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``fastml._base.NotFittedError`` is :class:`fastml.exceptions.NotFittedError`
+__getattr__ = exceptions._reexport(__name__, "NotFittedError")
 
 
 class BaseEstimator:

@@ -17,6 +17,7 @@ is imported only when one of these classes is first used (PEP 562 module
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 __all__ = ["ConvergenceWarning", "NotFittedError"]
@@ -71,3 +72,15 @@ def __getattr__(name: str) -> type:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _reexport(module: str, *names: str) -> Callable[[str], type]:
+    """A module ``__getattr__`` for ``module`` that serves ``names`` from here, so a
+    re-export does not create the classes (and import scikit-learn) at import time."""
+
+    def module_getattr(name: str) -> type:
+        if name in names:
+            return __getattr__(name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return module_getattr

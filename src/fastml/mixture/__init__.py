@@ -19,10 +19,6 @@ __all__ = [
     "kmeans_plusplus",
 ]
 
-
-def __getattr__(name: str) -> type:
-    # ``ConvergenceWarning`` is :class:`fastml.exceptions.ConvergenceWarning` (made on
-    # first use, so that ``import fastml.mixture`` does not import scikit-learn)
-    if name == "ConvergenceWarning":
-        return exceptions.ConvergenceWarning
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``ConvergenceWarning`` is :class:`fastml.exceptions.ConvergenceWarning` (made on first
+# use, so that ``import fastml.mixture`` does not import scikit-learn)
+__getattr__ = exceptions._reexport(__name__, "ConvergenceWarning")
