@@ -623,7 +623,9 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     def score(self, X, y=None):
         """Variational: the ELBO of ``X`` (scikit-learn's approximate bound).
         Gibbs: ``sum_dw n_dw log sum_k theta_dk beta_kw`` with fold-in ``theta``."""
-        csr = self._check_X(X)
+        return self._score(self._check_X(X))
+
+    def _score(self, csr):
         if self.method == "gibbs":
             theta = self._fold_in(csr)
             coo = csr.tocoo()
@@ -642,7 +644,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         n = float(csr.data.sum())
         if n == 0:
             raise ValueError("X has no words: perplexity is undefined")
-        return float(np.exp(-self.score(csr) / n))
+        return float(np.exp(-self._score(csr) / n))
 
     # ------------------------------------------------------------ words
     def _vocab(self, vocabulary):

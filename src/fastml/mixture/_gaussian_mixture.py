@@ -632,11 +632,9 @@ class GaussianMixture(BaseEstimator):
     def bic(self, X):
         """Bayesian information criterion (lower is better)."""
         X = self._check_fitted_X(X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(
-            X.shape[0]
-        )
+        return -2 * self._pass(X)[0] + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion (lower is better)."""
         X = self._check_fitted_X(X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return -2 * self._pass(X)[0] + 2 * self._n_parameters()
