@@ -247,7 +247,7 @@ def validate_data(
         x = sparse.csr_matrix(X)
         dt = float_dtype(x.dtype, name=name) if dtype is None else np.dtype(dtype)
         x = x.astype(dt, copy=x.dtype != dt)
-        check_array(x.data, name, ndim=1, allow_empty=True)  # finite values
+        check_array(x.data, f"{name}.data", ndim=1, allow_empty=True)  # finite
     else:
         x = as_ndarray(X, name)
         if x.dtype == object:
