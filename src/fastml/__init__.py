@@ -15,6 +15,8 @@ Public modules (each a thin, validated Python layer over compiled kernels):
 - :mod:`fastml.ep`: expectation propagation.
 - :mod:`fastml.nn`: neural-network layers with explicit backpropagation.
 - :mod:`fastml.rbm`: restricted Boltzmann machines trained by contrastive divergence.
+- :mod:`fastml.exceptions`: ``NotFittedError`` and ``ConvergenceWarning`` (subclasses of
+  scikit-learn's when it is installed).
 
 Run ``fastml demo`` for a tour and ``fastml info`` for the build.
 """
