@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fastml._typing import RandomStateLike
+
 __all__ = [
     "as_ndarray",
     "check_array",
@@ -28,7 +30,9 @@ __all__ = [
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def check_random_state(random_state, name: str = "random_state") -> np.random.Generator:
+def check_random_state(
+    random_state: RandomStateLike, name: str = "random_state"
+) -> np.random.Generator:
     """Turn ``random_state`` into a :class:`numpy.random.Generator`, numpy's way.
 
     Parameters
@@ -244,7 +248,10 @@ def check_real(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
-    """Validate a finite real scalar in a (half-)open or closed interval."""
+    """Validate a finite real scalar in a (half-)open or closed interval (a 0-d array
+    counts as its scalar, as in numpy)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(
         value, (numbers.Real, np.number)
     ):
@@ -301,10 +308,12 @@ def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
 
 
 def check_size(size, name: str = "size") -> tuple[int, ...] | None:
-    """A numpy-style ``size``: ``None`` or a shape tuple of non-negative ints (an int is
-    a 1-d shape)."""
+    """A numpy-style ``size``: ``None`` or a shape tuple of non-negative ints (an int or
+    a 0-d integer array is a 1-d shape)."""
     if size is None:
         return None
+    if isinstance(size, np.ndarray) and size.ndim == 0:  # as numpy: np.array(5)
+        size = size[()]
     if isinstance(size, (numbers.Integral, np.integer)) and not isinstance(
         size, (bool, np.bool_)
     ):
