@@ -14,11 +14,12 @@ import fastml.exceptions
 # GMMHMM and MultinomialHMM added since): none may be lost, none added by accident.
 PUBLIC = {
     "fastml.sampling": [
-        "AliasTable", "ImportanceResult", "MCMCResult", "MultivariateNormal",
+        "AliasTable", "C_API_VERSION", "ImportanceResult", "MCMCResult", "MultivariateNormal",
         "RejectionResult", "categorical", "dirichlet", "exponential", "gamma",
         "gibbs_sampler", "hmc", "importance_sample", "inverse_cdf",
         "metropolis_hastings", "multivariate_normal", "normal", "rejection_sample",
         "standard_exponential", "standard_normal",
+        "ctypes_functions",  # issue 15: the C samplers for numba / ctypes
     ],
     "fastml.nn": [
         "Adam", "AdditiveAttention", "Bidirectional", "Conv2d", "Flatten", "LSTM",

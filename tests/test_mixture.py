@@ -210,7 +210,7 @@ X_OK = _blobs(n=100)[0]
             ValueError,
             "precisions_init",
         ),
-        (dict(random_state=np.random.RandomState(0)), TypeError, "random_state"),
+        (dict(random_state=1.5), TypeError, "random_state"),
     ],
 )
 def test_bad_parameters(kwargs, err, match):
