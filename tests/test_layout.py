@@ -8,16 +8,18 @@ import pkgutil
 import pytest
 
 import fastml
+import fastml.exceptions
 
 # The public names of each package (those before the split into concept files, plus
 # GMMHMM and MultinomialHMM added since): none may be lost, none added by accident.
 PUBLIC = {
     "fastml.sampling": [
-        "AliasTable", "ImportanceResult", "MCMCResult", "MultivariateNormal",
+        "AliasTable", "C_API_VERSION", "ImportanceResult", "MCMCResult", "MultivariateNormal",
         "RejectionResult", "categorical", "dirichlet", "exponential", "gamma",
         "gibbs_sampler", "hmc", "importance_sample", "inverse_cdf",
         "metropolis_hastings", "multivariate_normal", "normal", "rejection_sample",
         "standard_exponential", "standard_normal",
+        "ctypes_functions",  # issue 15: the C samplers for numba / ctypes
     ],
     "fastml.nn": [
         "Adam", "AdditiveAttention", "Bidirectional", "Conv2d", "Flatten", "LSTM",
@@ -56,7 +58,12 @@ def test_init_only_reexports(package):
         for m in pkgutil.iter_modules(pkg.__path__, package + ".")
     ]
     assert submodules, package
-    for name in pkg.__all__:
+    # fastml.exceptions' classes are re-exported lazily (fastml.mixture's
+    # ConvergenceWarning): the same object, defined in neither the package nor its files
+    shared = {n for n in pkg.__all__ if n in fastml.exceptions.__all__}
+    for name in shared:
+        assert getattr(pkg, name) is getattr(fastml.exceptions, name)
+    for name in sorted(set(pkg.__all__) - shared):
         obj = getattr(pkg, name)
         # defined in one concept file of this package, which lists it in its __all__
         owners = [m for m in submodules if name in getattr(m, "__all__", ())]
@@ -70,7 +77,7 @@ def test_init_only_reexports(package):
         for k, v in vars(pkg).items()
         if not k.startswith("_") and not inspect.ismodule(v)
     }
-    assert own == set(pkg.__all__)
+    assert own - shared == set(pkg.__all__) - shared
 
 
 def test_package_docstring_names_every_public_module():

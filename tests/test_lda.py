@@ -283,7 +283,9 @@ def test_bad_counts():
     with pytest.raises(ValueError, match="vocabulary has 3 entries"):
         L(2).fit(X_OK, vocabulary=["a", "b", "c"])
     m = L(2, max_iter=2, random_state=0).fit(X_OK)
-    with pytest.raises(ValueError, match="word columns but the model was fitted"):
+    with pytest.raises(
+        ValueError, match="X has 5 features, but LatentDirichletAllocation"
+    ):
         m.transform(X_OK[:, :5])
     with pytest.raises(ValueError, match="no vocabulary"):
         m.most_similar("w0")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from fastml import sampling as S
 from fastml._validation import (
     check_array,
     check_int,
@@ -20,15 +21,99 @@ def test_random_state_accepts_none_int_generator():
     assert isinstance(check_random_state(np.int32(7)), np.random.Generator)
 
 
-@pytest.mark.parametrize("bad", [np.random.RandomState(0), 1.5, "3", True, [1, 2]])
+# numpy's conventions (as default_rng): these all denote the stream of PCG64(seed)
+SAME_STREAM = {
+    "int": lambda s: s,
+    "numpy int": np.uint16,
+    "SeedSequence": np.random.SeedSequence,
+    "PCG64": np.random.PCG64,
+    "Generator": np.random.default_rng,
+}
+
+
+@pytest.mark.parametrize("form", sorted(SAME_STREAM))
+def test_random_state_forms_of_one_seed_give_one_stream(form):
+    got = S.standard_normal(1000, random_state=SAME_STREAM[form](8))
+    assert got.tobytes() == S.standard_normal(1000, random_state=8).tobytes()
+    # oracle: numpy itself; the Generator made from this form draws PCG64(8)'s words
+    first = check_random_state(SAME_STREAM[form](8)).bit_generator.random_raw()
+    assert first == np.random.PCG64(8).random_raw()
+
+
+@pytest.mark.parametrize(
+    "bit_generator", [np.random.MT19937, np.random.Philox, np.random.SFC64]
+)
+def test_random_state_any_numpy_bit_generator_is_drawn_from(bit_generator):
+    bg = bit_generator(4)
+    got = S.standard_normal(50, random_state=bg)
+    assert (
+        got.tobytes()
+        == S.standard_normal(
+            50, random_state=np.random.Generator(bit_generator(4))
+        ).tobytes()
+    )
+    # the BitGenerator itself advanced: its next word is the one after what was drawn
+    ref = bit_generator(4)
+    S.standard_normal(50, random_state=ref)
+    assert bg.random_raw() == ref.random_raw()
+
+
+def test_random_state_randomstate_draws_through_its_bit_generator():
+    rs = np.random.RandomState(0)
+    got = S.standard_normal(100, random_state=rs)
+    # oracle: an MT19937 in RandomState(0)'s state, drawn from as a bit generator
+    mt = np.random.MT19937()
+    mt.state = np.random.RandomState(0).get_state(legacy=False)
+    assert got.tobytes() == S.standard_normal(100, random_state=mt).tobytes()
+    # the RandomState advanced exactly as far: both continue alike
+    assert rs.random_sample() == np.random.RandomState(mt).random_sample()
+
+
+@pytest.fixture
+def global_randomstate():
+    """numpy's legacy global RandomState, restored afterwards (the test seeds it)."""
+    saved = np.random.get_state()  # noqa: NPY002 (the legacy API is under test)
+    yield np.random.mtrand._rand
+    np.random.set_state(saved)  # noqa: NPY002
+
+
+def test_random_state_none_is_numpys_global_randomstate(global_randomstate):
+    np.random.seed(0)  # noqa: NPY002 (what a scikit-learn user writes)
+    a = S.standard_normal(20, random_state=None)
+    after = global_randomstate.random_sample()
+    global_randomstate.seed(0)
+    b = S.standard_normal(20)
+    assert a.tobytes() == b.tobytes()  # np.random.seed makes it reproducible
+    assert (
+        global_randomstate.random_sample() == after
+    )  # the global state moved on alike
+    # oracle: the same draws from an explicit RandomState(0)
+    ref = S.standard_normal(20, random_state=np.random.RandomState(0))
+    assert a.tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("bad", [1.5, "3", True, [1, 2], object()])
 def test_random_state_rejects_others(bad):
-    with pytest.raises(TypeError, match="random_state must be None, an int or a numpy"):
+    with pytest.raises(TypeError, match="random_state must be None, an int, a numpy"):
         check_random_state(bad)
 
 
-def test_random_state_message_says_what_to_pass_for_randomstate():
-    with pytest.raises(TypeError, match=r"default_rng\(seed\)"):
-        check_random_state(np.random.RandomState(0))
+def test_random_state_rejects_a_bit_generator_that_is_not_numpys():
+    class Unset(np.random.BitGenerator):  # never sets up its bitgen_t (would crash)
+        pass
+
+    with pytest.raises(TypeError, match="not a working numpy BitGenerator"):
+        check_random_state(Unset(0))
+    with pytest.raises(TypeError, match="not a working numpy BitGenerator"):
+        S.gamma(2.0, size=3, random_state=Unset(0))
+
+
+def test_random_state_rejects_a_seed_sequence_that_cannot_seed():
+    seedless = np.random.bit_generator.SeedlessSeedSequence()
+    with pytest.raises(
+        TypeError, match="SeedlessSeedSequence that cannot generate state"
+    ):
+        check_random_state(seedless)
 
 
 def test_random_state_negative_seed():

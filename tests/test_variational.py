@@ -106,7 +106,9 @@ def test_bad_input(kwargs, x, err, match):
 
 
 # ------------------------------------------------- BayesianGaussianMixture (PRML 10.2)
-from scipy.special import psi  # noqa: E402
+import warnings  # noqa: E402
+
+from scipy.special import betaln, psi  # noqa: E402
 
 from fastml.mixture import BayesianGaussianMixture  # noqa: E402
 
@@ -128,8 +130,9 @@ def _same_init(monkeypatch, n, K, seed):
     monkeypatch.setattr(BayesianGaussianMixture, "_initial_resp", initial_resp)
 
 
+@pytest.mark.parametrize("prior", ["dirichlet_process", "dirichlet_distribution"])
 @pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
-def test_bgmm_matches_sklearn_from_same_init(monkeypatch, ct):
+def test_bgmm_matches_sklearn_from_same_init(monkeypatch, ct, prior):
     skm = pytest.importorskip("sklearn.mixture")
     X = _three_blobs()
     kw = dict(
@@ -139,16 +142,13 @@ def test_bgmm_matches_sklearn_from_same_init(monkeypatch, ct):
         init_params="random_from_data",
         random_state=5,
         weight_concentration_prior=0.01,
+        weight_concentration_prior_type=prior,
     )
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = skm.BayesianGaussianMixture(
-            n_components=6,
-            weight_concentration_prior_type="dirichlet_distribution",
-            **kw,
-        ).fit(X)
+        ref = skm.BayesianGaussianMixture(n_components=6, **kw).fit(X)
         _same_init(monkeypatch, X.shape[0], 6, 5)
         got = BayesianGaussianMixture(6, **kw).fit(X)
     # oracle: scikit-learn's VB updates and lower bound
@@ -164,6 +164,9 @@ def test_bgmm_matches_sklearn_from_same_init(monkeypatch, ct):
         got.degrees_of_freedom_, ref.degrees_of_freedom_, rtol=1e-10
     )
     np.testing.assert_allclose(got.mean_precision_, ref.mean_precision_, rtol=1e-10)
+    np.testing.assert_allclose(
+        got.weight_concentration_, ref.weight_concentration_, rtol=1e-10
+    )
     np.testing.assert_allclose(got.predict_proba(X), ref.predict_proba(X), atol=1e-9)
 
 
@@ -207,7 +210,18 @@ def _prml_elbo(X, resp, m):
             for k in range(K)
         ]
     )
-    ln_pi = psi(alpha) - psi(alpha.sum())
+    if isinstance(
+        alpha, tuple
+    ):  # stick-breaking: Beta(g1, g2) sticks, Beta(1, a0) prior
+        g1, g2 = alpha
+        e_lnv, e_ln1mv = psi(g1) - psi(g1 + g2), psi(g2) - psi(g1 + g2)
+        ln_pi = e_lnv + np.concatenate([[0.0], np.cumsum(e_ln1mv)[:-1]])
+        e_ppi = K * np.log(a0) + (a0 - 1) * e_ln1mv.sum()  # ln B(1, a0) = -ln a0
+        e_qpi = float(np.sum((g1 - 1) * e_lnv + (g2 - 1) * e_ln1mv - betaln(g1, g2)))
+    else:
+        ln_pi = psi(alpha) - psi(alpha.sum())
+        e_ppi = ln_c(np.full(K, a0)) + (a0 - 1) * ln_pi.sum()
+        e_qpi = float(np.sum((alpha - 1) * ln_pi)) + ln_c(alpha)
     e_px = 0.5 * sum(
         Nk[k]
         * (
@@ -220,7 +234,6 @@ def _prml_elbo(X, resp, m):
         for k in range(K)
     )
     e_pz = float(np.sum(resp * ln_pi))
-    e_ppi = ln_c(np.full(K, a0)) + (a0 - 1) * ln_pi.sum()
     W0 = np.linalg.inv(W0inv)
     e_pml = (
         0.5
@@ -237,7 +250,6 @@ def _prml_elbo(X, resp, m):
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         e_qz = float(np.sum(np.where(resp > 0, resp * np.log(resp), 0.0)))
-    e_qpi = float(np.sum((alpha - 1) * ln_pi)) + ln_c(alpha)
     ent_lam = [
         -ln_b(W[k], nu[k]) - (nu[k] - D - 1) / 2 * ln_lam[k] + nu[k] * D / 2
         for k in range(K)
@@ -249,9 +261,31 @@ def _prml_elbo(X, resp, m):
     return e_px + e_pz + e_ppi + e_pml - e_qz - e_qpi - e_qml
 
 
-def test_bgmm_exact_elbo_matches_prml_and_is_monotone():
+def _beta_log_moments(a, b):
+    """E[ln v] and E[ln(1 - v)] for v ~ Beta(a, b), by quadrature (not digammas)."""
+    from scipy import integrate
+
+    def moment(f, ai, bi):
+        pdf = stats.beta(ai, bi).pdf
+        return integrate.quad(lambda v: f(v) * pdf(v), 0, 1, limit=200)[0]
+
+    pairs = list(zip(a, b, strict=True))
+    e_lnv = np.array([moment(np.log, ai, bi) for ai, bi in pairs])
+    e_ln1mv = np.array([moment(lambda v: np.log1p(-v), ai, bi) for ai, bi in pairs])
+    return e_lnv, e_ln1mv
+
+
+@pytest.mark.parametrize("prior", ["dirichlet_distribution", "dirichlet_process"])
+def test_bgmm_exact_elbo_matches_prml_and_is_monotone(prior):
     X = _three_blobs(seed=1, n=100)
-    kw = dict(max_iter=8, tol=0, reg_covar=0.0, random_state=0, init_params="k-means++")
+    kw = dict(
+        max_iter=8,
+        tol=0,
+        reg_covar=0.0,
+        random_state=0,
+        init_params="k-means++",
+        weight_concentration_prior_type=prior,
+    )
     import warnings
 
     with warnings.catch_warnings():
@@ -265,10 +299,35 @@ def test_bgmm_exact_elbo_matches_prml_and_is_monotone():
     assert np.all(np.diff(e) >= -1e-9 * np.abs(e[1:]))  # coordinate ascent
 
 
+def test_stick_breaking_expectations_closed_form():
+    # oracle: quadrature of E[ln v], E[ln(1 - v)] under each Beta stick, and a Monte
+    # Carlo estimate of E[pi_k] = E[v_k prod_{j<k} (1 - v_j)] (independent sticks)
+    X = _three_blobs(seed=3, n=60)
+    m = BayesianGaussianMixture(
+        5, weight_concentration_prior=0.5, max_iter=5, tol=0, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X)
+    g1, g2 = m.weight_concentration_
+    e_lnv, e_ln1mv = _beta_log_moments(g1, g2)
+    ln_pi = e_lnv + np.concatenate([[0.0], np.cumsum(e_ln1mv)[:-1]])
+    np.testing.assert_allclose(m._expected_log_weights(), ln_pi, rtol=1e-9)
+    v = np.random.default_rng(0).beta(g1, g2, size=(200_000, 5))
+    pi = v * np.concatenate([np.ones((v.shape[0], 1)), np.cumprod(1 - v, 1)[:, :-1]], 1)
+    mean, se = pi.mean(0), pi.std(0) / np.sqrt(v.shape[0])
+    closed = m.weights_ * (1 - np.prod(g2 / (g1 + g2)))  # undo the normalisation
+    assert np.all(np.abs(mean - closed) < 5 * se)  # z-test per stick, alpha ~ 6e-7
+
+
 def test_bgmm_prunes_components():
     X = _three_blobs(seed=2)
     m = BayesianGaussianMixture(
-        8, weight_concentration_prior=1e-3, max_iter=500, random_state=0
+        8,
+        weight_concentration_prior_type="dirichlet_distribution",
+        weight_concentration_prior=1e-3,
+        max_iter=500,
+        random_state=0,
     ).fit(X)
     assert m.n_active_components_ == 3
     kept = np.sort(m.means_[m.active_components_, 0])
@@ -282,7 +341,21 @@ def test_bgmm_prunes_components():
         (dict(weight_concentration_prior=0.0), "weight_concentration_prior"),
         (dict(mean_precision_prior=-1.0), "mean_precision_prior"),
         (dict(degrees_of_freedom_prior=1.5), "degrees_of_freedom_prior"),
-        (dict(weight_concentration_prior_type="dirichlet_process"), "prior_type"),
+        (dict(weight_concentration_prior_type="stick_breaking"), "prior_type"),
+        (
+            dict(
+                weight_concentration_prior_type="dirichlet_process",
+                weight_concentration_prior=0.0,
+            ),
+            "weight_concentration_prior must be > 0",
+        ),
+        (
+            dict(
+                weight_concentration_prior_type="dirichlet_process",
+                weight_concentration_prior=-1.0,
+            ),
+            "weight_concentration_prior must be > 0",
+        ),
         (dict(mean_prior=[0.0, 0.0]), "mean_prior"),
         (dict(covariance_prior=np.eye(2)), "covariance_prior"),
         (dict(covariance_prior=-np.eye(3)), "covariance_prior"),

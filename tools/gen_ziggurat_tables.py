@@ -1,6 +1,7 @@
 """Generate the ziggurat tables of fastml's normal and exponential samplers.
 
-Writes ``src/fastml/_kernels/_ziggurat_tables.h`` (committed). Every number in the
+Writes ``src/fastml/include/fastml/ziggurat_tables.h`` (committed, installed with
+``fastml/random.h``). Every number in the
 header comes from the layer equations below, solved here in 60-digit arithmetic with
 mpmath; nothing is copied from another implementation.
 
@@ -43,8 +44,9 @@ DEFAULT_OUTPUT = (
     Path(__file__).resolve().parent.parent
     / "src"
     / "fastml"
-    / "_kernels"
-    / "_ziggurat_tables.h"
+    / "include"
+    / "fastml"
+    / "ziggurat_tables.h"
 )
 
 
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     r_exp = solve_r(EXPONENTIAL, n, 3.0, 12.0)
     cmd = "python " + shlex.join(["tools/gen_ziggurat_tables.py", *sys.argv[1:]])
     out = [
-        "/* Ziggurat tables for fastml._kernels._samplers.",
+        "/* Ziggurat tables for fastml/random.h (fastml's samplers on numpy's bitgen_t).",
         " *",
         " * GENERATED FILE - do not edit. Regenerate with:",
         f" *     {cmd}",

@@ -15,10 +15,37 @@ Public modules (each a thin, validated Python layer over compiled kernels):
 - :mod:`fastml.ep`: expectation propagation.
 - :mod:`fastml.nn`: neural-network layers with explicit backpropagation.
 - :mod:`fastml.rbm`: restricted Boltzmann machines trained by contrastive divergence.
+- :mod:`fastml.exceptions`: ``NotFittedError`` and ``ConvergenceWarning`` (subclasses of
+  scikit-learn's when it is installed).
 
-Run ``fastml demo`` for a tour and ``fastml info`` for the build.
+Run ``fastml demo`` for a tour and ``fastml info`` for the build. C, C++ and Cython
+code draws with fastml's samplers through ``fastml/random.h`` (:func:`get_include`).
 """
+
+import os
 
 from fastml._build_config import VERSION as __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "get_include"]
+
+
+def get_include() -> str:
+    """The directory holding fastml's public C header and Cython declarations.
+
+    It contains ``fastml/random.h`` (fastml's samplers as inline C functions on numpy's
+    ``bitgen_t``), its ``fastml/ziggurat_tables.h`` and ``fastml/random.pxd``. Add it,
+    with :func:`numpy.get_include`, to the C compiler's include path, and to Cython's
+    (``cython -I``) to ``from fastml.random cimport ...``.
+
+    Returns
+    -------
+    str
+        An absolute path inside the installed package.
+
+    Examples
+    --------
+    >>> import os, fastml
+    >>> os.path.isfile(os.path.join(fastml.get_include(), "fastml", "random.h"))
+    True
+    """
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")

@@ -40,8 +40,16 @@ RealArray: TypeAlias = NDArray[np.floating[Any]]
 """A float32 or float64 array (the dtype follows the input or a ``dtype`` argument)."""
 IntArray: TypeAlias = NDArray[np.integer[Any]]
 """An integer array (labels, states, indices)."""
-RandomStateLike: TypeAlias = int | np.integer[Any] | np.random.Generator | None
-"""What ``_validation.check_random_state`` accepts."""
+RandomStateLike: TypeAlias = (
+    int
+    | np.integer[Any]
+    | np.random.SeedSequence
+    | np.random.BitGenerator
+    | np.random.Generator
+    | np.random.RandomState
+    | None
+)
+"""What ``_validation.check_random_state`` accepts (numpy's and scikit-learn's forms)."""
 SizeLike: TypeAlias = int | tuple[int, ...] | None
 """A numpy-style ``size``: None (one draw) or a shape."""
 CovarianceType: TypeAlias = Literal["full", "tied", "diag", "spherical"]

@@ -6,10 +6,13 @@ kernel assumes what these functions guarantee (dtype, C-contiguity, finiteness, 
 
 from __future__ import annotations
 
+import ctypes
 import numbers
 from collections.abc import Sequence
 
 import numpy as np
+
+from fastml._typing import RandomStateLike
 
 __all__ = [
     "as_ndarray",
@@ -27,30 +30,43 @@ __all__ = [
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def check_random_state(random_state, name: str = "random_state") -> np.random.Generator:
-    """Turn ``random_state`` into a :class:`numpy.random.Generator`.
+def check_random_state(
+    random_state: RandomStateLike, name: str = "random_state"
+) -> np.random.Generator:
+    """Turn ``random_state`` into a :class:`numpy.random.Generator`, numpy's way.
 
     Parameters
     ----------
-    random_state : None, int or numpy.random.Generator
-        ``None`` gives fresh OS entropy, an int seeds ``numpy.random.default_rng``, a
-        Generator is used as it is (drawing advances it).
+    random_state : None, int, SeedSequence, BitGenerator, Generator or RandomState
+        - ``None``: numpy's global RandomState (``numpy.random.seed(0)`` then makes
+          results reproducible), as in scikit-learn and hmmlearn; draws advance it.
+        - an int >= 0 or a :class:`numpy.random.SeedSequence`: a fresh
+          ``numpy.random.default_rng(random_state)`` (PCG64), so ``seed`` and
+          ``SeedSequence(seed)`` give the same stream.
+        - a :class:`numpy.random.BitGenerator` (``PCG64(seed)`` is again the same
+          stream as ``seed``), a :class:`numpy.random.Generator` or a
+          :class:`numpy.random.RandomState`: drawn from through its bit generator,
+          which is advanced.
     name : str
         The argument's name, used in error messages.
 
     Returns
     -------
     numpy.random.Generator
+        Sharing the bit generator (and so the stream) of ``random_state`` when it has
+        one.
 
     Raises
     ------
     TypeError
-        For anything else, including the legacy ``numpy.random.RandomState``.
+        For any other type; for a BitGenerator that is not a working numpy one (no
+        valid ``"BitGenerator"`` capsule); for a seed sequence that cannot generate
+        state (e.g. numpy's ``SeedlessSeedSequence``).
     ValueError
         For a negative seed.
     """
     if random_state is None:
-        return np.random.default_rng()
+        return np.random.Generator(np.random.get_bit_generator())
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(
@@ -59,13 +75,47 @@ def check_random_state(random_state, name: str = "random_state") -> np.random.Ge
         if random_state < 0:
             raise ValueError(f"{name} must be a non-negative seed, got {random_state}")
         return np.random.default_rng(int(random_state))
-    hint = ""
     if isinstance(random_state, np.random.RandomState):
-        hint = " (the legacy RandomState is not supported: pass numpy.random.default_rng(seed))"
+        random_state = random_state._bit_generator
+    if isinstance(random_state, np.random.BitGenerator):
+        return _generator_over(random_state, name)
+    if isinstance(random_state, np.random.bit_generator.ISeedSequence):
+        try:
+            return np.random.default_rng(random_state)
+        except (NotImplementedError, TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} is a {type(random_state).__name__} that cannot generate "
+                f"state ({type(exc).__name__}: {exc}); pass a "
+                "numpy.random.SeedSequence"
+            ) from None
     raise TypeError(
-        f"{name} must be None, an int or a numpy.random.Generator, "
-        f"got {type(random_state).__name__}{hint}"
+        f"{name} must be None, an int, a numpy.random.SeedSequence, BitGenerator, "
+        f"Generator or RandomState, got {type(random_state).__name__}"
     )
+
+
+def _generator_over(bit_generator, name: str) -> np.random.Generator:
+    """A Generator sharing ``bit_generator``, after checking that fastml's kernels can
+    draw from it: a capsule named ``"BitGenerator"`` (numpy's own check, in
+    ``Generator()``) around a ``bitgen_t`` whose state and draw functions are set (a
+    Python subclass of BitGenerator that never fills them in would crash the kernels).
+    """
+    try:
+        gen = np.random.Generator(bit_generator)
+        # bitgen_t = {state, next_uint64, next_uint32, next_double, next_raw}
+        fields = (ctypes.c_void_p * 4).from_address(
+            bit_generator.ctypes.bit_generator.value
+        )
+    except (ValueError, TypeError, AttributeError):
+        fields = (None,)
+    if not all(fields):
+        raise TypeError(
+            f"{name} is a {type(bit_generator).__name__} that is not a working numpy "
+            'BitGenerator (no valid "BitGenerator" capsule with its state and draw '
+            "functions set): fastml draws through numpy's C API, so pass one of numpy's "
+            "(PCG64, MT19937, Philox, SFC64, ...) or a subclass that sets up its bitgen_t"
+        )
+    return gen
 
 
 def float_dtype(
@@ -198,7 +248,10 @@ def check_real(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
-    """Validate a finite real scalar in a (half-)open or closed interval."""
+    """Validate a finite real scalar in a (half-)open or closed interval (a 0-d array
+    counts as its scalar, as in numpy)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(
         value, (numbers.Real, np.number)
     ):
@@ -255,10 +308,12 @@ def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
 
 
 def check_size(size, name: str = "size") -> tuple[int, ...] | None:
-    """A numpy-style ``size``: ``None`` or a shape tuple of non-negative ints (an int is
-    a 1-d shape)."""
+    """A numpy-style ``size``: ``None`` or a shape tuple of non-negative ints (an int or
+    a 0-d integer array is a 1-d shape)."""
     if size is None:
         return None
+    if isinstance(size, np.ndarray) and size.ndim == 0:  # as numpy: np.array(5)
+        size = size[()]
     if isinstance(size, (numbers.Integral, np.integer)) and not isinstance(
         size, (bool, np.bool_)
     ):

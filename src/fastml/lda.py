@@ -22,6 +22,7 @@ from __future__ import annotations
 import numbers
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias, TypeVar
 
@@ -29,7 +30,13 @@ import numpy as np
 from scipy import sparse
 from scipy.special import gammaln, polygamma, psi
 
-from fastml._base import BaseEstimator, check_is_fitted
+from fastml import exceptions
+from fastml._base import (
+    BaseEstimator,
+    TransformerMixin,
+    check_is_fitted,
+    validate_data,
+)
 from fastml._kernels import _lda
 from fastml._typing import ArrayLike, FloatArray, NDArray, RandomStateLike
 from fastml._validation import check_int, check_random_state, check_real
@@ -40,6 +47,38 @@ _Vocabulary: TypeAlias = Sequence[str] | NDArray[Any] | None
 __all__ = ["LatentDirichletAllocation", "check_counts"]
 
 _METHODS = ("variational", "gibbs")
+# scikit-learn's common checks that fit method="gibbs" on non-integer data (see
+# LatentDirichletAllocation._xfail_checks)
+_GIBBS_NON_INTEGER_CHECKS = (
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_fit_returns_self",
+    "check_estimators_nan_inf",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_readonly_memmap_input",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+    "check_transformer_n_iter",
+    "check_transformer_preserve_dtypes",
+)
 
 
 def check_counts(
@@ -99,8 +138,8 @@ def check_counts(
         i = int(np.argmax(data < 0))
         row = int(np.searchsorted(csr.indptr, i, side="right") - 1)
         raise ValueError(
-            f"{name} must hold non-negative counts; found {data[i]} in document "
-            f"{row}, word {int(csr.indices[i])}"
+            f"Negative values in data passed to {name}: {name} must hold non-negative "
+            f"counts; found {data[i]} in document {row}, word {int(csr.indices[i])}"
         )
     if integer and np.any(data != np.round(data)):
         i = int(np.argmax(data != np.round(data)))
@@ -155,7 +194,7 @@ def _newton_symmetric_dirichlet(a, n_groups, dim, suff, max_iter=100):
 _LDA = TypeVar("_LDA", bound="LatentDirichletAllocation")
 
 
-class LatentDirichletAllocation(BaseEstimator):
+class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     """Latent Dirichlet allocation (Blei, Ng & Jordan 2003).
 
     Parameters
@@ -174,8 +213,10 @@ class LatentDirichletAllocation(BaseEstimator):
     evaluate_every : int, default -1
         Variational: check the perplexity every this many iterations and stop when it
         changes by less than ``perp_tol`` (<= 0: never stop early; the ELBO is still
-        recorded every iteration in ``bounds_``). Gibbs: compute ``log p(w, z)`` every
-        this many sweeps (<= 0: only after the last one).
+        recorded every iteration in ``bounds_``); a
+        :class:`~fastml.exceptions.ConvergenceWarning` if ``max_iter`` is reached
+        first. Gibbs: compute ``log p(w, z)`` every this many sweeps (<= 0: only after
+        the last one).
     perp_tol : float, default 0.1
     mean_change_tol : float, default 1e-3
         Per-document E-step stops when the mean absolute change of gamma is smaller.
@@ -193,6 +234,9 @@ class LatentDirichletAllocation(BaseEstimator):
     ----------
     components_ : ndarray (K, V)
         Topic-word pseudo-counts: variational ``lambda``, or Gibbs ``n_kw + eta``.
+        float32 for float32 ``X`` (as scikit-learn; computed in float64), as are
+        ``topic_word_``, ``doc_topic_``, ``exp_dirichlet_component_`` and the output of
+        ``transform`` for float32 input.
     topic_word_ : ndarray (K, V)
         ``components_`` normalised per topic.
     doc_topic_ : ndarray (n_docs, K)
@@ -208,6 +252,8 @@ class LatentDirichletAllocation(BaseEstimator):
     n_iter_ : int
     vocabulary_ : ndarray or None
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame ``X`` (when they are all strings).
 
     Raises
     ------
@@ -270,6 +316,21 @@ class LatentDirichletAllocation(BaseEstimator):
         self.transform_iter = transform_iter
         self.random_state = random_state
         self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True  # counts
+        return tags
+
+    def _xfail_checks(self):
+        if self.method != "gibbs":
+            return {}
+        reason = (
+            "collapsed Gibbs sampling assigns a topic to each token, so counts must be "
+            "whole numbers; the check fits non-integer data"
+        )
+        return dict.fromkeys(_GIBBS_NON_INTEGER_CHECKS, reason)
 
     # ------------------------------------------------------------ checks
     def _check_params(self, n_docs):
@@ -336,14 +397,14 @@ class LatentDirichletAllocation(BaseEstimator):
         self
         """
         method = self.method
-        csr = check_counts(X, integer=method == "gibbs")
+        x = validate_data(self, X, reset=True, accept_sparse=True)
+        csr = check_counts(x, integer=method == "gibbs")
         D, V = csr.shape
         K, alpha, eta = self._check_params(D)
         vocab = self._check_vocabulary(vocabulary, V)
         if csr.nnz == 0:
             raise ValueError("X has no words (every document is empty)")
         rng = check_random_state(self.random_state)
-        self.n_features_in_ = V
         self.vocabulary_ = vocab
         self.doc_topic_prior_ = alpha
         self.topic_word_prior_ = eta
@@ -354,13 +415,26 @@ class LatentDirichletAllocation(BaseEstimator):
         self.topic_word_ = self.components_ / self.components_.sum(
             axis=1, keepdims=True
         )
+        if x.dtype == np.float32:  # scikit-learn keeps float32
+            for name in (
+                "components_",
+                "topic_word_",
+                "doc_topic_",
+                "exp_dirichlet_component_",
+            ):
+                if hasattr(self, name):
+                    setattr(self, name, getattr(self, name).astype(np.float32))
         return self
 
     def fit_transform(
         self, X: _Counts, y: object = None, *, vocabulary: _Vocabulary = None
     ) -> FloatArray:
         """Fit, then return the training documents' topic proportions."""
-        return self.fit(X, vocabulary=vocabulary).doc_topic_
+        return self._wrap_output(self.fit(X, vocabulary=vocabulary).doc_topic_, X)
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
 
     def _say(self, msg):
         print(msg, file=sys.stdout)
@@ -488,6 +562,15 @@ class LatentDirichletAllocation(BaseEstimator):
                 if last_perp is not None and abs(last_perp - perp) < self.perp_tol:
                     break
                 last_perp = perp
+        else:
+            if every > 0:
+                warnings.warn(
+                    f"LatentDirichletAllocation stopped at max_iter={self.max_iter} "
+                    f"before the perplexity changed by less than perp_tol="
+                    f"{self.perp_tol}; increase max_iter or perp_tol.",
+                    exceptions.ConvergenceWarning,
+                    stacklevel=3,
+                )
         self.doc_topic_prior_ = alpha
         self.topic_word_prior_ = eta
         self.components_ = lam
@@ -497,9 +580,8 @@ class LatentDirichletAllocation(BaseEstimator):
     # ------------------------------------------------------------ inference
     def _check_X(self, X):
         check_is_fitted(self, "components_")
-        return check_counts(
-            X, integer=self.method == "gibbs", n_features=self.n_features_in_
-        )
+        x = validate_data(self, X, reset=False, accept_sparse=True)
+        return check_counts(x, integer=self.method == "gibbs")
 
     def _unnormalized_transform(self, csr):
         K = self.components_.shape[0]
@@ -507,7 +589,7 @@ class LatentDirichletAllocation(BaseEstimator):
         lengths = np.asarray(csr.sum(axis=1)).ravel()
         gamma = np.empty((csr.shape[0], K))
         gamma[:] = alpha + (lengths / K)[:, None]
-        eeb_wk = np.ascontiguousarray(self.exp_dirichlet_component_.T)
+        eeb_wk = np.ascontiguousarray(self.exp_dirichlet_component_.T, dtype=np.float64)
         doc_bound = self._estep(csr, gamma, eeb_wk, alpha, stats=False)[0]
         return gamma, doc_bound
 
@@ -520,7 +602,7 @@ class LatentDirichletAllocation(BaseEstimator):
         z = rng.integers(K, size=words.shape[0]).astype(np.intc)
         doc_of = np.repeat(np.arange(D), nd)
         ndk = np.bincount(doc_of * K + z, minlength=D * K).astype(np.intc).reshape(D, K)
-        phi_wk = np.ascontiguousarray(self.topic_word_.T)
+        phi_wk = np.ascontiguousarray(self.topic_word_.T, dtype=np.float64)
         n_iter = int(self.transform_iter)
         burn = n_iter // 5
         theta_sum = np.zeros((D, K))
@@ -545,25 +627,32 @@ class LatentDirichletAllocation(BaseEstimator):
 
         Variational: normalised gamma from the E-step with the fitted topics. Gibbs:
         fold-in sampling with the topics fixed (``transform_iter`` sweeps, the first
-        fifth discarded), averaging ``(n_dk + alpha)``.
+        fifth discarded), averaging ``(n_dk + alpha)``. float32 input gives float32
+        output.
         """
         csr = self._check_X(X)
         if self.method == "gibbs":
-            return self._fold_in(csr)
-        gamma, _ = self._unnormalized_transform(csr)
-        return gamma / gamma.sum(axis=1, keepdims=True)
+            theta = self._fold_in(csr)
+        else:
+            gamma, _ = self._unnormalized_transform(csr)
+            theta = gamma / gamma.sum(axis=1, keepdims=True)
+        dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
+        return self._wrap_output(theta.astype(dtype, copy=False), X)
 
     def score(self, X: _Counts, y: object = None) -> float:
         """Variational: the ELBO of ``X`` (scikit-learn's approximate bound).
         Gibbs: ``sum_dw n_dw log sum_k theta_dk beta_kw`` with fold-in ``theta``."""
-        csr = self._check_X(X)
+        return self._score(self._check_X(X))
+
+    def _score(self, csr):
         if self.method == "gibbs":
             theta = self._fold_in(csr)
             coo = csr.tocoo()
-            p = np.einsum("nk,kn->n", theta[coo.row], self.topic_word_[:, coo.col])
+            beta = self.topic_word_.astype(np.float64, copy=False)
+            p = np.einsum("nk,kn->n", theta[coo.row], beta[:, coo.col])
             return float(np.sum(coo.data * np.log(p)))
         _, doc_bound = self._unnormalized_transform(csr)
-        lam = self.components_
+        lam = self.components_.astype(np.float64)
         return doc_bound + self._topic_bound(
             lam, self._elog_beta(lam), self.topic_word_prior_
         )
@@ -574,7 +663,7 @@ class LatentDirichletAllocation(BaseEstimator):
         n = float(csr.data.sum())
         if n == 0:
             raise ValueError("X has no words: perplexity is undefined")
-        return float(np.exp(-self.score(csr) / n))
+        return float(np.exp(-self._score(csr) / n))
 
     # ------------------------------------------------------------ words
     def _vocab(self, vocabulary):

@@ -18,25 +18,29 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from typing import TypeVar
 
 import numpy as np
+from scipy import sparse
 
-from fastml._base import BaseEstimator, check_is_fitted
+from fastml._base import (
+    BaseEstimator,
+    TransformerMixin,
+    check_is_fitted,
+    validate_data,
+)
 from fastml._kernels import variant
 from fastml._typing import ArrayLike, RandomStateLike, RealArray
-from fastml._validation import (
-    check_array,
-    check_int,
-    check_random_state,
-    check_real,
-)
+from fastml._validation import check_int, check_random_state, check_real
 
 _rbm = variant("_rbm")  # the AVX2 + FMA build where the CPU has it
 
 __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 
 _INT32_MAX = 2**31 - 1
+
+_DENSE_CHUNK = 1 << 20  # values per densified block of sparse input
 
 
 def _softplus(a: np.ndarray) -> np.ndarray:
@@ -54,7 +58,7 @@ def _even_bounds(n: int, n_batches: int) -> np.ndarray:
 _RBM = TypeVar("_RBM", bound="BernoulliRBM")
 
 
-class BernoulliRBM(BaseEstimator):
+class BernoulliRBM(TransformerMixin, BaseEstimator):
     """Bernoulli restricted Boltzmann machine trained by CD-k or persistent CD.
 
     Parameters
@@ -84,9 +88,19 @@ class BernoulliRBM(BaseEstimator):
     intercept_visible_ : ndarray (n_features,)
     h_samples_ : ndarray (batch_size, n_components)
         State of the persistent chain.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame ``X`` (when they are all strings).
 
     Notes
     -----
+    X may be dense or sparse (any scipy.sparse format, read as CSR): ``fit`` and
+    ``transform`` densify about 2**20 values at a time (whole mini-batches, so a sparse
+    fit equals the dense one bit for bit); ``gibbs``, ``free_energy``, ``score_samples``
+    and ``reconstruction_error`` densify all of X. Values outside [0, 1] are used as
+    they are, with a warning (scikit-learn accepts them silently): scaled test data
+    (``MinMaxScaler`` fitted on the training set) may fall slightly outside.
+
     ``p(h_j = 1 | v) = sigmoid(W_j v + c_j)``, ``p(v_i = 1 | h) = sigmoid(W_:i^T h + b_i)``
     (Goodfellow et al. eq. 20.10-20.14). Per mini-batch V with negative samples V-
     (k Gibbs steps) and hidden probabilities H+ = p(h | V), H- = p(h | V-):
@@ -126,23 +140,57 @@ class BernoulliRBM(BaseEstimator):
         self.verbose = verbose
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def _xfail_checks(self):
+        if self._gaussian:
+            return {}
+        reason = (
+            "score_samples is a stochastic estimate of the pseudo-likelihood (one "
+            "randomly chosen unit flipped per row, as scikit-learn's), so it differs "
+            "between batches and orders of the same rows"
+        )
+        return {
+            "check_methods_sample_order_invariance": reason,
+            "check_methods_subset_invariance": reason,
+        }
+
     # ------------------------------------------------------------------ validation
-    def _check_X(self, X, name="X", reset=False):
+    def _check_X(self, X, name="X", reset=False, dense=True):
+        """Validated X: C-contiguous (float32 kept in fit, the fitted dtype after), or
+        CSR when ``dense`` is False and X is sparse."""
         dtype = None if reset else self.components_.dtype
-        x = check_array(X, name, ndim=2, dtype=dtype)
+        x = validate_data(
+            self, X, reset=reset, name=name, dtype=dtype, accept_sparse=True
+        )
         if x.shape[1] > _INT32_MAX or x.shape[0] > _INT32_MAX:
             raise ValueError(f"{name} is too large for 32-bit BLAS: shape {x.shape}")
-        if not reset and x.shape[1] != self.components_.shape[1]:
-            raise ValueError(
-                f"{name} must have {self.components_.shape[1]} features (as in fit), "
-                f"got shape {x.shape}"
-            )
-        if not self._gaussian and (x.min() < 0 or x.max() > 1):
-            raise ValueError(
-                f"{name} must lie in [0, 1] for a BernoulliRBM, got values in "
-                f"[{x.min():g}, {x.max():g}] (rescale it, e.g. divide by the maximum)"
-            )
+        if not self._gaussian and x.size:
+            lo, hi = x.min(), x.max()
+            if lo < 0 or hi > 1:
+                warnings.warn(
+                    f"{name} has values in [{lo:g}, {hi:g}], outside [0, 1]: a "
+                    "BernoulliRBM models binary or [0, 1] visibles, so they are used "
+                    "as they are (rescale X to [0, 1] to silence this)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        if dense and sparse.issparse(x):
+            x = x.toarray()
         return x
+
+    def _hidden_proba(self, x):
+        h = np.empty((x.shape[0], self.components_.shape[0]), dtype=x.dtype)
+        if x.shape[0]:
+            _rbm.hidden_proba(self.components_, self.intercept_hidden_, x, h)
+        return h
 
     def _check_params(self):
         self._m = check_int(self.n_components, "n_components", low=1, high=_INT32_MAX)
@@ -161,9 +209,14 @@ class BernoulliRBM(BaseEstimator):
         self.intercept_hidden_ = np.zeros(m, dtype=x.dtype)
         self.intercept_visible_ = np.zeros(d, dtype=x.dtype)
         self.h_samples_ = np.zeros((self._bs, m), dtype=x.dtype)
-        self.n_features_in_ = d
 
     def _epoch(self, x, bounds):
+        if sparse.issparse(x):  # whole mini-batches, densified a block at a time
+            per_block = max(1, _DENSE_CHUNK // max(1, x.shape[1] * int(bounds[1])))
+            for t in range(0, bounds.shape[0] - 1, per_block):
+                part = bounds[t : t + per_block + 1]
+                self._epoch(x[part[0] : part[-1]].toarray(), part - part[0])
+            return
         rows = int(np.max(np.diff(bounds)))
         r = self.h_samples_.shape[0] if self.persistent else rows
         m, d, dt = self._m, x.shape[1], x.dtype
@@ -192,7 +245,7 @@ class BernoulliRBM(BaseEstimator):
         Batches are consecutive near-equal slices of X (as scikit-learn), not shuffled.
         """
         self._check_params()
-        x = self._check_X(X, reset=True)
+        x = self._check_X(X, reset=True, dense=False)
         self._initialise(x)
         n = x.shape[0]
         bounds = _even_bounds(n, -(-n // self._bs))
@@ -200,7 +253,8 @@ class BernoulliRBM(BaseEstimator):
             t0 = time.perf_counter()
             self._epoch(x, bounds)
             if self.verbose:
-                pl = float(np.mean(self.score_samples(x)))
+                xd = x.toarray() if sparse.issparse(x) else x
+                pl = float(np.mean(self._score_samples(xd)))
                 print(
                     f"[{type(self).__name__}] Iteration {it + 1}, "
                     f"pseudo-likelihood = {pl:.2f}, time = {time.perf_counter() - t0:.2f}s",
@@ -212,7 +266,7 @@ class BernoulliRBM(BaseEstimator):
         """One CD update with ``X`` as a single mini-batch (initialising on first call)."""
         self._check_params()
         first = not hasattr(self, "components_")
-        x = self._check_X(X, reset=first)
+        x = self._check_X(X, reset=first, dense=False)
         if first:
             self._initialise(x)
         self._epoch(x, np.array([0, x.shape[0]], dtype=np.intp))
@@ -222,14 +276,19 @@ class BernoulliRBM(BaseEstimator):
     def transform(self, X: ArrayLike) -> RealArray:
         """Hidden-unit probabilities p(h = 1 | v) (n_samples, n_components)."""
         check_is_fitted(self, "components_")
-        x = self._check_X(X)
-        h = np.empty((x.shape[0], self.components_.shape[0]), dtype=x.dtype)
-        if x.shape[0]:
-            _rbm.hidden_proba(self.components_, self.intercept_hidden_, x, h)
-        return h
+        x = self._check_X(X, dense=False)
+        if sparse.issparse(x):
+            step = max(1, _DENSE_CHUNK // x.shape[1])
+            blocks = range(0, x.shape[0], step)
+            h = np.concatenate(
+                [self._hidden_proba(x[i : i + step].toarray()) for i in blocks]
+            )
+        else:
+            h = self._hidden_proba(x)
+        return self._wrap_output(h, X)
 
     def fit_transform(self, X: ArrayLike, y: object = None) -> RealArray:
-        """Fit the model to ``X``, then return ``transform(X)``, the hidden probabilities."""
+        """Fit to ``X``, then return ``transform(X)``."""
         return self.fit(X).transform(X)
 
     def gibbs(self, v: ArrayLike, k: int = 1) -> RealArray:
@@ -274,7 +333,9 @@ class BernoulliRBM(BaseEstimator):
         ``sum_i log p(v_i | v_-i)`` scikit-learn uses (Besag 1975 pseudo-likelihood).
         """
         check_is_fitted(self, "components_")
-        x = self._check_X(X)
+        return self._score_samples(self._check_X(X))
+
+    def _score_samples(self, x):
         n, d = x.shape
         rng = self.random_state_
         j = rng.integers(0, d, n)
@@ -286,11 +347,11 @@ class BernoulliRBM(BaseEstimator):
     def reconstruction_error(self, X: ArrayLike) -> float:
         """Mean squared error between X and its one-step mean reconstruction
         ``E[v | h = p(h | X)]`` (a monitoring figure, not the training objective)."""
-        h = self.transform(X)
-        v = h @ self.components_ + self.intercept_visible_
+        check_is_fitted(self, "components_")
+        x = self._check_X(X)
+        v = self._hidden_proba(x) @ self.components_ + self.intercept_visible_
         if not self._gaussian:
             v = 1.0 / (1.0 + np.exp(-v))
-        x = self._check_X(X)
         return float(np.mean((x - v) ** 2))
 
 
@@ -342,4 +403,7 @@ class GaussianBernoulliRBM(BernoulliRBM):
     def score_samples(self, X: ArrayLike) -> RealArray:
         """``-F(v)``: unnormalised log-density of each row."""
         check_is_fitted(self, "components_")
-        return -self._free_energy(self._check_X(X))
+        return self._score_samples(self._check_X(X))
+
+    def _score_samples(self, x):
+        return -self._free_energy(x)

@@ -10,11 +10,13 @@ The Bayesian Gaussian mixture (PRML sec. 10.2) is
 
 from __future__ import annotations
 
+import warnings
 from typing import TypeVar
 
 import numpy as np
 from scipy.special import gammaln, psi
 
+from fastml import exceptions
 from fastml._base import BaseEstimator, check_is_fitted
 from fastml._typing import ArrayLike
 from fastml._validation import check_array, check_int, check_real
@@ -45,7 +47,8 @@ class UnivariateGaussianVI(BaseEstimator):
         Gamma prior shape and rate of tau (> 0).
     max_iter : int, default 100
     tol : float, default 1e-12
-        Stop when the ELBO changes by less (relative to its magnitude).
+        Stop when the ELBO changes by less (relative to its magnitude); a
+        :class:`~fastml.exceptions.ConvergenceWarning` if ``max_iter`` comes first.
     init_tau : float, optional
         Starting ``E[tau]`` (default ``a0 / b0``).
 
@@ -159,6 +162,14 @@ class UnivariateGaussianVI(BaseEstimator):
             ) <= self.tol * (abs(self.elbo_[-1]) + 1.0):
                 self.converged_ = True
                 break
+        else:
+            warnings.warn(
+                f"UnivariateGaussianVI stopped at max_iter={self.max_iter} before the "
+                f"ELBO changed by less than tol={self.tol} (relative); increase "
+                "max_iter or tol.",
+                exceptions.ConvergenceWarning,
+                stacklevel=2,
+            )
         return self
 
     @property

@@ -39,6 +39,7 @@ def demo(out: TextIO, plot_dir=None) -> None:
     m = 5000
     bgm = BayesianGaussianMixture(
         n_components=10,
+        weight_concentration_prior_type="dirichlet_distribution",
         weight_concentration_prior=1e-3,
         tol=1e-4,
         max_iter=1000,

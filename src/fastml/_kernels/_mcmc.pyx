@@ -16,7 +16,9 @@ from numpy.random cimport bitgen_t
 
 from fastml._kernels._bitgen cimport get_bitgen
 from fastml._kernels._types cimport idx_t
-from fastml._kernels._ziggurat cimport exp_zig, normal_zig
+from fastml.random cimport (
+    fastml_standard_exponential as exp_zig, fastml_standard_normal as normal_zig,
+)
 
 
 # Matrix-vector products on column-major (Fortran-ordered) matrices, no BLAS (so

@@ -10,15 +10,18 @@ import math
 
 import numpy as np
 
-from libc.math cimport cosf, exp, log, logf, pow, sinf, sqrt, sqrtf
+from libc.math cimport cosf, exp, log, logf, sinf, sqrt, sqrtf
 from libc.stdint cimport int64_t, uint64_t
 from numpy.random cimport bitgen_t
 
 from fastml._kernels._bitgen cimport get_bitgen
 from fastml._kernels._types cimport idx_t, real
-from fastml._kernels._ziggurat cimport (
-    exp_zig, exp_zig_f, next_double, next_float, normal_zig, normal_zig_f,
-    open_double, open_float,
+from fastml.random cimport (
+    fastml_gamma_fill, fastml_gamma_mt, fastml_next_double as next_double,
+    fastml_next_float as next_float, fastml_open_double as open_double,
+    fastml_open_float as open_float, fastml_standard_exponential as exp_zig,
+    fastml_standard_exponential_f as exp_zig_f, fastml_standard_normal as normal_zig,
+    fastml_standard_normal_f as normal_zig_f,
 )
 
 cdef double _TWO_PI = 6.283185307179586
@@ -271,53 +274,26 @@ def multivariate_normal_fill(object bit_generator, const double[::1] mean,
 
 # ---- gamma and Dirichlet -----------------------------------------------------------
 
-cdef inline double _gamma_mt(bitgen_t *rng, double d, double c) noexcept nogil:
-    """Gamma(d + 1/3, 1) by Marsaglia & Tsang (2000b), c = 1 / sqrt(9 d).
-
-    x ~ N(0, 1) (ziggurat), v = (1 + c x)^3; squeeze u < 1 - 0.0331 x^4, else accept
-    when log u < x^2/2 + d (1 - v + log v). Returns d v.
-    """
-    cdef double x, v, u
-    while True:
-        while True:
-            x = normal_zig(rng)
-            v = 1.0 + c * x
-            if v > 0.0:
-                break
-        v = v * v * v
-        u = open_double(rng)
-        if u < 1.0 - 0.0331 * (x * x) * (x * x):
-            return d * v
-        if log(u) < 0.5 * x * x + d * (1.0 - v + log(v)):
-            return d * v
-
-
 cdef inline double _log_gamma_boost(bitgen_t *rng, double a, double d,
                                     double c) noexcept nogil:
     """log of a Gamma(a, 1) draw, a < 1: log G(a + 1) + log(U) / a (M&T 2000b, sec. 6)."""
-    return log(_gamma_mt(rng, d, c)) + log(open_double(rng)) / a
+    return log(fastml_gamma_mt(rng, d, c)) + log(open_double(rng)) / a
 
 
 def gamma_fill(object bit_generator, double shape, double scale, double[::1] out):
     """Fill ``out`` with Gamma(shape, scale) draws (Marsaglia-Tsang on ziggurat normals).
 
     shape >= 1 draws G(shape) directly; shape < 1 draws G(shape + 1) U^(1/shape).
-    Each value consumes its own normals and uniforms in order.
+    Each value consumes its own normals and uniforms in order (fastml_gamma_fill of
+    fastml/random.h).
 
     Assumes: ``shape > 0``, ``scale > 0``, both finite.
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
-    cdef idx_t n = out.shape[0], i
-    cdef double a = shape if shape >= 1.0 else shape + 1.0
-    cdef double d = a - 1.0 / 3.0
-    cdef double c = 1.0 / sqrt(9.0 * d)
-    cdef double inv = 1.0 / shape
+    if out.shape[0] == 0:
+        return
     with bit_generator.lock, nogil:
-        for i in range(n):
-            if shape >= 1.0:
-                out[i] = scale * _gamma_mt(rng, d, c)
-            else:
-                out[i] = scale * _gamma_mt(rng, d, c) * pow(open_double(rng), inv)
+        fastml_gamma_fill(rng, shape, scale, out.shape[0], &out[0])
 
 
 def dirichlet_fill(object bit_generator, const double[::1] alpha, double[:, ::1] out):
@@ -344,7 +320,7 @@ def dirichlet_fill(object bit_generator, const double[::1] alpha, double[:, ::1]
             mx = -1e308
             for k in range(K):   # log G_k
                 if alpha[k] >= 1.0:
-                    out[s, k] = log(_gamma_mt(rng, dc[k, 0], dc[k, 1]))
+                    out[s, k] = log(fastml_gamma_mt(rng, dc[k, 0], dc[k, 1]))
                 else:
                     out[s, k] = _log_gamma_boost(rng, alpha[k], dc[k, 0], dc[k, 1])
                 if out[s, k] > mx:

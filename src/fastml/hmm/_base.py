@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import Any, TypeVar
 
 import numpy as np
 from scipy import linalg
 
+from fastml import exceptions
 from fastml._base import BaseEstimator, check_is_fitted
 from fastml._kernels import _hmm
 from fastml._typing import (
@@ -85,9 +87,11 @@ class ConvergenceMonitor:
     @property
     def converged(self) -> bool:
         """True after ``n_iter`` iterations or once the log-likelihood gain is below ``tol``."""
-        return self.iter == self.n_iter or (
-            len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
-        )
+        return self.iter == self.n_iter or self._gain_below_tol
+
+    @property
+    def _gain_below_tol(self) -> bool:
+        return len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
 
     def __repr__(self) -> str:
         return (
@@ -477,6 +481,13 @@ class _BaseHMM(BaseEstimator):
             self.monitor_.report(logprob)
             if self.monitor_.converged:
                 break
+        if self.n_iter > 0 and not self.monitor_._gain_below_tol:
+            warnings.warn(
+                f"{type(self).__name__} stopped at n_iter={self.n_iter} before the "
+                f"log-likelihood gain fell below tol={self.tol}; increase n_iter or tol.",
+                exceptions.ConvergenceWarning,
+                stacklevel=2,
+            )
         return self
 
     def _do_estep(self, Xv, spans):

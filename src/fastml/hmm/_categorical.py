@@ -39,7 +39,8 @@ class CategoricalHMM(_BaseHMM):
     algorithm : {"viterbi", "map"}
     random_state : None, int or numpy.random.Generator
     n_iter, tol : int, float
-        EM stops after ``n_iter`` iterations or when the gain is below ``tol``.
+        EM stops after ``n_iter`` iterations or when the gain is below ``tol`` (a
+        :class:`~fastml.exceptions.ConvergenceWarning` if ``n_iter`` comes first).
     verbose : bool
     params, init_params : str
         Letters of the parameters to update / initialise: 's', 't', 'e'.

@@ -7,8 +7,9 @@ Mahalanobis terms by GEMM against the precision Cholesky factors, the log-sum-ex
 responsibilities and the M-step sufficient statistics fused per block of rows.
 """
 
+from fastml import exceptions
 from fastml.mixture._bayesian_mixture import BayesianGaussianMixture
-from fastml.mixture._gaussian_mixture import ConvergenceWarning, GaussianMixture
+from fastml.mixture._gaussian_mixture import GaussianMixture
 from fastml.mixture._kmeans import kmeans_plusplus
 
 __all__ = [
@@ -17,3 +18,7 @@ __all__ = [
     "GaussianMixture",
     "kmeans_plusplus",
 ]
+
+# ``ConvergenceWarning`` is :class:`fastml.exceptions.ConvergenceWarning` (made on first
+# use, so that ``import fastml.mixture`` does not import scikit-learn)
+__getattr__ = exceptions._reexport(__name__, "ConvergenceWarning")

@@ -1,5 +1,6 @@
-"""Variational Bayesian Gaussian mixtures (PRML sec. 10.2): Dirichlet weights and
-Gaussian-Wishart components, exact ELBO, pruned components.
+"""Variational Bayesian Gaussian mixtures (PRML sec. 10.2): Dirichlet-distribution or
+truncated Dirichlet-process (stick-breaking) weights and Gaussian-Wishart components,
+exact ELBO, pruned components.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import warnings
 from typing import TypeVar
 
 import numpy as np
-from scipy.special import gammaln, psi
+from scipy.special import betaln, gammaln, psi
 
+from fastml import exceptions
 from fastml._typing import ArrayLike, CovarianceType, MixtureInit, RandomStateLike
 from fastml._validation import (
     check_array,
@@ -20,7 +22,6 @@ from fastml._validation import (
 )
 from fastml.mixture._gaussian_mixture import (
     _LOG_2PI,
-    ConvergenceWarning,
     GaussianMixture,
     _chol_from_precisions,
     _estimate_from_resp,
@@ -31,6 +32,8 @@ from fastml.mixture._gaussian_mixture import (
 )
 
 __all__ = ["BayesianGaussianMixture"]
+
+_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
 
 def _log_dirichlet_norm(alpha):
@@ -54,14 +57,15 @@ _BGM = TypeVar("_BGM", bound="BayesianGaussianMixture")
 
 class BayesianGaussianMixture(GaussianMixture):
     """Variational Bayesian Gaussian mixture (PRML sec. 10.2), as scikit-learn's
-    ``BayesianGaussianMixture(weight_concentration_prior_type="dirichlet_distribution")``.
+    ``BayesianGaussianMixture``.
 
-    Dirichlet(alpha0) prior on the weights and a Gaussian-Wishart prior on each
-    component (mean prior ``m0``, precision scale ``beta0``, ``nu0`` degrees of freedom,
-    ``W0^{-1}`` = ``covariance_prior``); q(Z) q(pi) q(mu, Lambda) by coordinate ascent.
-    The E-step is the same compiled pass as :class:`GaussianMixture`'s, with
-    ``E[ln pi_k]``, ``E[ln |Lambda_k|]`` and ``D / beta_k`` folded into the per-component
-    constant (PRML eqs. 10.64-10.66).
+    A truncated Dirichlet-process (stick-breaking, the default) or a Dirichlet(alpha0)
+    prior on the weights and a Gaussian-Wishart prior on each component (mean prior
+    ``m0``, precision scale ``beta0``, ``nu0`` degrees of freedom, ``W0^{-1}`` =
+    ``covariance_prior``); q(Z) q(pi) q(mu, Lambda) by coordinate ascent. The E-step is
+    the same compiled pass as :class:`GaussianMixture`'s, with ``E[ln pi_k]``,
+    ``E[ln |Lambda_k|]`` and ``D / beta_k`` folded into the per-component constant
+    (PRML eqs. 10.64-10.66).
 
     Parameters
     ----------
@@ -71,9 +75,12 @@ class BayesianGaussianMixture(GaussianMixture):
     tol, reg_covar, max_iter, n_init, init_params, random_state, warm_start, verbose,
     verbose_interval
         As :class:`GaussianMixture`.
-    weight_concentration_prior_type : {"dirichlet_distribution"}
-        Only the finite Dirichlet prior of PRML sec. 10.2.
-    weight_concentration_prior : float, optional
+    weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}
+        "dirichlet_process" (default, as scikit-learn): stick-breaking weights
+        ``pi_k = v_k prod_{j<k} (1 - v_j)`` with ``v_k ~ Beta(1, alpha0)``, truncated at
+        ``n_components`` sticks (Blei & Jordan 2006); q(v_k) = Beta(gamma_k1, gamma_k2).
+        "dirichlet_distribution": the finite Dirichlet(alpha0) prior of PRML sec. 10.2.
+    weight_concentration_prior : float > 0, optional
         alpha0 (default ``1 / n_components``); small values prune components.
     mean_precision_prior : float, optional
         beta0 (default 1).
@@ -92,13 +99,18 @@ class BayesianGaussianMixture(GaussianMixture):
     ----------
     weights_, means_, covariances_, precisions_, precisions_cholesky_
         As scikit-learn's (``covariances_ = W_k^{-1} / nu_k``).
-    weight_concentration_, mean_precision_, degrees_of_freedom_ : ndarray
-        alpha_k, beta_k, nu_k (PRML eqs. 10.58, 10.60, 10.63).
+    weight_concentration_ : ndarray or tuple of two ndarrays
+        Dirichlet: alpha_k (PRML eq. 10.58). Dirichlet process: the Beta parameters
+        ``(gamma_k1, gamma_k2) = (1 + N_k, alpha0 + sum_{j>k} N_j)`` (Blei & Jordan
+        2006, eqs. 18-19).
+    mean_precision_, degrees_of_freedom_ : ndarray
+        beta_k, nu_k (PRML eqs. 10.60, 10.63).
     lower_bound_, lower_bounds_ : float, list
         scikit-learn's lower bound (the ELBO up to a constant).
     elbo_ : list of float
         ``covariance_type="full"``: the exact ELBO of PRML eq. 10.70 per iteration
-        (exact when ``reg_covar=0``; the jitter perturbs the M-step slightly).
+        (exact when ``reg_covar=0``; the jitter perturbs the M-step slightly); with the
+        Dirichlet process, the weights' terms are those of the Beta sticks.
     active_components_ : ndarray of bool
         ``weights_ > weight_threshold``.
     n_active_components_ : int
@@ -108,9 +120,19 @@ class BayesianGaussianMixture(GaussianMixture):
     ValueError
         Bad parameters (naming them) or a collapsed component (suggesting reg_covar).
 
+    Notes
+    -----
+    Stick-breaking expectations (Blei & Jordan 2006, sec. 5):
+    ``E[ln v_k] = psi(gamma_k1) - psi(gamma_k1 + gamma_k2)``,
+    ``E[ln(1 - v_k)] = psi(gamma_k2) - psi(gamma_k1 + gamma_k2)`` and
+    ``E[ln pi_k] = E[ln v_k] + sum_{j<k} E[ln(1 - v_j)]``; ``weights_`` is
+    ``E[v_k] prod_{j<k} E[1 - v_j]`` normalised, as scikit-learn.
+
     References
     ----------
-    C. M. Bishop, *Pattern Recognition and Machine Learning*, sec. 10.2.
+    Bishop, C. M., *Pattern Recognition and Machine Learning*, sec. 10.2.
+    Blei, D. M. and Jordan, M. I., "Variational inference for Dirichlet process
+    mixtures", Bayesian Analysis 1(1), 2006.
 
     Examples
     --------
@@ -119,7 +141,11 @@ class BayesianGaussianMixture(GaussianMixture):
     >>> rng = np.random.default_rng(0)
     >>> X = np.vstack([rng.normal(m, 0.5, (300, 2)) for m in (-4.0, 0.0, 4.0)])
     >>> bgm = BayesianGaussianMixture(
-    ...     n_components=8, weight_concentration_prior=1e-3, max_iter=500, random_state=0
+    ...     n_components=8,
+    ...     weight_concentration_prior_type="dirichlet_distribution",
+    ...     weight_concentration_prior=1e-3,
+    ...     max_iter=500,
+    ...     random_state=0,
     ... ).fit(X)
     >>> bgm.n_active_components_
     3
@@ -135,7 +161,7 @@ class BayesianGaussianMixture(GaussianMixture):
         max_iter: int = 100,
         n_init: int = 1,
         init_params: MixtureInit = "kmeans",
-        weight_concentration_prior_type: str = "dirichlet_distribution",
+        weight_concentration_prior_type: str = "dirichlet_process",
         weight_concentration_prior: float | None = None,
         mean_precision_prior: float | None = None,
         mean_prior: ArrayLike | None = None,
@@ -170,12 +196,11 @@ class BayesianGaussianMixture(GaussianMixture):
     weights_init = means_init = precisions_init = None
 
     def _check_priors(self, X):
-        n, d = X.shape
+        d = X.shape[1]
         K = self.n_components
-        if self.weight_concentration_prior_type != "dirichlet_distribution":
+        if self.weight_concentration_prior_type not in _PRIOR_TYPES:
             raise ValueError(
-                "weight_concentration_prior_type must be 'dirichlet_distribution' (the "
-                f"finite Dirichlet prior of PRML 10.2), got "
+                f"weight_concentration_prior_type must be one of {_PRIOR_TYPES}, got "
                 f"{self.weight_concentration_prior_type!r}"
             )
         a0 = self.weight_concentration_prior
@@ -212,8 +237,6 @@ class BayesianGaussianMixture(GaussianMixture):
         ct = self.covariance_type
         cp = self.covariance_prior
         if cp is None:
-            if n < 2:
-                raise ValueError("X must have at least 2 samples")
             cp = {
                 "full": np.atleast_2d(np.cov(Xd.T)),
                 "tied": np.atleast_2d(np.cov(Xd.T)),
@@ -246,7 +269,12 @@ class BayesianGaussianMixture(GaussianMixture):
         nu0 = self.degrees_of_freedom_prior_
         cp = self.covariance_prior_
         ct = self.covariance_type
-        self.weight_concentration_ = a0 + nk
+        if self.weight_concentration_prior_type == "dirichlet_process":
+            # Beta(1 + N_k, alpha0 + sum_{j>k} N_j) (Blei & Jordan 2006, eqs. 18-19)
+            tail = np.concatenate([np.cumsum(nk[::-1])[-2::-1], [0.0]])
+            self.weight_concentration_ = (1.0 + nk, a0 + tail)
+        else:
+            self.weight_concentration_ = a0 + nk
         self.mean_precision_ = b0 + nk
         self.means_ = (b0 * m0 + nk[:, None] * xk) / self.mean_precision_[:, None]
         diff = xk - m0
@@ -279,7 +307,26 @@ class BayesianGaussianMixture(GaussianMixture):
             cov /= self.degrees_of_freedom_
         self.covariances_ = cov
         self.precisions_cholesky_ = _precision_cholesky(cov, ct, self.reg_covar)
-        self.weights_ = self.weight_concentration_ / self.weight_concentration_.sum()
+        self.weights_ = self._expected_weights()
+
+    def _expected_weights(self):
+        """E[pi_k] (Dirichlet); ``E[v_k] prod_{j<k} E[1 - v_j]`` normalised (sticks)."""
+        wc = self.weight_concentration_
+        if self.weight_concentration_prior_type == "dirichlet_process":
+            a, b = wc
+            w = a / (a + b) * np.concatenate([[1.0], np.cumprod(b / (a + b))[:-1]])
+            return w / w.sum()
+        return wc / wc.sum()
+
+    def _expected_log_weights(self):
+        """E[ln pi_k]: PRML eq. 10.66, or the stick-breaking sum (class Notes)."""
+        wc = self.weight_concentration_
+        if self.weight_concentration_prior_type == "dirichlet_process":
+            a, b = wc
+            psi_ab = psi(a + b)
+            e_ln_1mv = psi(b) - psi_ab
+            return psi(a) - psi_ab + np.concatenate([[0.0], np.cumsum(e_ln_1mv)[:-1]])
+        return psi(wc) - psi(wc.sum())
 
     def _log_const(self, d):
         """E[ln pi_k] + 0.5 E[ln|Lambda_k|] - d/2 ln(2 pi) - d / (2 beta_k), with the
@@ -290,7 +337,7 @@ class BayesianGaussianMixture(GaussianMixture):
         log_lambda = d * np.log(2.0) + np.sum(
             psi(0.5 * (dof - np.arange(d)[:, None])), axis=0
         )
-        ew = psi(self.weight_concentration_) - psi(self.weight_concentration_.sum())
+        ew = self._expected_log_weights()
         c = (
             ew
             + ld
@@ -316,17 +363,25 @@ class BayesianGaussianMixture(GaussianMixture):
             if ct == "tied"
             else float(np.sum(log_wishart))
         )
+        a0 = self.weight_concentration_prior_
+        if self.weight_concentration_prior_type == "dirichlet_process":
+            # ln B(gamma_k1, gamma_k2) of q; the prior's is ln B(1, alpha0) = -ln alpha0
+            log_weight_norm = -float(np.sum(betaln(*self.weight_concentration_)))
+            prior_weight_norm = K * np.log(a0)
+        else:
+            log_weight_norm = _log_dirichlet_norm(self.weight_concentration_)
+            prior_weight_norm = _log_dirichlet_norm(np.full(K, a0))
         lb = (
             ent
             - log_wishart
-            - _log_dirichlet_norm(self.weight_concentration_)
+            - log_weight_norm
             - 0.5 * d * float(np.sum(np.log(self.mean_precision_)))
         )
         elbo = None
         if ct == "full":
             _, logdet_cp = np.linalg.slogdet(self.covariance_prior_)
             prior = (
-                _log_dirichlet_norm(np.full(K, self.weight_concentration_prior_))
+                prior_weight_norm
                 + K
                 * float(
                     _log_wishart_norm(
@@ -345,10 +400,7 @@ class BayesianGaussianMixture(GaussianMixture):
         X = self._validate_X(X, reset=True)
         n = X.shape[0]
         self._check_parameters(X)
-        if n < 2:
-            raise ValueError(f"X must have at least 2 samples, got {n}")
         self._check_priors(X)
-        self.n_features_in_ = X.shape[1]
         rng = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -410,7 +462,7 @@ class BayesianGaussianMixture(GaussianMixture):
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
+                exceptions.ConvergenceWarning,
                 stacklevel=2,
             )
         (

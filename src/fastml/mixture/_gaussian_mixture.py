@@ -13,7 +13,8 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
-from fastml._base import BaseEstimator, check_is_fitted
+from fastml import exceptions
+from fastml._base import BaseEstimator, check_is_fitted, validate_data
 from fastml._kernels import _gmm
 from fastml._typing import (
     ArrayLike,
@@ -32,7 +33,7 @@ from fastml._validation import (
 )
 from fastml.mixture._kmeans import _lloyd, _nearest, kmeans_plusplus
 
-__all__ = ["ConvergenceWarning", "GaussianMixture"]
+__all__ = ["GaussianMixture"]
 
 
 _COV_TYPES = ("full", "tied", "diag", "spherical")
@@ -50,10 +51,6 @@ _COLLAPSE_MSG = (
     "{detail}. Increase reg_covar (now {reg:g}), decrease n_components, or scale "
     "the input data."
 )
-
-
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
 
 
 def _estimate_from_resp(X, resp, reg_covar, covariance_type):
@@ -205,7 +202,7 @@ class GaussianMixture(BaseEstimator):
     attributes (``weights_``, ``means_``, ``covariances_``, ``precisions_``,
     ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``,
     ``lower_bounds_``) and methods. float32 input is computed in float32 (with double
-    accumulators); fitted attributes are float64.
+    accumulators), and the fitted parameters are float32, as scikit-learn's.
 
     Parameters
     ----------
@@ -247,6 +244,8 @@ class GaussianMixture(BaseEstimator):
         Mean log-likelihood per sample at the last E-step of the best initialisation.
     lower_bounds_ : list of float
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame ``X`` (when they are all strings).
 
     Raises
     ------
@@ -375,18 +374,7 @@ class GaussianMixture(BaseEstimator):
         return K
 
     def _validate_X(self, X, reset):
-        X = check_array(X, "X", ndim=2)
-        if X.shape[0] < 1:
-            raise ValueError("X must have at least one sample")
-        if reset:
-            if X.shape[1] < 1:
-                raise ValueError(f"X must have at least one feature, got {X.shape}")
-        else:
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but {type(self).__name__} was "
-                    f"fitted with {self.n_features_in_}"
-                )
+        X = validate_data(self, X, reset=reset, min_samples=2 if reset else 1)
         if max(X.shape) >= 2**31:
             raise ValueError("X dimensions must be < 2**31 (32-bit BLAS)")
         return X
@@ -523,9 +511,6 @@ class GaussianMixture(BaseEstimator):
         X = self._validate_X(X, reset=True)
         n = X.shape[0]
         self._check_parameters(X)
-        if n < 2:
-            raise ValueError(f"X must have at least 2 samples, got {n}")
-        self.n_features_in_ = X.shape[1]
         rng = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -581,10 +566,11 @@ class GaussianMixture(BaseEstimator):
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
+                exceptions.ConvergenceWarning,
                 stacklevel=2,
             )
-        self._set_parameters(best)
+        # float32 data gives float32 parameters, as scikit-learn (computed in float64)
+        self._set_parameters([np.asarray(p, dtype=X.dtype) for p in best])
         self.n_iter_ = best_iter
         self.lower_bound_ = max_lb
         self.lower_bounds_ = best_lbs
@@ -659,11 +645,9 @@ class GaussianMixture(BaseEstimator):
     def bic(self, X: ArrayLike) -> float:
         """Bayesian information criterion (lower is better)."""
         X = self._check_fitted_X(X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(
-            X.shape[0]
-        )
+        return -2 * self._pass(X)[0] + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X: ArrayLike) -> float:
         """Akaike information criterion (lower is better)."""
         X = self._check_fitted_X(X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return -2 * self._pass(X)[0] + 2 * self._n_parameters()

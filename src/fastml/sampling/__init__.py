@@ -12,11 +12,16 @@ Box-Muller, polar; float64 and float32), :func:`standard_exponential`, :func:`no
 
 Generic Monte Carlo: :func:`rejection_sample`, :func:`importance_sample`.
 
+C, C++, Cython and numba: ``fastml/random.h`` (:func:`fastml.get_include`) holds the
+same samplers as inline C functions on numpy's ``bitgen_t``; :func:`ctypes_functions`
+gives them as ctypes functions (:data:`C_API_VERSION` is the header's version).
+
 MCMC: :func:`metropolis_hastings`, :func:`gibbs_sampler`, :func:`hmc`, on a compiled
 :class:`MultivariateNormal` target or any object with ``log_prob`` (and
 ``grad_log_prob`` for HMC); results in :class:`MCMCResult`.
 """
 
+from fastml.sampling._c_api import C_API_VERSION, ctypes_functions
 from fastml.sampling._diagnostics import MCMCResult
 from fastml.sampling._discrete import AliasTable, categorical
 from fastml.sampling._distributions import (
@@ -39,12 +44,14 @@ from fastml.sampling._monte_carlo import (
 from fastml.sampling._targets import MultivariateNormal
 
 __all__ = [
+    "C_API_VERSION",
     "AliasTable",
     "ImportanceResult",
     "MCMCResult",
     "MultivariateNormal",
     "RejectionResult",
     "categorical",
+    "ctypes_functions",
     "dirichlet",
     "exponential",
     "gamma",

@@ -12,8 +12,8 @@ from fastml._validation import (
     check_array,
     check_random_state,
     check_real,
-    check_size,
 )
+from fastml.sampling._distributions import _output
 
 __all__ = ["AliasTable", "categorical"]
 
@@ -92,24 +92,44 @@ class AliasTable:
 
     @overload
     def sample(
-        self, size: None = None, *, random_state: RandomStateLike = None
+        self,
+        size: None = None,
+        *,
+        out: None = None,
+        random_state: RandomStateLike = None,
     ) -> int: ...
     @overload
     def sample(
-        self, size: int | tuple[int, ...], *, random_state: RandomStateLike = None
+        self,
+        size: int | tuple[int, ...] | None = None,
+        *,
+        out: NDArray[np.int64],
+        random_state: RandomStateLike = None,
+    ) -> NDArray[np.int64]: ...
+    @overload
+    def sample(
+        self,
+        size: int | tuple[int, ...],
+        *,
+        out: NDArray[np.int64] | None = None,
+        random_state: RandomStateLike = None,
     ) -> NDArray[np.int64]: ...
     def sample(
         self,
         size: int | tuple[int, ...] | None = None,
         *,
+        out: NDArray[np.int64] | None = None,
         random_state: RandomStateLike = None,
     ) -> int | NDArray[np.int64]:
-        """Draw category indices (int64) in O(1) each; shape ``size``."""
-        shape = check_size(size)
+        """Draw category indices (int64) in O(1) each; shape ``size``.
+
+        ``out``: a C-contiguous, writeable int64 array to fill (shape ``size`` if
+        given), returned. ``random_state`` as in :func:`categorical`.
+        """
+        arr, scalar = _output(size, np.int64, out, integer=True)
         rng = check_random_state(random_state)
-        out = np.empty(() if shape is None else shape, dtype=np.int64)
-        _samplers.alias_draw(rng.bit_generator, self.prob, self.alias, out.reshape(-1))
-        return int(out) if shape is None else out
+        _samplers.alias_draw(rng.bit_generator, self.prob, self.alias, arr.reshape(-1))
+        return int(arr[()]) if scalar else arr
 
     def __repr__(self) -> str:
         return f"AliasTable(n_categories={self.n_categories})"
@@ -120,19 +140,30 @@ def categorical(
     p: ArrayLike | AliasTable,
     size: None = None,
     *,
+    out: None = None,
     random_state: RandomStateLike = None,
 ) -> int: ...
 @overload
 def categorical(
     p: ArrayLike | AliasTable,
+    size: int | tuple[int, ...] | None = None,
+    *,
+    out: NDArray[np.int64],
+    random_state: RandomStateLike = None,
+) -> NDArray[np.int64]: ...
+@overload
+def categorical(
+    p: ArrayLike | AliasTable,
     size: int | tuple[int, ...],
     *,
+    out: NDArray[np.int64] | None = None,
     random_state: RandomStateLike = None,
 ) -> NDArray[np.int64]: ...
 def categorical(
     p: ArrayLike | AliasTable,
     size: int | tuple[int, ...] | None = None,
     *,
+    out: NDArray[np.int64] | None = None,
     random_state: RandomStateLike = None,
 ) -> int | NDArray[np.int64]:
     """Draw category indices with probabilities ``p`` (Walker/Vose alias method).
@@ -142,11 +173,23 @@ def categorical(
     p : array_like of shape (K,) or AliasTable
         Probabilities summing to 1 (within 1e-8), or a prebuilt table to reuse.
     size : None, int or tuple of ints
-    random_state : None, int or numpy.random.Generator
+    out : numpy.ndarray, optional
+        C-contiguous, writeable int64 array to fill (shape ``size`` if given). Indices
+        are int64 only (no ``dtype`` argument): the kernel writes them directly.
+    random_state : None, int, SeedSequence, BitGenerator, Generator or RandomState
+        As in :func:`fastml._validation.check_random_state`.
 
     Returns
     -------
     int or numpy.ndarray of int64
+
+    Raises
+    ------
+    TypeError
+        ``out`` not an int64 array; a bad ``random_state``.
+    ValueError
+        Bad ``p`` (see :class:`AliasTable`); ``out`` of the wrong shape, not
+        C-contiguous or read-only.
 
     Examples
     --------
@@ -157,4 +200,4 @@ def categorical(
     True
     """
     table = p if isinstance(p, AliasTable) else AliasTable(p)
-    return table.sample(size, random_state=random_state)
+    return table.sample(size, out=out, random_state=random_state)

@@ -58,19 +58,21 @@ def _check_method(method, methods: dict[str, int]) -> int:
     return methods[method]
 
 
-def _output(size, dtype, out) -> tuple[np.ndarray, bool]:
-    """The array to fill (flat view) and whether the caller wants a scalar back."""
+def _output(size, dtype, out, *, integer: bool = False) -> tuple[np.ndarray, bool]:
+    """The array to fill (flat view) and whether the caller wants a scalar back.
+
+    ``integer``: the output holds int64 indices (categorical), not ``dtype`` floats.
+    """
     shape = check_size(size)
-    dt = check_float_dtype(dtype)
+    dt = np.dtype(np.int64) if integer else check_float_dtype(dtype)
     if out is None:
         scalar = shape is None
         return np.empty(() if scalar else shape, dtype=dt), scalar
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dt:
-        raise TypeError(
-            f"out must have dtype {dt} (the dtype argument), got {out.dtype}"
-        )
+        which = "" if integer else " (the dtype argument)"
+        raise TypeError(f"out must have dtype {dt}{which}, got {out.dtype}")
     if shape is not None and out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, but size asks for {shape}")
     if not out.flags.c_contiguous:
@@ -82,6 +84,19 @@ def _output(size, dtype, out) -> tuple[np.ndarray, bool]:
 
 def _finish(arr: np.ndarray, scalar: bool):
     return arr.dtype.type(arr[()]) if scalar else arr
+
+
+def _fill_float64(arr: np.ndarray, fill: Callable[[np.ndarray], None]) -> None:
+    """Run ``fill(buffer)``, a float64-only kernel writing a C-contiguous buffer of
+    ``arr``'s shape, into ``arr``: directly when ``arr`` is float64, else through a
+    float64 buffer rounded into ``arr`` (float32 values are the float64 draws rounded).
+    """
+    if arr.dtype == np.float64:
+        fill(arr)
+    else:
+        buf = np.empty(arr.shape)
+        fill(buf)
+        np.copyto(arr, buf, casting="same_kind")
 
 
 @overload
@@ -485,13 +500,35 @@ def _cov_factor(cov: np.ndarray, name: str = "cov", tol: float = 1e-8):
     return np.ascontiguousarray(q * np.sqrt(np.clip(w, 0.0, None))), False
 
 
+@overload
 def multivariate_normal(
     mean: ArrayLike,
     cov: ArrayLike,
     size: SizeLike = None,
     *,
+    dtype: type[np.float64] = np.float64,
+    out: FloatArray | None = None,
     random_state: RandomStateLike = None,
-) -> FloatArray:
+) -> FloatArray: ...
+@overload
+def multivariate_normal(
+    mean: ArrayLike,
+    cov: ArrayLike,
+    size: SizeLike = None,
+    *,
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> RealArray: ...
+def multivariate_normal(
+    mean: ArrayLike,
+    cov: ArrayLike,
+    size: SizeLike = None,
+    *,
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> RealArray:
     """Draw from N(mean, cov): ``mean + L z`` with ``L L^T = cov`` and ziggurat z.
 
     Parameters
@@ -502,7 +539,12 @@ def multivariate_normal(
         ``cov`` falls back to its eigendecomposition).
     size : None, int or tuple of ints
         Number (shape) of draws; the result has shape ``size + (d,)``.
-    random_state : None, int or numpy.random.Generator
+    dtype : float64 or float32
+        float32 values are the float64 draws rounded (no separate float32 path).
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``dtype`` and shape ``size + (d,)`` to fill.
+    random_state : None, int, SeedSequence, BitGenerator, Generator or RandomState
+        As in :func:`fastml._validation.check_random_state`.
 
     Returns
     -------
@@ -510,8 +552,11 @@ def multivariate_normal(
 
     Raises
     ------
+    TypeError
+        A dtype other than float32/float64, ``out`` not an array of ``dtype``.
     ValueError
-        Wrong shapes, non-finite entries, non-symmetric or non-PSD ``cov``.
+        Wrong shapes, non-finite entries, non-symmetric or non-PSD ``cov``; ``out``
+        of the wrong shape, not C-contiguous or read-only.
 
     Notes
     -----
@@ -531,13 +576,16 @@ def multivariate_normal(
     cov = _check_cov(cov, d)
     factor, tri = _cov_factor(cov)
     shape = check_size(size)
+    arr, _ = _output((*(shape or ()), d), dtype, out)
     rng = check_random_state(random_state)
-    n = 1 if shape is None else int(np.prod(shape, dtype=np.int64))
-    out = np.empty((n, d))
-    _samplers.multivariate_normal_fill(
-        rng.bit_generator, mean, np.asfortranarray(factor), tri, out
+    factor = np.asfortranarray(factor)
+    _fill_float64(
+        arr,
+        lambda buf: _samplers.multivariate_normal_fill(
+            rng.bit_generator, mean, factor, tri, buf.reshape(-1, d)
+        ),
     )
-    return out[0] if shape is None else out.reshape((*shape, d))
+    return arr
 
 
 @overload
@@ -546,6 +594,8 @@ def gamma(
     scale: float = 1.0,
     size: None = None,
     *,
+    dtype: type[np.float64] = np.float64,
+    out: None = None,
     random_state: RandomStateLike = None,
 ) -> float: ...
 @overload
@@ -554,6 +604,8 @@ def gamma(
     scale: float,
     size: int | tuple[int, ...],
     *,
+    dtype: type[np.float64] = np.float64,
+    out: FloatArray | None = None,
     random_state: RandomStateLike = None,
 ) -> FloatArray: ...
 @overload
@@ -562,15 +614,29 @@ def gamma(
     scale: float = 1.0,
     *,
     size: int | tuple[int, ...],
+    dtype: type[np.float64] = np.float64,
+    out: FloatArray | None = None,
     random_state: RandomStateLike = None,
 ) -> FloatArray: ...
+@overload
 def gamma(
     shape: float,
     scale: float = 1.0,
     size: SizeLike = None,
     *,
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
     random_state: RandomStateLike = None,
-) -> float | FloatArray:
+) -> float | np.floating[Any] | RealArray: ...
+def gamma(
+    shape: float,
+    scale: float = 1.0,
+    size: SizeLike = None,
+    *,
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> float | np.floating[Any] | RealArray:
     """Draw Gamma(shape, scale) values (density x^(a-1) e^(-x/scale)).
 
     Parameters
@@ -580,11 +646,25 @@ def gamma(
     scale : float
         ``> 0``, finite.
     size : None, int or tuple of ints
-    random_state : None, int or numpy.random.Generator
+    dtype : float64 or float32
+        float32 values are the float64 draws rounded (no separate float32 path).
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``dtype`` to fill (shape ``size`` if given).
+    random_state : None, int, SeedSequence, BitGenerator, Generator or RandomState
+        As in :func:`fastml._validation.check_random_state`.
 
     Returns
     -------
-    float or numpy.ndarray (float64)
+    float or numpy.ndarray
+
+    Raises
+    ------
+    TypeError
+        Non-real ``shape``/``scale``, a dtype other than float32/float64, ``out`` not
+        an array of ``dtype``, a bad ``random_state``.
+    ValueError
+        ``shape`` or ``scale`` not finite and > 0; ``out`` of the wrong shape, not
+        C-contiguous or read-only.
 
     Notes
     -----
@@ -606,16 +686,41 @@ def gamma(
     """
     a = check_real(shape, "shape", low=0.0, low_open=True)
     scale = check_real(scale, "scale", low=0.0, low_open=True)
-    shp = check_size(size)
+    arr, scalar = _output(size, dtype, out)
     rng = check_random_state(random_state)
-    arr = np.empty(() if shp is None else shp)
-    _samplers.gamma_fill(rng.bit_generator, a, scale, arr.reshape(-1))
-    return float(arr) if shp is None else arr
+    _fill_float64(
+        arr,
+        lambda buf: _samplers.gamma_fill(rng.bit_generator, a, scale, buf.reshape(-1)),
+    )
+    return _finish(arr, scalar)
 
 
+@overload
 def dirichlet(
-    alpha: ArrayLike, size: SizeLike = None, *, random_state: RandomStateLike = None
-) -> FloatArray:
+    alpha: ArrayLike,
+    size: SizeLike = None,
+    *,
+    dtype: type[np.float64] = np.float64,
+    out: FloatArray | None = None,
+    random_state: RandomStateLike = None,
+) -> FloatArray: ...
+@overload
+def dirichlet(
+    alpha: ArrayLike,
+    size: SizeLike = None,
+    *,
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> RealArray: ...
+def dirichlet(
+    alpha: ArrayLike,
+    size: SizeLike = None,
+    *,
+    dtype: DTypeLike = np.float64,
+    out: RealArray | None = None,
+    random_state: RandomStateLike = None,
+) -> RealArray:
     """Draw Dirichlet(alpha) probability vectors: normalised Gamma(alpha_k) draws.
 
     Parameters
@@ -623,11 +728,24 @@ def dirichlet(
     alpha : array_like, shape (K,)
         Concentrations, finite and > 0.
     size : None, int or tuple of ints
-    random_state : None, int or numpy.random.Generator
+    dtype : float64 or float32
+        float32 values are the float64 draws rounded (no separate float32 path).
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``dtype`` and shape ``size + (K,)`` to fill.
+    random_state : None, int, SeedSequence, BitGenerator, Generator or RandomState
+        As in :func:`fastml._validation.check_random_state`.
 
     Returns
     -------
     numpy.ndarray, shape ``size + (K,)``
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float32/float64, ``out`` not an array of ``dtype``.
+    ValueError
+        ``alpha`` not 1-d, empty, non-finite or not > 0; ``out`` of the wrong shape,
+        not C-contiguous or read-only.
 
     Notes
     -----
@@ -647,11 +765,16 @@ def dirichlet(
         k = int(np.argmax(alpha <= 0))
         raise ValueError(f"alpha must be > 0; alpha[{k}] = {alpha[k]}")
     shape = check_size(size)
+    k = alpha.shape[0]
+    arr, _ = _output((*(shape or ()), k), dtype, out)
     rng = check_random_state(random_state)
-    n = 1 if shape is None else int(np.prod(shape, dtype=np.int64))
-    out = np.empty((n, alpha.shape[0]))
-    _samplers.dirichlet_fill(rng.bit_generator, alpha, out)
-    return out[0] if shape is None else out.reshape((*shape, alpha.shape[0]))
+    _fill_float64(
+        arr,
+        lambda buf: _samplers.dirichlet_fill(
+            rng.bit_generator, alpha, buf.reshape(-1, k)
+        ),
+    )
+    return arr
 
 
 def _uniform_open(rng: np.random.Generator, n: int) -> np.ndarray:

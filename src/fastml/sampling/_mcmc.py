@@ -50,9 +50,19 @@ def _chain_setup(x0, n_samples, burn_in, thin, n_chains, dim: int | None):
 
 
 def _chain_rngs(random_state, n_chains: int) -> list[np.random.Generator]:
-    """Independent child streams, one per chain (Generator.spawn)."""
+    """Independent child streams, one per chain (Generator.spawn).
+
+    A bit generator without a spawnable seed sequence (MT19937 seeded the legacy way:
+    a RandomState, numpy's global state after ``np.random.seed``) seeds the children
+    from a SeedSequence of four words of its own stream instead, so they are
+    reproducible from its state and it advances.
+    """
     rng = check_random_state(random_state)
-    return rng.spawn(n_chains)
+    spawnable = np.random.bit_generator.ISpawnableSeedSequence
+    if isinstance(rng.bit_generator.seed_seq, spawnable):
+        return rng.spawn(n_chains)
+    seq = np.random.SeedSequence(rng.bit_generator.random_raw(4))
+    return [np.random.default_rng(child) for child in seq.spawn(n_chains)]
 
 
 def _run_chains(run_one, n_chains: int, n_jobs) -> list:

@@ -1,4 +1,4 @@
-/* Ziggurat tables for fastml._kernels._samplers.
+/* Ziggurat tables for fastml/random.h (fastml's samplers on numpy's bitgen_t).
  *
  * GENERATED FILE - do not edit. Regenerate with:
  *     python tools/gen_ziggurat_tables.py
