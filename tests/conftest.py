@@ -14,6 +14,7 @@ import fastml
 # How to install each optional oracle whose absence skips tests.
 _HOW = {
     "torch": "pip install torch==2.13.0 (the CPU build; see the README)",
+    "matplotlib": 'pip install matplotlib (or pip install ".[docs]")',
 }
 _MISSING = re.compile(r"could not import '([\w.]+)'")
 
@@ -41,7 +42,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     terminalreporter.section("optional oracles not installed")
     for module, n in sorted(counts.items()):
-        how = _HOW.get(module, f'pip install {module} (or pip install ".[test]")')
+        how = _HOW.get(module, f"pip install {module}")
         terminalreporter.write_line(
             f"{n} test(s) skipped because {module} is not importable; "
             f"to run them: {how}"
