@@ -2,17 +2,24 @@
 
 Each algorithm family adds one line to ``DEMOS``: the demo's name, the module that holds
 it and a one-line description. A demo is a function ``demo(out) -> None`` that writes
-plain text to the file-like ``out``; modules are imported only when their demo runs.
+plain text to the file-like ``out``; modules are imported only when their demo runs. A
+demo with a natural picture takes a second argument, ``plot_dir``: when it is not None
+(``fastml demo --plot DIR``) the demo draws with matplotlib and writes PNG files there
+through :func:`save_figure`, which prints each file's path.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import pathlib
 import time
 from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["DEMOS", "get_demo", "timed"]
+import numpy as np
+
+__all__ = ["DEMOS", "fmt", "get_demo", "has_pictures", "save_figure", "timed"]
 
 DEMOS: dict[str, tuple[str, str]] = {
     "stats": (
@@ -77,3 +84,39 @@ def timed(fn, *args, repeat: int = 3, **kwargs):
         result = fn(*args, **kwargs)
         best = min(best, time.perf_counter() - t0)
     return result, best
+
+
+def has_pictures(name: str) -> bool:
+    """Whether the demo ``name`` draws pictures (takes a ``plot_dir`` argument)."""
+    return "plot_dir" in inspect.signature(get_demo(name)).parameters
+
+
+def save_figure(fig, plot_dir: str | pathlib.Path, name: str, out: TextIO) -> None:
+    """Write ``fig`` as ``plot_dir/name.png``, close it, and print where it went."""
+    import matplotlib.pyplot as plt
+
+    path = pathlib.Path(plot_dir) / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"   picture: {path}", file=out)
+
+
+def _number(x: float, digits: int) -> str:
+    if x != 0 and np.isfinite(x) and not 1e-3 <= abs(x) < 1e5:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+
+
+def fmt(values, digits: int = 4) -> str:
+    """Numbers for people: ``digits`` significant digits, scientific notation for magnitudes
+    below 1e-3 or from 1e5 on (so 1.7e-4 never prints as 0); arrays keep their brackets.
+
+    >>> fmt(1.7e-4), fmt([0.25, 1.7e-4]), fmt([0.95, 0.05], 2)
+    ('1.700e-04', '[0.25 1.700e-04]', '[0.95 0.05]')
+    """
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 0:
+        return _number(float(arr), digits)
+    return np.array2string(
+        arr, formatter={"float_kind": lambda x: _number(float(x), digits)}
+    )

@@ -1,17 +1,18 @@
-"""The ``fastml`` command: ``fastml info`` and ``fastml demo [NAME ...]``."""
+"""The ``fastml`` command: ``fastml info`` and ``fastml demo [NAME ...] [--plot DIR]``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import pathlib
 import platform
 import sys
 import time
 from typing import TextIO
 
 from fastml import _build_config
-from fastml._demo import DEMOS, get_demo
+from fastml._demo import DEMOS, get_demo, has_pictures
 
 __all__ = ["main"]
 
@@ -71,7 +72,32 @@ def _info(out: TextIO) -> int:
     return 1 if failed else 0
 
 
-def _demo(names: list[str], out: TextIO, err: TextIO) -> int:
+def _plot_dir(plot: str | None, err: TextIO) -> tuple[pathlib.Path | None, int]:
+    """The directory pictures go to (created), or None; an exit status if it cannot be."""
+    if plot is None:
+        return None, 0
+    try:
+        import matplotlib
+    except ImportError:
+        print(
+            "fastml demo --plot: matplotlib is not installed, so no pictures are "
+            'written (pip install matplotlib, or pip install "fastml[docs]")',
+            file=err,
+        )
+        return None, 0
+    matplotlib.use("Agg")  # files only: no window, no display needed
+    path = pathlib.Path(plot)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"fastml demo --plot: cannot use {plot!r} as a directory: {exc}", file=err
+        )
+        return None, 2
+    return path, 0
+
+
+def _demo(names: list[str], plot: str | None, out: TextIO, err: TextIO) -> int:
     unknown = [n for n in names if n not in DEMOS]
     if unknown:
         print(f"fastml demo: unknown demo(s): {', '.join(unknown)}", file=err)
@@ -79,10 +105,18 @@ def _demo(names: list[str], out: TextIO, err: TextIO) -> int:
         for name, (_, desc) in DEMOS.items():
             print(f"  {name:<10} {desc}", file=err)
         return 2
+    plot_dir, status = _plot_dir(plot, err)
+    if status:
+        return status
     for name in names or list(DEMOS):
         print(f"== {name}: {DEMOS[name][1]}", file=out)
         t0 = time.perf_counter()
-        get_demo(name)(out)
+        if plot_dir is not None and has_pictures(name):
+            get_demo(name)(out, plot_dir)
+        else:
+            get_demo(name)(out)
+            if plot_dir is not None:
+                print("   (this demo has no picture)", file=out)
         print(f"   ({name} demo took {time.perf_counter() - t0:.2f} s)\n", file=out)
     return 0
 
@@ -110,11 +144,16 @@ def main(
     demo.add_argument(
         "names", nargs="*", metavar="NAME", help=f"one of: {', '.join(DEMOS)}"
     )
+    demo.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="also write each demo's pictures as PNG files into DIR (needs matplotlib)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "info":
             return _info(out)
-        return _demo(args.names, out, err)
+        return _demo(args.names, args.plot, out, err)
     except BrokenPipeError:  # e.g. `fastml demo | head`: stop quietly, as Unix tools do
         if out is sys.stdout:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

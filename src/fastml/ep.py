@@ -387,6 +387,8 @@ class ProbitSite(Site):
     def tilted_moments(
         self, mu: float, var: float, n_quad: int = 96
     ) -> tuple[float, float, float]:
+        """ln Z, mean and variance of Phi(y s) N(s | mu, var) / Z in closed form
+        (Rasmussen & Williams 2006, eqs. 3.58-3.59); ``n_quad`` is unused."""
         sq = math.sqrt(1.0 + var)
         z = self.y * mu / sq
         log_z = float(log_ndtr(z))

@@ -138,7 +138,7 @@ def binary_cross_entropy(
     ----------
     logits : array_like of shape (n,) or (n, k)
         Real-valued scores a; the model is p(y=1) = sigmoid(a). Finite; any magnitude
-        (|a| = 1e4 gives exact, finite results).
+        (``|a| = 1e4`` gives exact, finite results).
     y : array_like of the shape of ``logits``
         Targets in [0, 1] (hard labels or probabilities).
     sample_weight : array_like of shape (n,), optional

@@ -7,6 +7,7 @@ from typing import TextIO
 
 import numpy as np
 
+from fastml._demo import save_figure
 from fastml.ep import ClutterProblem, GaussianEP, ProbitSite
 
 
@@ -30,7 +31,7 @@ def _exact(prob: ClutterProblem, x: np.ndarray):
     return m, (p * (g - m) ** 2).sum() * dx / z, mx + math.log(z)
 
 
-def demo(out: TextIO) -> None:
+def demo(out: TextIO, plot_dir=None) -> None:
     prob = ClutterProblem(w=0.5, prior_var=100.0, clutter_var=10.0)
     print(
         "   clutter problem (w=0.5, prior var 100, clutter var 10), theta = 2:",
@@ -42,6 +43,8 @@ def demo(out: TextIO) -> None:
         m, v, lz = _exact(prob, x)
         ep = prob.fit_ep(x)
         adf = prob.fit_adf(x)
+        if n == 20:
+            small = (x, m, v, ep, adf)
         rows = [
             ("exact", m, v, lz, ""),
             ("EP", ep.mean[0], ep.variance, ep.log_evidence, str(ep.n_iter)),
@@ -65,3 +68,24 @@ def demo(out: TextIO) -> None:
         f"ln p(D) = {r.log_evidence:.4f} ({r.n_iter} passes)",
         file=out,
     )
+    if plot_dir is not None:
+        import matplotlib.pyplot as plt
+
+        x, m, v, ep, adf = small
+        g = np.linspace(m - 6 * math.sqrt(v), m + 6 * math.sqrt(v), 2001)
+        lp = (
+            prob.log_likelihood(g[:, None], x).sum(axis=1) - 0.5 * g**2 / prob.prior_var
+        )
+        p = np.exp(lp - lp.max())
+        p /= p.sum() * (g[1] - g[0])
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        ax.fill_between(g, p, color="0.85", label="exact posterior")
+        for name, r, style in (("EP", ep, "C0-"), ("ADF", adf, "C1--")):
+            mu, var = float(r.mean[0]), float(r.variance)
+            dens = np.exp(-0.5 * (g - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+            ax.plot(g, dens, style, lw=2, label=name)
+        ax.set_xlabel("theta")
+        ax.legend(fontsize=8)
+        ax.set_title("Clutter problem, N = 20: EP vs ADF vs exact")
+        fig.tight_layout()
+        save_figure(fig, plot_dir, "ep_clutter", out)

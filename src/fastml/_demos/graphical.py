@@ -7,7 +7,7 @@ from typing import TextIO
 
 import numpy as np
 
-from fastml._demo import timed
+from fastml._demo import save_figure, timed
 from fastml.graphical import BayesianNetwork, FactorGraph, PairwiseMRF
 
 
@@ -45,7 +45,7 @@ def asia() -> BayesianNetwork:
     return bn
 
 
-def demo(out: TextIO) -> None:
+def demo(out: TextIO, plot_dir=None) -> None:
     bn = asia()
     print("   Asia network (Lauritzen & Spiegelhalter 1988):", file=out)
     print(
@@ -114,13 +114,27 @@ def demo(out: TextIO) -> None:
         file=out,
     )
     print(f"     pixel error before: {(noisy != clean).mean():.4f}", file=out)
+    labels = {}
     for method, damping in (("sum", 0.0), ("max", 0.5)):
         res, t = timed(
             mrf.loopy_belief_propagation, method=method, damping=damping, repeat=1
         )
+        labels[method] = res.labels
         print(
             f"     after loopy {method}-product (damping {damping}): "
             f"{(res.labels != clean).mean():.4f} "
             f"({res.n_iter} sweeps, converged={res.converged}, {t * 1e3:.0f} ms)",
             file=out,
         )
+    if plot_dir is not None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+        images = (noisy, labels["sum"], clean)
+        titles = ("noisy (15% flipped)", "loopy sum-product", "truth")
+        for ax, img, title in zip(axes, images, titles, strict=True):
+            ax.imshow(img, cmap="gray_r", interpolation="nearest")
+            ax.set_title(title)
+            ax.axis("off")
+        fig.tight_layout()
+        save_figure(fig, plot_dir, "graphical_denoising", out)

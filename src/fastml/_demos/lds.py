@@ -7,7 +7,7 @@ from typing import TextIO
 
 import numpy as np
 
-from fastml._demo import timed
+from fastml._demo import fmt, save_figure, timed
 from fastml.lds import KalmanFilter
 
 
@@ -30,14 +30,14 @@ def _cv_model(dt: float, q: float, r: float) -> dict:
     )
 
 
-def demo(out: TextIO) -> None:
+def demo(out: TextIO, plot_dir=None) -> None:
     dt, q, r, T = 0.1, 0.5, 0.25, 5_000
     true = _cv_model(dt, q, r)
     states, obs = KalmanFilter(**true).sample(T, random_state=0)
     obs[np.random.default_rng(1).random(T) < 0.05] = np.nan  # 5 % dropped frames
     kf = KalmanFilter(**true)
     (fm, _), t_f = timed(kf.filter, obs)
-    (sm, _), t_s = timed(kf.smooth, obs)
+    (sm, sc), t_s = timed(kf.smooth, obs)
 
     def rmse(est):
         return float(np.sqrt(np.nanmean(((est - states[:, :2]) ** 2).sum(1))))
@@ -68,16 +68,39 @@ def demo(out: TextIO) -> None:
     )
     Rl, Ql = em.observation_covariance, em.transition_covariance
     print(
-        f"     observation noise var  learned {np.diag(Rl).round(4)}  true {r}",
+        f"     observation noise var  learned {fmt(np.diag(Rl))}  true {fmt(r)}",
         file=out,
     )
     print(
-        f"     velocity noise var     learned {np.diag(Ql)[2:].round(4)}  "
-        f"true {q * dt:.4f}",
+        f"     velocity noise var     learned {fmt(np.diag(Ql)[2:])}  "
+        f"true {fmt(q * dt)}",
         file=out,
     )
     print(
-        f"     position noise var     learned {np.diag(Ql)[:2].round(5)}  "
-        f"true {q * dt**3 / 3:.5f}",
+        f"     position noise var     learned {fmt(np.diag(Ql)[:2])}  "
+        f"true {fmt(q * dt**3 / 3)}",
         file=out,
     )
+    if plot_dir is not None:
+        import matplotlib.pyplot as plt
+
+        show = slice(0, 400)
+        t = np.arange(T)[show]
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        ax.scatter(t, obs[show, 0], s=4, color="0.6", label="observed x")
+        sd = np.sqrt(sc[show, 0, 0])
+        ax.plot(t, sm[show, 0], color="C0", label="RTS smoother")
+        ax.fill_between(
+            t,
+            sm[show, 0] - 1.96 * sd,
+            sm[show, 0] + 1.96 * sd,
+            color="C0",
+            alpha=0.25,
+            label="95% band",
+        )
+        ax.plot(t, states[show, 0], "k--", lw=1, label="true x")
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8, ncol=4)
+        ax.set_title("Smoothed position (x) with 5% of the frames missing")
+        fig.tight_layout()
+        save_figure(fig, plot_dir, "lds_smoothing", out)

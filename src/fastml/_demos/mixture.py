@@ -7,10 +7,11 @@ from typing import TextIO
 
 import numpy as np
 
+from fastml._demo import save_figure
 from fastml.mixture import BayesianGaussianMixture, GaussianMixture
 
 
-def demo(out: TextIO) -> None:
+def demo(out: TextIO, plot_dir=None) -> None:
     rng = np.random.default_rng(0)
     true_means = np.array([[-5.0, 0.0], [0.0, 5.0], [5.0, 0.0], [0.0, -3.0]])
     true_w = np.array([0.4, 0.3, 0.2, 0.1])
@@ -63,3 +64,34 @@ def demo(out: TextIO) -> None:
         f"never decreasing: {bool(np.all(np.diff(bgm.elbo_) >= -1e-9 * abs(bgm.elbo_[-1])))}",
         file=out,
     )
+    if plot_dir is not None:
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Ellipse
+
+        fig, ax = plt.subplots(figsize=(6, 5))
+        ax.scatter(X[:m, 0], X[:m, 1], s=2, color="0.7")
+        for k in range(bgm.n_components):
+            vals, vecs = np.linalg.eigh(bgm.covariances_[k])
+            angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+            kept_k = bool(bgm.active_components_[k])
+            ax.add_patch(
+                Ellipse(
+                    bgm.means_[k],
+                    *(4 * np.sqrt(vals[::-1])),
+                    angle=angle,
+                    fill=False,
+                    color="C3" if kept_k else "C0",
+                    lw=2 if kept_k else 0.7,
+                    ls="-" if kept_k else ":",
+                )
+            )
+        ax.plot(*true_means.T, "k+", ms=12, mew=2, label="true means")
+        ax.set_aspect("equal")
+        ax.legend(fontsize=8)
+        ax.set_title(
+            f"Bayesian GMM: {bgm.n_active_components_} of 10 components kept "
+            "(red; dotted: pruned)",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        save_figure(fig, plot_dir, "mixture_bayesian_gmm", out)

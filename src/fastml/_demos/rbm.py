@@ -10,6 +10,7 @@ from typing import TextIO
 import numpy as np
 
 from fastml import nn
+from fastml._demo import save_figure
 from fastml.rbm import BernoulliRBM
 
 
@@ -53,7 +54,7 @@ def _softmax_regression_accuracy(xtr, ytr, xte, yte):
     return net.score(xte, yte)
 
 
-def demo(out: TextIO) -> None:
+def demo(out: TextIO, plot_dir=None) -> None:
     try:
         xtr, xte, ytr, yte = _nudged_digits()
     except ImportError:
@@ -89,3 +90,13 @@ def demo(out: TextIO) -> None:
     print("   softmax regression (fastml.nn), held-out accuracy:", file=out)
     print(f"     on RBM features (100)  {acc_rbm:.4f}", file=out)
     print(f"     on raw pixels (64)     {acc_raw:.4f}", file=out)
+    if plot_dir is not None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(10, 10, figsize=(6.5, 6.5))
+        for w, ax in zip(rbm.components_, axes.ravel(), strict=True):
+            lim = np.abs(w).max()
+            ax.imshow(w.reshape(8, 8), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.axis("off")
+        fig.suptitle("RBM: the 100 hidden units' weights (red excitatory)")
+        save_figure(fig, plot_dir, "rbm_filters", out)

@@ -41,7 +41,10 @@ cdef void _im2col_one(const real *x, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t 
     """
     cdef idx_t c, i, j, ow, lo, hi, rlo, rhi, r1, n, t
     cdef real *dst = col
-    cdef const real *src
+    # Set below only when a row is read (r1 > rlo), so the pointer is never formed
+    # outside the image; initialised because gcc cannot see that the row loop then runs
+    # zero times (-Wmaybe-uninitialized).
+    cdef const real *src = x
     for c in range(C):
         for i in range(kh):
             _valid_range(H, OH, s, p, i, &rlo, &rhi)

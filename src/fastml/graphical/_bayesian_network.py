@@ -68,6 +68,7 @@ class BayesianNetwork:
             self.add_edge(u, v)
 
     def add_node(self, node: Hashable) -> None:
+        """Add a node with no edges (nothing happens if it exists); nodes must be hashable."""
         if not isinstance(node, Hashable):
             raise TypeError(f"nodes must be hashable, got {type(node).__name__}")
         if node not in self._parents:
@@ -93,10 +94,12 @@ class BayesianNetwork:
 
     @property
     def nodes(self) -> list[Hashable]:
+        """The nodes, in insertion order."""
         return list(self._parents)
 
     @property
     def edges(self) -> list[tuple[Hashable, Hashable]]:
+        """The directed edges as ``(parent, child)`` pairs."""
         return [(u, v) for v, ps in self._parents.items() for u in ps]
 
     def _check(self, node, name: str = "node"):
@@ -105,9 +108,11 @@ class BayesianNetwork:
         return node
 
     def parents(self, node: Hashable) -> list[Hashable]:
+        """The parents of ``node`` (ValueError if unknown)."""
         return list(self._parents[self._check(node)])
 
     def children(self, node: Hashable) -> list[Hashable]:
+        """The children of ``node`` (ValueError if unknown)."""
         return list(self._children[self._check(node)])
 
     def _descendants(self, node) -> set:
@@ -120,6 +125,7 @@ class BayesianNetwork:
         return seen
 
     def topological_order(self) -> list[Hashable]:
+        """The nodes ordered so that every parent comes before its children (Kahn's algorithm)."""
         indeg = {n: len(p) for n, p in self._parents.items()}
         order = [n for n, d in indeg.items() if d == 0]
         for n in order:
@@ -204,7 +210,7 @@ class BayesianNetwork:
         table: ArrayLike,
         parents: Sequence[Hashable] | None = None,
     ) -> None:
-        """Set p(node | parents) as a table of shape (*parent cards, card(node)).
+        """Set p(node | parents) as a table of shape ``(*parent cards, card(node))``.
 
         ``parents`` gives the order of the leading axes (default :meth:`parents`); the
         last axis must sum to 1 (within 1e-8) and entries be non-negative.

@@ -254,9 +254,11 @@ class FactorGraph:
 
     @property
     def n_factors(self) -> int:
+        """Number of factors added so far."""
         return self._n_factors
 
     def cardinality(self, variable: Hashable) -> int:
+        """Number of states of ``variable`` (ValueError if unknown)."""
         return self._card[self._var_id(variable, "variable")]
 
     def add_variable(self, name: Hashable, cardinality: int) -> None:
@@ -375,6 +377,7 @@ class FactorGraph:
     # -- evidence ------------------------------------------------------------------
     @property
     def evidence(self) -> dict[Hashable, int]:
+        """The clamped variables as ``{name: state}`` (a copy)."""
         return {self._names[i]: s for i, s in self._evidence.items()}
 
     def set_evidence(self, evidence: Mapping[Hashable, int]) -> None:
@@ -401,6 +404,7 @@ class FactorGraph:
         self._evidence = new
 
     def clear_evidence(self) -> None:
+        """Remove all evidence: every variable is free again."""
         self._evidence = {}
 
     def _compile(self) -> _Compiled:

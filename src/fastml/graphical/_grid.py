@@ -109,6 +109,7 @@ class PairwiseMRF:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """The grid's ``(height, width)``."""
         return self.log_unary.shape[:2]
 
     def to_factor_graph(self) -> FactorGraph:

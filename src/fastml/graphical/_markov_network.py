@@ -43,11 +43,13 @@ class MarkovNetwork:
             self.add_edge(u, v)
 
     def add_node(self, node: Hashable) -> None:
+        """Add a node with no edges (nothing happens if it exists); nodes must be hashable."""
         if not isinstance(node, Hashable):
             raise TypeError(f"nodes must be hashable, got {type(node).__name__}")
         self._adj.setdefault(node, set())
 
     def add_edge(self, u: Hashable, v: Hashable) -> None:
+        """Add the undirected edge u - v; a self-loop is a ValueError."""
         if u == v:
             raise ValueError(f"edges: self-loop on {u!r}")
         self.add_node(u)
@@ -57,14 +59,17 @@ class MarkovNetwork:
 
     @property
     def nodes(self) -> list[Hashable]:
+        """The nodes, in insertion order."""
         return list(self._adj)
 
     def neighbors(self, node: Hashable) -> set[Hashable]:
+        """The nodes adjacent to ``node`` (ValueError if unknown)."""
         if not isinstance(node, Hashable) or node not in self._adj:
             raise ValueError(f"unknown node {node!r} in node")
         return set(self._adj[node])
 
     def markov_blanket(self, node: Hashable) -> set[Hashable]:
+        """The Markov blanket of ``node``: its neighbours (PRML sec. 8.3.1)."""
         return self.neighbors(node)
 
     def add_factor(

@@ -86,6 +86,7 @@ class ConvergenceMonitor:
 
     @property
     def converged(self) -> bool:
+        """True after ``n_iter`` iterations or once the log-likelihood gain is below ``tol``."""
         return self.iter == self.n_iter or self._gain_below_tol
 
     @property

@@ -130,9 +130,9 @@ class BayesianGaussianMixture(GaussianMixture):
 
     References
     ----------
-    C. M. Bishop, *Pattern Recognition and Machine Learning*, sec. 10.2.
-    D. M. Blei, M. I. Jordan, "Variational inference for Dirichlet process mixtures",
-    Bayesian Analysis 1(1), 2006.
+    Bishop, C. M., *Pattern Recognition and Machine Learning*, sec. 10.2.
+    Blei, D. M. and Jordan, M. I., "Variational inference for Dirichlet process
+    mixtures", Bayesian Analysis 1(1), 2006.
 
     Examples
     --------

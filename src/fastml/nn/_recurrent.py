@@ -305,6 +305,7 @@ class Bidirectional(Layer):
         return self.forward_layer._check_x(x, name)
 
     def astype(self: _BI, dtype: DTypeLike) -> _BI:
+        """Convert both directions' parameters to float32/float64 in place; returns ``self``."""
         self.forward_layer.astype(dtype)
         self.backward_layer.astype(dtype)
         self.__init__(self.forward_layer, self.backward_layer)

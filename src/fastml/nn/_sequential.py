@@ -69,6 +69,7 @@ class Sequential(Layer):
 
     @property
     def dtype(self) -> np.dtype[Any] | None:
+        """The dtype of the first layer that has parameters (None if none has)."""
         for layer in self.layers:
             if layer.dtype is not None:
                 return layer.dtype
@@ -81,6 +82,7 @@ class Sequential(Layer):
         return self._out_dtype
 
     def astype(self: _SEQ, dtype: DTypeLike) -> _SEQ:
+        """Convert every layer's parameters to float32/float64 in place; returns ``self``."""
         for layer in self.layers:
             layer.astype(dtype)
         self.__init__(self.layers)

@@ -29,10 +29,12 @@ class MCMCResult:
 
     @property
     def n_chains(self) -> int:
+        """Number of chains (first axis of ``samples``)."""
         return self.samples.shape[0]
 
     @property
     def n_samples(self) -> int:
+        """Number of kept draws per chain (second axis of ``samples``)."""
         return self.samples.shape[1]
 
     def flat(self) -> np.ndarray:

@@ -80,6 +80,7 @@ class AliasTable:
 
     @property
     def n_categories(self) -> int:
+        """Number of categories k in the table."""
         return self.p.shape[0]
 
     def probabilities(self) -> np.ndarray:

@@ -69,6 +69,7 @@ class MultivariateNormal:
 
     @property
     def dim(self) -> int:
+        """Dimension d of the Gaussian."""
         return self.mean.shape[0]
 
     def log_prob(self, x: ArrayLike) -> np.float64 | FloatArray:
