@@ -1,5 +1,5 @@
 """The version lives in one place (meson.build) and everything else reads it; the
-changelog and Project-URLs exist."""
+changelog exists."""
 
 import importlib.metadata
 import pathlib
@@ -27,11 +27,10 @@ def test_meson_project_version_is_the_package_version():
     assert importlib.metadata.version("fastml") == fastml.__version__
 
 
-def test_pyproject_takes_the_version_from_meson_and_lists_urls():
+def test_pyproject_takes_the_version_from_meson():
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads(_read("pyproject.toml"))["project"]
     assert "version" not in project and "version" in project["dynamic"]
-    assert {"Documentation", "Source", "Changelog"} <= set(project["urls"])
     assert {"sphinx", "numpydoc", "sphinx-gallery", "matplotlib"} <= {
         re.split(r"[<>=!~ ]", req)[0]
         for req in project["optional-dependencies"]["docs"]
