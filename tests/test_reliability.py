@@ -2,6 +2,7 @@
 divergence checks, convergence on the parameters."""
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -117,6 +118,10 @@ _SETUP = {
 }
 
 _CHILD = """
+import os, threading
+watchdog = threading.Timer(120, os._exit, (3,))  # never outlive a lost parent
+watchdog.daemon = True
+watchdog.start()
 import numpy as np
 {setup}
 print("ready", flush=True)
@@ -129,19 +134,27 @@ else:
 """
 
 
+def _readline(p, timeout):
+    """The child's next stdout line, or "" after ``timeout`` seconds."""
+    if not select.select([p.stdout], [], [], timeout)[0]:
+        return ""
+    return p.stdout.readline().strip()
+
+
 def _interrupt_one(p):
-    line = p.stdout.readline().strip()
-    if line != "ready":
+    try:
+        line = _readline(p, 60)
+        if line != "ready":
+            p.kill()
+            return f"no ready: {line!r} {p.communicate()[1][-2000:]}", None
+        time.sleep(0.5)
+        sent = time.perf_counter()
+        p.send_signal(signal.SIGINT)
+        line = _readline(p, 5)
+        return line, time.perf_counter() - sent
+    finally:
         p.kill()
-        return f"no ready: {line!r} {p.communicate()[1][-2000:]}", None
-    time.sleep(0.5)
-    sent = time.perf_counter()
-    p.send_signal(signal.SIGINT)
-    line = p.stdout.readline().strip()
-    elapsed = time.perf_counter() - sent
-    p.kill()
-    p.communicate()
-    return line, elapsed
+        p.communicate()
 
 
 def _interrupt_all():

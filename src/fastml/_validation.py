@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "as_ndarray",
     "check_array",
+    "check_diverged",
     "check_float_dtype",
     "check_int",
     "check_param",
