@@ -55,7 +55,8 @@ class UnivariateGaussianVI(BaseEstimator):
     a_N_, b_N_ : float
         q(tau) shape and rate (PRML eqs. 10.29-10.30).
     elbo_ : list of float
-        The exact ELBO after each full coordinate-ascent sweep (non-decreasing).
+        The exact ELBO after each full coordinate-ascent sweep (non-decreasing, up
+        to rounding once the parameters reach the fixed point, where it is flat).
     n_iter_ : int
     converged_ : bool
 
@@ -87,7 +88,8 @@ class UnivariateGaussianVI(BaseEstimator):
     >>> vi = UnivariateGaussianVI().fit(x)
     >>> round(vi.mu_N_, 1), round(vi.a_N_ / vi.b_N_, 0)
     (2.0, 4.0)
-    >>> bool(np.all(np.diff(vi.elbo_) >= 0))
+    >>> e = np.array(vi.elbo_)  # non-decreasing up to rounding at the fixed point
+    >>> bool(np.all(np.diff(e) >= -1e-12 * np.abs(e[1:])))
     True
     """
 
