@@ -241,7 +241,7 @@ def test_multivariate_normal_and_alias_fuzz(mean, scale, size, seed):
 @SMALL
 @given(
     x0=data_matrix(max_rows=2, max_cols=3),
-    n=st.sampled_from([1, 5, 0]),
+    n=st.sampled_from([2, 5, 0]),  # with thin=2**62: an iteration count past int64
     thin=st.sampled_from([1, 3, 0, 2**62]),
     seed=SEEDS,
 )

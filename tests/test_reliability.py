@@ -118,7 +118,10 @@ _SETUP = {
 }
 
 _CHILD = """
-import os, threading
+import os, signal, threading
+# A parent started in the background of a shell ignores SIGINT and so would the child:
+# install Python's own handler (KeyboardInterrupt), the one a terminal session has.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 watchdog = threading.Timer(120, os._exit, (3,))  # never outlive a lost parent
 watchdog.daemon = True
 watchdog.start()
