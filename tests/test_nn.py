@@ -552,6 +552,7 @@ def test_multihead_attention_gradients(masks, self_attention):
 
 # -------------------------------------------------------------------------- learning
 def _digits():
+    pytest.importorskip("sklearn")  # the data set, as the other peer tests: skip
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

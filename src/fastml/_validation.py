@@ -17,6 +17,7 @@ from fastml._typing import RandomStateLike
 __all__ = [
     "as_ndarray",
     "check_array",
+    "check_diverged",
     "check_float_dtype",
     "check_int",
     "check_param",
@@ -187,7 +188,7 @@ def check_array(
     Returns
     -------
     numpy.ndarray
-        C-contiguous, of dtype float32 or float64. A copy only where needed.
+        C-contiguous, aligned, of dtype float32 or float64. A copy only where needed.
 
     Raises
     ------
@@ -213,6 +214,8 @@ def check_array(
     out = np.asarray(
         arr, dtype=dtype, order="C"
     )  # (ascontiguousarray would make 0-d 1-d)
+    if not out.flags.aligned:  # e.g. np.frombuffer(buf, offset=1): kernels need aligned
+        out = out.copy()
     if finite and not np.isfinite(out).all():
         bad = np.argwhere(~np.isfinite(out))[0]
         where = tuple(int(i) for i in bad) if out.ndim else ()
@@ -348,3 +351,30 @@ def check_param(x, name: str, *, nonneg: bool = False, positive: bool = False):
         bad = arr[arr < 0].flat[0]
         raise ValueError(f"{name} must be >= 0, got {bad}")
     return float(arr) if arr.ndim == 0 else arr
+
+
+def check_diverged(owner, iteration: int, advice: str, **params) -> None:
+    """Stop an iterative fit whose parameters became non-finite (a divergence).
+
+    Parameters
+    ----------
+    owner : object
+        The estimator being fitted (its class name starts the message).
+    iteration : int
+        The iteration (1-based) after which the parameters were checked.
+    advice : str
+        What the user should change, e.g. ``"lower learning_rate"``.
+    **params : array_like
+        The parameters just updated, by their attribute names.
+
+    Raises
+    ------
+    ValueError
+        Naming the first non-finite parameter, the iteration and ``advice``.
+    """
+    for name, value in params.items():
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"{type(owner).__name__} diverged: {name} became non-finite (NaN or "
+                f"infinity) at iteration {iteration}; {advice}"
+            )

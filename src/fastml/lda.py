@@ -39,7 +39,12 @@ from fastml._base import (
 )
 from fastml._kernels import _lda
 from fastml._typing import ArrayLike, FloatArray, NDArray, RandomStateLike
-from fastml._validation import check_int, check_random_state, check_real
+from fastml._validation import (
+    check_diverged,
+    check_int,
+    check_random_state,
+    check_real,
+)
 
 _Counts: TypeAlias = ArrayLike | sparse.spmatrix | sparse.sparray
 _Vocabulary: TypeAlias = Sequence[str] | NDArray[Any] | None
@@ -105,7 +110,8 @@ def check_counts(
         Non-numeric input.
     ValueError
         Wrong ndim, negative, NaN/inf or non-integer counts, no documents, wrong
-        vocabulary size.
+        vocabulary size; with ``integer``, 2**31 tokens or more (the 32-bit counters
+        of the Gibbs kernels).
     """
     if sparse.issparse(X):
         if X.ndim != 2:
@@ -146,6 +152,12 @@ def check_counts(
         raise ValueError(
             f"{name} must hold integer counts for method='gibbs' (tokens); found "
             f"{data[i]}"
+        )
+    if integer and data.sum() >= 2**31:  # before _tokens allocates one int per token
+        raise ValueError(
+            f"{name} holds {data.sum():.0f} tokens; collapsed Gibbs keeps 32-bit "
+            "counts, so the total must be below 2**31 = 2147483648 (subsample the "
+            "corpus or use method='variational')"
         )
     if n_features is not None and V != n_features:
         raise ValueError(
@@ -550,6 +562,14 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
                     alpha, D, K, float(elog_theta.sum())
                 )
                 eta = _newton_symmetric_dirichlet(eta, K, V, float(elog_beta.sum()))
+            check_diverged(
+                self,
+                it + 1,
+                "use optimize_priors=False or larger priors",
+                components_=lam,
+                doc_topic_prior_=alpha,
+                topic_word_prior_=eta,
+            )
             self.n_iter_ = it + 1
             perp = float(np.exp(-elbo / n_words))
             if self.verbose:

@@ -28,7 +28,12 @@ from scipy import linalg
 from fastml._base import BaseEstimator
 from fastml._kernels import _lds
 from fastml._typing import ArrayLike, FloatArray, RandomStateLike
-from fastml._validation import check_array, check_int, check_random_state
+from fastml._validation import (
+    check_array,
+    check_diverged,
+    check_int,
+    check_random_state,
+)
 
 __all__ = ["KalmanFilter"]
 
@@ -508,11 +513,17 @@ class KalmanFilter(BaseEstimator):
                 "fully missing rows"
             )
         self.loglikelihoods_ = []
-        for _ in range(n_iter):
+        for it in range(n_iter):
             f = self._run_filter(Y, prm)
             self.loglikelihoods_.append(float(f["loglik"].sum()))
             m, P, X1 = self._run_smoother(f, prm)
             _m_step(prm, names, Y, obs_rows, m, P, X1)
+            check_diverged(
+                self,
+                it + 1,
+                "estimate fewer parameters (em_vars) or rescale X",
+                **{name: prm[name] for name in names},
+            )
             for name in names:
                 setattr(self, name, prm[name].copy())
         return self

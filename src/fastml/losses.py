@@ -226,7 +226,7 @@ def softmax_cross_entropy(
             raise ValueError(
                 f"y class indices must lie in [0, {c}), got values in [{y_in.min()}, {y_in.max()}]"
             )
-        labels = np.ascontiguousarray(y_in, dtype=np.intp)
+        labels = np.require(y_in, np.intp, "CA")  # C-contiguous and aligned
         loss = _losses.softmax_cross_entropy_index(z, labels, w, scale, grad)
         return LossResult(loss * scale, grad)
     if y_in.dtype.kind == "b" or y_in.ndim != 2:

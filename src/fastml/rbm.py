@@ -32,7 +32,12 @@ from fastml._base import (
 )
 from fastml._kernels import variant
 from fastml._typing import ArrayLike, RandomStateLike, RealArray
-from fastml._validation import check_int, check_random_state, check_real
+from fastml._validation import (
+    check_diverged,
+    check_int,
+    check_random_state,
+    check_real,
+)
 
 _rbm = variant("_rbm")  # the AVX2 + FMA build where the CPU has it
 
@@ -221,22 +226,24 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
         r = self.h_samples_.shape[0] if self.persistent else rows
         m, d, dt = self._m, x.shape[1], x.dtype
         wt = np.ascontiguousarray(self.components_.T)  # the kernel's layout, (d, m)
-        _rbm.cd_epoch(
-            self.random_state_.bit_generator,
-            x,
-            bounds,
-            wt,
-            self.intercept_hidden_,
-            self.intercept_visible_,
-            self.h_samples_,
-            self._k,
-            self._lr,
-            bool(self.persistent),
-            self._gaussian,
-            np.empty((r + rows, m), dtype=dt),
-            np.empty((r + rows, d), dtype=dt),
-        )
-        self.components_[...] = wt.T
+        try:
+            _rbm.cd_epoch(
+                self.random_state_.bit_generator,
+                x,
+                bounds,
+                wt,
+                self.intercept_hidden_,
+                self.intercept_visible_,
+                self.h_samples_,
+                self._k,
+                self._lr,
+                bool(self.persistent),
+                self._gaussian,
+                np.empty((r + rows, m), dtype=dt),
+                np.empty((r + rows, d), dtype=dt),
+            )
+        finally:  # also on Ctrl-C: the weights then hold the finished batches' updates,
+            self.components_[...] = wt.T  # as the intercepts and the chain do
 
     # ------------------------------------------------------------------ training
     def fit(self: _RBM, X: ArrayLike, y: object = None) -> _RBM:
@@ -252,6 +259,7 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
         for it in range(self._n_iter):
             t0 = time.perf_counter()
             self._epoch(x, bounds)
+            self._check_diverged(it + 1)
             if self.verbose:
                 xd = x.toarray() if sparse.issparse(x) else x
                 pl = float(np.mean(self._score_samples(xd)))
@@ -270,7 +278,18 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
         if first:
             self._initialise(x)
         self._epoch(x, np.array([0, x.shape[0]], dtype=np.intp))
+        self._check_diverged(1)
         return self
+
+    def _check_diverged(self, iteration):
+        check_diverged(
+            self,
+            iteration,
+            "lower learning_rate (or standardise X)",
+            components_=self.components_,
+            intercept_hidden_=self.intercept_hidden_,
+            intercept_visible_=self.intercept_visible_,
+        )
 
     # ------------------------------------------------------------------ inference
     def transform(self, X: ArrayLike) -> RealArray:

@@ -19,10 +19,15 @@ offsets), ``vptr[V+1]`` and ``vedge[E]`` (edges of each variable).
 
 The grid kernel (``grid_bp``) runs the same equations specialised to a
 4-connected H x W lattice with one pairwise table shared by all edges.
+
+The iterative kernels poll for Ctrl-C (``_interrupt.pxd``): ``loopy_bp`` before every
+factor, ``grid_bp`` between sweeps (groups of fused sweeps). On KeyboardInterrupt the
+messages hold the last values written and the beliefs are not computed.
 """
 from libc.math cimport log, fabs, INFINITY
 from libc.string cimport memcpy
 
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t
 
 cdef idx_t _HEADER = 17
@@ -492,16 +497,20 @@ def loopy_bp(const idx_t[::1] graph, const double[::1] ptab, const double[::1] m
     cdef idx_t it = 0, e, f, x, K
     cdef double delta = INFINITY, d, val
     cdef double *old
+    cdef idx_t left = POLL_WORK
     with nogil:
         while it < max_iter:
             it += 1
             delta = 0.0
+            poll(&left, 8 * g.eoff[g.E], NULL)
             if not sequential:
                 for e in range(g.E):
                     if _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]]) == 0.0:
                         _uniform_on(&mask[g.voff[g.evar[e]]], &m_vf[g.eoff[e]],
                                     g.card[g.evar[e]])
             for f in range(g.F):
+                poll(&left, 8 * (g.toff[f + 1] - g.toff[f]) * (g.fptr[f + 1] - g.fptr[f] + 1),
+                     NULL)
                 if sequential:
                     for e in range(g.fptr[f], g.fptr[f + 1]):
                         if _var_to_fac(&g, e, &mask[0], &m_fv[0], &m_vf[g.eoff[e]]) == 0.0:
@@ -1026,6 +1035,7 @@ def grid_bp(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair
     cdef const double *pt = &pair_t[0, 0]
     cdef idx_t t, i
     cdef bint beliefs_done = False
+    cdef idx_t left = POLL_WORK, sweep_work = 64 * H * W * K * (1 if potts else K)
     with nogil:
         inner = 0.0 if is_max else 1.0 / K
         border = 0.0 if is_max else 1.0
@@ -1038,6 +1048,7 @@ def grid_bp(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair
             for t in range(4):  # interior, top, bottom, both
                 _init_row(start + t * row, t & 1, t & 2, W, hs, K, inner, border)
         while it < max_iter:
+            poll(&left, sweep_work * (1 if checkerboard else _FUSE), NULL)
             if checkerboard:
                 it += 1
                 delta = _checkerboard(u, pr, pt, H, W, hs, K, potts_diag, potts_off,

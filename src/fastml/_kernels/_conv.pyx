@@ -8,10 +8,12 @@ receptive field of every output pixel (im2col; Goodfellow et al., Deep Learning,
 col2im, the adjoint of im2col: it adds each column entry back into the pixel it was read
 from, so ``<im2col(x), c> = <x, col2im(c)>`` exactly in exact arithmetic.
 
-Rows of ``cols[n]`` are ordered (c, i, j), matching ``w.reshape(F, C * kh * kw)``.
+Rows of ``cols[n]`` are ordered (c, i, j), matching ``w.reshape(F, C * kh * kw)``. The
+kernels poll for Ctrl-C between images (pooling: between output rows).
 """
 from libc.string cimport memcpy, memset
 
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
 
 cdef extern from "_gather.h" nogil:
@@ -134,8 +136,10 @@ def im2col(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stride, idx_t p
     cdef idx_t OW = (W + 2 * padding - kw) // stride + 1
     if N == 0 or cols_out.shape[1] == 0 or cols_out.shape[2] == 0:
         return
+    cdef idx_t left = POLL_WORK
     with nogil:
         for n in range(N):
+            poll(&left, 2 * cols_out.shape[1] * cols_out.shape[2], NULL)
             _im2col_one(&x[n, 0, 0, 0], C, H, W, kh, kw, stride, padding, OH, OW,
                         &cols_out[n, 0, 0])
 
@@ -159,8 +163,10 @@ def col2im(const real[:, :, ::1] cols, idx_t kh, idx_t kw, idx_t stride, idx_t p
     cdef idx_t OW = (W + 2 * padding - kw) // stride + 1
     if N == 0 or C * H * W == 0:
         return
+    cdef idx_t left = POLL_WORK
     with nogil:
         for n in range(N):
+            poll(&left, 2 * cols.shape[1] * cols.shape[2] + C * H * W, NULL)
             _col2im_one(&cols[n, 0, 0], C, H, W, kh, kw, stride, padding, OH, OW,
                         &x_out[n, 0, 0, 0])
 
@@ -187,11 +193,13 @@ def maxpool2d_forward(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stri
         raise ValueError("maxpool2d_forward: shape mismatch")
     if N == 0 or C == 0:
         return
+    cdef idx_t left = POLL_WORK
     with nogil:
         for n in range(N):
             for c in range(C):
                 plane = &x[n, c, 0, 0]
                 for oh in range(OH):
+                    poll(&left, 2 * OW * kh * kw, NULL)
                     for ow in range(OW):
                         best = oh * stride * W + ow * stride
                         m = plane[best]
@@ -221,8 +229,10 @@ def maxpool2d_backward(const real[:, :, :, ::1] grad_out, const idx_t[:, :, :, :
         raise ValueError("maxpool2d_backward: shape mismatch")
     if N == 0 or C == 0 or HW == 0:
         return
+    cdef idx_t left = POLL_WORK
     with nogil:
         for n in range(N):
+            poll(&left, C * (HW + 2 * OH * OW), NULL)
             for c in range(C):
                 plane = &grad_in[n, c, 0, 0]
                 memset(plane, 0, HW * sizeof(real))

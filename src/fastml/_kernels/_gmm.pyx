@@ -8,13 +8,15 @@ responsibilities by a log-sum-exp over components (PRML eq. 9.23) and, in the sa
 pass, the M-step sufficient statistics (PRML eqs. 9.24-9.27) about the current means:
 ``N_k = sum_n r_nk``, ``s_k = sum_n r_nk D_n`` and ``S_k = sum_n r_nk D_n D_n^T``
 (GEMM). Nothing of size n x K x d is allocated. Accumulators are double for float32
-data too.
+data too. A pass polls for Ctrl-C between blocks of rows; an interrupted pass leaves its
+outputs partly written (the caller discards them).
 """
 import numpy as np
 
 from libc.math cimport exp, log
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
 
 # Rows per block: at most 512, and K * block * d scratch values kept to ~2 MB of
@@ -101,6 +103,7 @@ def em_pass_full(const real[:, ::1] X, const real[:, ::1] means,
     cdef double *sc
     cdef double rsum
     cdef int di = <int> d, nbi
+    cdef idx_t left = POLL_WORK
     with nogil:
         if want_stats:
             for k in range(K):
@@ -112,6 +115,7 @@ def em_pass_full(const real[:, ::1] X, const real[:, ::1] means,
         start = 0
         while start < n:
             nb = min(B, n - start)
+            poll(&left, 4 * nb * K * (d * d + 4), NULL)
             nbi = <int> nb
             for k in range(K):
                 Dk = &Dbuf[k, 0, 0]
@@ -196,6 +200,7 @@ def em_pass_diag(const real[:, ::1] X, const real[:, ::1] means,
     cdef double[::1] LP = np.empty(K)
     cdef idx_t i, j, k
     cdef double total = 0.0, acc, v, r, ln
+    cdef idx_t left = POLL_WORK
     with nogil:
         if want_stats:
             for k in range(K):
@@ -204,6 +209,7 @@ def em_pass_diag(const real[:, ::1] X, const real[:, ::1] means,
                     sum_out[k, j] = 0.0
                     sumsq_out[k, j] = 0.0
         for i in range(n):
+            poll(&left, 8 * K * d + 16, NULL)
             for k in range(K):
                 acc = 0.0
                 for j in range(d):

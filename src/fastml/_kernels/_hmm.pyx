@@ -12,6 +12,7 @@ import numpy as np
 
 from libc.math cimport INFINITY, NAN, exp, log
 
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
 
 ctypedef fused bp_t:
@@ -82,13 +83,13 @@ cdef inline double _sum(const double *v, idx_t K) noexcept nogil:
 cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 const real[:, ::1] table, const idx_t[::1] rows,
                                 idx_t t0, idx_t t1, idx_t K, double *cur,
-                                double *nxt, double *alpha,
-                                double *cscale) noexcept nogil:
+                                double *nxt, double *alpha, double *cscale,
+                                idx_t *left) except? -1.0 nogil:
     """Scaled alpha recursion (PRML eqs. 13.59-13.63) on rows [t0, t1).
 
     ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and c_n are
     stored (row t - t0). Returns log p(X) = sum_n log c_n (eq. 13.63), or NaN when some
-    c_n underflows.
+    c_n underflows. Polls for Ctrl-C every step (budget ``left``).
 
     The division by c_{n-1} (eq. 13.59) is applied together with b_n, after the
     product with A: ``a_n = (a_{n-1} A) * (b_n / c_{n-1})`` with ``a_{n-1}`` the
@@ -112,6 +113,7 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
         for j in range(K):
             alpha[j] = cur[j] * inv
     for t in range(t0 + 1, t1):
+        poll(left, 2 * K * K + 8, NULL)
         # Small K get a constant-size copy of the loop, unrolled by the compiler.
         if K == 8:
             _vec_mat(cur, A, nxt, 8)
@@ -162,11 +164,12 @@ def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
     if logprob_out.shape[0] != S:
         raise ValueError("forward_scaled: logprob_out must have one entry per span")
     cdef double[:, ::1] buf = np.empty((2, K))
+    cdef idx_t left = POLL_WORK
     with nogil:
         for s in range(S):
             logprob_out[s] = _forward_scaled_seq(
                 &startprob[0], &transmat[0, 0], table, rows, spans[s, 0], spans[s, 1],
-                K, &buf[0, 0], &buf[1, 0], NULL, NULL)
+                K, &buf[0, 0], &buf[1, 0], NULL, NULL, &left)
 
 
 def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
@@ -213,12 +216,14 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     cdef double lp, g, norm, acc
     if do_xi:
         xi = &xi_out[0, 0]
+    cdef idx_t left = POLL_WORK
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
             lp = _forward_scaled_seq(&startprob[0], A, table, rows, t0, t1, K,
-                                     &buf[0, 0], &buf[1, 0], &alpha[0, 0], &cscale[0])
+                                     &buf[0, 0], &buf[1, 0], &alpha[0, 0], &cscale[0],
+                                     &left)
             logprob_out[s] = lp
             if lp != lp:
                 continue
@@ -226,6 +231,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                 beta[j] = 1.0
             t = t1 - 1
             while True:
+                poll(&left, 4 * K * K + 8, NULL)
                 # gamma_t = alpha-hat_t * beta-hat_t (eq. 13.64), renormalised.
                 a_t = &alpha[t - t0, 0]
                 norm = 0.0
@@ -282,8 +288,9 @@ cdef inline double _lse_col(const double *v, const double *col, idx_t K) noexcep
 cdef double _forward_log_seq(const double *log_pi, const double *log_AT,
                              const real[:, ::1] table, const idx_t[::1] rows,
                              idx_t t0, idx_t t1, idx_t K, double *cur, double *nxt,
-                             double *log_alpha) noexcept nogil:
-    """Log-space alpha recursion (PRML eq. 13.36 with log-sum-exp) on [t0, t1)."""
+                             double *log_alpha, idx_t *left) except? -1.0 nogil:
+    """Log-space alpha recursion (PRML eq. 13.36 with log-sum-exp) on [t0, t1); polls
+    for Ctrl-C every step (budget ``left``)."""
     cdef idx_t t, j
     cdef const real *b = _frame(table, rows, t0)
     cdef double *tmp
@@ -293,6 +300,7 @@ cdef double _forward_log_seq(const double *log_pi, const double *log_AT,
         for j in range(K):
             log_alpha[j] = cur[j]
     for t in range(t0 + 1, t1):
+        poll(left, 20 * K * K, NULL)
         b = _frame(table, rows, t)
         for j in range(K):
             nxt[j] = _lse_col(cur, log_AT + j * K, K) + b[j]
@@ -331,11 +339,12 @@ def forward_log(const double[::1] log_startprob, const double[:, ::1] log_transm
     if logprob_out.shape[0] != S:
         raise ValueError("forward_log: logprob_out must have one entry per span")
     cdef double[:, ::1] buf = np.empty((2, K))
+    cdef idx_t left = POLL_WORK
     with nogil:
         for s in range(S):
             logprob_out[s] = _forward_log_seq(
                 &log_startprob[0], &log_transmat_T[0, 0], log_table, rows,
-                spans[s, 0], spans[s, 1], K, &buf[0, 0], &buf[1, 0], NULL)
+                spans[s, 0], spans[s, 1], K, &buf[0, 0], &buf[1, 0], NULL, &left)
 
 
 def forward_backward_log(const double[::1] log_startprob,
@@ -369,13 +378,14 @@ def forward_backward_log(const double[::1] log_startprob,
     cdef const real *b
     cdef double *crow
     cdef double lp, m, norm
+    cdef idx_t left = POLL_WORK
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
             lp = _forward_log_seq(&log_startprob[0], &log_transmat_T[0, 0], log_table,
                                   rows, t0, t1, K, &buf[0, 0], &buf[1, 0],
-                                  &log_alpha[0, 0])
+                                  &log_alpha[0, 0], &left)
             logprob_out[s] = lp
             if lp == -INFINITY or lp != lp:
                 continue
@@ -383,6 +393,7 @@ def forward_backward_log(const double[::1] log_startprob,
                 beta[j] = 0.0
             t = t1 - 1
             while True:
+                poll(&left, 40 * K * K, NULL)
                 la = &log_alpha[t - t0, 0]
                 m = -INFINITY
                 for i in range(K):
@@ -439,6 +450,7 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
     cdef const double *LAT = &log_transmat_T[0, 0]
     cdef const real *b
     cdef double m, x
+    cdef idx_t left = POLL_WORK
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
@@ -447,6 +459,7 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
             for j in range(K):
                 cur[j] = log_startprob[j] + b[j]
             for t in range(t0 + 1, t1):
+                poll(&left, 2 * K * K + 8, NULL)
                 b = _frame(log_table, rows, t)
                 for j in range(K):
                     col = LAT + j * K
@@ -537,8 +550,10 @@ def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
     cdef const double *ln
     cdef double x, diff, m
     cdef real *orow
+    cdef idx_t left = POLL_WORK
     with nogil:
         for t in range(T):
+            poll(&left, 4 * K * D + 8, NULL)
             for k in range(K):
                 acc[k] = 0.0
             for d in range(D):

@@ -21,6 +21,7 @@ from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport random_standard_uniform
 
 from fastml._kernels._bitgen cimport get_bitgen
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t
 
 
@@ -79,6 +80,8 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
 
     Assumes: counts consistent with ``z``; word ids < V; ``alpha, eta > 0``.
     Draws one uniform per token from ``bit_generator`` (under its lock), in token order.
+    Polls for Ctrl-C between documents: on KeyboardInterrupt the documents before the
+    current one are resampled, the rest keep their topics, and the counts match ``z``.
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t D = ndk.shape[0], V = nwk.shape[0], N = words.shape[0]
@@ -97,10 +100,12 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
     inv_den = &scratch[0]
     A = &scratch[K]
     cum = &scratch[2 * K]
+    cdef idx_t left = POLL_WORK
     with bit_generator.lock, nogil:
         for k in range(K):
             inv_den[k] = 1.0 / (nk[k] + Veta)
         for d in range(D):
+            poll(&left, 4 * (doc_ptr[d + 1] - doc_ptr[d] + 1) * K, NULL)
             nd = &ndk[d, 0]
             # A_k = (n_dk + alpha) / (n_k + V eta), kept current for this document
             for k in range(K):
@@ -133,7 +138,8 @@ def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] d
     documents (topics never updated) and adds ``ndk`` after each sweep past
     ``burn_in`` into ``theta_sum`` (D, K). ``scratch`` has K doubles.
 
-    Assumes: ``ndk`` consistent with ``z``; rows of ``phi_wk`` positive.
+    Assumes: ``ndk`` consistent with ``z``; rows of ``phi_wk`` positive. Polls for
+    Ctrl-C between documents (counts stay consistent with ``z``).
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t D = ndk.shape[0], N = words.shape[0]
@@ -149,9 +155,11 @@ def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] d
             or scratch.shape[0] < K or K < 1):
         raise ValueError("gibbs_fold_in: shape mismatch")
     cum = &scratch[0]
+    cdef idx_t left = POLL_WORK
     with bit_generator.lock, nogil:
         for it in range(n_iter):
             for d in range(D):
+                poll(&left, 4 * (doc_ptr[d + 1] - doc_ptr[d] + 1) * K, NULL)
                 nd = &ndk[d, 0]
                 for i in range(doc_ptr[d], doc_ptr[d + 1]):
                     w = words[i]
@@ -269,7 +277,9 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
     + lgamma(gamma_dk)] - sum_d lgamma(sum_k gamma_dk)`` (the caller adds the
     ``alpha``-only constants and the topic part).
 
-    Assumes: CSR indices < V, counts >= 0, gamma > 0, alpha > 0.
+    Assumes: CSR indices < V, counts >= 0, gamma > 0, alpha > 0. Polls for Ctrl-C
+    between documents (on KeyboardInterrupt, rows of ``gamma`` up to the current
+    document are updated, the others untouched).
     """
     cdef idx_t D = gamma.shape[0], V = exp_elog_beta_wk.shape[0], d, j, p, p0, nw
     cdef int K = <int> gamma.shape[1], k, it, w
@@ -295,6 +305,7 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
     et = &scratch[0, 0]
     el = &scratch[1, 0]
     acc = &scratch[2, 0]
+    cdef idx_t left = POLL_WORK
     with nogil:
         if want_stats:
             for j in range(V):
@@ -333,6 +344,7 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
                 if change / K < mean_change_tol:
                     break
             n_iter_out[d] = it
+            poll(&left, 4 * (it + 1) * (nw + 1) * K, NULL)
             if nw > 0:
                 b_new = _doc_bound(&indices[p0], &counts[p0], nw, gd, alpha,
                                    exp_elog_beta_wk, K, et, el)

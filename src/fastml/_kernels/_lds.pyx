@@ -10,6 +10,7 @@ import numpy as np
 
 from libc.math cimport log, sqrt
 
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t
 
 cdef double _LOG_2PI = 1.8378770664093453
@@ -247,8 +248,10 @@ def kalman_filter(const double[:, :, ::1] A, const double[:, ::1] b,
     cdef double[::1] work = np.empty(4 * p * n + 3 * p * p + 3 * n * n + 2 * p)
     cdef idx_t t, tp, it, io
     cdef int status = 0, st
+    cdef idx_t left = POLL_WORK
     with nogil:
         for t in range(T):
+            poll(&left, 8 * (n + p) * (n + p) * (n + p) + 64, NULL)
             tp = t - 1 if t > 0 else 0
             it = tp if nA > 1 else 0
             io = t if nC > 1 else 0
@@ -357,6 +360,7 @@ def rts_smooth(const double[:, :, ::1] A, const double[:, ::1] pred_mean,
     cdef double[::1] work = np.empty(4 * n * n + n)
     cdef idx_t t, i, j, ia
     cdef int status = 0, st
+    cdef idx_t left = POLL_WORK
     with nogil:
         for i in range(n):
             smooth_mean[T - 1, i] = filt_mean[T - 1, i]
@@ -364,6 +368,7 @@ def rts_smooth(const double[:, :, ::1] A, const double[:, ::1] pred_mean,
                 smooth_cov[T - 1, i, j] = filt_cov[T - 1, i, j]
                 cross_cov[0, i, j] = 0.0
         for t in range(T - 2, -1, -1):
+            poll(&left, 8 * n * n * n + 64, NULL)
             ia = t if nA > 1 else 0
             if n == 2:
                 st = _rts_step(2, &A[ia, 0, 0], &filt_mean[t, 0], &filt_cov[t, 0, 0],

@@ -16,6 +16,7 @@ def mh_gaussian(
     burn_in: int,
     thin: int,
     out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> int: ...
 def hmc_gaussian(
     bit_generator: Any,
@@ -28,6 +29,7 @@ def hmc_gaussian(
     burn_in: int,
     thin: int,
     out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> int: ...
 def gibbs_gaussian(
     bit_generator: Any,
@@ -37,4 +39,5 @@ def gibbs_gaussian(
     burn_in: int,
     thin: int,
     out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...

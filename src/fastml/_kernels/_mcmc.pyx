@@ -8,6 +8,11 @@ holding its lock; the caller gives every chain its own stream (``Generator.spawn
 
 Random numbers are consumed in a fixed documented order per iteration, so a generic
 (Python) implementation that draws the same way reproduces the chain.
+
+The chain kernels poll for Ctrl-C (``_interrupt.pxd``) and also stop when
+``cancel[0]`` (one byte) becomes nonzero, which is how a chain on a worker thread is
+stopped. On KeyboardInterrupt, ``x`` holds the chain's current state, ``out`` the rows
+drawn so far, and the bit generator has advanced by the draws made.
 """
 import numpy as np
 
@@ -15,6 +20,7 @@ from libc.math cimport INFINITY, isfinite, sqrt
 from numpy.random cimport bitgen_t
 
 from fastml._kernels._bitgen cimport get_bitgen
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t
 from fastml.random cimport (
     fastml_standard_exponential as exp_zig, fastml_standard_normal as normal_zig,
@@ -150,7 +156,7 @@ cdef idx_t _REFRESH = 256
 def mh_gaussian(object bit_generator, double[::1] x, const double[::1, :] prop_chol,
                 const double[::1, :] prop_white, const double[::1] mu,
                 const double[::1, :] whiten, idx_t burn_in, idx_t thin,
-                double[:, ::1] out):
+                double[:, ::1] out, const unsigned char[::1] cancel):
     """Random-walk Metropolis on N(mu, Sigma) (PRML sec. 11.2.1, eq. 11.33).
 
     Iteration: ``d`` ziggurat normals z, proposal ``y = x + A z`` (``A`` lower
@@ -171,7 +177,7 @@ def mh_gaussian(object bit_generator, double[::1] x, const double[::1, :] prop_c
     if (x.shape[0] != d or mu.shape[0] != d or prop_chol.shape[0] != d
             or prop_chol.shape[1] != d or whiten.shape[0] != d or whiten.shape[1] != d
             or prop_white.shape[0] != d or prop_white.shape[1] != d
-            or d < 1 or thin < 1 or burn_in < 0):
+            or d < 1 or thin < 1 or burn_in < 0 or cancel.shape[0] != 1):
         raise ValueError(f"mh_gaussian: shape mismatch (d={d})")
     cdef double[:, ::1] scratch = np.empty((4, d))
     cdef double *z = &scratch[0, 0]
@@ -182,11 +188,14 @@ def mh_gaussian(object bit_generator, double[::1] x, const double[::1, :] prop_c
     cdef const double *B = &prop_white[0, 0]
     cdef const double *W = &whiten[0, 0]
     cdef double lpx, lpy
+    cdef idx_t left = POLL_WORK, work
     total = burn_in + n * thin
     with bit_generator.lock, nogil:
         lpx = -_half_sq_white(W, &mu[0], &x[0], r, w, d)
         s = 0
+        work = d * d // 2 + 8 * d + 30
         for t in range(total):
+            poll(&left, work, &cancel[0])
             for i in range(d):
                 z[i] = normal_zig(rng)
                 wy[i] = w[i]
@@ -214,7 +223,8 @@ def mh_gaussian(object bit_generator, double[::1] x, const double[::1, :] prop_c
 
 def hmc_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
                  const double[:, ::1] prec, const double[::1] mass, double step_size,
-                 idx_t n_leapfrog, idx_t burn_in, idx_t thin, double[:, ::1] out):
+                 idx_t n_leapfrog, idx_t burn_in, idx_t thin, double[:, ::1] out,
+                 const unsigned char[::1] cancel):
     """Hamiltonian Monte Carlo on N(mu, P^{-1}) (PRML sec. 11.5.2, eqs. 11.64-11.66).
 
     Iteration: momentum ``p = sqrt(m) z`` from ``d`` ziggurat normals (diagonal mass
@@ -231,7 +241,7 @@ def hmc_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
     cdef idx_t n = out.shape[0], d = out.shape[1], s, t, i, l, total, acc_n = 0
     if (x.shape[0] != d or mu.shape[0] != d or prec.shape[0] != d or prec.shape[1] != d
             or mass.shape[0] != d or d < 1 or thin < 1 or burn_in < 0
-            or n_leapfrog < 1):
+            or n_leapfrog < 1 or cancel.shape[0] != 1):
         raise ValueError(f"hmc_gaussian: shape mismatch (d={d})")
     cdef double[:, ::1] scratch = np.empty((7, d))
     cdef double *p = &scratch[0, 0]
@@ -243,13 +253,16 @@ def hmc_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
     cdef double *r = &scratch[6, 0]
     cdef const double *P = &prec[0, 0]
     cdef double lpx, lpn, h0, h1, kin, eps = step_size
+    cdef idx_t left = POLL_WORK, work
     total = burn_in + n * thin
     with bit_generator.lock, nogil:
         for i in range(d):
             sm[i] = sqrt(mass[i])
         lpx = _grad_logp(P, &mu[0], &x[0], g, r, d)
         s = 0
+        work = n_leapfrog * (d * d + 4 * d) + 10 * d + 30
         for t in range(total):
+            poll(&left, work, &cancel[0])
             kin = 0.0
             for i in range(d):
                 p[i] = sm[i] * normal_zig(rng)
@@ -288,7 +301,7 @@ def hmc_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
 
 def gibbs_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
                    const double[:, ::1] prec, idx_t burn_in, idx_t thin,
-                   double[:, ::1] out):
+                   double[:, ::1] out, const unsigned char[::1] cancel):
     """Systematic-scan Gibbs sampling of N(mu, P^{-1}) (PRML sec. 11.3).
 
     Coordinate i is redrawn from its exact full conditional (PRML eqs. 2.96, 2.97 in
@@ -301,16 +314,19 @@ def gibbs_gaussian(object bit_generator, double[::1] x, const double[::1] mu,
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t n = out.shape[0], d = out.shape[1], s, t, i, j, total
     if (x.shape[0] != d or mu.shape[0] != d or prec.shape[0] != d or prec.shape[1] != d
-            or d < 1 or thin < 1 or burn_in < 0):
+            or d < 1 or thin < 1 or burn_in < 0 or cancel.shape[0] != 1):
         raise ValueError(f"gibbs_gaussian: shape mismatch (d={d})")
     cdef double[::1] sd = np.empty(d)
     cdef double acc
+    cdef idx_t left = POLL_WORK, work
     total = burn_in + n * thin
     with bit_generator.lock, nogil:
         for i in range(d):
             sd[i] = 1.0 / sqrt(prec[i, i])
         s = 0
+        work = d * d + 10 * d
         for t in range(total):
+            poll(&left, work, &cancel[0])
             for i in range(d):
                 acc = 0.0
                 for j in range(d):

@@ -21,6 +21,7 @@ from numpy.random.c_distributions cimport (
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from fastml._kernels._bitgen cimport get_bitgen
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
 
 
@@ -140,9 +141,11 @@ def gibbs(object bit_generator, const real[:, ::1] W, const real[::1] c,
             or h_scratch.shape[1] != m or n < 1):
         raise ValueError("gibbs: shape mismatch")
     cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t left = POLL_WORK
     with bit_generator.lock, nogil:
         memcpy(&v_out[0, 0], &v[0, 0], n * d * sizeof(real))
         for _step in range(k):
+            poll(&left, 4 * n * m * d + 32 * n * (m + d), NULL)
             _hidden_proba(&v_out[0, 0], n, &W[0, 0], &c[0], m, d, &h_scratch[0, 0])
             _bernoulli(rng, &h_scratch[0, 0], n * m, &h_scratch[0, 0])
             _sample_visible(rng, &h_scratch[0, 0], n, &W[0, 0], &b[0], m, d, gaussian,
@@ -189,6 +192,9 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
     the starting hidden sample; then per step the visible draws and (between steps) hidden
     draws; persistent CD finally one uniform per chain hidden unit.
 
+    Polls for Ctrl-C between batches: on KeyboardInterrupt the parameters (and the
+    persistent chain) hold the updates of the finished batches.
+
     Assumes: X (n, d) validated; ``bounds`` strictly increasing from 0 to n; scratch
     ``h_scratch`` (R + max B, m) and ``v_scratch`` (R + max B, d) with R the chain rows
     (persistent) or max B (CD); chain (R, m) of 0/1; k >= 1; sizes below 2**31.
@@ -213,11 +219,13 @@ def cd_epoch(object bit_generator, const real[:, ::1] X, const idx_t[::1] bounds
         if B < 1 or R + B > rows:
             raise ValueError("cd_epoch: batches must be non-empty and fit the scratch")
     cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t left = POLL_WORK
     with bit_generator.lock, nogil:
         for t in range(nb):
             s = bounds[t]
             B = bounds[t + 1] - s
             R = chain.shape[0] if persistent else B
+            poll(&left, 4 * (k + 2) * (R + B) * (m * d + 8 * (m + d)), NULL)
             V = &X[s, 0]
             hn = &h_scratch[0, 0]
             hp = hn + R * m

@@ -5,6 +5,11 @@ while drawing (``with bit_generator.lock, nogil:``), and consumes raw bits only 
 ``next_uint64`` / ``next_uint32`` / ``next_double``. Draws are made in output order, one
 value after the other, so equal seeds give equal bits and the caller's Generator moves
 on by exactly what was consumed.
+
+Fills run in blocks of ``_FILL`` values (an even number, so the pair methods' blocks
+end on a pair boundary and give the same bits as one pass) and poll for Ctrl-C between
+blocks (``_interrupt.pxd``). On KeyboardInterrupt ``out`` holds the values drawn so far
+(a prefix), and the Generator has moved on by exactly the draws made for them.
 """
 import math
 
@@ -15,6 +20,7 @@ from libc.stdint cimport int64_t, uint64_t
 from numpy.random cimport bitgen_t
 
 from fastml._kernels._bitgen cimport get_bitgen
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
 from fastml.random cimport (
     fastml_gamma_fill, fastml_gamma_mt, fastml_next_double as next_double,
@@ -26,6 +32,7 @@ from fastml.random cimport (
 
 cdef double _TWO_PI = 6.283185307179586
 cdef double _PI_4 = 0.7853981633974483
+cdef idx_t _FILL = 1 << 16   # values per block between two Ctrl-C polls (even)
 
 
 # ---- normal ------------------------------------------------------------------------
@@ -142,25 +149,28 @@ def standard_normal_fill(object bit_generator, int method, real[::1] out):
     cdef idx_t n = out.shape[0], i
     if method < 0 or method > 2:
         raise ValueError(f"standard_normal_fill: unknown method {method}")
-    if n == 0:
-        return
+    cdef idx_t blk, i0, m, left = POLL_WORK
     with bit_generator.lock, nogil:
-        if real is double:
-            if method == 0:
-                for i in range(n):
-                    out[i] = normal_zig(rng)
-            elif method == 1:
-                _box_muller(rng, n, &out[0])
+        for blk in range((n + _FILL - 1) // _FILL):
+            i0 = blk * _FILL
+            m = min(_FILL, n - i0)
+            poll(&left, 16 * m, NULL)
+            if real is double:
+                if method == 0:
+                    for i in range(i0, i0 + m):
+                        out[i] = normal_zig(rng)
+                elif method == 1:
+                    _box_muller(rng, m, &out[i0])
+                else:
+                    _polar(rng, m, &out[i0])
             else:
-                _polar(rng, n, &out[0])
-        else:
-            if method == 0:
-                for i in range(n):
-                    out[i] = normal_zig_f(rng)
-            elif method == 1:
-                _box_muller_f(rng, n, &out[0])
-            else:
-                _polar_f(rng, n, &out[0])
+                if method == 0:
+                    for i in range(i0, i0 + m):
+                        out[i] = normal_zig_f(rng)
+                elif method == 1:
+                    _box_muller_f(rng, m, &out[i0])
+                else:
+                    _polar_f(rng, m, &out[i0])
 
 
 def normal_fill(object bit_generator, double loc, double scale, real[::1] out):
@@ -171,12 +181,16 @@ def normal_fill(object bit_generator, double loc, double scale, real[::1] out):
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t n = out.shape[0], i
     cdef float locf = <float> loc, scalef = <float> scale
+    cdef idx_t blk, i0, left = POLL_WORK
     with bit_generator.lock, nogil:
-        for i in range(n):
-            if real is double:
-                out[i] = loc + scale * normal_zig(rng)
-            else:
-                out[i] = locf + scalef * normal_zig_f(rng)
+        for blk in range((n + _FILL - 1) // _FILL):
+            i0 = blk * _FILL
+            poll(&left, 16 * _FILL, NULL)
+            for i in range(i0, min(i0 + _FILL, n)):
+                if real is double:
+                    out[i] = loc + scale * normal_zig(rng)
+                else:
+                    out[i] = locf + scalef * normal_zig_f(rng)
 
 
 # ---- exponential -------------------------------------------------------------------
@@ -193,21 +207,26 @@ def standard_exponential_fill(object bit_generator, int method, real[::1] out):
     cdef idx_t n = out.shape[0], i
     if method < 0 or method > 1:
         raise ValueError(f"standard_exponential_fill: unknown method {method}")
+    cdef idx_t blk, i0, i1, left = POLL_WORK
     with bit_generator.lock, nogil:
-        if real is double:
-            if method == 0:
-                for i in range(n):
-                    out[i] = exp_zig(rng)
+        for blk in range((n + _FILL - 1) // _FILL):
+            i0 = blk * _FILL
+            i1 = min(i0 + _FILL, n)
+            poll(&left, 16 * _FILL, NULL)
+            if real is double:
+                if method == 0:
+                    for i in range(i0, i1):
+                        out[i] = exp_zig(rng)
+                else:
+                    for i in range(i0, i1):
+                        out[i] = -log(1.0 - next_double(rng))
             else:
-                for i in range(n):
-                    out[i] = -log(1.0 - next_double(rng))
-        else:
-            if method == 0:
-                for i in range(n):
-                    out[i] = exp_zig_f(rng)
-            else:
-                for i in range(n):
-                    out[i] = -logf(open_float(rng))
+                if method == 0:
+                    for i in range(i0, i1):
+                        out[i] = exp_zig_f(rng)
+                else:
+                    for i in range(i0, i1):
+                        out[i] = -logf(open_float(rng))
 
 
 def exponential_fill(object bit_generator, double scale, real[::1] out):
@@ -218,12 +237,16 @@ def exponential_fill(object bit_generator, double scale, real[::1] out):
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t n = out.shape[0], i
     cdef float scalef = <float> scale
+    cdef idx_t blk, i0, left = POLL_WORK
     with bit_generator.lock, nogil:
-        for i in range(n):
-            if real is double:
-                out[i] = scale * exp_zig(rng)
-            else:
-                out[i] = scalef * exp_zig_f(rng)
+        for blk in range((n + _FILL - 1) // _FILL):
+            i0 = blk * _FILL
+            poll(&left, 16 * _FILL, NULL)
+            for i in range(i0, min(i0 + _FILL, n)):
+                if real is double:
+                    out[i] = scale * exp_zig(rng)
+                else:
+                    out[i] = scalef * exp_zig_f(rng)
 
 
 # ---- uniform -----------------------------------------------------------------------
@@ -231,10 +254,13 @@ def exponential_fill(object bit_generator, double scale, real[::1] out):
 def uniform_open_fill(object bit_generator, double[::1] out):
     """Fill ``out`` with U(0, 1) draws, open at both ends: (m + 1/2) 2^-53."""
     cdef bitgen_t *rng = get_bitgen(bit_generator)
-    cdef idx_t n = out.shape[0], i
+    cdef idx_t n = out.shape[0], i, blk, i0, left = POLL_WORK
     with bit_generator.lock, nogil:
-        for i in range(n):
-            out[i] = open_double(rng)
+        for blk in range((n + _FILL - 1) // _FILL):
+            i0 = blk * _FILL
+            poll(&left, 8 * _FILL, NULL)
+            for i in range(i0, min(i0 + _FILL, n)):
+                out[i] = open_double(rng)
 
 
 # ---- multivariate normal -----------------------------------------------------------
@@ -259,8 +285,10 @@ def multivariate_normal_fill(object bit_generator, const double[::1] mean,
         raise ValueError(f"multivariate_normal_fill: shape mismatch (d={d})")
     cdef double[::1] z = np.empty(d)
     cdef const double *col
+    cdef idx_t left = POLL_WORK
     with bit_generator.lock, nogil:
         for s in range(n):
+            poll(&left, d * d + 16 * d, NULL)
             for i in range(d):
                 z[i] = normal_zig(rng)
                 out[s, i] = mean[i]
@@ -290,10 +318,12 @@ def gamma_fill(object bit_generator, double shape, double scale, double[::1] out
     Assumes: ``shape > 0``, ``scale > 0``, both finite.
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
-    if out.shape[0] == 0:
-        return
+    cdef idx_t n = out.shape[0], blk, i0, left = POLL_WORK
     with bit_generator.lock, nogil:
-        fastml_gamma_fill(rng, shape, scale, out.shape[0], &out[0])
+        for blk in range((n + _FILL - 1) // _FILL):  # same draws as one call, in blocks
+            i0 = blk * _FILL
+            poll(&left, 64 * _FILL, NULL)
+            fastml_gamma_fill(rng, shape, scale, min(_FILL, n - i0), &out[i0])
 
 
 def dirichlet_fill(object bit_generator, const double[::1] alpha, double[:, ::1] out):
@@ -315,8 +345,10 @@ def dirichlet_fill(object bit_generator, const double[::1] alpha, double[:, ::1]
         a = alpha[k] if alpha[k] >= 1.0 else alpha[k] + 1.0
         dc[k, 0] = a - 1.0 / 3.0
         dc[k, 1] = 1.0 / sqrt(9.0 * dc[k, 0])
+    cdef idx_t left = POLL_WORK
     with bit_generator.lock, nogil:
         for s in range(n):
+            poll(&left, 64 * K, NULL)
             mx = -1e308
             for k in range(K):   # log G_k
                 if alpha[k] >= 1.0:
@@ -390,12 +422,16 @@ def alias_draw(object bit_generator, const double[::1] prob, const int64_t[::1] 
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t n = out.shape[0], K = prob.shape[0], i, col
     cdef double u
+    cdef idx_t blk, i0, left = POLL_WORK
     if alias.shape[0] != K or K < 1:
         raise ValueError(f"alias_draw: shape mismatch (K={K})")
     with bit_generator.lock, nogil:
-        for i in range(n):
-            u = next_double(rng) * K
-            col = <idx_t> u
-            if col >= K:   # cannot happen for u < 1; guards rounding of u K
-                col = K - 1
-            out[i] = col if (u - col) < prob[col] else alias[col]
+        for blk in range((n + _FILL - 1) // _FILL):
+            i0 = blk * _FILL
+            poll(&left, 16 * _FILL, NULL)
+            for i in range(i0, min(i0 + _FILL, n)):
+                u = next_double(rng) * K
+                col = <idx_t> u
+                if col >= K:   # cannot happen for u < 1; guards rounding of u K
+                    col = K - 1
+                out[i] = col if (u - col) < prob[col] else alias[col]

@@ -12,6 +12,8 @@
  * float) for a below that, instead of reaching denormals. Only selects, no branches,
  * in the loop (built with -fno-trapping-math, else GCC turns a select feeding arithmetic
  * into a branch). Measured error: within 3.4 ulp of the exact sigmoid (tests/test_rbm.py).
+ * The exponent bits are built in unsigned arithmetic (wrap-around, defined for every
+ * input): a NaN input gives a NaN output, as libm's expression does.
  *
  * Used where the compiler may emit AVX2 + FMA (the _avx2 builds): there it is about 2x
  * faster than libm's exp per element. With SSE2 only it is slower than glibc's exp, so
@@ -52,9 +54,9 @@ static inline double fastml_expneg_f64(double y) /* exp(y) for y <= 0 */
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    int64_t bits;
+    uint64_t bits; /* unsigned: a NaN's bits may be "negative", never shift those */
     memcpy(&bits, &t, sizeof bits);
-    bits = (bits - INT64_C(0x4338000000000000) + 1023) << 52;
+    bits = (bits - UINT64_C(0x4338000000000000) + 1023) << 52;
     double scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
@@ -75,9 +77,9 @@ static inline float fastml_expneg_f32(float y) /* exp(y) for y <= 0 */
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits;
+    uint32_t bits;
     memcpy(&bits, &t, sizeof bits);
-    bits = (bits - INT32_C(0x4B400000) + 127) << 23;
+    bits = (bits - UINT32_C(0x4B400000) + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;

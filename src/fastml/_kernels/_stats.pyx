@@ -13,6 +13,7 @@ from numpy.random cimport bitgen_t
 from numpy.random.c_distributions cimport random_standard_normal_fill
 
 from fastml._kernels._bitgen cimport get_bitgen
+from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
 
 # Leaf size of the pairwise recursion: 2 KiB of float64, read twice from L1.
@@ -159,7 +160,8 @@ def ml_variance_trials(object bit_generator, double sigma, double[::1] scratch,
 
     Trial t draws ``n = len(scratch)`` values N(0, sigma^2) from the bit generator (numpy's
     ``random_standard_normal_fill``, in trial order) and writes ``out[t] = m2 / n``
-    (PRML eq. 1.56). Holds the bit generator's lock while drawing.
+    (PRML eq. 1.56). Holds the bit generator's lock while drawing; polls for Ctrl-C
+    between trials (on KeyboardInterrupt ``out`` holds the finished trials).
 
     Assumes: ``len(scratch) >= 1``, ``sigma`` finite and positive.
     """
@@ -168,8 +170,10 @@ def ml_variance_trials(object bit_generator, double sigma, double[::1] scratch,
     cdef double mean, m2
     if n < 1:
         raise ValueError("ml_variance_trials: scratch must not be empty")
+    cdef idx_t left = POLL_WORK
     with bit_generator.lock, nogil:
         for t in range(trials):
+            poll(&left, 16 * n, NULL)
             random_standard_normal_fill(rng, n, &scratch[0])
             _moments(&scratch[0], n, &mean, &m2)
             out[t] = sigma * sigma * m2 / n

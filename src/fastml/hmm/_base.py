@@ -27,6 +27,7 @@ from fastml._typing import (
 from fastml._validation import (
     as_ndarray,
     check_array,
+    check_diverged,
     check_int,
     check_random_state,
     check_real,
@@ -475,9 +476,15 @@ class _BaseHMM(BaseEstimator):
         self._init_emissions(Xv, rng)
         self._check_params()
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-        for _ in range(self.n_iter):
+        for it in range(self.n_iter):
             stats, logprob = self._do_estep(Xv, spans)
             self._do_mstep(stats)
+            check_diverged(
+                self,
+                it + 1,
+                "check X's scale, or raise min_covar / the priors",
+                **{name: getattr(self, name) for name in self._fitted_attrs},
+            )
             self.monitor_.report(logprob)
             if self.monitor_.converged:
                 break

@@ -131,7 +131,7 @@ class CategoricalHMM(_BaseHMM):
                     f"X must contain integer symbols (-1 for missing), got dtype "
                     f"{arr.dtype}{what}"
                 )
-        sym = np.ascontiguousarray(arr, dtype=np.intp)
+        sym = np.require(arr, np.intp, "CA")  # C-contiguous and aligned
         if mask is not None:
             sym = np.where(mask, -1, sym)
         if (sym < -1).any():

@@ -429,6 +429,7 @@ class BayesianGaussianMixture(GaussianMixture):
                     self.means_, stats, self.reg_covar, self.covariance_type
                 )
                 self._vb_m_step(nk, xk, sk)
+                self._check_diverged(n_iter)
                 lb, elbo = self._bound(log_resp, n)
                 lbs.append(lb)
                 if elbo is not None:

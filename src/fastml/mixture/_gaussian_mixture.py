@@ -27,6 +27,7 @@ from fastml._typing import (
 )
 from fastml._validation import (
     check_array,
+    check_diverged,
     check_int,
     check_random_state,
     check_real,
@@ -535,6 +536,7 @@ class GaussianMixture(BaseEstimator):
                 prev = lb
                 total, _, _, stats = self._pass(X, stats=True)
                 self._m_step_from_stats(n, stats)
+                self._check_diverged(n_iter)
                 lb = total / n
                 lbs.append(lb)
                 change = lb - prev
@@ -575,6 +577,16 @@ class GaussianMixture(BaseEstimator):
         self.lower_bound_ = max_lb
         self.lower_bounds_ = best_lbs
         return self
+
+    def _check_diverged(self, n_iter):
+        check_diverged(
+            self,
+            n_iter,
+            "increase reg_covar or standardise X",
+            weights_=self.weights_,
+            means_=self.means_,
+            covariances_=self.covariances_,
+        )
 
     def fit_predict(self, X: ArrayLike, y: object = None) -> IntArray:
         """Fit, then return the most probable component of each sample."""

@@ -15,6 +15,7 @@ from fastml._validation import (
 )
 from fastml.nn._base import Layer, _glorot
 from fastml.nn._functional import (
+    _INT32_MAX,
     _buffer,
     _conv,
     _conv2d_backward,
@@ -61,8 +62,8 @@ class Conv2d(Layer):
         self.in_channels = check_int(in_channels, "in_channels", low=1)
         self.out_channels = check_int(out_channels, "out_channels", low=1)
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride = check_int(stride, "stride", low=1)
-        self.padding = check_int(padding, "padding", low=0)
+        self.stride = check_int(stride, "stride", low=1, high=_INT32_MAX)
+        self.padding = check_int(padding, "padding", low=0, high=_INT32_MAX)
         dt = check_float_dtype(dtype)
         rng = check_random_state(random_state)
         kh, kw = self.kernel_size
@@ -137,7 +138,7 @@ class MaxPool2d(Layer):
         self.stride = (
             self.kernel_size[0]
             if stride is None
-            else check_int(stride, "stride", low=1)
+            else check_int(stride, "stride", low=1, high=_INT32_MAX)
         )
 
     def _check_x(self, x, name="x"):

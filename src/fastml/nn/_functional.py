@@ -22,6 +22,8 @@ __all__ = ["col2im", "conv2d_backward", "conv2d_forward", "im2col"]
 _conv = variant("_conv")  # the AVX2 + FMA build where the CPU has it
 
 
+# Geometry (kernel size, stride, padding) is bounded by 2**31 - 1: the kernels' index
+# arithmetic (products such as ``ow * stride``) then stays far inside int64.
 _INT32_MAX = 2**31 - 1
 
 
@@ -29,8 +31,11 @@ def _pair(value, name: str, low: int) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return (check_int(value[0], name, low=low), check_int(value[1], name, low=low))
-    v = check_int(value, name, low=low)
+        return (
+            check_int(value[0], name, low=low, high=_INT32_MAX),
+            check_int(value[1], name, low=low, high=_INT32_MAX),
+        )
+    v = check_int(value, name, low=low, high=_INT32_MAX)
     return (v, v)
 
 
@@ -115,8 +120,8 @@ def col2im(
 
 def _geometry(shape, kernel_size, stride, padding):
     kh, kw = _pair(kernel_size, "kernel_size", 1)
-    s = check_int(stride, "stride", low=1)
-    p = check_int(padding, "padding", low=0)
+    s = check_int(stride, "stride", low=1, high=_INT32_MAX)
+    p = check_int(padding, "padding", low=0, high=_INT32_MAX)
     h, w = shape[2], shape[3]
     if kh > h + 2 * p or kw > w + 2 * p:
         raise ValueError(
@@ -158,8 +163,8 @@ def conv2d_forward(
         xa,
         wa,
         ba,
-        check_int(stride, "stride", low=1),
-        check_int(padding, "padding", low=0),
+        check_int(stride, "stride", low=1, high=_INT32_MAX),
+        check_int(padding, "padding", low=0, high=_INT32_MAX),
     )
 
 
@@ -247,8 +252,8 @@ def conv2d_backward(
         shape,
         w,
         ca,
-        check_int(stride, "stride", low=1),
-        check_int(padding, "padding", low=0),
+        check_int(stride, "stride", low=1, high=_INT32_MAX),
+        check_int(padding, "padding", low=0, high=_INT32_MAX),
     )
     return gx, gw, gb
 

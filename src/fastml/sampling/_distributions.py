@@ -77,6 +77,10 @@ def _output(size, dtype, out, *, integer: bool = False) -> tuple[np.ndarray, boo
         raise ValueError(f"out has shape {out.shape}, but size asks for {shape}")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
+    if not out.flags.aligned:
+        raise ValueError(
+            "out must be aligned (e.g. not np.frombuffer at an odd offset)"
+        )
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
     return out, False

@@ -1,6 +1,12 @@
 """Markov chain Monte Carlo: Metropolis-Hastings, Hamiltonian Monte Carlo and Gibbs
 sampling (PRML sec. 11.2-11.5), compiled for :class:`MultivariateNormal` targets and
 driven from Python for any other target.
+
+Ctrl-C stops a run within milliseconds, also with ``n_jobs > 1`` (the compiled chains
+poll for it; the chains on worker threads are cancelled by the main thread). The call
+then raises KeyboardInterrupt and returns nothing; a Generator passed as
+``random_state`` has only spawned the chains' child streams (``Generator.spawn``), so
+it draws the same numbers afterwards as after a completed call.
 """
 
 from __future__ import annotations
@@ -36,6 +42,12 @@ def _chain_setup(x0, n_samples, burn_in, thin, n_chains, dim: int | None):
     burn_in = check_int(burn_in, "burn_in", low=0)
     thin = check_int(thin, "thin", low=1)
     n_chains = check_int(n_chains, "n_chains", low=1)
+    if burn_in + n_samples * thin > np.iinfo(np.intp).max:
+        raise ValueError(
+            f"burn_in + n_samples * thin = {burn_in} + {n_samples} * {thin} exceeds "
+            f"the largest iteration count {np.iinfo(np.intp).max}; lower thin, burn_in "
+            "or n_samples"
+        )
     x0 = check_array(x0, "x0", ndim=(1, 2), allow_float32=False)
     if dim is not None and x0.shape[-1] != dim:
         raise ValueError(
@@ -66,15 +78,35 @@ def _chain_rngs(random_state, n_chains: int) -> list[np.random.Generator]:
 
 
 def _run_chains(run_one, n_chains: int, n_jobs) -> list:
-    """Run ``run_one(c)`` for every chain; threads when ``n_jobs > 1`` (the kernels
-    release the GIL). Results do not depend on n_jobs: each chain owns its stream."""
+    """Run ``run_one(c, cancel)`` for every chain; threads when ``n_jobs > 1`` (the
+    kernels release the GIL). Results do not depend on n_jobs: each chain owns its
+    stream.
+
+    ``cancel`` is a one-byte array the chains poll: when the main thread is
+    interrupted (Ctrl-C) while waiting for the workers, it sets ``cancel[0] = 1`` so
+    every running chain stops within milliseconds, then re-raises.
+    """
     n_jobs = check_int(n_jobs, "n_jobs", low=1)
+    cancel = np.zeros(1, np.uint8)
     if n_jobs == 1 or n_chains == 1:
-        return [run_one(c) for c in range(n_chains)]
+        return [run_one(c, cancel) for c in range(n_chains)]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(n_jobs, n_chains)) as pool:
-        return list(pool.map(run_one, range(n_chains)))
+        futures = [pool.submit(run_one, c, cancel) for c in range(n_chains)]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            cancel[0] = 1
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _check_cancel(cancel) -> None:
+    """Stop a Python-driven chain on a worker thread when the caller was interrupted."""
+    if cancel[0]:
+        raise KeyboardInterrupt("cancelled: another thread was interrupted")
 
 
 def _log_prob_fn(target, name: str = "target"):
@@ -226,27 +258,30 @@ def metropolis_hastings(
     samples = np.empty((n_chains, n_samples, d))
     total = burn_in + n_samples * thin
 
-    def run_one(c):
+    def run_one(c, cancel):
         x = x0[c].copy()
         bg = rngs[c].bit_generator
         if compiled:
             return _mcmc.mh_gaussian(
                 bg, x, prop, prop_white, target.mean, target._whiten_f, burn_in, thin,
-                samples[c],
+                samples[c], cancel,
             )  # fmt: skip
-        return _mh_generic(bg, log_prob, x, prop, burn_in, thin, total, samples[c])
+        return _mh_generic(
+            bg, log_prob, x, prop, burn_in, thin, total, samples[c], cancel
+        )
 
     acc = _run_chains(run_one, n_chains, n_jobs)
     return MCMCResult(samples, np.asarray(acc, float) / (n_samples * thin), "mh")
 
 
-def _mh_generic(bg, log_prob, x, prop, burn_in, thin, total, out) -> int:
+def _mh_generic(bg, log_prob, x, prop, burn_in, thin, total, out, cancel) -> int:
     d = x.shape[0]
     lpx = _eval_log_prob(log_prob, x, "at x0")
     acc_n = 0
     s = 0
     t = 0
     while t < total:
+        _check_cancel(cancel)
         b = min(_BLOCK, total - t)
         z = np.empty((b, d))
         e = np.empty(b)
@@ -364,7 +399,7 @@ def hmc(
     samples = np.empty((n_chains, n_samples, d))
     total = burn_in + n_samples * thin
 
-    def run_one(c):
+    def run_one(c, cancel):
         x = x0[c].copy()
         bg = rngs[c].bit_generator
         if compiled:
@@ -379,10 +414,11 @@ def hmc(
                 burn_in,
                 thin,
                 samples[c],
+                cancel,
             )
         return _hmc_generic(
             bg, log_prob, grad, x, m, step_size, n_leapfrog, burn_in, thin, total,
-            samples[c],
+            samples[c], cancel,
         )  # fmt: skip
 
     acc = _run_chains(run_one, n_chains, n_jobs)
@@ -390,7 +426,7 @@ def hmc(
 
 
 def _hmc_generic(
-    bg, log_prob, grad, x, m, eps, n_leapfrog, burn_in, thin, total, out
+    bg, log_prob, grad, x, m, eps, n_leapfrog, burn_in, thin, total, out, cancel
 ) -> int:
     d = x.shape[0]
     sm = np.sqrt(m)
@@ -400,6 +436,7 @@ def _hmc_generic(
     s = 0
     t = 0
     while t < total:
+        _check_cancel(cancel)
         b = min(_BLOCK, total - t)
         z = np.empty((b, d))
         e = np.empty(b)
@@ -501,7 +538,7 @@ def gibbs_sampler(
     samples = np.empty((n_chains, n_samples, d))
     total = burn_in + n_samples * thin
 
-    def run_one(c):
+    def run_one(c, cancel):
         x = x0[c].copy()
         if compiled:
             _mcmc.gibbs_gaussian(
@@ -512,10 +549,12 @@ def gibbs_sampler(
                 burn_in,
                 thin,
                 samples[c],
+                cancel,
             )
             return 0
         s = 0
         for t in range(total):
+            _check_cancel(cancel)
             for i, f in enumerate(conds):
                 v = np.asarray(f(x.copy(), rngs[c]), dtype=float)
                 if v.shape not in ((), (1,)) or not np.isfinite(v).all():
