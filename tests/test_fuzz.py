@@ -373,6 +373,8 @@ def test_hmm_fuzz(X, k, seed):
         (hmm.GaussianHMM(k, n_iter=3, random_state=seed), X),
         (hmm.PoissonHMM(k, n_iter=3, random_state=seed), np.abs(np.round(X))),
         (hmm.CategoricalHMM(k, n_iter=3, random_state=seed), np.round(X) % 3),
+        (hmm.GMMHMM(k, 2, n_iter=3, random_state=seed), X),
+        (hmm.MultinomialHMM(k, n_iter=3, random_state=seed), np.abs(np.round(X))),
     ]
     for model, data in models:
         fitted, err = ok_or_clean_error(model.fit, data)
