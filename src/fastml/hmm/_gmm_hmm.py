@@ -323,20 +323,21 @@ class GMMHMM(_ContinuousHMM):
         w = (g[:, :, None] * self._within).reshape(len(x), k * m)  # gamma_tk r_tkm
         post_mix = w.sum(axis=0).reshape(k, m)
         post = g.sum(axis=0)
+        wx = w.T @ x  # sum_t gamma_tk r_tkm x_t, shape (K * M, D)
         if "w" in self.params:
             alpha1 = np.broadcast_to(self.weights_prior, (k, m)) - 1.0
             self.weights_ = (post_mix + alpha1) / (post + alpha1.sum(axis=1))[:, None]
         lam = np.broadcast_to(self.means_weight, (k, m)).astype(np.float64)
         mu0 = np.broadcast_to(self.means_prior, (k, m, d))
         if "m" in self.params:
-            m_n = lam[:, :, None] * mu0 + (w.T @ x).reshape(k, m, d)
+            m_n = lam[:, :, None] * mu0 + wx.reshape(k, m, d)
             m_d = post_mix + lam
             m_d[(self.weights_ == 0) & (m_n == 0).all(axis=-1)] = 1
             self.means_ = m_n / m_d[:, :, None]
         if "c" in self.params:
-            self.covars_ = self._covars_update(x, w, post_mix, post, lam, mu0)
+            self.covars_ = self._covars_update(x, w, wx, post_mix, post, lam, mu0)
 
-    def _covars_update(self, x, w, post_mix, post, lam, mu0):
+    def _covars_update(self, x, w, wx, post_mix, post, lam, mu0):
         """hmmlearn's MAP covariance formulas, statistics centred at ``means_``."""
         k, m, d = self.means_.shape
         ct = self.covariance_type
@@ -344,7 +345,7 @@ class GMMHMM(_ContinuousHMM):
         dmu = self.means_ - mu0
         if ct in ("diag", "spherical"):
             c_n = (
-                w.T @ (x * x) - 2 * mu * (w.T @ x) + mu**2 * post_mix.reshape(-1, 1)
+                w.T @ (x * x) - 2 * mu * wx + mu**2 * post_mix.reshape(-1, 1)
             ).reshape(k, m, d)
             c_n = np.maximum(c_n, 0.0)  # rounding in the expanded form
             default_prior = -1.5 if ct == "diag" else -(m + 2.0) / 2.0
