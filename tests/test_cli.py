@@ -20,7 +20,15 @@ def test_info_lists_every_kernel_and_the_build():
     assert code == 0
     for name in _build_config.KERNEL_MODULES:
         assert f"{name}" in out and "FAILED" not in out
-    for key in ("numpy", "scipy", "compiler", "cython_args", "buildtype", "openmp"):
+    for key in (
+        "numpy",
+        "scipy",
+        "compiler",
+        "cython_args",
+        "buildtype",
+        "threads",
+        "n_jobs=None",
+    ):
         assert key in out
     for name in _build_config.KERNEL_VARIANTS:  # each AVX2 build, used or not and why
         line = next(ln for ln in out.splitlines() if name in ln)

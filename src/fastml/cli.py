@@ -21,6 +21,9 @@ def _info(out: TextIO) -> int:
     import numpy
     import scipy
 
+    from fastml._parallel import thread_info
+
+    threads = thread_info()
     rows = [
         ("fastml", _build_config.VERSION),
         ("python", f"{platform.python_version()} ({sys.executable})"),
@@ -36,11 +39,11 @@ def _info(out: TextIO) -> int:
         ("c_args", _build_config.C_ARGS or "(none)"),
         ("cython_args", _build_config.CYTHON_ARGS),
         ("bounds checks", "on (kernel_debug)" if _build_config.KERNEL_DEBUG else "off"),
+        ("threads", f"{threads['layer']}"),
         (
-            "openmp",
-            "found at build time (no kernel uses it yet)"
-            if _build_config.OPENMP_FOUND
-            else "not found at build time",
+            "n_jobs=None",
+            f"{threads['default_n_jobs']} threads ({threads['cpus']} usable CPUs, "
+            f"OMP_NUM_THREADS={threads['omp_num_threads'] or 'unset'})",
         ),
     ]
     width = max(len(k) for k, _ in rows)

@@ -17,6 +17,7 @@ from typing import SupportsFloat
 import numpy as np
 
 from fastml._kernels import _mcmc
+from fastml._parallel import run_blocks
 from fastml._typing import (
     ArrayLike,
     FloatArray,
@@ -78,29 +79,12 @@ def _chain_rngs(random_state, n_chains: int) -> list[np.random.Generator]:
 
 
 def _run_chains(run_one, n_chains: int, n_jobs) -> list:
-    """Run ``run_one(c, cancel)`` for every chain; threads when ``n_jobs > 1`` (the
-    kernels release the GIL). Results do not depend on n_jobs: each chain owns its
-    stream.
-
-    ``cancel`` is a one-byte array the chains poll: when the main thread is
-    interrupted (Ctrl-C) while waiting for the workers, it sets ``cancel[0] = 1`` so
-    every running chain stops within milliseconds, then re-raises.
+    """Run ``run_one(c, cancel)`` for every chain, on ``n_jobs`` threads (the kernels
+    release the GIL; :func:`fastml._parallel.run_blocks`, which sets ``cancel`` on
+    Ctrl-C so every running chain stops within milliseconds). Results do not depend on
+    n_jobs: each chain owns its stream.
     """
-    n_jobs = check_int(n_jobs, "n_jobs", low=1)
-    cancel = np.zeros(1, np.uint8)
-    if n_jobs == 1 or n_chains == 1:
-        return [run_one(c, cancel) for c in range(n_chains)]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(n_jobs, n_chains)) as pool:
-        futures = [pool.submit(run_one, c, cancel) for c in range(n_chains)]
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            cancel[0] = 1
-            for f in futures:
-                f.cancel()
-            raise
+    return run_blocks(run_one, n_chains, n_jobs)
 
 
 def _check_cancel(cancel) -> None:
@@ -172,7 +156,7 @@ def metropolis_hastings(
     burn_in: int = 0,
     thin: int = 1,
     n_chains: int = 1,
-    n_jobs: int = 1,
+    n_jobs: int | None = 1,
     random_state: RandomStateLike = None,
 ) -> MCMCResult:
     """Random-walk Metropolis-Hastings with a Gaussian proposal of full covariance.
@@ -198,7 +182,7 @@ def metropolis_hastings(
         Keep every ``thin``-th iteration.
     n_chains : int, default 1
         Chains with independent streams from ``Generator.spawn``.
-    n_jobs : int, default 1
+    n_jobs : int or None, default 1
         Threads for the chains (compiled path releases the GIL); results do not depend
         on it.
     random_state : None, int or numpy.random.Generator
@@ -330,7 +314,7 @@ def hmc(
     burn_in: int = 0,
     thin: int = 1,
     n_chains: int = 1,
-    n_jobs: int = 1,
+    n_jobs: int | None = 1,
     random_state: RandomStateLike = None,
 ) -> MCMCResult:
     """Hamiltonian (hybrid) Monte Carlo: leapfrog dynamics plus a Metropolis correction.
@@ -485,7 +469,7 @@ def gibbs_sampler(
     burn_in: int = 0,
     thin: int = 1,
     n_chains: int = 1,
-    n_jobs: int = 1,
+    n_jobs: int | None = 1,
     random_state: RandomStateLike = None,
 ) -> MCMCResult:
     """Systematic-scan Gibbs sampling (PRML sec. 11.3).

@@ -1,0 +1,288 @@
+"""Threads over GIL-free kernels: the one home of fastml's parallel plumbing.
+
+Every parallel estimator and function cuts its work into **blocks fixed by the problem
+size** (rows, images, strips, sequences; never by the thread count), lets a pool of
+threads run the compiled kernel on one block at a time, and merges the per-block results
+**in block order**. Floating-point sums therefore happen in the same order whatever the
+number of threads, and ``n_jobs=1`` and ``n_jobs=8`` give the same bits.
+
+Why Python threads calling GIL-free kernels rather than OpenMP ``prange``: the kernels
+already release the GIL and poll for Ctrl-C through a cancel byte that worker threads
+watch (``_kernels/_interrupt.pxd``), the MCMC chains already run this way, and no OpenMP
+runtime has to be bundled into the wheels, so fastml never loads a second libgomp/libomp
+next to scikit-learn's or torch's and a process that forks after a fit (multiprocessing,
+Dask's nanny) does not hang in the child. The cost is one Python call per block (a few
+microseconds), negligible at the block sizes used (~1 ms of work or more).
+
+The default thread count (``n_jobs=None``) is the number of CPUs this process may run on
+(its affinity mask), capped by ``OMP_NUM_THREADS`` and by threadpoolctl: when
+threadpoolctl is installed, fastml registers itself as a library there (user API
+``"fastml"``), so ``threadpool_limits(1)`` and ``threadpool_info()`` see it. BLAS calls
+made by a kernel inside a parallel region run single-threaded there (see
+:func:`blas_single_threaded`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import numbers
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+
+__all__ = [
+    "blas_single_threaded",
+    "block_bounds",
+    "cpu_count",
+    "default_n_jobs",
+    "effective_n_jobs",
+    "run_blocks",
+]
+
+T = TypeVar("T")
+
+# Set by threadpoolctl (through _FastmlController) or None: no limit.
+_threadpool_limit: int | None = None
+
+
+def cpu_count() -> int:
+    """The number of CPUs this process may run on (its affinity mask when known)."""
+    if hasattr(os, "process_cpu_count"):  # Python >= 3.13
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def _omp_num_threads() -> int | None:
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    try:
+        n = int(value)
+    except ValueError:
+        return None
+    return n if n >= 1 else None
+
+
+def default_n_jobs() -> int:
+    """Threads used for ``n_jobs=None``: the usable CPUs, capped by ``OMP_NUM_THREADS``
+    and by a threadpoolctl limit in force."""
+    n = cpu_count()
+    omp = _omp_num_threads()
+    if omp is not None:
+        n = min(n, omp)
+    if _threadpool_limit is not None:
+        n = min(n, _threadpool_limit)
+    return max(n, 1)
+
+
+def effective_n_jobs(n_jobs: int | None, name: str = "n_jobs") -> int:
+    """Validate ``n_jobs`` and return a thread count >= 1.
+
+    ``None``: :func:`default_n_jobs`; ``-1``: every CPU this process may use
+    (:func:`cpu_count`); ``k >= 1``: ``k`` threads.
+
+    Raises
+    ------
+    TypeError
+        ``n_jobs`` is not None or an int.
+    ValueError
+        ``n_jobs`` is 0 or below -1.
+    """
+    if n_jobs is None:
+        return default_n_jobs()
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(
+        n_jobs, (numbers.Integral, np.integer)
+    ):
+        raise TypeError(
+            f"{name} must be None, -1 or a positive int, got "
+            f"{type(n_jobs).__name__} {n_jobs!r}"
+        )
+    n = int(n_jobs)
+    if n == -1:
+        return cpu_count()
+    if n < 1:
+        raise ValueError(
+            f"{name} must be None (all usable CPUs), -1 (all CPUs) or a positive "
+            f"number of threads, got {n}"
+        )
+    return n
+
+
+def block_bounds(n: int, block: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of consecutive blocks of ``block`` items covering ``range(n)``
+    (the last one shorter). Depends on ``n`` and ``block`` only."""
+    return [(s, min(s + block, n)) for s in range(0, n, block)]
+
+
+# --- the pool ----------------------------------------------------------------------
+# One process-wide pool, grown on demand; its threads idle between calls. A child
+# process made by fork does not inherit threads, so it starts without a pool.
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _reset_pool_after_fork() -> None:
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pool_after_fork)
+
+
+def _get_pool(n_workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < n_workers:
+            old = _pool
+            _pool = ThreadPoolExecutor(
+                max_workers=n_workers, thread_name_prefix="fastml"
+            )
+            _pool_size = n_workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def run_blocks(
+    fn: Callable[[int, np.ndarray], T], n_blocks: int, n_jobs: int | None
+) -> list[T]:
+    """Run ``fn(b, cancel)`` for every block ``b`` and return the results in block
+    order.
+
+    With one thread (or one block) the calling thread runs the blocks in order. With
+    ``t > 1`` threads the calling thread and ``t - 1`` pool threads take blocks from a
+    shared counter, so at most ``t`` threads are busy. ``fn`` must only write to
+    memory owned by its block; merging the results is the caller's, in block order.
+
+    ``cancel`` is a one-byte array the kernels poll (``_kernels/_interrupt.pxd``): when
+    one thread fails or the caller is interrupted (Ctrl-C, seen by the calling thread's
+    kernel), it is set so every other block stops within milliseconds, and the first
+    exception is re-raised once all threads are idle.
+    """
+    cancel = np.zeros(1, np.uint8)
+    if n_blocks <= 0:
+        return []
+    threads = min(effective_n_jobs(n_jobs), n_blocks)
+    if threads == 1:
+        return [fn(b, cancel) for b in range(n_blocks)]
+    results: list = [None] * n_blocks
+    counter = itertools.count()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while not cancel[0]:
+                b = next(counter)
+                if b >= n_blocks:
+                    return
+                results[b] = fn(b, cancel)
+        except BaseException as exc:
+            cancel[0] = 1
+            errors.append(exc)
+
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(work) for _ in range(threads - 1)]
+    try:
+        work()
+    finally:
+        cancel[0] = cancel[0] or bool(errors)
+        for f in futures:
+            with contextlib.suppress(BaseException):
+                f.result()
+    if errors:
+        # The caller's own error (e.g. KeyboardInterrupt) wins over the "cancelled"
+        # errors it provoked in the other threads.
+        first = next((e for e in errors if "cancelled" not in str(e)), errors[0])
+        raise first
+    return results
+
+
+# --- BLAS inside parallel regions ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def blas_single_threaded(active: bool = True) -> Iterator[None]:
+    """Keep BLAS single-threaded while fastml's threads run kernels that call it.
+
+    Uses threadpoolctl when it is installed. Without it, the kernels' BLAS calls are
+    small (a block of at most 512 rows against d x d factors), below the size at which
+    OpenBLAS starts its own threads for d <= 22; larger d may then oversubscribe, which
+    the README states.
+    """
+    if not active:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+# --- threadpoolctl integration --------------------------------------------------------
+
+
+def _register_with_threadpoolctl() -> None:
+    """Make ``threadpool_limits`` and ``threadpool_info`` see fastml's thread count.
+
+    threadpoolctl finds libraries by the file names of loaded shared objects: fastml's
+    is the (empty) compiled module ``_kernels/_fastml_threadpool``, imported with this
+    one. The limit itself lives in this module.
+    """
+    threadpoolctl = sys.modules.get("threadpoolctl")
+    if threadpoolctl is None:
+        try:
+            import threadpoolctl
+        except ImportError:
+            return
+    if not hasattr(threadpoolctl, "register"):  # threadpoolctl < 3.5
+        return
+
+    class _FastmlController(threadpoolctl.LibController):
+        user_api = "fastml"
+        internal_api = "fastml"
+        filename_prefixes = ("_fastml_threadpool",)
+
+        def get_num_threads(self) -> int:
+            return default_n_jobs()
+
+        def set_num_threads(self, num_threads: int) -> None:
+            global _threadpool_limit
+            _threadpool_limit = (
+                None if num_threads is None else max(int(num_threads), 1)
+            )
+
+        def get_version(self) -> str:
+            from fastml import __version__
+
+            return __version__
+
+        def set_additional_attributes(self) -> None:
+            self.threading_layer = "python threads over GIL-free kernels"
+
+    threadpoolctl.register(_FastmlController)
+
+
+def thread_info() -> dict[str, object]:
+    """What ``fastml info`` prints about threads."""
+    return {
+        "layer": "python threads over GIL-free kernels (no OpenMP runtime)",
+        "cpus": cpu_count(),
+        "default_n_jobs": default_n_jobs(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+
+
+import fastml._kernels._fastml_threadpool  # noqa: E402, F401  (what threadpoolctl finds)
+
+_register_with_threadpoolctl()

@@ -1,0 +1,111 @@
+"""The shared thread machinery (fastml._parallel): n_jobs, block order, errors."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastml import _parallel
+from fastml._parallel import block_bounds, effective_n_jobs, run_blocks
+
+
+@pytest.mark.parametrize("bad", [0, -2, -10])
+def test_n_jobs_out_of_range(bad):
+    with pytest.raises(ValueError, match="n_jobs must be None"):
+        effective_n_jobs(bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, "2", True, [2]])
+def test_n_jobs_wrong_type(bad):
+    with pytest.raises(TypeError, match="n_jobs must be None, -1 or a positive int"):
+        effective_n_jobs(bad)
+
+
+def test_n_jobs_values(monkeypatch):
+    monkeypatch.setattr(_parallel, "cpu_count", lambda: 6)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert effective_n_jobs(None) == 6
+    assert effective_n_jobs(-1) == 6
+    assert effective_n_jobs(np.int64(3)) == 3
+    assert effective_n_jobs(16) == 16  # more threads than CPUs is the user's call
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert effective_n_jobs(None) == 2  # OMP_NUM_THREADS caps the default
+    assert effective_n_jobs(-1) == 6  # but not an explicit request
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # nested form: the outer level
+    assert effective_n_jobs(None) == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert effective_n_jobs(None) == 6
+
+
+def test_threadpoolctl_limits_the_default(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
+    monkeypatch.setattr(_parallel, "cpu_count", lambda: 6)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    info = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "fastml"]
+    assert len(info) == 1 and info[0]["num_threads"] == 6
+    with threadpoolctl.threadpool_limits(limits=1):
+        assert effective_n_jobs(None) == 1
+    with threadpoolctl.threadpool_limits(limits=3, user_api="fastml"):
+        assert effective_n_jobs(None) == 3
+    assert effective_n_jobs(None) == 6
+
+
+def test_block_bounds():
+    assert block_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert block_bounds(8, 4) == [(0, 4), (4, 8)]
+    assert block_bounds(0, 4) == []
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, 3, 4])
+def test_run_blocks_returns_block_order(n_jobs):
+    rng = np.random.default_rng(0)
+    delays = rng.uniform(0, 2e-3, size=20)  # blocks finish out of order
+
+    def fn(b, cancel):
+        time.sleep(delays[b])
+        return b * b
+
+    assert run_blocks(fn, 20, n_jobs) == [b * b for b in range(20)]
+
+
+def test_run_blocks_uses_at_most_n_jobs_threads():
+    seen = set()
+    lock = threading.Lock()
+    busy = [0]
+    peak = [0]
+
+    def fn(b, cancel):
+        with lock:
+            seen.add(threading.get_ident())
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(2e-3)
+        with lock:
+            busy[0] -= 1
+
+    run_blocks(fn, 40, 2)
+    assert peak[0] <= 2 and len(seen) <= 2
+    assert threading.get_ident() in seen  # the caller works too
+
+
+def test_run_blocks_propagates_the_first_error_and_cancels():
+    started = []
+
+    def fn(b, cancel):
+        started.append(b)
+        if b == 3:
+            raise ValueError("block 3 failed")
+        for _ in range(200):  # a kernel polling its cancel byte
+            if cancel[0]:
+                raise KeyboardInterrupt("cancelled: another thread was interrupted")
+            time.sleep(1e-4)
+        return b
+
+    with pytest.raises(ValueError, match="block 3 failed"):
+        run_blocks(fn, 100, 2)
+    assert len(started) < 100  # the failure stopped the remaining blocks
+
+
+def test_run_blocks_empty():
+    assert run_blocks(lambda b, c: b, 0, 4) == []
