@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from fastml._kernels import _lda as kernels
-from fastml.lda import LatentDirichletAllocation, _tokens, check_counts
+from fastml.lda import LatentDirichletAllocation, check_counts
+from fastml.lda._counts import _tokens
 
 K, ALPHA, ETA, SWEEPS, N_ITER = 20, 0.1, 0.01, 10, 10
 

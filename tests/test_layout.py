@@ -35,6 +35,7 @@ PUBLIC = {
         "BayesianGaussianMixture", "ConvergenceWarning", "GaussianMixture",
         "kmeans_plusplus",
     ],
+    "fastml.lda": ["LatentDirichletAllocation", "check_counts"],
     "fastml.hmm": [
         "CategoricalHMM", "ConvergenceMonitor", "GaussianHMM", "GMMHMM",
         "MultinomialHMM", "PoissonHMM",
