@@ -144,6 +144,15 @@ class KalmanFilter(BaseEstimator):
     >>> means, covs = kf.filter(np.array([1.0, 1.2, 0.9, np.nan, 1.1]))
     >>> means.shape, covs.shape
     ((5, 1), (5, 1, 1))
+
+    Many series sharing the parameters: a leading series axis, on two threads.
+
+    >>> X = np.random.default_rng(0).normal(size=(100, 50, 1))
+    >>> X[7] = np.nan  # a series with no observation: the prior, log-likelihood 0
+    >>> kf.set_params(n_jobs=2).smooth(X)[0].shape
+    (100, 50, 1)
+    >>> float(kf.loglikelihood(X)[7])
+    0.0
     """
 
     def __init__(
@@ -564,10 +573,10 @@ n_dim_state)
         Each iteration runs the filter and smoother (E-step) and then maximises the
         expected complete-data log-likelihood over each parameter in ``em_vars`` in
         turn, given the others (an ECM sequence, so log p(X) never decreases). The
-        log-likelihood before each M-step is appended to ``loglikelihoods_``. Each
-        single-parameter update equals pykalman's; when several coupled parameters are
-        estimated together (e.g. a matrix and its offset), each uses the others'
-        freshly updated values, so the sequence can differ from pykalman's.
+        log-likelihood before each M-step is appended to ``loglikelihoods_``. The
+        updates run in pykalman's order, each given the values pykalman gives it (the
+        offsets are estimated last, with the new matrices), so the estimates equal
+        pykalman's for any ``em_vars``.
 
         Time-varying parameters (a leading time axis) are used per step in the
         updates of the constant ones, as in pykalman; a time-varying parameter listed
