@@ -390,7 +390,8 @@ def test_batched_equals_per_series(time_varying):
     kf = KalmanFilter(**params, n_jobs=2)
     fm, fc = kf.filter(X)
     sm, sc, cc = kf.smooth(X, return_cross_covariances=True)
-    ll = kf.loglikelihood(X)
+    ll = kf.loglikelihood(X, per_series=True)
+    assert kf.loglikelihood(X) == pytest.approx(ll.sum(), rel=1e-14)
     assert fm.shape == sm.shape == (37, 30, 3)
     assert fc.shape == sc.shape == cc.shape == (37, 30, 3, 3)
     assert ll.shape == (37,)
@@ -424,7 +425,7 @@ def test_batched_all_missing_series_propagates_the_prior():
             np.testing.assert_allclose(got, m, rtol=1e-12, atol=1e-12)
         for got in (fc[3, t], sc[3, t]):
             np.testing.assert_allclose(got, P, rtol=1e-12, atol=1e-12)
-    assert kf.loglikelihood(X)[3] == 0.0  # log p(nothing observed) = log 1
+    assert kf.loglikelihood(X, per_series=True)[3] == 0.0  # log 1: nothing observed
 
 
 def test_batched_results_identical_for_every_thread_count():
@@ -438,7 +439,7 @@ def test_batched_results_identical_for_every_thread_count():
             (
                 *kf.filter(X),
                 *kf.smooth(X, return_cross_covariances=True),
-                kf.loglikelihood(X),
+                kf.loglikelihood(X, per_series=True),
                 *(getattr(em, name) for name in EM_VARS),
                 np.array(em.loglikelihoods_),
             )

@@ -151,7 +151,7 @@ class KalmanFilter(BaseEstimator):
     >>> X[7] = np.nan  # a series with no observation: the prior, log-likelihood 0
     >>> kf.set_params(n_jobs=2).smooth(X)[0].shape
     (100, 50, 1)
-    >>> float(kf.loglikelihood(X)[7])
+    >>> float(kf.loglikelihood(X, per_series=True)[7])
     0.0
     """
 
@@ -411,7 +411,17 @@ n_dim_state)
         fm, fc, _ = self._run_filter(Y, prm)
         return (fm, fc) if batched else (fm[0], fc[0])
 
-    def loglikelihood(self, X: ArrayLike) -> float | FloatArray:
+    @overload
+    def loglikelihood(
+        self, X: ArrayLike, per_series: Literal[False] = False
+    ) -> float: ...
+    @overload
+    def loglikelihood(self, X: ArrayLike, per_series: Literal[True]) -> FloatArray: ...
+    @overload
+    def loglikelihood(self, X: ArrayLike, per_series: bool) -> float | FloatArray: ...
+    def loglikelihood(
+        self, X: ArrayLike, per_series: bool = False
+    ) -> float | FloatArray:
         """log p(x_0..x_T) = sum_t log N(x_t | C m-_t + d, S_t) (prediction error
         decomposition, PRML eq. 13.63 with 13.84).
 
@@ -423,16 +433,21 @@ n_dim_state)
         ----------
         X : array_like, shape (n_timesteps, n_dim_obs), (n_timesteps,) or \
 (n_series, n_timesteps, n_dim_obs)
+        per_series : bool, default False
+            Return each series' log-likelihood instead of their sum.
 
         Returns
         -------
-        float, or ndarray of shape (n_series,) for 3-D ``X``
-            The log-likelihood of each series (their sum is that of the batch: the
-            series are independent).
+        float, or ndarray of shape (n_series,) with ``per_series``
+            The log-likelihood of all series (the series are independent: the sum of
+            theirs, the quantity :meth:`em` maximises), or of each (shape (1,) for
+            1-D and 2-D ``X``).
         """
-        Y, prm, batched = self._prepare(X)
+        Y, prm, _ = self._prepare(X)
         ll = self._run_filter(Y, prm)[2]
-        return ll.sum(axis=1) if batched else float(ll[0].sum())
+        if per_series:
+            return ll.sum(axis=1)
+        return float(ll.sum())
 
     @overload
     def smooth(
