@@ -104,132 +104,20 @@ cdef inline void _chol_solve(const double *L, double *B, idx_t q, idx_t ncols) n
             B[i * ncols + c] = s / L[i * q + i]
 
 
-cdef inline int _kf_step(idx_t t, idx_t n, idx_t p, const double *A, const double *b,
-                         const double *C, const double *d, const double *Q,
-                         const double *R, const double *mu0, const double *V0,
-                         const double *y, double *mp, double *Pp, const double *m_prev,
-                         const double *P_prev, double *m, double *P, double *ll_out,
-                         idx_t *obs, double *Kt, double *L,
-                         double *work) noexcept nogil:
-    """One predict + update step (see :func:`kalman_filter`): the number q of observed
-    entries of y, or -1 if S is not PD.
-
-    Leaves the observed indices in ``obs``, K^T (q x n) in ``Kt`` and the Cholesky
-    factor of S (q x q) in ``L``: with the predicted moments they are all
-    :func:`_kf_mean_step` needs to filter another series with the same missing entries.
-    ``inline`` so that the dispatch in :func:`_filter_series` can pass a constant n and
-    let the compiler unroll the small matrix loops.
-    """
-    cdef double *Cq = work
-    cdef double *CP = Cq + p * n
-    cdef double *KR = CP + p * n
-    cdef double *S = KR + p * n
-    cdef double *Rq = S + p * p
-    cdef double *IKC = Rq + p * p
-    cdef double *tmp = IKC + n * n
-    cdef double *AP = tmp + n * n
-    cdef double *v = AP + n * n
-    cdef double *w = v + p
-    cdef idx_t i, j, a, c, q
-    cdef double s, ll
-    # Predict (PRML eqs. 13.88, 13.89); row 0 is the prior.
-    if t == 0:
-        for i in range(n):
-            mp[i] = mu0[i]
-        for i in range(n * n):
-            Pp[i] = V0[i]
-    else:
-        for i in range(n):
-            s = b[i]
-            for j in range(n):
-                s += A[i * n + j] * m_prev[j]
-            mp[i] = s
-        _matmul(A, P_prev, AP, n, n, n)
-        _matmul_bt(AP, A, Pp, n, n, n)
-        for i in range(n * n):
-            Pp[i] += Q[i]
-        _symmetrize(Pp, n)
-    q = 0
-    for a in range(p):
-        if y[a] == y[a]:
-            obs[q] = a
-            q += 1
-    if q == 0:
-        for i in range(n):
-            m[i] = mp[i]
-        for i in range(n * n):
-            P[i] = Pp[i]
-        ll_out[0] = 0.0
-        return 0
-    # Observed rows of C, innovation v, S = C_o P- C_o^T + R_oo.
-    for a in range(q):
-        for j in range(n):
-            Cq[a * n + j] = C[obs[a] * n + j]
-        s = y[obs[a]] - d[obs[a]]
-        for j in range(n):
-            s -= Cq[a * n + j] * mp[j]
-        v[a] = s
-        for c in range(q):
-            Rq[a * q + c] = R[obs[a] * p + obs[c]]
-    _matmul(Cq, Pp, CP, q, n, n)
-    _matmul_bt(CP, Cq, S, q, n, q)
-    for a in range(q * q):
-        S[a] += Rq[a]
-    _symmetrize(S, q)
-    if _cholesky(S, L, q) != 0:
-        return -1
-    # log N(v | 0, S) via L^-1 v (forward substitution).
-    ll = 0.0
-    for a in range(q):
-        s = v[a]
-        for c in range(a):
-            s -= L[a * q + c] * w[c]
-        w[a] = s / L[a * q + a]
-        ll += w[a] * w[a] + 2.0 * log(L[a * q + a])
-    ll_out[0] = -0.5 * (ll + q * _LOG_2PI)
-    # K^T = S^-1 C_o P- (PRML eq. 13.92 without the inverse).
-    for a in range(q * n):
-        Kt[a] = CP[a]
-    _chol_solve(L, Kt, q, n)
-    for i in range(n):
-        s = mp[i]
-        for a in range(q):
-            s += Kt[a * n + i] * v[a]
-        m[i] = s
-    # Joseph form: P = (I - K C) P- (I - K C)^T + K R K^T.
-    for i in range(n):
-        for j in range(n):
-            s = 1.0 if i == j else 0.0
-            for a in range(q):
-                s -= Kt[a * n + i] * Cq[a * n + j]
-            IKC[i * n + j] = s
-    _matmul(IKC, Pp, tmp, n, n, n)
-    _matmul_bt(tmp, IKC, P, n, n, n)
-    for i in range(n):
-        for c in range(q):
-            s = 0.0
-            for a in range(q):
-                s += Kt[a * n + i] * Rq[a * q + c]
-            KR[i * q + c] = s
-    for i in range(n):
-        for j in range(n):
-            s = 0.0
-            for c in range(q):
-                s += KR[i * q + c] * Kt[c * n + j]
-            P[i * n + j] += s
-    _symmetrize(P, n)
-    return q
-
-
 cdef inline void _kf_mean_step(idx_t t, idx_t n, idx_t q, const double *A,
                                const double *b, const double *C, const double *d,
                                const double *mu0, const double *y, double *mp,
                                const double *m_prev, double *m, double *ll_out,
                                const idx_t *obs, const double *Kt, const double *L,
                                double *work) noexcept nogil:
-    """The mean and log-likelihood part of :func:`_kf_step`, with ``obs``, ``Kt`` and
-    ``L`` left by it for a series with the same q observed entries at step t: the same
-    operations in the same order, so the same bits as the full step."""
+    """The means and log-likelihood of one step (PRML eqs. 13.88, 13.91, 13.92), given
+    the observed indices ``obs``, K^T and the Cholesky factor L of S: called by
+    :func:`_kf_step`, and alone for a series missing the same entries as the one
+    that left them (same operations, same bits).
+
+    ``mp = A m_prev + b`` (row 0: ``mu0``), ``v = y_o - C_o mp - d_o``,
+    ``log N(v | 0, S)`` via ``L^-1 v``, ``m = mp + K v``.
+    """
     cdef double *v = work
     cdef double *w = v + q
     cdef idx_t i, j, a, c
@@ -253,6 +141,7 @@ cdef inline void _kf_mean_step(idx_t t, idx_t n, idx_t q, const double *A,
         for j in range(n):
             s -= C[obs[a] * n + j] * mp[j]
         v[a] = s
+    # log N(v | 0, S) via L^-1 v (forward substitution).
     ll = 0.0
     for a in range(q):
         s = v[a]
@@ -266,6 +155,99 @@ cdef inline void _kf_mean_step(idx_t t, idx_t n, idx_t q, const double *A,
         for a in range(q):
             s += Kt[a * n + i] * v[a]
         m[i] = s
+
+
+cdef inline int _kf_step(idx_t t, idx_t n, idx_t p, const double *A, const double *b,
+                         const double *C, const double *d, const double *Q,
+                         const double *R, const double *mu0, const double *V0,
+                         const double *y, double *mp, double *Pp, const double *m_prev,
+                         const double *P_prev, double *m, double *P, double *ll_out,
+                         idx_t *obs, double *Kt, double *L,
+                         double *work) noexcept nogil:
+    """One predict + update step (see :func:`kalman_filter`): the number q of observed
+    entries of y, or -1 if S is not PD.
+
+    Leaves the observed indices in ``obs``, K^T (q x n) in ``Kt`` and the Cholesky
+    factor of S (q x q) in ``L``: with the predicted moments they are all
+    :func:`_kf_mean_step` (which computes the means here too) needs to filter another
+    series with the same missing entries. ``inline`` so that the dispatch in
+    :func:`_filter_series` can pass a constant n and let the compiler unroll the small
+    matrix loops.
+    """
+    cdef double *Cq = work
+    cdef double *CP = Cq + p * n
+    cdef double *KR = CP + p * n
+    cdef double *S = KR + p * n
+    cdef double *Rq = S + p * p
+    cdef double *IKC = Rq + p * p
+    cdef double *tmp = IKC + n * n
+    cdef double *AP = tmp + n * n
+    cdef double *mwork = AP + n * n
+    cdef idx_t i, j, a, c, q
+    cdef double s
+    # Predict the covariance (PRML eq. 13.89; row 0 is the prior).
+    if t == 0:
+        for i in range(n * n):
+            Pp[i] = V0[i]
+    else:
+        _matmul(A, P_prev, AP, n, n, n)
+        _matmul_bt(AP, A, Pp, n, n, n)
+        for i in range(n * n):
+            Pp[i] += Q[i]
+        _symmetrize(Pp, n)
+    q = 0
+    for a in range(p):
+        if y[a] == y[a]:
+            obs[q] = a
+            q += 1
+    if q == 0:
+        for i in range(n * n):
+            P[i] = Pp[i]
+        _kf_mean_step(t, n, 0, A, b, C, d, mu0, y, mp, m_prev, m, ll_out, obs, Kt, L,
+                      mwork)
+        return 0
+    # Observed rows of C, S = C_o P- C_o^T + R_oo.
+    for a in range(q):
+        for j in range(n):
+            Cq[a * n + j] = C[obs[a] * n + j]
+        for c in range(q):
+            Rq[a * q + c] = R[obs[a] * p + obs[c]]
+    _matmul(Cq, Pp, CP, q, n, n)
+    _matmul_bt(CP, Cq, S, q, n, q)
+    for a in range(q * q):
+        S[a] += Rq[a]
+    _symmetrize(S, q)
+    if _cholesky(S, L, q) != 0:
+        return -1
+    # K^T = S^-1 C_o P- (PRML eq. 13.92 without the inverse).
+    for a in range(q * n):
+        Kt[a] = CP[a]
+    _chol_solve(L, Kt, q, n)
+    _kf_mean_step(t, n, q, A, b, C, d, mu0, y, mp, m_prev, m, ll_out, obs, Kt, L,
+                  mwork)
+    # Joseph form: P = (I - K C) P- (I - K C)^T + K R K^T.
+    for i in range(n):
+        for j in range(n):
+            s = 1.0 if i == j else 0.0
+            for a in range(q):
+                s -= Kt[a * n + i] * Cq[a * n + j]
+            IKC[i * n + j] = s
+    _matmul(IKC, Pp, tmp, n, n, n)
+    _matmul_bt(tmp, IKC, P, n, n, n)
+    for i in range(n):
+        for c in range(q):
+            s = 0.0
+            for a in range(q):
+                s += Kt[a * n + i] * Rq[a * q + c]
+            KR[i * q + c] = s
+    for i in range(n):
+        for j in range(n):
+            s = 0.0
+            for c in range(q):
+                s += KR[i * q + c] * Kt[c * n + j]
+            P[i * n + j] += s
+    _symmetrize(P, n)
+    return q
 
 
 cdef struct _Cache:
@@ -364,8 +346,8 @@ cdef class _Scratch:
     cdef _Cache K
 
     def __init__(self, idx_t T, idx_t n, idx_t p):
-        self.work = np.empty(max(4 * p * n + 3 * p * p + 3 * n * n + 2 * p,
-                                 4 * n * n + n))
+        self.work = np.empty(max(3 * p * n + 2 * p * p + 3 * n * n + 2 * p,
+                                 3 * n * n + n))
         self.obs = np.empty(T * p, dtype=np.intp)
         self.q = np.empty(T, dtype=np.intp)
         self.Kt = np.empty(T * p * n)
@@ -467,6 +449,23 @@ def kalman_filter(const double[:, :, ::1] A, const double[:, ::1] b,
     return st
 
 
+cdef inline void _rts_mean_step(idx_t n, const double *Jt, const double *m_f,
+                                const double *m_p1, const double *m_s1, double *m_s,
+                                double *diff) noexcept nogil:
+    """``m^_t = m_t + J_t (m^_{t+1} - m-_{t+1})`` given J^T: called by
+    :func:`_rts_step`, and alone for a series missing the same entries as the one
+    that left ``Jt`` (same operations, same bits)."""
+    cdef idx_t i, k
+    cdef double s
+    for k in range(n):
+        diff[k] = m_s1[k] - m_p1[k]
+    for i in range(n):
+        s = m_f[i]
+        for k in range(n):
+            s += Jt[k * n + i] * diff[k]
+        m_s[i] = s
+
+
 cdef inline int _rts_step(idx_t n, const double *A, const double *m_f,
                           const double *P_f, const double *m_p1, const double *P_p1,
                           const double *m_s1, const double *P_s1, double *m_s,
@@ -488,13 +487,7 @@ cdef inline int _rts_step(idx_t n, const double *A, const double *m_f,
     # J^T = (P-_{t+1})^-1 A P_t  (both covariances symmetric).
     _matmul(A, P_f, Jt, n, n, n)
     _chol_solve(L, Jt, n, n)
-    for k in range(n):
-        diff[k] = m_s1[k] - m_p1[k]
-    for i in range(n):
-        s = m_f[i]
-        for k in range(n):
-            s += Jt[k * n + i] * diff[k]
-        m_s[i] = s
+    _rts_mean_step(n, Jt, m_f, m_p1, m_s1, m_s, diff)
     for i in range(n * n):
         D[i] = P_s1[i] - P_p1[i]
     # tmp = J D, then P^_t = P_t + tmp J^T.
@@ -511,21 +504,6 @@ cdef inline int _rts_step(idx_t n, const double *A, const double *m_f,
     if cross1 != NULL:
         _matmul(P_s1, Jt, cross1, n, n, n)
     return 0
-
-
-cdef inline void _rts_mean_step(idx_t n, const double *Jt, const double *m_f,
-                                const double *m_p1, const double *m_s1, double *m_s,
-                                double *diff) noexcept nogil:
-    """The mean part of :func:`_rts_step` with its ``Jt`` (same operations, order)."""
-    cdef idx_t i, k
-    cdef double s
-    for k in range(n):
-        diff[k] = m_s1[k] - m_p1[k]
-    for i in range(n):
-        s = m_f[i]
-        for k in range(n):
-            s += Jt[k * n + i] * diff[k]
-        m_s[i] = s
 
 
 cdef idx_t _smooth_series(const _Model *M, idx_t T, const double *pm,
