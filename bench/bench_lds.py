@@ -4,9 +4,12 @@ dynamax.
 
 Model: 2-d constant-velocity tracking (4-d state: position and velocity; 2-d position
 observations). One long series: T = 10,000 steps. Batched: 1,000 series x 500 steps,
-smoothed means and covariances (simdkalman's ``smooth`` with ``observations=False``);
-floors: fastml one thread >= 5x simdkalman, fastml n_jobs=2 >= 1.8x n_jobs=1.
-Each call runs the filter and the RTS smoother.
+smoothed means and covariances (simdkalman's ``smooth`` with ``observations=False``;
+dynamax's ``lgssm_smoother`` vmapped and jitted, timed after the warm-up, when
+installed); floors: fastml one thread >= 5x simdkalman, fastml n_jobs=2 >= 1.8x
+n_jobs=1. Groups: one thread, all cores (fastml n_jobs=2, peers at their default
+threading), fastml n_jobs=1 vs 2, and one thread with 5 % of the rows missing at
+random (no two series miss the same entries). Each call runs the filter and the RTS smoother.
 """
 
 import numpy as np
@@ -198,6 +201,33 @@ def bench_batched_smooth_cv(benchmark, impl, batch):
         n_series=N_SERIES, T=T_BATCH, n_dim_state=4, n_dim_obs=2, dtype="float64"
     )
     fn = BATCH_IMPLS[impl](params, X)
+    out = benchmark(fn)
+    _check_batch(out, params, X)
+
+
+@pytest.mark.parametrize("impl", ["fastml", "simdkalman"])
+def bench_batched_smooth_cv_missing(benchmark, impl, batch):
+    """5 % of the rows missing at random: every series misses different entries, so
+    fastml cannot reuse one series' covariances for the next (its worst case)."""
+    params, X = batch
+    X = X.copy()
+    X[np.random.default_rng(0).random(X.shape[:2]) < 0.05] = np.nan
+    benchmark.group = "lds-batched-smooth-cv4d-1000x500-missing5pct"
+    benchmark.extra_info.update(n_series=N_SERIES, T=T_BATCH, missing_rows=0.05)
+    out = benchmark(BATCH_IMPLS[impl](params, X))
+    _check_batch(out, params, X)
+
+
+@pytest.mark.parametrize("impl", list(BATCH_IMPLS))
+def bench_batched_smooth_cv_all_cores(benchmark, impl, batch, all_cores):
+    params, X = batch
+    benchmark.group = "lds-batched-smooth-cv4d-1000x500-all-cores"
+    benchmark.extra_info.update(n_series=N_SERIES, T=T_BATCH, n_jobs=2)
+    fn = (
+        _fastml_batch(params, X, 2)
+        if impl == "fastml"
+        else BATCH_IMPLS[impl](params, X)
+    )
     out = benchmark(fn)
     _check_batch(out, params, X)
 
