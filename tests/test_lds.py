@@ -386,16 +386,16 @@ def test_batched_equals_per_series(time_varying):
         params["transition_matrices"] = params["transition_matrices"] + 0.05 * (
             rng.normal(size=(29, 3, 3))
         )
-    X = _batch(params, 37, 30, seed=1)  # 3 blocks of series (16, 16, 5)
+    X = _batch(params, 70, 30, seed=1)  # 3 blocks of series (32, 32, 6)
     kf = KalmanFilter(**params, n_jobs=2)
     fm, fc = kf.filter(X)
     sm, sc, cc = kf.smooth(X, return_cross_covariances=True)
     ll = kf.loglikelihood(X, per_series=True)
     assert kf.loglikelihood(X) == pytest.approx(ll.sum(), rel=1e-14)
-    assert fm.shape == sm.shape == (37, 30, 3)
-    assert fc.shape == sc.shape == cc.shape == (37, 30, 3, 3)
-    assert ll.shape == (37,)
-    for s in range(37):  # oracle: the same model run on each series alone
+    assert fm.shape == sm.shape == (70, 30, 3)
+    assert fc.shape == sc.shape == cc.shape == (70, 30, 3, 3)
+    assert ll.shape == (70,)
+    for s in range(70):  # oracle: the same model run on each series alone
         for a, b in zip(
             (fm[s], fc[s], sm[s], sc[s], cc[s]),
             (*kf.filter(X[s]), *kf.smooth(X[s], return_cross_covariances=True)),
@@ -430,7 +430,7 @@ def test_batched_all_missing_series_propagates_the_prior():
 
 def test_batched_results_identical_for_every_thread_count():
     params = _random_model(np.random.default_rng(22))
-    X = _batch(params, 40, 25, seed=3, partial=False)  # em estimates every parameter
+    X = _batch(params, 100, 25, seed=3, partial=False)  # 4 blocks; no partial rows
     runs = []
     for n_jobs in (1, 2, 3, 4):
         kf = KalmanFilter(**params, n_jobs=n_jobs)

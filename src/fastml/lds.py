@@ -86,9 +86,12 @@ _TIME_VARYING = {
 }
 _COVARIANCES = ("transition_covariance", "observation_covariance",
                 "initial_state_covariance")  # fmt: skip
-# Series per thread block: fixed (never derived from the thread count), ~1-5 ms of
-# work for small models so the per-block Python call is negligible.
-_SERIES_BLOCK = 16
+# Series per thread block: fixed (never derived from the thread count). ~2-10 ms of
+# work for small models, so the per-block Python call is negligible, and enough blocks
+# at a thousand series to keep several threads busy; the first series of each block
+# is computed in full, the others reuse its covariances when they miss the same
+# entries.
+_SERIES_BLOCK = 32
 
 
 _KF = TypeVar("_KF", bound="KalmanFilter")
