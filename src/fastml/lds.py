@@ -20,9 +20,12 @@ matrix, a 1-D row) stands for an array with leading axes of length 1.
 Many series at once: ``filter``, ``smooth``, ``loglikelihood`` and ``em`` accept
 ``X`` of shape (n_series, n_timesteps, n_dim_obs), the parameters shared by all series.
 The series run through the compiled kernels in fixed blocks of ``_SERIES_BLOCK``
-series, spread over ``n_jobs`` threads (:func:`fastml._parallel.run_blocks`); every
-series is computed exactly as it would be alone, so the results do not depend on
-``n_jobs``.
+series, spread over ``n_jobs`` threads (:func:`fastml._parallel.run_blocks`), so the
+results do not depend on ``n_jobs``. The covariances, gains and Cholesky factors
+depend only on the parameters and on which entries are missing: within a block, a
+series missing the same entries as the last one computed in full reuses them and only
+its means and log-likelihood are computed, by the same operations as for a series
+alone (tested equal to the per-series results to 1e-12).
 """
 
 from __future__ import annotations
