@@ -630,6 +630,11 @@ n_dim_state)
         ValueError
             Unknown ``em_vars``, partially observed rows with an observation parameter
             estimated, bad ``X`` or parameters, or a divergence.
+
+        Warns
+        -----
+        UserWarning
+            A parameter in ``em_vars`` is time-varying (it becomes a constant).
         """
         n_iter = check_int(n_iter, "n_iter", low=0)
         names = self.em_vars if em_vars is None else em_vars
