@@ -649,7 +649,7 @@ def test_scalar_parameter_with_more_than_one_state_is_refused_like_pykalman():
     with pytest.raises(ValueError):  # pykalman: "shape of all parameters is not ..."
         pk.KalmanFilter(**kw).filter(np.zeros((3, 1)))
     with pytest.raises(
-        ValueError, match=r"inconsistent n_dim_state.*transition_covariance given as a"
+        ValueError, match=r"initial_state_mean: 2\); transition_covariance given as a"
     ):
         KalmanFilter(**kw).filter(np.zeros((3, 1)))
 

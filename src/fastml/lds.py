@@ -228,7 +228,7 @@ class KalmanFilter(BaseEstimator):
             sizes = {s for _, s in dims[axis]}
             if len(sizes) > 1:
                 desc = ", ".join(f"{nm}: {s}" for nm, s in dict(dims[axis]).items())
-                scalars = [nm for nm, _ in dims[axis] if nm in promoted]
+                scalars = [nm for nm in dict(dims[axis]) if nm in promoted]
                 hint = (
                     f"; {', '.join(scalars)} given as a scalar or 1-D row stands for "
                     "an array with leading axes of length 1 (as in pykalman): give "
