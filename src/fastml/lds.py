@@ -13,12 +13,24 @@ form, symmetrised covariances). Missing observations are NaN entries (or masked
 entries of a ``numpy.ma`` array): a fully missing row skips the update and adds nothing
 to the log-likelihood, a partially observed row is updated with its observed entries.
 As in pykalman, the transition (observation) matrices, offsets and covariances may be
-time-varying, with a leading axis of n_timesteps - 1 (n_timesteps) entries; ``em``
-needs time-invariant parameters.
+time-varying, with a leading axis of n_timesteps - 1 (n_timesteps) entries (``em``
+estimates the constant ones given the time-varying ones), and a scalar (or, for a
+matrix, a 1-D row) stands for an array with leading axes of length 1.
+
+Many series at once: ``filter``, ``smooth``, ``loglikelihood`` and ``em`` accept
+``X`` of shape (n_series, n_timesteps, n_dim_obs), the parameters shared by all series.
+The series run through the compiled kernels in fixed blocks of ``_SERIES_BLOCK``
+series, spread over ``n_jobs`` threads (:func:`fastml._parallel.run_blocks`), so the
+results do not depend on ``n_jobs``. The covariances, gains and Cholesky factors
+depend only on the parameters and on which entries are missing: within a block, a
+series missing the same entries as the last one computed in full reuses them and only
+its means and log-likelihood are computed, by the same operations as for a series
+alone (tested equal to the per-series results to 1e-12).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal, TypeVar, overload
 
@@ -27,6 +39,7 @@ from scipy import linalg
 
 from fastml._base import BaseEstimator
 from fastml._kernels import _lds
+from fastml._parallel import block_bounds, run_blocks
 from fastml._typing import ArrayLike, FloatArray, RandomStateLike
 from fastml._validation import (
     check_array,
@@ -76,6 +89,12 @@ _TIME_VARYING = {
 }
 _COVARIANCES = ("transition_covariance", "observation_covariance",
                 "initial_state_covariance")  # fmt: skip
+# Series per thread block: fixed (never derived from the thread count). ~2-10 ms of
+# work for small models, so the per-block Python call is negligible, and enough blocks
+# at a thousand series to keep several threads busy; the first series of each block
+# is computed in full, the others reuse its covariances when they miss the same
+# entries.
+_SERIES_BLOCK = 32
 
 
 _KF = TypeVar("_KF", bound="KalmanFilter")
@@ -101,12 +120,20 @@ class KalmanFilter(BaseEstimator):
         and the initial state's mean and covariance).
     n_dim_state, n_dim_obs : int, optional
         Dimensions, when no parameter array fixes them.
+    n_jobs : int or None, default None
+        Threads for batched input (n_series, n_timesteps, n_dim_obs): None uses the
+        usable CPUs (see :func:`fastml._parallel.effective_n_jobs`), -1 all CPUs.
+        Results are identical for every value.
 
     Notes
     -----
+    A parameter given as a scalar (or a matrix given as a 1-D row) is promoted as
+    pykalman's ``array1d``/``array2d`` do, so a scalar covariance is a 1 x 1 matrix and
+    is accepted only when that dimension is 1.
+
     :meth:`em` overwrites the parameter attributes with its estimates, as pykalman
     does. Innovation covariances are factorised by Cholesky; a non-positive-definite
-    one raises a ValueError naming the time step.
+    one raises a ValueError naming the time step (and the series, for batched input).
 
     References
     ----------
@@ -123,6 +150,15 @@ class KalmanFilter(BaseEstimator):
     >>> means, covs = kf.filter(np.array([1.0, 1.2, 0.9, np.nan, 1.1]))
     >>> means.shape, covs.shape
     ((5, 1), (5, 1, 1))
+
+    Many series sharing the parameters: a leading series axis, on two threads.
+
+    >>> X = np.random.default_rng(0).normal(size=(100, 50, 1))
+    >>> X[7] = np.nan  # a series with no observation: the prior, log-likelihood 0
+    >>> kf.set_params(n_jobs=2).smooth(X)[0].shape
+    (100, 50, 1)
+    >>> float(kf.loglikelihood(X, per_series=True)[7])
+    0.0
     """
 
     def __init__(
@@ -139,6 +175,7 @@ class KalmanFilter(BaseEstimator):
         em_vars: Sequence[str] = _DEFAULT_EM_VARS,
         n_dim_state: int | None = None,
         n_dim_obs: int | None = None,
+        n_jobs: int | None = None,
     ) -> None:
         self.transition_matrices = transition_matrices
         self.observation_matrices = observation_matrices
@@ -152,6 +189,7 @@ class KalmanFilter(BaseEstimator):
         self.em_vars = em_vars
         self.n_dim_state = n_dim_state
         self.n_dim_obs = n_dim_obs
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------ parameters
     def _dims(self, p_data: int | None = None) -> tuple[int, int]:
@@ -164,11 +202,15 @@ class KalmanFilter(BaseEstimator):
             dims["p"].append(
                 ("n_dim_obs", check_int(self.n_dim_obs, "n_dim_obs", low=1))
             )
+        promoted = []
         for name, axes in _SHAPES.items():
             value = getattr(self, name)
             if value is None:
                 continue
             shape = np.shape(value)
+            if len(shape) < len(axes):  # pykalman's array1d / array2d promotion
+                shape = (1,) * (len(axes) - len(shape)) + shape
+                promoted.append(name)
             if name in _TIME_VARYING and len(shape) == len(axes) + 1:
                 shape = shape[1:]  # time-varying: (n_timesteps[-1], ...)
             if len(shape) != len(axes):
@@ -186,7 +228,17 @@ class KalmanFilter(BaseEstimator):
             sizes = {s for _, s in dims[axis]}
             if len(sizes) > 1:
                 desc = ", ".join(f"{nm}: {s}" for nm, s in dict(dims[axis]).items())
-                raise ValueError(f"inconsistent {label} between arguments ({desc})")
+                scalars = [nm for nm in dict(dims[axis]) if nm in promoted]
+                hint = (
+                    f"; {', '.join(scalars)} given as a scalar or 1-D row stands for "
+                    "an array with leading axes of length 1 (as in pykalman): give "
+                    "the full array"
+                    if scalars
+                    else ""
+                )
+                raise ValueError(
+                    f"inconsistent {label} between arguments ({desc}){hint}"
+                )
             out.append(sizes.pop() if sizes else 1)
         return out[0], out[1]
 
@@ -209,17 +261,18 @@ class KalmanFilter(BaseEstimator):
             if value is None:
                 out[name] = make()
                 continue
-            arr = check_array(value, name, dtype=np.float64)
+            arr = _param_array(value, name)
             if name in _COVARIANCES:
                 _check_psd(arr, name)
             out[name] = arr
         return out
 
     def _obs(self, X) -> np.ndarray:
-        """Observations as a (T, p) float64 array with NaN for missing entries."""
+        """Observations as a (n_series, T, p) float64 array, NaN for missing entries
+        (1-D and 2-D input: one series)."""
         if isinstance(X, np.ma.MaskedArray):
             X = np.ma.asarray(X, dtype=np.float64).filled(np.nan)
-        arr = check_array(X, "X", ndim=(1, 2), dtype=np.float64, finite=False)
+        arr = check_array(X, "X", ndim=(1, 2, 3), dtype=np.float64, finite=False)
         if np.isinf(arr).any():
             idx = tuple(int(i) for i in np.argwhere(np.isinf(arr))[0])
             raise ValueError(
@@ -228,6 +281,8 @@ class KalmanFilter(BaseEstimator):
             )
         if arr.ndim == 1:
             arr = arr[:, None]
+        if arr.ndim == 2:
+            arr = arr[None]
         return np.ascontiguousarray(arr)
 
     # ------------------------------------------------------------ inference
@@ -249,17 +304,9 @@ class KalmanFilter(BaseEstimator):
             out[name] = np.ascontiguousarray(arr)
         return out
 
-    def _run_filter(self, Y: np.ndarray, prm: dict) -> dict:
-        t, n = Y.shape[0], prm["initial_state_mean"].shape[0]
+    def _kernel_args(self, prm: dict, t: int) -> tuple:
         tv = self._stacked(prm, t)
-        out = {
-            "pred_mean": np.empty((t, n)),
-            "pred_cov": np.empty((t, n, n)),
-            "filt_mean": np.empty((t, n)),
-            "filt_cov": np.empty((t, n, n)),
-            "loglik": np.empty(t),
-        }
-        status = _lds.kalman_filter(
+        return (
             tv["transition_matrices"],
             tv["transition_offsets"],
             tv["observation_matrices"],
@@ -268,74 +315,145 @@ class KalmanFilter(BaseEstimator):
             tv["observation_covariance"],
             prm["initial_state_mean"],
             prm["initial_state_covariance"],
-            Y,
-            out["pred_mean"],
-            out["pred_cov"],
-            out["filt_mean"],
-            out["filt_cov"],
-            out["loglik"],
         )
-        if status:
+
+    def _run_blocks(self, run_block, n_series: int, t: int) -> None:
+        """Run ``run_block(s0, s1, cancel)`` (a kernel status) over fixed blocks of
+        series on ``n_jobs`` threads; raise for the first failing series."""
+        bounds = block_bounds(n_series, _SERIES_BLOCK)
+        statuses = run_blocks(
+            lambda i, cancel: run_block(*bounds[i], cancel), len(bounds), self.n_jobs
+        )
+        status = next((st for st in statuses if st != 0), 0)
+        if status == 0:
+            return
+        s, step = divmod(abs(status) - 1, t)
+        series = f" of series {s}" if n_series > 1 else ""
+        if status > 0:
             raise ValueError(
                 f"the innovation covariance C P C^T + R is not positive definite at "
-                f"time step {status - 1}; make observation_covariance positive "
+                f"time step {step}{series}; make observation_covariance positive "
                 "definite (or the observed rows of it, for partially observed data)"
             )
-        return out
-
-    def _run_smoother(self, f: dict, prm: dict) -> tuple[np.ndarray, ...]:
-        t, n = f["filt_mean"].shape
-        sm = np.empty((t, n))
-        sc = np.empty((t, n, n))
-        cc = np.empty((t, n, n))
-        status = _lds.rts_smooth(
-            self._stacked(prm, t)["transition_matrices"],
-            f["pred_mean"],
-            f["pred_cov"],
-            f["filt_mean"],
-            f["filt_cov"],
-            sm,
-            sc,
-            cc,
+        raise ValueError(
+            f"the predicted state covariance at time step {step + 1}{series} is "
+            "singular; the smoother needs transition_covariance (or A P A^T + Q) "
+            "positive definite"
         )
-        if status:
-            raise ValueError(
-                f"the predicted state covariance at time step {status} is singular; "
-                "the smoother needs transition_covariance (or A P A^T + Q) positive "
-                "definite"
-            )
-        return sm, sc, cc
 
-    def _prepare(self, X):
+    def _run_filter(self, Y: np.ndarray, prm: dict) -> tuple[np.ndarray, ...]:
+        """Filtered means (S, T, n), covariances (S, T, n, n), log-likelihood terms
+        (S, T) of the (S, T, p) observations ``Y``."""
+        n_series, t, _ = Y.shape
+        n = prm["initial_state_mean"].shape[0]
+        args = self._kernel_args(prm, t)
+        fm, fc = np.empty((n_series, t, n)), np.empty((n_series, t, n, n))
+        ll = np.empty((n_series, t))
+        self._run_blocks(
+            lambda s0, s1, cancel: _lds.kalman_filter(
+                *args, Y, fm, fc, ll, s0, s1, cancel
+            ),
+            n_series,
+            t,
+        )
+        return fm, fc, ll
+
+    def _run_smoother(
+        self, Y: np.ndarray, prm: dict, cross: bool
+    ) -> tuple[np.ndarray, ...]:
+        """Smoothed means (S, T, n), covariances (S, T, n, n), lag-one covariances
+        (S, T, n, n; None unless ``cross``) and log-likelihood terms (S, T)."""
+        n_series, t, _ = Y.shape
+        n = prm["initial_state_mean"].shape[0]
+        args = self._kernel_args(prm, t)
+        sm, sc = np.empty((n_series, t, n)), np.empty((n_series, t, n, n))
+        cc = np.empty((n_series, t, n, n) if cross else (1, 1, n, n))
+        ll = np.empty((n_series, t))
+
+        def block(s0: int, s1: int, cancel: np.ndarray) -> int:
+            # Per-block scratch: predicted, then filtered moments of one series.
+            pm, pc = np.empty((t, n)), np.empty((t, n, n))
+            fm, fc = np.empty((t, n)), np.empty((t, n, n))
+            return _lds.kalman_smooth(
+                *args, Y, sm, sc, cc, ll, pm, pc, fm, fc, s0, s1, cancel
+            )
+
+        self._run_blocks(block, n_series, t)
+        return sm, sc, (cc if cross else None), ll
+
+    def _prepare(self, X) -> tuple[np.ndarray, dict, bool]:
+        """(S, T, p) observations, resolved parameters, and whether X was batched."""
+        batched = np.ndim(X) == 3
         Y = self._obs(X)
-        prm = self._resolved(Y.shape[1])
-        if Y.shape[0] == 0:
-            raise ValueError("X must contain at least one time step")
-        return Y, prm
+        prm = self._resolved(Y.shape[2])
+        return Y, prm, batched
 
     def filter(self, X: ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Filtered state distributions p(z_t | x_0..x_t) (PRML eqs. 13.89-13.92).
 
         Parameters
         ----------
-        X : array_like, shape (n_timesteps, n_dim_obs) or (n_timesteps,)
-            Observations; NaN (or masked) entries are missing.
+        X : array_like, shape (n_timesteps, n_dim_obs), (n_timesteps,) or \
+(n_series, n_timesteps, n_dim_obs)
+            Observations; NaN (or masked) entries are missing. A 3-D array holds
+            independent series sharing the parameters, filtered on ``n_jobs``
+            threads.
 
         Returns
         -------
         filtered_state_means : ndarray, shape (n_timesteps, n_dim_state)
-        filtered_state_covariances : ndarray, shape (n_timesteps, n_dim_state, n_dim_state)
-        """
-        Y, prm = self._prepare(X)
-        f = self._run_filter(Y, prm)
-        return f["filt_mean"], f["filt_cov"]
+            (n_series, n_timesteps, n_dim_state) for 3-D ``X``.
+        filtered_state_covariances : ndarray, shape (n_timesteps, n_dim_state, \
+n_dim_state)
+            (n_series, n_timesteps, n_dim_state, n_dim_state) for 3-D ``X``.
 
-    def loglikelihood(self, X: ArrayLike) -> float:
+        Raises
+        ------
+        ValueError
+            Bad ``X`` or parameters, or an innovation covariance that is not positive
+            definite (naming the time step and series).
+        """
+        Y, prm, batched = self._prepare(X)
+        fm, fc, _ = self._run_filter(Y, prm)
+        return (fm, fc) if batched else (fm[0], fc[0])
+
+    @overload
+    def loglikelihood(
+        self, X: ArrayLike, per_series: Literal[False] = False
+    ) -> float: ...
+    @overload
+    def loglikelihood(self, X: ArrayLike, per_series: Literal[True]) -> FloatArray: ...
+    @overload
+    def loglikelihood(self, X: ArrayLike, per_series: bool) -> float | FloatArray: ...
+    def loglikelihood(
+        self, X: ArrayLike, per_series: bool = False
+    ) -> float | FloatArray:
         """log p(x_0..x_T) = sum_t log N(x_t | C m-_t + d, S_t) (prediction error
-        decomposition); missing rows add nothing, partially observed rows their
-        observed entries' marginal."""
-        Y, prm = self._prepare(X)
-        return float(self._run_filter(Y, prm)["loglik"].sum())
+        decomposition, PRML eq. 13.63 with 13.84).
+
+        Missing rows add nothing, partially observed rows their observed entries'
+        marginal; a series with no observed entry has log-likelihood 0 (the
+        probability of observing nothing is 1).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_timesteps, n_dim_obs), (n_timesteps,) or \
+(n_series, n_timesteps, n_dim_obs)
+        per_series : bool, default False
+            Return each series' log-likelihood instead of their sum.
+
+        Returns
+        -------
+        float, or ndarray of shape (n_series,) with ``per_series``
+            The log-likelihood of all series (the series are independent: the sum of
+            theirs, the quantity :meth:`em` maximises), or of each (shape (1,) for
+            1-D and 2-D ``X``).
+        """
+        Y, prm, _ = self._prepare(X)
+        ll = self._run_filter(Y, prm)[2]
+        if per_series:
+            return ll.sum(axis=1)
+        return float(ll.sum())
 
     @overload
     def smooth(
@@ -352,24 +470,37 @@ class KalmanFilter(BaseEstimator):
     def smooth(
         self, X: ArrayLike, return_cross_covariances: bool = False
     ) -> tuple[FloatArray, FloatArray] | tuple[FloatArray, FloatArray, FloatArray]:
-        """Smoothed state distributions p(z_t | x_0..x_T) by Rauch-Tung-Striebel.
+        """Smoothed state distributions p(z_t | x_0..x_T) by Rauch-Tung-Striebel
+        (PRML eqs. 13.100-13.102).
 
         Parameters
         ----------
-        X : array_like, shape (n_timesteps, n_dim_obs) or (n_timesteps,)
+        X : array_like, shape (n_timesteps, n_dim_obs), (n_timesteps,) or \
+(n_series, n_timesteps, n_dim_obs)
+            A 3-D array holds independent series sharing the parameters, smoothed on
+            ``n_jobs`` threads.
         return_cross_covariances : bool, default False
             Also return ``cov(z_t, z_{t-1} | X)`` (PRML eq. 13.104; row 0 is zero).
 
         Returns
         -------
         smoothed_state_means : ndarray, shape (n_timesteps, n_dim_state)
+            (n_series, n_timesteps, n_dim_state) for 3-D ``X``.
         smoothed_state_covariances : ndarray, shape (n_timesteps, n, n)
+            (n_series, n_timesteps, n, n) for 3-D ``X``.
         cross_covariances : ndarray, shape (n_timesteps, n, n), if requested
+            (n_series, n_timesteps, n, n) for 3-D ``X``.
+
+        Raises
+        ------
+        ValueError
+            Bad ``X`` or parameters, or a covariance that is not positive definite
+            (naming the time step and series).
         """
-        Y, prm = self._prepare(X)
-        f = self._run_filter(Y, prm)
-        sm, sc, cc = self._run_smoother(f, prm)
-        return (sm, sc, cc) if return_cross_covariances else (sm, sc)
+        Y, prm, batched = self._prepare(X)
+        sm, sc, cc, _ = self._run_smoother(Y, prm, return_cross_covariances)
+        out = (sm, sc, cc) if return_cross_covariances else (sm, sc)
+        return out if batched else tuple(a[0] for a in out)
 
     def filter_update(
         self,
@@ -406,7 +537,7 @@ class KalmanFilter(BaseEstimator):
             base = _TIME_VARYING[name]
             shape = prm[name].shape[-base:]
             if value is not None:
-                arr = check_array(value, name.rstrip("s"), dtype=np.float64)
+                arr = _param_array(value, name, name.rstrip("s"))
                 if arr.shape != shape:
                     raise ValueError(
                         f"{name.rstrip('s')} must have shape {shape}, got {arr.shape}"
@@ -433,11 +564,11 @@ class KalmanFilter(BaseEstimator):
             )
         _check_psd(P, "filtered_state_covariance")
         if observation is None:
-            y = np.full((1, p), np.nan)
+            y = np.full((1, 1, p), np.nan)
         else:
             y = self._obs(np.atleast_1d(observation)[None] if np.ndim(observation) <= 1
                           else observation)  # fmt: skip
-            if y.shape != (1, p):
+            if y.shape != (1, 1, p):
                 raise ValueError(
                     f"observation must have shape ({p},), got {np.shape(observation)}"
                 )
@@ -447,8 +578,8 @@ class KalmanFilter(BaseEstimator):
         pc = A @ P @ A.T + Q
         pc = 0.5 * (pc + pc.T)
         step = dict(prm, initial_state_mean=pm, initial_state_covariance=pc)
-        f = self._run_filter(np.ascontiguousarray(y), step)
-        return f["filt_mean"][0], f["filt_cov"][0]
+        fm, fc, _ = self._run_filter(y, step)
+        return fm[0, 0], fc[0, 0]
 
     # ------------------------------------------------------------ learning
     def em(
@@ -463,14 +594,26 @@ class KalmanFilter(BaseEstimator):
         Each iteration runs the filter and smoother (E-step) and then maximises the
         expected complete-data log-likelihood over each parameter in ``em_vars`` in
         turn, given the others (an ECM sequence, so log p(X) never decreases). The
-        log-likelihood before each M-step is appended to ``loglikelihoods_``. Each
-        single-parameter update equals pykalman's; when several coupled parameters are
-        estimated together (e.g. a matrix and its offset), each uses the others'
-        freshly updated values, so the sequence can differ from pykalman's.
+        log-likelihood before each M-step is appended to ``loglikelihoods_``. The
+        updates run in pykalman's order, each given the values pykalman gives it (the
+        offsets are estimated last, with the new matrices), so the estimates equal
+        pykalman's for any ``em_vars``.
+
+        Time-varying parameters (a leading time axis) are used per step in the
+        updates of the constant ones, as in pykalman; a time-varying parameter listed
+        in ``em_vars`` is replaced by a constant estimate, with a warning (pykalman
+        does the same).
+
+        For 3-D ``X`` (independent series sharing the parameters) the E-step runs on
+        ``n_jobs`` threads and the M-step sums its statistics over series and time
+        steps (numpy reductions in a fixed order, so the estimates do not depend on
+        ``n_jobs``); ``initial_state_mean`` and ``initial_state_covariance`` become the
+        mean over series of the smoothed first states' moments.
 
         Parameters
         ----------
-        X : array_like, shape (n_timesteps, n_dim_obs)
+        X : array_like, shape (n_timesteps, n_dim_obs), (n_timesteps,) or \
+(n_series, n_timesteps, n_dim_obs)
             Fully missing (NaN) rows are allowed; partially observed rows only when no
             observation parameter is estimated.
         y : ignored
@@ -481,6 +624,17 @@ class KalmanFilter(BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Unknown ``em_vars``, partially observed rows with an observation parameter
+            estimated, bad ``X`` or parameters, or a divergence.
+
+        Warns
+        -----
+        UserWarning
+            A parameter in ``em_vars`` is time-varying (it becomes a constant).
         """
         n_iter = check_int(n_iter, "n_iter", low=0)
         names = self.em_vars if em_vars is None else em_vars
@@ -494,30 +648,36 @@ class KalmanFilter(BaseEstimator):
         for nm in names:
             if nm not in EM_VARS:
                 raise ValueError(f"unknown name {nm!r} in em_vars; valid: {EM_VARS}")
-        Y, prm = self._prepare(X)
-        varying = [k for k, base in _TIME_VARYING.items() if prm[k].ndim != base]
-        if varying:
-            raise ValueError(f"em does not support time-varying parameters ({varying})")
+        Y, prm, batched = self._prepare(X)
+        self._stacked(prm, Y.shape[1])  # time-varying lengths checked up front
+        for name in names:
+            if name in _TIME_VARYING and prm[name].ndim != _TIME_VARYING[name]:
+                warnings.warn(
+                    f"{name} is time-varying (shape {prm[name].shape}); em estimates "
+                    "it as a constant, as pykalman does",
+                    UserWarning,
+                    stacklevel=2,
+                )
         nan = np.isnan(Y)
-        obs_rows = ~nan.any(axis=1)
-        partial = nan.any(axis=1) & ~nan.all(axis=1)
+        partial = nan.any(axis=2) & ~nan.all(axis=2)
         obs_vars = {
             "observation_matrices",
             "observation_covariance",
             "observation_offsets",
         }
         if partial.any() and obs_vars.intersection(names):
+            s, t = np.argwhere(partial)[0]
+            row = f"X[{s}, {t}]" if batched else f"X row {t}"
             raise ValueError(
-                f"X row {int(np.argmax(partial))} is partially observed: EM for "
+                f"{row} is partially observed: EM for "
                 f"{sorted(obs_vars.intersection(names))} supports only fully observed or "
                 "fully missing rows"
             )
         self.loglikelihoods_ = []
         for it in range(n_iter):
-            f = self._run_filter(Y, prm)
-            self.loglikelihoods_.append(float(f["loglik"].sum()))
-            m, P, X1 = self._run_smoother(f, prm)
-            _m_step(prm, names, Y, obs_rows, m, P, X1)
+            m, P, X1, ll = self._run_smoother(Y, prm, cross=True)
+            self.loglikelihoods_.append(float(ll.sum()))
+            _m_step(prm, names, Y, m, P, X1)
             check_diverged(
                 self,
                 it + 1,
@@ -581,6 +741,16 @@ class KalmanFilter(BaseEstimator):
         return z, x
 
 
+def _param_array(value, name: str, label: str | None = None) -> np.ndarray:
+    """A parameter as a float64 array; a scalar (or, for a matrix, a 1-D row) gets
+    leading axes of length 1, as pykalman's ``array1d``/``array2d`` do."""
+    arr = check_array(value, label or name, dtype=np.float64)
+    base = len(_SHAPES[name])
+    if arr.ndim < base:
+        arr = arr.reshape((1,) * (base - arr.ndim) + arr.shape)
+    return arr
+
+
 def _sqrtm(S: np.ndarray) -> np.ndarray:
     """Symmetric square root of a PSD matrix (eigenvalues clipped at 0)."""
     vals, vecs = np.linalg.eigh(S)
@@ -606,46 +776,64 @@ def _solve_right(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return linalg.cho_solve(linalg.cho_factor(den), num.T).T
 
 
-def _m_step(prm, names, Y, obs_rows, m, P, X1) -> None:
-    """Shumway-Stoffer M-step, in pykalman's order, each update given the others."""
-    t = m.shape[0]
-    ezz = P + m[:, :, None] * m[:, None, :]
+def _steps(prm: dict, name: str, count: int) -> np.ndarray:
+    """Per-step values of a parameter, shape (count, ...) or (1, ...) if constant."""
+    arr = prm[name]
+    return arr[None] if arr.ndim == len(_SHAPES[name]) else arr[:count]
+
+
+def _m_step(prm, names, Y, m, P, X1) -> None:
+    """Shumway-Stoffer M-step in pykalman's order, each update given the others.
+
+    ``Y`` (S, T, p), smoothed ``m`` (S, T, n), ``P`` and lag-one ``X1`` (S, T, n, n):
+    the expectations are summed over series and steps; time-varying parameters enter
+    per step (pykalman's ``_em_*`` functions, summed over series).
+    """
+    n_series, t, _ = m.shape
+    tr = lambda a: np.swapaxes(a, -1, -2)  # noqa: E731
     sym = lambda a: 0.5 * (a + a.T)  # noqa: E731
-    if obs_rows.any():
-        yo, mo = Y[obs_rows], m[obs_rows]
-        no = yo.shape[0]
+    outer = lambda a, b: a[..., :, None] * b[..., None, :]  # noqa: E731
+    obs = ~np.isnan(Y).any(axis=2)  # fully observed rows (partial ones refused)
+    n_obs = int(obs.sum())
+    w = obs[..., None].astype(np.float64)
+    W = w[..., None]
+    yo = np.where(obs[..., None], Y, 0.0)
+    if n_obs:
         if "observation_matrices" in names:
-            d = prm["observation_offsets"]
-            prm["observation_matrices"] = _solve_right(
-                (yo - d).T @ mo, ezz[obs_rows].sum(0)
-            )
+            d = _steps(prm, "observation_offsets", t)
+            res1 = (W * outer(yo - d, m)).sum((0, 1))
+            res2 = (W * (P + outer(m, m))).sum((0, 1))
+            prm["observation_matrices"] = _solve_right(res1, res2)
         if "observation_covariance" in names:
-            C, d = prm["observation_matrices"], prm["observation_offsets"]
-            r = yo - mo @ C.T - d
-            prm["observation_covariance"] = sym(
-                (r.T @ r + C @ P[obs_rows].sum(0) @ C.T) / no
-            )
+            C = _steps(prm, "observation_matrices", t)
+            d = _steps(prm, "observation_offsets", t)
+            r = yo - (C @ m[..., None])[..., 0] - d
+            res = (W * (outer(r, r) + C @ P @ tr(C))).sum((0, 1))
+            prm["observation_covariance"] = sym(res / n_obs)
     if t >= 2:
-        ezz1 = X1[1:] + m[1:, :, None] * m[:-1, None, :]
         if "transition_matrices" in names:
-            b = prm["transition_offsets"]
-            prm["transition_matrices"] = _solve_right(
-                ezz1.sum(0) - np.outer(b, m[:-1].sum(0)), ezz[:-1].sum(0)
-            )
+            b = _steps(prm, "transition_offsets", t - 1)
+            res1 = (X1[:, 1:] + outer(m[:, 1:] - b, m[:, :-1])).sum((0, 1))
+            res2 = (P[:, :-1] + outer(m[:, :-1], m[:, :-1])).sum((0, 1))
+            prm["transition_matrices"] = _solve_right(res1, res2)
         if "transition_covariance" in names:
-            A, b = prm["transition_matrices"], prm["transition_offsets"]
-            r = m[1:] - m[:-1] @ A.T - b
-            ax = A @ X1[1:].sum(0).T
-            q = r.T @ r + P[1:].sum(0) - ax - ax.T + A @ P[:-1].sum(0) @ A.T
-            prm["transition_covariance"] = sym(q / (t - 1))
+            A = _steps(prm, "transition_matrices", t - 1)
+            b = _steps(prm, "transition_offsets", t - 1)
+            r = m[:, 1:] - (A @ m[:, :-1, :, None])[..., 0] - b
+            xa = X1[:, 1:] @ tr(A)
+            q = outer(r, r) + A @ P[:, :-1] @ tr(A) + P[:, 1:] - xa - tr(xa)
+            prm["transition_covariance"] = sym(q.sum((0, 1)) / (n_series * (t - 1)))
     if "initial_state_mean" in names:
-        prm["initial_state_mean"] = m[0].copy()
+        prm["initial_state_mean"] = m[:, 0].mean(0)
     if "initial_state_covariance" in names:
-        dm = m[0] - prm["initial_state_mean"]
-        prm["initial_state_covariance"] = sym(P[0] + np.outer(dm, dm))
+        dm = m[:, 0] - prm["initial_state_mean"]
+        prm["initial_state_covariance"] = sym((P[:, 0] + outer(dm, dm)).mean(0))
     if "transition_offsets" in names and t >= 2:
-        A = prm["transition_matrices"]
-        prm["transition_offsets"] = (m[1:] - m[:-1] @ A.T).mean(0)
-    if "observation_offsets" in names and obs_rows.any():
-        C = prm["observation_matrices"]
-        prm["observation_offsets"] = (Y[obs_rows] - m[obs_rows] @ C.T).mean(0)
+        A = _steps(prm, "transition_matrices", t - 1)
+        prm["transition_offsets"] = (m[:, 1:] - (A @ m[:, :-1, :, None])[..., 0]).mean(
+            (0, 1)
+        )
+    if "observation_offsets" in names and n_obs:
+        C = _steps(prm, "observation_matrices", t)
+        r = (w * (yo - (C @ m[..., None])[..., 0])).sum((0, 1))
+        prm["observation_offsets"] = r / n_obs
