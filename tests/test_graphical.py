@@ -13,6 +13,7 @@ from fastml.graphical import (
     FactorGraph,
     MarkovNetwork,
     PairwiseMRF,
+    _grid,
 )
 
 # ---------------------------------------------------------------------------------
@@ -572,6 +573,46 @@ def test_grid_kernel_sweep_by_sweep(method, potts):
                 schedule == "checkerboard",
             )
             np.testing.assert_allclose(r.beliefs, ref, atol=1e-12, rtol=0)
+
+
+def test_grid_bp_strips_match_numpy_recursion(monkeypatch):
+    # oracle: the plain NumPy sweep-by-sweep recursion above (one array, no strips,
+    # no fusion), with threads (tests/test_threads_bp_conv.py: the same bits for
+    # every n_jobs), on grids cut into strips of 2 rows and of 64 rows
+    rng = np.random.default_rng(4)
+    for strip, (H, W, K) in [(2, (9, 4, 3)), (64, (129, 3, 2))]:
+        monkeypatch.setattr(_grid, "_STRIP_ROWS", strip)
+        unary = rng.standard_normal((H, W, K))
+        pair = rng.standard_normal((K, K))
+        mrf = PairwiseMRF(unary, pair)
+        for sweeps in (1, 3, 4, 6, 9):
+            for method in ("sum", "max"):
+                for schedule in ("parallel", "checkerboard"):
+                    r = mrf.loopy_belief_propagation(
+                        max_iter=sweeps, tol=0.0, damping=0.2, method=method,
+                        schedule=schedule, n_jobs=3,
+                    )  # fmt: skip
+                    ref = _grid_bp_reference(
+                        unary, pair, sweeps, 0.2, method == "max",
+                        schedule == "checkerboard",
+                    )  # fmt: skip
+                    np.testing.assert_allclose(r.beliefs, ref, atol=1e-12, rtol=0)
+
+
+def test_grid_bp_threads_converge_to_a_fixed_point():
+    # both schedules, on threads, over three strips: they converge, agree with each
+    # other (the same BP fixed point), and one more synchronous sweep of the NumPy
+    # recursion from the converged flooding result changes the beliefs by < 1e-9
+    rng = np.random.default_rng(5)
+    unary = 0.5 * rng.standard_normal((150, 4, 3))
+    mrf = PairwiseMRF.potts(unary, 0.4)
+    kw = dict(max_iter=2000, tol=1e-12, n_jobs=2)
+    flood = mrf.loopy_belief_propagation(schedule="parallel", **kw)
+    red_black = mrf.loopy_belief_propagation(schedule="checkerboard", **kw)
+    assert flood.converged and red_black.converged
+    np.testing.assert_allclose(red_black.beliefs, flood.beliefs, atol=1e-9)
+    ref = _grid_bp_reference(unary, 0.4 * np.eye(3), flood.n_iter + 1, 0.0, False)
+    np.testing.assert_allclose(flood.beliefs, ref, atol=1e-9)
 
 
 def test_grid_denoising_reduces_error():
