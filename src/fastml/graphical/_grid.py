@@ -247,9 +247,8 @@ class PairwiseMRF:
         _bp_grid.grid_init(start, W, is_max)
         belief = np.empty((H, W, K))
         if schedule == "checkerboard":
-            msgs = start[(np.arange(H) == 0) + 2 * (np.arange(H) == H - 1)]
-            n_iter, delta = _checkerboard(model, msgs, strips, max_iter, tol, n_jobs)
-            final = msgs
+            final = _start_messages(start, H, strips, n_jobs)
+            n_iter, delta = _checkerboard(model, final, strips, max_iter, tol, n_jobs)
         else:
             n_iter, delta, final = _flood(
                 model, start, belief, strips, max_iter, tol, n_jobs
@@ -271,6 +270,20 @@ class PairwiseMRF:
 
             run_blocks(beliefs, len(strips), n_jobs)
         return GridBPResult(belief, delta < tol, n_iter, delta)
+
+
+def _start_messages(start, H, strips, n_jobs):
+    """The messages (H, 4, K, 2, hs) before the first sweep: every row a copy of the
+    start row for its position (interior, top, bottom, both), strips on threads."""
+    which = (np.arange(H) == 0) + 2 * (np.arange(H) == H - 1)
+    msgs = np.empty((H, *start.shape[1:]))
+
+    def fill(s, cancel):
+        a, b = strips[s]
+        np.take(start, which[a:b], axis=0, out=msgs[a:b])
+
+    run_blocks(fill, len(strips), n_jobs)
+    return msgs
 
 
 def _flood(model, start, belief, strips, max_iter, tol, n_jobs):
