@@ -26,6 +26,8 @@ _bp_grid = variant("_bp")
 # Rows per strip, the unit of work of one thread (fixed: strips depend on the grid
 # only). A flooding strip also recomputes up to GRID_FUSE - 1 ghost rows on either side
 # (see _bp.grid_flood_strip), 12 extra row-sweeps per 4 * 64 at the default fusion.
+# At least 2: a red-black sweep updates the colour-1 rows on both sides of each
+# boundary between strips once the strips are done, which must not overlap.
 _STRIP_ROWS = 64
 
 _local = threading.local()  # per-thread kernel scratch, reused across calls
