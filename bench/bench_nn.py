@@ -27,6 +27,32 @@ def _torch():
     return torch
 
 
+def _fwd_bwd(impl, layer, x, g, stride):
+    """One forward + backward pass of ``layer`` (padding 1) on ``x`` with the output
+    gradient ``g``, by fastml or by torch on the same weights; returns the input
+    gradient."""
+    if impl == "fastml":
+
+        def run():
+            layer.forward(x)
+            return layer.backward(g)
+
+        return run
+    torch = _torch()
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(layer.params["weight"], requires_grad=True)
+    bt = torch.tensor(layer.params["bias"], requires_grad=True)
+    gt = torch.tensor(g)
+
+    def run():
+        xt.grad = wt.grad = bt.grad = None
+        y = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=1)
+        y.backward(gt)
+        return xt.grad
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def problem():
     rng = np.random.default_rng(0)
@@ -44,25 +70,7 @@ def bench_conv2d_forward_backward(benchmark, impl, stride, dtype, problem):
     oh = (H + 2 - K) // stride + 1
     g = np.random.default_rng(1).standard_normal((N, F, oh, oh)).astype(dtype)
     benchmark.extra_info.update(dtype=np.dtype(dtype).name, stride=stride)
-    if impl == "fastml":
-
-        def run():
-            layer.forward(x)
-            return layer.backward(g)
-
-    else:
-        torch = _torch()
-        xt = torch.tensor(x, requires_grad=True)
-        wt = torch.tensor(layer.params["weight"], requires_grad=True)
-        bt = torch.tensor(layer.params["bias"], requires_grad=True)
-        gt = torch.tensor(g)
-
-        def run():
-            xt.grad = wt.grad = bt.grad = None
-            y = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=1)
-            y.backward(gt)
-            return xt.grad
-
+    run = _fwd_bwd(impl, layer, x, g, stride)
     dx = np.asarray(benchmark(run))
     layer.forward(x)
     ref = layer.backward(g)
@@ -83,26 +91,7 @@ def _conv_threads_case(impl, n_jobs):
     ref_layer = nn.Conv2d(C, F, K, 1, 1, random_state=0, dtype=np.float32, n_jobs=1)
     ref_layer.forward(x)
     ref = ref_layer.backward(g)
-    if impl == "fastml":
-
-        def run():
-            layer.forward(x)
-            return layer.backward(g)
-
-        return run, ref
-    torch = _torch()
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(layer.params["weight"], requires_grad=True)
-    bt = torch.tensor(layer.params["bias"], requires_grad=True)
-    gt = torch.tensor(g)
-
-    def run():
-        xt.grad = wt.grad = bt.grad = None
-        y = torch.nn.functional.conv2d(xt, wt, bt, stride=1, padding=1)
-        y.backward(gt)
-        return xt.grad
-
-    return run, ref
+    return _fwd_bwd(impl, layer, x, g, 1), ref
 
 
 GROUP_BIG = f"conv2d-fwd+bwd-{N_BIG}x{C}x{H}x{W}-to-{F}-k3-p1-s1-float32"
