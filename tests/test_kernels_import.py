@@ -93,8 +93,9 @@ def test_simd_grid_kernel_agrees_with_baseline():
             msgs = np.zeros((H, 4, K, 2, hs))
             mod.grid_flood_strip(
                 unary, W, pair, pair.T.copy(), pair[0, 0], pair[0, 1], potts, is_max,
-                0.2, msgs, np.zeros_like(msgs), start, True, 0, H, mod.GRID_FUSE,
-                belief, True, np.zeros((2 * K + 3 + 24 * (mod.GRID_FUSE - 1) * K) * hs),
+                0.2, msgs, np.zeros((2 * mod.GRID_FUSE, *msgs.shape[1:])), start, True,
+                0, H, mod.GRID_FUSE, belief, True,
+                np.zeros((2 * K + 3 + 24 * mod.GRID_FUSE * K) * hs),
                 np.zeros(1, np.uint8),
             )  # fmt: skip
             results.append(belief)

@@ -57,11 +57,11 @@ def test_grid_kernels_stop_on_the_cancel_byte():
     start = np.empty((4, 4, K, 2, hs))
     mod.grid_init(start, W, False)
     msgs = np.zeros((H, 4, K, 2, hs))
-    scratch = np.zeros((2 * K + 3 + 24 * (mod.GRID_FUSE - 1) * K) * hs)
+    scratch = np.zeros((2 * K + 3 + 24 * mod.GRID_FUSE * K) * hs)
     model = (unary, W, pair, pair, 1.0, 0.0, True, False, 0.0)
     with pytest.raises(KeyboardInterrupt, match="cancelled"):
         mod.grid_flood_strip(
-            *model, msgs, msgs.copy(), start, True, 0, H, 4, np.empty((H, W, K)),
+            *model, msgs, msgs[:8].copy(), start, True, 0, H, 4, np.empty((H, W, K)),
             False, scratch, np.ones(1, np.uint8),
         )  # fmt: skip
     with pytest.raises(KeyboardInterrupt, match="cancelled"):

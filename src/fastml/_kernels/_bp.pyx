@@ -30,6 +30,7 @@ threads). On KeyboardInterrupt the messages hold the last values written and the
 beliefs are not computed.
 """
 from libc.math cimport log, fabs, INFINITY
+from libc.string cimport memcpy
 
 from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t
@@ -840,28 +841,48 @@ cdef enum:
 GRID_FUSE = _FUSE  # most sweeps per grid_flood_strip call (the caller's scratch size)
 
 
+cdef inline const double *_src_row(const double *msgs, const double *halo, idx_t k,
+                                   idx_t a, idx_t b, idx_t depth, idx_t H,
+                                   idx_t row) noexcept nogil:
+    """Row k of the messages a flooding strip [a, b) starts from: its own rows in
+    ``msgs``, the ``depth`` rows above and below it in ``halo`` (a copy taken before
+    any strip wrote), NULL outside the grid."""
+    if k < 0 or k >= H:
+        return NULL
+    if k < a:
+        return halo + (k - (a - depth)) * row
+    if k >= b:
+        return halo + (depth + k - b) * row
+    return msgs + k * row
+
+
 cdef int _flood(const double *unary, const double *pair, const double *pair_t,
                 idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
                 double potts_off, bint potts, bint is_max, double damping,
-                const double *src, double *dst, const double *start, idx_t a, idx_t b,
-                idx_t depth, double *rings, double *belief, double *scratch,
+                double *msgs, const double *halo, const double *start, idx_t a,
+                idx_t b, idx_t depth, double *rings, double *belief, double *scratch,
                 const unsigned char *cancel, double *delta) except -1 nogil:
-    """``depth`` (1 .. _FUSE) flooding sweeps from the messages ``src``, for the rows
-    [a, b) of one strip, written to ``dst``, in one pass over memory (temporal
-    blocking). Sweep l (0-based) computes its row r - l as soon as sweep l - 1 has rows
-    r - l - 1 .. r - l + 1; every sweep but the last writes into its own ring of three
-    rows (``rings``), which stays in cache, the last one into ``dst``. So that the
-    strip's rows come out exact, sweep l also computes the ``depth - 1 - l`` rows on
-    either side of the strip (ghost rows, which the neighbouring strip computes too):
-    sweep 0 reads rows [a - depth, b + depth) of ``src``. Only rows [a, b) of ``dst``
-    are written, so strips run concurrently, in any order, with the same bits.
+    """``depth`` (1 .. _FUSE) flooding sweeps of the rows [a, b) of ``msgs`` (one
+    strip), in place, in one pass over memory (temporal blocking). Sweep l (0-based)
+    computes its row r - l as soon as sweep l - 1 has rows r - l - 1 .. r - l + 1;
+    each sweep writes into its own ring of three rows (``rings``, ``depth`` of them),
+    which stays in cache. Row k - 1 of ``msgs`` is last read by the first sweep's row
+    k, so once the last sweep has row k, its row k - 1 is copied home.
+
+    So that the strip's rows come out exact, sweep l also computes the
+    ``depth - 1 - l`` rows on either side of the strip (ghost rows, which the
+    neighbouring strip computes too): the first sweep reads rows [a - depth,
+    b + depth), those outside the strip from ``halo`` (2 depth rows: the ``depth``
+    rows above the strip, then the ``depth`` below, copied before any strip of this
+    pass wrote). Only rows [a, b) of ``msgs`` are written, so strips run concurrently,
+    in any order, with the same bits.
 
     With ``start`` (four template rows from ``_init_row``: interior, top, bottom, top
     and bottom) the first sweep starts from the uniform messages without reading
-    ``src``. With ``belief``, the beliefs of rows [a, b) are computed from the last
-    sweep's rows while they are in cache. ``delta`` gets the last sweep's largest
-    change. Polls ``cancel`` once per row pass."""
-    cdef idx_t row = 4 * K * 2 * hs, r, k, lev
+    ``msgs`` or ``halo``. With ``belief``, the beliefs of rows [a, b) are computed
+    from the last sweep's rows while they are in cache. ``delta`` gets the last
+    sweep's largest change. Polls ``cancel`` once per row pass."""
+    cdef idx_t row = 4 * K * 2 * hs, r, k, lev, t
     cdef idx_t left = POLL_WORK, row_work = 64 * W * K * (1 if potts else K)
     cdef double ch
     cdef const double *ring
@@ -881,26 +902,25 @@ cdef int _flood(const double *unary, const double *pair, const double *pair_t,
                 mid = start + ((k == 0) + 2 * (k == H - 1)) * row
                 down = start + (2 * (k + 1 == H - 1)) * row if k + 1 < H else NULL
             elif lev == 0:
-                up = _row(src, k - 1, H, row)
-                mid = src + k * row
-                down = _row(src, k + 1, H, row)
+                up = _src_row(msgs, halo, k - 1, a, b, depth, H, row)
+                mid = _src_row(msgs, halo, k, a, b, depth, H, row)
+                down = _src_row(msgs, halo, k + 1, a, b, depth, H, row)
             else:
                 ring = rings + (lev - 1) * 3 * row
                 up = ring + ((k + 2) % 3) * row if k > 0 else NULL
                 mid = ring + (k % 3) * row
                 down = ring + ((k + 1) % 3) * row if k + 1 < H else NULL
-            if lev == depth - 1:
-                out = dst + k * row
-            else:
-                out = rings + lev * 3 * row + (k % 3) * row
+            out = rings + lev * 3 * row
             ch = _grid_row(unary, pair, pair_t, k, H, W, hs, K, potts_diag, potts_off,
-                           potts, is_max, damping, up, mid, down, out, 3,
+                           potts, is_max, damping, up, mid, down, out + (k % 3) * row, 3,
                            lev == depth - 1, scratch)
             if lev == depth - 1:
                 delta[0] = ch if ch > delta[0] else delta[0]
                 if belief != NULL:
-                    _row_beliefs(unary + k * K * 2 * hs, out, W, hs, K, is_max,
-                                 belief + k * W * K, scratch)
+                    _row_beliefs(unary + k * K * 2 * hs, out + (k % 3) * row, W, hs, K,
+                                 is_max, belief + k * W * K, scratch)
+                for t in range(k - 1 if k > a else a, k + 1 if k == b - 1 else k):
+                    memcpy(msgs + t * row, out + (t % 3) * row, row * sizeof(double))
     return 0
 
 
@@ -1033,15 +1053,16 @@ def grid_init(double[:, :, :, :, ::1] rows, idx_t W, bint is_max):
 def grid_flood_strip(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair,
                      const double[:, ::1] pair_t, double potts_diag, double potts_off,
                      bint potts, bint is_max, double damping,
-                     const double[:, :, :, :, ::1] src, double[:, :, :, :, ::1] dst,
+                     double[:, :, :, :, ::1] messages, const double[:, :, :, :, ::1] halo,
                      const double[:, :, :, :, ::1] start, bint first, idx_t a, idx_t b,
                      idx_t depth, double[:, :, ::1] belief, bint beliefs,
                      double[::1] scratch, const unsigned char[::1] cancel):
     """``depth`` flooding sweeps of loopy BP on a 4-connected H x W grid with one
     shared pairwise table (every message from the previous sweep's), for the rows
-    [a, b) of a strip: reads rows [a - depth, b + depth) of ``src``, writes rows
-    [a, b) of ``dst`` (see ``_flood``). Strips of one call write disjoint rows and
-    read only ``src``, so they may run on concurrent threads.
+    [a, b) of a strip, in place in ``messages``; the ``depth`` rows above and below
+    the strip come from ``halo`` (see ``_flood``). Strips of one pass write disjoint
+    rows and read the others' rows only from their halo copies, so they may run on
+    concurrent threads.
 
     Sum-product (``is_max=False``): ``unary`` and ``pair`` are potentials (positive,
     scaled), messages are normalised to sum 1 (PRML eq. 8.66 with eq. 8.69 folded in).
@@ -1055,23 +1076,26 @@ def grid_flood_strip(const double[:, :, :, ::1] unary, idx_t W, const double[:, 
     Layout (see the comment above ``_cavity``): ``unary`` (H, K, 2, hs) and the
     messages (H, 4, K, 2, hs), hs >= Wh = ceil(W / 2). Slots past the pixels (hs - Wh
     per half, one more in the odd half when W is odd) are padding: finite, never a
-    neighbour, never written here. A little padding keeps label rows of a power-of-two
-    width from all falling into the same cache sets.
+    neighbour. A little padding keeps label rows of a power-of-two width from all
+    falling into the same cache sets.
 
-    Assumes: validated finite inputs; 1 <= depth <= GRID_FUSE. With ``first`` the first
-    sweep starts from ``start`` (:func:`grid_init`) and ``src`` is not read. With
-    ``beliefs`` the beliefs of rows [a, b) (log-beliefs shifted to max 0 for
-    max-product) are written into ``belief`` (H, W, K). ``scratch`` holds
-    (2 K + 3) hs + 24 (depth - 1) K hs doubles (strip buffers and the rings of three
-    rows). Returns the last sweep's largest message change in the strip.
+    Assumes: validated finite inputs; 1 <= depth <= GRID_FUSE; ``halo`` (2 depth, 4,
+    K, 2, hs) holds rows a - depth .. a - 1 then b .. b + depth - 1 of ``messages``
+    (those inside the grid) as they were before this pass. With ``first`` the first
+    sweep starts from ``start`` (:func:`grid_init`) and neither ``messages`` nor
+    ``halo`` is read. With ``beliefs`` the beliefs of rows [a, b) (log-beliefs shifted
+    to max 0 for max-product) are written into ``belief`` (H, W, K). ``scratch`` holds
+    (2 K + 3) hs + 24 depth K hs doubles, finite (strip buffers and the rings of three
+    rows, whose padding is copied into ``messages``). Returns the last sweep's largest
+    message change in the strip.
     """
     cdef idx_t H = unary.shape[0], K = unary.shape[1], hs = unary.shape[3]
     cdef idx_t row = 4 * K * 2 * hs
-    _check_grid(unary, W, pair, pair_t, src, a, b, scratch.shape[0],
-                (2 * K + 3) * hs + 3 * (depth - 1) * row, cancel)
+    _check_grid(unary, W, pair, pair_t, messages, a, b, scratch.shape[0],
+                (2 * K + 3) * hs + 3 * depth * row, cancel)
     if (belief.shape[0] != H or belief.shape[1] != W or belief.shape[2] != K
-            or dst.shape[0] != H or dst.shape[1] != 4 or dst.shape[2] != K
-            or dst.shape[3] != 2 or dst.shape[4] != hs or start.shape[0] != 4
+            or halo.shape[0] != 2 * depth or halo.shape[1] != 4 or halo.shape[2] != K
+            or halo.shape[3] != 2 or halo.shape[4] != hs or start.shape[0] != 4
             or start.shape[1] != 4 or start.shape[2] != K or start.shape[3] != 2
             or start.shape[4] != hs or not 1 <= depth <= _FUSE):
         raise ValueError("grid_flood_strip: shape mismatch")
@@ -1080,8 +1104,8 @@ def grid_flood_strip(const double[:, :, :, ::1] unary, idx_t W, const double[:, 
         return delta
     with nogil:
         _flood(&unary[0, 0, 0, 0], &pair[0, 0], &pair_t[0, 0], H, W, hs, K, potts_diag,
-               potts_off, potts, is_max, damping, &src[0, 0, 0, 0, 0],
-               &dst[0, 0, 0, 0, 0], &start[0, 0, 0, 0, 0] if first else NULL, a, b,
+               potts_off, potts, is_max, damping, &messages[0, 0, 0, 0, 0],
+               &halo[0, 0, 0, 0, 0], &start[0, 0, 0, 0, 0] if first else NULL, a, b,
                depth, &scratch[(2 * K + 3) * hs],
                &belief[0, 0, 0] if beliefs else NULL, &scratch[0], &cancel[0], &delta)
     return delta

@@ -25,7 +25,7 @@ _bp_grid = variant("_bp")
 
 # Rows per strip, the unit of work of one thread (fixed: strips depend on the grid
 # only). A flooding strip also recomputes up to GRID_FUSE - 1 ghost rows on either side
-# (see _bp.grid_flood_strip), 12 extra row-sweeps per 4 * 64 at the default fusion.
+# (see _bp._flood), 12 extra row-sweeps per 4 * 64 at the default fusion.
 # At least 2: a red-black sweep updates the colour-1 rows on both sides of each
 # boundary between strips once the strips are done, which must not overlap.
 _STRIP_ROWS = 64
@@ -290,34 +290,43 @@ def _start_messages(start, H, strips, n_jobs):
 
 def _flood(model, start, belief, strips, max_iter, tol, n_jobs):
     """Flooding sweeps in groups of up to GRID_FUSE fused sweeps (one pass over memory
-    per group, see ``_bp.grid_flood_strip``), each group from one message array into
-    the other, strips on threads. Convergence is checked after each group: it stops
-    once the last sweep changed no message by more than ``tol`` (at most
-    ``GRID_FUSE - 1`` sweeps after the first such sweep) or after ``max_iter`` sweeps.
-    Returns (sweeps, last change, the messages if the beliefs are still to compute)."""
+    per group, in place, see ``_bp.grid_flood_strip``), strips on threads. Before each
+    pass but the first, every strip copies the rows within GRID_FUSE of its edges (its
+    halo, which its neighbours overwrite during the pass). Convergence is checked
+    after each group: it stops once the last sweep changed no message by more than
+    ``tol`` (at most ``GRID_FUSE - 1`` sweeps after the first such sweep) or after
+    ``max_iter`` sweeps. Returns (sweeps, last change, the messages if the beliefs are
+    still to compute)."""
     H, K, _, hs = model[0].shape
-    # zeros: the padding slots, never written by the kernel, stay finite
-    msgs = [np.zeros((H, 4, K, 2, hs)), np.zeros((H, 4, K, 2, hs))]
+    msgs = np.empty((H, 4, K, 2, hs))  # every row is written by the first pass
     fuse = _bp_grid.GRID_FUSE
-    need = (2 * K + 3) * hs + 3 * (fuse - 1) * 4 * K * 2 * hs
-    it, cur, delta, done = 0, 0, np.inf, False
+    need = (2 * K + 3) * hs + 3 * fuse * 4 * K * 2 * hs
+    halos = [np.empty((2 * fuse, 4, K, 2, hs)) for _ in strips]
+    it, delta, done = 0, np.inf, False
     while it < max_iter:
         depth = min(fuse, max_iter - it)
         done = it + depth == max_iter
 
-        def strip(s, cancel, src=msgs[cur], dst=msgs[1 - cur], first=it == 0,
-                  depth=depth, done=done):  # fmt: skip
+        def copy_halo(s, cancel, depth=depth):
+            a, b = strips[s]
+            lo, hi = max(a - depth, 0), min(b + depth, H)
+            halos[s][lo - a + depth : depth] = msgs[lo:a]
+            halos[s][depth : depth + hi - b] = msgs[b:hi]
+
+        def strip(s, cancel, first=it == 0, depth=depth, done=done):
             a, b = strips[s]
             return _bp_grid.grid_flood_strip(
-                *model, src, dst, start, first, a, b, depth, belief, done,
-                _thread_scratch(need), cancel,
+                *model, msgs, halos[s][: 2 * depth], start, first, a, b, depth,
+                belief, done, _thread_scratch(need), cancel,
             )  # fmt: skip
 
+        if it > 0:
+            run_blocks(copy_halo, len(strips), n_jobs)
         delta = max(run_blocks(strip, len(strips), n_jobs))
-        it, cur = it + depth, 1 - cur
+        it += depth
         if delta < tol:
             break
-    return it, delta, None if done else msgs[cur]
+    return it, delta, None if done else msgs
 
 
 def _checkerboard(model, msgs, strips, max_iter, tol, n_jobs):
