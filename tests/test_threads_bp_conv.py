@@ -9,6 +9,10 @@ a few dozen operations per message); conv vs torch autograd 1e-10 relative (floa
 and 1e-4 relative (float32, accumulated over up to 500 images).
 """
 
+import _thread
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -71,6 +75,24 @@ def test_grid_kernels_stop_on_the_cancel_byte():
     # the same calls run to the end with the byte clear
     mod.grid_checkerboard_rows(*model, msgs, 0, H, 0, H, True, scratch,
                                np.zeros(1, np.uint8))  # fmt: skip
+
+
+def test_grid_bp_ctrl_c_stops_every_thread():
+    # a Ctrl-C (interrupt_main) 0.2 s into a run of a million sweeps on 2 threads
+    # raises KeyboardInterrupt within seconds, and the pool is then idle: a second run
+    # works
+    mrf = PairwiseMRF.potts(np.random.default_rng(8).standard_normal((256, 64, 4)), 0.5)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        mrf.loopy_belief_propagation(max_iter=10**6, tol=0.0, n_jobs=2)
+    timer.join()
+    assert time.perf_counter() - t0 < 10  # a million sweeps take hours
+    one = mrf.loopy_belief_propagation(max_iter=5, tol=0.0, n_jobs=2)
+    assert (
+        one.beliefs == mrf.loopy_belief_propagation(max_iter=5, n_jobs=1).beliefs
+    ).all()
 
 
 # ------------------------------------------------------------------------- Conv2d
