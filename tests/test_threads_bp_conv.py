@@ -155,6 +155,31 @@ def test_conv2d_threads_match_torch_autograd(problem):
             assert np.abs(ours - ref).max() <= tol * np.abs(ref).max()
 
 
+def test_conv2d_n_jobs_2_keeps_two_busy_threads(monkeypatch):
+    # every block's kernel call is recorded with its thread and the BLAS thread count
+    # in force there: two threads (the caller and one pool thread), BLAS at one thread
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+    real = _functional._conv
+
+    class Recorder:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def im2col(self, *args):
+            blas = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                    if i["user_api"] == "blas"]  # fmt: skip
+            seen.append((threading.get_ident(), max(blas, default=1)))
+            time.sleep(0.01)  # let the other thread take blocks too
+            return real.im2col(*args)
+
+    monkeypatch.setattr(_functional, "_conv", Recorder())
+    x = np.ones((8, 16, 32, 32))  # a block per image
+    nn.conv2d_forward(x, np.ones((4, 16, 3, 3)), padding=1, n_jobs=2)
+    assert len(seen) == 8
+    assert len({t for t, _ in seen}) <= 2 and {b for _, b in seen} == {1}
+
+
 def test_conv_kernels_stop_on_the_cancel_byte():
     x = np.ones((32, 16, 32, 32), np.float32)
     cols = np.empty((32, 16 * 9, 32 * 32), np.float32)
