@@ -160,9 +160,8 @@ def conv2d_forward(
         by ``OMP_NUM_THREADS`` and threadpoolctl; -1: every CPU; k >= 1: k threads).
         The blocks (as many images as fill 1 MiB of columns) depend on the shapes
         only and every image is computed alone, so the result is bit-identical for
-        every ``n_jobs``. When more than one thread runs, BLAS is kept
-        single-threaded inside the blocks (threadpoolctl), so at most ``n_jobs``
-        threads are busy; with one thread BLAS keeps its own setting.
+        every ``n_jobs``. BLAS is kept single-threaded inside the blocks
+        (threadpoolctl), so at most ``n_jobs`` threads are busy.
 
     Returns
     -------
@@ -261,7 +260,7 @@ def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
         if b is not None:
             y[a:e] += b[:, None]
 
-    with blas_single_threaded(min(n_jobs, len(bounds)) > 1):  # none on one thread
+    with blas_single_threaded():
         run_blocks(block, len(bounds), n_jobs)
     return y.reshape(n, f, oh, ow), cols
 
@@ -373,7 +372,7 @@ def _conv2d_backward(g, x_shape, w, cols, s, p, n_jobs, x=None, bufs=None):
         _conv.col2im(dc, kh, kw, s, p, gx[a:e], cancel)
         return gwt, g3[a:e].sum(axis=(0, 2))
 
-    with blas_single_threaded(min(n_jobs, len(bounds)) > 1):  # none on one thread
+    with blas_single_threaded():
         parts = run_blocks(block, len(bounds), n_jobs)
     gwt, gb = parts[0]
     for pw, pb in parts[1:]:
