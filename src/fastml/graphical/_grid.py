@@ -189,12 +189,14 @@ class PairwiseMRF:
             The grid is cut into strips of 64 rows whatever the thread count, and
             each sweep runs its strips on the threads. Both schedules are exactly
             the sequential ones, so the result is bit-identical for every ``n_jobs``:
-            a flooding strip reads only the previous sweep's messages (recomputing
-            the few rows beyond its edges that its fused sweeps need), and a
-            red-black sweep updates each colour from the other one only, so the
-            colour-0 rows of all strips, then the colour-1 rows, may run in any
-            order (the colour-1 rows at strip edges wait for the neighbouring
-            strip's colour-0 rows).
+            a flooding strip reads only the previous sweep's messages (its own
+            rows, and copies of the rows near its edges taken before the pass; it
+            recomputes the few rows beyond its edges that its fused sweeps need),
+            and a red-black sweep updates each colour from the other one only, so
+            the colour-0 rows of all strips, then the colour-1 rows, may run in
+            any order (the colour-1 rows at strip edges wait for the neighbouring
+            strip's colour-0 rows). Ctrl-C stops every thread within milliseconds
+            and raises KeyboardInterrupt.
 
         Returns
         -------
