@@ -14,6 +14,11 @@ Groups:
   its ``_bp_avx2`` build; ``FASTML_DISABLE_SIMD=1`` measures the baseline build.
 - ``bp-grid-256-K8-converge``: the same problem run to convergence (no message changes
   by more than 1e-6): NumPy flooding vs fastml flooding vs fastml checkerboard.
+- ``bp-grid-512-K8-{parallel,checkerboard}-threads`` (all cores): 8 sweeps of
+  sum-product loopy BP on a 512 x 512 Potts grid with 8 labels, fastml with
+  ``n_jobs=1`` vs ``n_jobs=2`` (strips of 64 rows on threads; the same bits).
+
+The single-thread groups call fastml with ``n_jobs=1``.
 """
 
 import numpy as np
@@ -249,7 +254,7 @@ def fastml_grid(grid, potts=True):
     mrf = PairwiseMRF(log_unary, pair)
 
     def run():
-        return mrf.loopy_belief_propagation(max_iter=SWEEPS, tol=0.0).beliefs
+        return mrf.loopy_belief_propagation(max_iter=SWEEPS, tol=0.0, n_jobs=1).beliefs
 
     return run
 
@@ -303,7 +308,9 @@ def converge_fastml(grid, schedule):
     mrf = PairwiseMRF.potts(log_unary, beta)
 
     def run():
-        r = mrf.loopy_belief_propagation(max_iter=500, tol=GRID_TOL, schedule=schedule)
+        r = mrf.loopy_belief_propagation(
+            max_iter=500, tol=GRID_TOL, schedule=schedule, n_jobs=1
+        )
         return r.beliefs, r.n_iter
 
     return run
@@ -325,3 +332,37 @@ def bench_grid_to_convergence(benchmark, impl, grid):
     benchmark.extra_info["sweeps"] = int(sweeps)
     ref, _ = converge_numpy(grid)()
     np.testing.assert_allclose(beliefs, ref, atol=1e-5)  # same fixed point
+
+
+# ---------------------------------------------------------------------------------
+# 512 x 512 Potts grid, 8 labels, on threads
+
+H_BIG = 512
+SWEEPS_BIG = 8
+
+
+@pytest.fixture(scope="module")
+def big_grid():
+    rng = np.random.default_rng(3)
+    return PairwiseMRF.potts(rng.standard_normal((H_BIG, H_BIG, K_GRID)), 0.7)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("schedule", ["parallel", "checkerboard"])
+def bench_grid_threads(benchmark, all_cores, n_jobs, schedule, big_grid):
+    benchmark.group = f"bp-grid-{H_BIG}-K{K_GRID}-{schedule}-threads"
+    benchmark.extra_info.update(
+        H=H_BIG, W=H_BIG, K=K_GRID, sweeps=SWEEPS_BIG, n_jobs=n_jobs,
+        kernel=_bp_grid.__name__,
+    )  # fmt: skip
+
+    def run():
+        return big_grid.loopy_belief_propagation(
+            max_iter=SWEEPS_BIG, tol=0.0, schedule=schedule, n_jobs=n_jobs
+        ).beliefs
+
+    out = benchmark.pedantic(run, rounds=3, iterations=1)
+    ref = big_grid.loopy_belief_propagation(
+        max_iter=SWEEPS_BIG, tol=0.0, schedule=schedule, n_jobs=3 - n_jobs
+    ).beliefs
+    assert (out == ref).all()  # the same bits with the other thread count

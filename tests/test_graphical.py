@@ -13,6 +13,7 @@ from fastml.graphical import (
     FactorGraph,
     MarkovNetwork,
     PairwiseMRF,
+    _grid,
 )
 
 # ---------------------------------------------------------------------------------
@@ -572,6 +573,73 @@ def test_grid_kernel_sweep_by_sweep(method, potts):
                 schedule == "checkerboard",
             )
             np.testing.assert_allclose(r.beliefs, ref, atol=1e-12, rtol=0)
+
+
+def test_grid_bp_strips_match_numpy_recursion(monkeypatch):
+    # oracle: the plain NumPy sweep-by-sweep recursion above (one array, no strips,
+    # no fusion), with threads (tests/test_threads_bp_conv.py: the same bits for
+    # every n_jobs), on grids cut into strips of 2 rows and of 64 rows
+    rng = np.random.default_rng(4)
+    for strip, (H, W, K) in [(2, (9, 4, 3)), (64, (129, 3, 2))]:
+        monkeypatch.setattr(_grid, "_STRIP_ROWS", strip)
+        unary = rng.standard_normal((H, W, K))
+        pair = rng.standard_normal((K, K))
+        mrf = PairwiseMRF(unary, pair)
+        for sweeps in (1, 3, 4, 6, 9):
+            for method in ("sum", "max"):
+                for schedule in ("parallel", "checkerboard"):
+                    r = mrf.loopy_belief_propagation(
+                        max_iter=sweeps, tol=0.0, damping=0.2, method=method,
+                        schedule=schedule, n_jobs=3,
+                    )  # fmt: skip
+                    ref = _grid_bp_reference(
+                        unary, pair, sweeps, 0.2, method == "max",
+                        schedule == "checkerboard",
+                    )  # fmt: skip
+                    np.testing.assert_allclose(r.beliefs, ref, atol=1e-12, rtol=0)
+
+
+def test_grid_bp_threads_converge_to_a_fixed_point():
+    # both schedules, on threads, over three strips: they converge, agree with each
+    # other (the same BP fixed point), and the NumPy recursion run one sweep longer
+    # than the flooding run gives the same beliefs to 1e-9 (a fixed point)
+    rng = np.random.default_rng(5)
+    unary = 0.5 * rng.standard_normal((150, 4, 3))
+    mrf = PairwiseMRF.potts(unary, 0.4)
+    kw = dict(max_iter=2000, tol=1e-12, n_jobs=2)
+    flood = mrf.loopy_belief_propagation(schedule="parallel", **kw)
+    red_black = mrf.loopy_belief_propagation(schedule="checkerboard", **kw)
+    assert flood.converged and red_black.converged
+    np.testing.assert_allclose(red_black.beliefs, flood.beliefs, atol=1e-9)
+    ref = _grid_bp_reference(unary, 0.4 * np.eye(3), flood.n_iter + 1, 0.0, False)
+    np.testing.assert_allclose(flood.beliefs, ref, atol=1e-9)
+
+
+@pytest.mark.parametrize("schedule", ["parallel", "checkerboard"])
+def test_grid_bp_strips_exact_and_equal_generic_bp(schedule, monkeypatch):
+    # strips of 2 rows on 3 threads. A 9 x 1 grid is a chain: sum-product marginals
+    # and max-product labels are exact (oracle: brute-force enumeration). A 9 x 4
+    # grid: the fixed point of the generic factor-graph loopy BP (oracle)
+    monkeypatch.setattr(_grid, "_STRIP_ROWS", 2)
+    rng = np.random.default_rng(24)
+    chain = PairwiseMRF(rng.standard_normal((9, 1, 3)), rng.standard_normal((3, 3)))
+    _, marg, _, best, _ = brute_force(chain.to_factor_graph())
+    kw = dict(max_iter=200, tol=1e-13, schedule=schedule, n_jobs=3)
+    s = chain.loopy_belief_propagation(**kw)
+    m = chain.loopy_belief_propagation(method="max", **kw)
+    assert s.converged and m.converged
+    exact = np.array([marg[v] for v in chain.to_factor_graph().variables])
+    np.testing.assert_allclose(s.beliefs[:, 0], exact, atol=1e-12)
+    assert list(m.labels[:, 0]) == [best[v] for v in sorted(best)]
+    grid = PairwiseMRF(
+        rng.standard_normal((9, 4, 3)), 0.5 * rng.standard_normal((3, 3))
+    )
+    g = grid.loopy_belief_propagation(max_iter=500, tol=1e-12, schedule=schedule,
+                                      n_jobs=3)  # fmt: skip
+    f = grid.to_factor_graph().loopy_belief_propagation(max_iter=500, tol=1e-12)
+    assert g.converged and f.converged
+    beliefs = np.array([f.marginal(i) for i in range(36)]).reshape(9, 4, 3)
+    np.testing.assert_allclose(g.beliefs, beliefs, atol=1e-9)
 
 
 def test_grid_denoising_reduces_error():

@@ -88,10 +88,15 @@ def test_simd_grid_kernel_agrees_with_baseline():
                 pair = np.log(pair + 1.0)
             hs = unary.shape[3]
             belief = np.empty((H, W, K))
-            mod.grid_bp(
+            start = np.empty((4, 4, K, 2, hs))
+            mod.grid_init(start, W, is_max)
+            msgs = np.zeros((H, 4, K, 2, hs))
+            mod.grid_flood_strip(
                 unary, W, pair, pair.T.copy(), pair[0, 0], pair[0, 1], potts, is_max,
-                7, 0.0, 0.2, False, np.empty((H, 4, K, 2, hs)), belief,
-                np.empty((2 * K + 3 + 8 * (3 * mod.GRID_FUSE + 4) * K) * hs),
+                0.2, msgs, np.zeros((2 * mod.GRID_FUSE, *msgs.shape[1:])), start, True,
+                0, H, mod.GRID_FUSE, belief, True,
+                np.zeros((2 * K + 3 + 24 * mod.GRID_FUSE * K) * hs),
+                np.zeros(1, np.uint8),
             )  # fmt: skip
             results.append(belief)
         rng = np.random.default_rng(5)  # the same problems for the second module

@@ -59,7 +59,8 @@ def bethe_free_energy(
 
 GRID_FUSE: int
 
-def grid_bp(
+def grid_init(rows: NDArray[np.float64], W: int, is_max: bool) -> None: ...
+def grid_flood_strip(
     unary: NDArray[np.float64],
     W: int,
     pair: NDArray[np.float64],
@@ -68,11 +69,45 @@ def grid_bp(
     potts_off: float,
     potts: bool,
     is_max: bool,
-    max_iter: int,
-    tol: float,
     damping: float,
-    checkerboard: bool,
     messages: NDArray[np.float64],
+    halo: NDArray[np.float64],
+    start: NDArray[np.float64],
+    first: bool,
+    a: int,
+    b: int,
+    depth: int,
+    belief: NDArray[np.float64],
+    beliefs: bool,
+    scratch: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
+) -> float: ...
+def grid_checkerboard_rows(
+    unary: NDArray[np.float64],
+    W: int,
+    pair: NDArray[np.float64],
+    pair_t: NDArray[np.float64],
+    potts_diag: float,
+    potts_off: float,
+    potts: bool,
+    is_max: bool,
+    damping: float,
+    messages: NDArray[np.float64],
+    a: int,
+    b: int,
+    c1_lo: int,
+    c1_hi: int,
+    colour0: bool,
+    scratch: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
+) -> float: ...
+def grid_beliefs(
+    unary: NDArray[np.float64],
+    W: int,
+    messages: NDArray[np.float64],
+    is_max: bool,
+    a: int,
+    b: int,
     belief: NDArray[np.float64],
     scratch: NDArray[np.float64],
-) -> tuple[int, float]: ...
+) -> None: ...

@@ -17,12 +17,17 @@ in the table's axis order), ``evar[E]``, ``efac[E]``, ``estride[E]`` (C-order st
 variable in its factor's table), ``eoff[E+1]`` (message offsets), ``toff[F+1]`` (table
 offsets), ``vptr[V+1]`` and ``vedge[E]`` (edges of each variable).
 
-The grid kernel (``grid_bp``) runs the same equations specialised to a
-4-connected H x W lattice with one pairwise table shared by all edges.
+The grid kernels (``grid_flood_strip``, ``grid_checkerboard_rows``) run the same
+equations specialised to a 4-connected H x W lattice with one pairwise table shared by
+all edges. They work on strips of rows so that ``fastml.graphical`` can run the
+strips of one sweep on concurrent threads (``fastml._parallel.run_blocks``): every
+strip writes only its own rows, and the results do not depend on how the strips are
+scheduled.
 
 The iterative kernels poll for Ctrl-C (``_interrupt.pxd``): ``loopy_bp`` before every
-factor, ``grid_bp`` between sweeps (groups of fused sweeps). On KeyboardInterrupt the
-messages hold the last values written and the beliefs are not computed.
+factor, the grid kernels before every row (and watch the ``cancel`` byte of the other
+threads). On KeyboardInterrupt the messages hold the last values written and the
+beliefs are not computed.
 """
 from libc.math cimport log, fabs, INFINITY
 from libc.string cimport memcpy
@@ -833,90 +838,125 @@ cdef inline const double *_row(const double *m, idx_t i, idx_t H,
 cdef enum:
     _FUSE = 4  # flooding sweeps per pass over memory
 
-GRID_FUSE = _FUSE  # for the caller's scratch size
+GRID_FUSE = _FUSE  # most sweeps per grid_flood_strip call (the caller's scratch size)
 
 
-cdef double _flood(const double *unary, const double *pair, const double *pair_t,
-                   idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
-                   double potts_off, bint potts, bint is_max, double damping,
-                   double *msgs, const double *start, double *rings, idx_t depth,
-                   double *belief, double *scratch) noexcept nogil:
-    """``depth`` (1 .. _FUSE) flooding sweeps of ``msgs``, in place, in one pass over
-    memory (temporal blocking). Sweep l computes its row r - l + 1 as soon as sweep
-    l - 1 has rows r - l .. r - l + 2; each sweep writes into its own ring of three
-    rows (``rings``, ``depth`` of them), which stays in cache. Row k - 1 of ``msgs`` is
-    last read by the first sweep's row k, so once the last sweep has row k, its row
-    k - 1 is copied home.
+cdef inline const double *_src_row(const double *msgs, const double *halo, idx_t k,
+                                   idx_t a, idx_t b, idx_t depth, idx_t H,
+                                   idx_t row) noexcept nogil:
+    """Row k of the messages a flooding strip [a, b) starts from: its own rows in
+    ``msgs``, the ``depth`` rows above and below it in ``halo`` (a copy taken before
+    any strip wrote), NULL outside the grid."""
+    if k < 0 or k >= H:
+        return NULL
+    if k < a:
+        return halo + (k - (a - depth)) * row
+    if k >= b:
+        return halo + (depth + k - b) * row
+    return msgs + k * row
+
+
+cdef int _flood(const double *unary, const double *pair, const double *pair_t,
+                idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
+                double potts_off, bint potts, bint is_max, double damping,
+                double *msgs, const double *halo, const double *start, idx_t a,
+                idx_t b, idx_t depth, double *rings, double *belief, double *scratch,
+                const unsigned char *cancel, double *delta) except -1 nogil:
+    """``depth`` (1 .. _FUSE) flooding sweeps of the rows [a, b) of ``msgs`` (one
+    strip), in place, in one pass over memory (temporal blocking). Sweep l (0-based)
+    computes its row r - l as soon as sweep l - 1 has rows r - l - 1 .. r - l + 1;
+    each sweep writes into its own ring of three rows (``rings``, ``depth`` of them),
+    which stays in cache. Row k - 1 of ``msgs`` is last read by the first sweep's row
+    k, so once the last sweep has row k, its row k - 1 is copied home.
+
+    So that the strip's rows come out exact, sweep l also computes the
+    ``depth - 1 - l`` rows on either side of the strip (ghost rows, which the
+    neighbouring strip computes too): the first sweep reads rows [a - depth,
+    b + depth), those outside the strip from ``halo`` (2 depth rows: the ``depth``
+    rows above the strip, then the ``depth`` below, copied before any strip of this
+    pass wrote). Only rows [a, b) of ``msgs`` are written, so strips run concurrently,
+    in any order, with the same bits.
 
     With ``start`` (four template rows from ``_init_row``: interior, top, bottom, top
     and bottom) the first sweep starts from the uniform messages without reading
-    ``msgs``, which then needs no initialisation. With ``belief``, the beliefs are
-    computed from the last sweep's rows while they are in cache. Returns the last
-    sweep's largest change."""
+    ``msgs`` or ``halo``. With ``belief``, the beliefs of rows [a, b) are computed
+    from the last sweep's rows while they are in cache. ``delta`` gets the last
+    sweep's largest change. Polls ``cancel`` once per row pass."""
     cdef idx_t row = 4 * K * 2 * hs, r, k, lev, t
-    cdef double ch, delta = 0.0
-    cdef const double *src
+    cdef idx_t left = POLL_WORK, row_work = 64 * W * K * (1 if potts else K)
+    cdef double ch
+    cdef const double *ring
     cdef const double *mid
     cdef const double *up
     cdef const double *down
     cdef double *out
-    for r in range(H + depth - 1):
-        for lev in range(depth):  # sweep lev + 1 computes its row r - lev
+    delta[0] = 0.0
+    for r in range(a - depth + 1 if a >= depth - 1 else 0, b + depth - 1):
+        poll(&left, depth * row_work, cancel)
+        for lev in range(depth):  # sweep lev computes its row r - lev
             k = r - lev
-            if k < 0 or k >= H:
+            if k < 0 or k >= H or k < a - (depth - 1 - lev) or k >= b + (depth - 1 - lev):
                 continue
             if lev == 0 and start != NULL:
                 up = start + ((k == 1) + 2 * (k - 1 == H - 1)) * row if k > 0 else NULL
                 mid = start + ((k == 0) + 2 * (k == H - 1)) * row
                 down = start + (2 * (k + 1 == H - 1)) * row if k + 1 < H else NULL
             elif lev == 0:
-                up = _row(msgs, k - 1, H, row)
-                mid = msgs + k * row
-                down = _row(msgs, k + 1, H, row)
+                up = _src_row(msgs, halo, k - 1, a, b, depth, H, row)
+                mid = _src_row(msgs, halo, k, a, b, depth, H, row)
+                down = _src_row(msgs, halo, k + 1, a, b, depth, H, row)
             else:
-                src = rings + (lev - 1) * 3 * row
-                up = src + ((k + 2) % 3) * row if k > 0 else NULL
-                mid = src + (k % 3) * row
-                down = src + ((k + 1) % 3) * row if k + 1 < H else NULL
+                ring = rings + (lev - 1) * 3 * row
+                up = ring + ((k + 2) % 3) * row if k > 0 else NULL
+                mid = ring + (k % 3) * row
+                down = ring + ((k + 1) % 3) * row if k + 1 < H else NULL
             out = rings + lev * 3 * row
             ch = _grid_row(unary, pair, pair_t, k, H, W, hs, K, potts_diag, potts_off,
                            potts, is_max, damping, up, mid, down, out + (k % 3) * row, 3,
                            lev == depth - 1, scratch)
             if lev == depth - 1:
-                delta = ch if ch > delta else delta
+                delta[0] = ch if ch > delta[0] else delta[0]
                 if belief != NULL:
                     _row_beliefs(unary + k * K * 2 * hs, out + (k % 3) * row, W, hs, K,
                                  is_max, belief + k * W * K, scratch)
-                for t in range(k - 1 if k > 0 else 0, k + 1 if k == H - 1 else k):
+                for t in range(k - 1 if k > a else a, k + 1 if k == b - 1 else k):
                     memcpy(msgs + t * row, out + (t % 3) * row, row * sizeof(double))
-    return delta
+    return 0
 
 
-cdef double _checkerboard(const double *unary, const double *pair, const double *pair_t,
-                          idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
-                          double potts_off, bint potts, bint is_max, double damping,
-                          double *msgs, double *scratch) noexcept nogil:
-    """One red-black sweep in place, in one pass over memory: the messages into the
-    colour-0 pixels ((i + j) % 2 == 0) of row r, then into the colour-1 pixels of row
-    r - 1, whose neighbours (rows r - 2 .. r, colour 0) are then all new. The same
-    result as two separate half-sweeps."""
+cdef int _checkerboard(const double *unary, const double *pair, const double *pair_t,
+                       idx_t H, idx_t W, idx_t hs, idx_t K, double potts_diag,
+                       double potts_off, bint potts, bint is_max, double damping,
+                       double *msgs, idx_t a, idx_t b, idx_t c1_lo, idx_t c1_hi,
+                       bint colour0, double *scratch, const unsigned char *cancel,
+                       double *delta) except -1 nogil:
+    """Part of a red-black sweep, in place, in one pass over memory: for r in [a, b],
+    the messages into the colour-0 pixels ((i + j) % 2 == 0) of row r (with
+    ``colour0`` and r < b), then into the colour-1 pixels of row r - 1 if it lies in
+    [c1_lo, c1_hi). Each half of the sweep reads only the messages into the other
+    colour, so a colour-1 row is exact once the colour-0 rows next to it are new, and
+    rows of one colour can be updated in any order, by any thread. ``delta`` gets the
+    largest change. Polls ``cancel`` once per row."""
     cdef idx_t row = 4 * K * 2 * hs, r, k
-    cdef double delta = 0.0, ch
-    for r in range(H + 1):
-        if r < H:  # colour 0 in row r: the half with j % 2 == r % 2
+    cdef idx_t left = POLL_WORK, row_work = 64 * W * K * (1 if potts else K)
+    cdef double ch
+    delta[0] = 0.0
+    for r in range(a, b + 1):
+        poll(&left, row_work, cancel)
+        if colour0 and r < b:  # colour 0 in row r: the half with j % 2 == r % 2
             ch = _grid_row(unary, pair, pair_t, r, H, W, hs, K, potts_diag, potts_off,
                            potts, is_max, damping, _row(msgs, r - 1, H, row),
                            msgs + r * row, _row(msgs, r + 1, H, row), msgs + r * row,
                            1 << (r % 2), True, scratch)
-            delta = ch if ch > delta else delta
+            delta[0] = ch if ch > delta[0] else delta[0]
         k = r - 1
-        if k >= 0:  # colour 1 in row k: j % 2 == (k + 1) % 2
+        if c1_lo <= k < c1_hi:  # colour 1 in row k: j % 2 == (k + 1) % 2
             ch = _grid_row(unary, pair, pair_t, k, H, W, hs, K, potts_diag, potts_off,
                            potts, is_max, damping, _row(msgs, k - 1, H, row),
                            msgs + k * row, _row(msgs, k + 1, H, row), msgs + k * row,
                            1 << ((k + 1) % 2), True, scratch)
-            delta = ch if ch > delta else delta
-    return delta
+            delta[0] = ch if ch > delta[0] else delta[0]
+    return 0
 
 
 cdef void _row_beliefs(const double *u, const double *m, idx_t W, idx_t hs, idx_t K,
@@ -976,17 +1016,53 @@ cdef void _init_row(double *m, bint top, bint bottom, idx_t W, idx_t hs, idx_t K
                 m[3 * lab + x * rs + t] = border
 
 
-def grid_bp(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair,
-            const double[:, ::1] pair_t, double potts_diag, double potts_off, bint potts,
-            bint is_max, idx_t max_iter, double tol, double damping,
-            bint checkerboard, double[:, :, :, :, ::1] messages,
-            double[:, :, ::1] belief, double[::1] scratch):
-    """Loopy BP on a 4-connected H x W grid with one shared pairwise table.
+cdef int _check_grid(const double[:, :, :, ::1] unary, idx_t W,
+                     const double[:, ::1] pair, const double[:, ::1] pair_t,
+                     const double[:, :, :, :, ::1] messages, idx_t a, idx_t b,
+                     idx_t scratch_len, idx_t scratch_need,
+                     const unsigned char[::1] cancel) except -1:
+    """O(1) shape agreement of the grid kernels' arguments (ValueError otherwise)."""
+    cdef idx_t H = unary.shape[0], K = unary.shape[1], hs = unary.shape[3]
+    if (unary.shape[2] != 2 or hs < (W + 1) // 2 or W < 1 or H * K == 0
+            or pair.shape[0] != K or pair.shape[1] != K or pair_t.shape[0] != K
+            or pair_t.shape[1] != K or messages.shape[0] != H
+            or messages.shape[1] != 4 or messages.shape[2] != K
+            or messages.shape[3] != 2 or messages.shape[4] != hs
+            or not 0 <= a <= b <= H or scratch_len < scratch_need
+            or cancel.shape[0] < 1):
+        raise ValueError("grid kernel: shape mismatch")
+    return 0
 
-    Flooding schedule (every message from the previous sweep's), or with
-    ``checkerboard`` the red-black schedule of Felzenszwalb & Huttenlocher (2006,
-    sec. 4): the grid is bipartite, so each sweep updates the messages into the pixels
-    of one colour in place, then those into the other colour, from the newest values.
+
+def grid_init(double[:, :, :, :, ::1] rows, idx_t W, bint is_max):
+    """The start rows of the messages (uniform: 1 / K, or 0 for max-product; 1, or 0,
+    on the slots from outside the grid, which stay constant): ``rows`` (4, 4, K, 2, hs)
+    gets an interior row, a top row, a bottom row and a row both top and bottom."""
+    cdef idx_t K = rows.shape[2], hs = rows.shape[4], t
+    cdef idx_t row = 4 * K * 2 * hs
+    if (rows.shape[0] != 4 or rows.shape[1] != 4 or rows.shape[3] != 2 or K < 1
+            or W < 1 or hs < (W + 1) // 2):
+        raise ValueError("grid_init: shape mismatch")
+    cdef double *m = &rows[0, 0, 0, 0, 0]
+    with nogil:
+        for t in range(4):
+            _init_row(m + t * row, t & 1, t & 2, W, hs, K, 0.0 if is_max else 1.0 / K,
+                      0.0 if is_max else 1.0)
+
+
+def grid_flood_strip(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair,
+                     const double[:, ::1] pair_t, double potts_diag, double potts_off,
+                     bint potts, bint is_max, double damping,
+                     double[:, :, :, :, ::1] messages, const double[:, :, :, :, ::1] halo,
+                     const double[:, :, :, :, ::1] start, bint first, idx_t a, idx_t b,
+                     idx_t depth, double[:, :, ::1] belief, bint beliefs,
+                     double[::1] scratch, const unsigned char[::1] cancel):
+    """``depth`` flooding sweeps of loopy BP on a 4-connected H x W grid with one
+    shared pairwise table (every message from the previous sweep's), for the rows
+    [a, b) of a strip, in place in ``messages``; the ``depth`` rows above and below
+    the strip come from ``halo`` (see ``_flood``). Strips of one pass write disjoint
+    rows and read the others' rows only from their halo copies, so they may run on
+    concurrent threads.
 
     Sum-product (``is_max=False``): ``unary`` and ``pair`` are potentials (positive,
     scaled), messages are normalised to sum 1 (PRML eq. 8.66 with eq. 8.69 folded in).
@@ -997,73 +1073,104 @@ def grid_bp(const double[:, :, :, ::1] unary, idx_t W, const double[:, ::1] pair
     max_x h(x) + pair[x, y] = max(h(y) + diag, max_x h(x) + off).
     Damping mixes the new message with the old one (in log space for max-product).
 
-    Layout (see the comment above ``_cavity``): ``unary`` (H, K, 2, hs) and
-    ``messages`` (H, 4, K, 2, hs), hs >= Wh = ceil(W / 2). Slots past the pixels
-    (hs - Wh per half, one more in the odd half when W is odd) are padding: finite,
-    never a neighbour. A little padding keeps label rows of a power-of-two width from
-    all falling into the same cache sets.
+    Layout (see the comment above ``_cavity``): ``unary`` (H, K, 2, hs) and the
+    messages (H, 4, K, 2, hs), hs >= Wh = ceil(W / 2). Slots past the pixels (hs - Wh
+    per half, one more in the odd half when W is odd) are padding: finite, never a
+    neighbour. A little padding keeps label rows of a power-of-two width from all
+    falling into the same cache sets.
 
-    Flooding runs its sweeps in groups of up to ``_FUSE`` fused into one pass over
-    memory (see ``_flood``), so convergence is checked after each group: it stops once
-    the last sweep changed no message by more than ``tol`` (at most ``_FUSE - 1``
-    sweeps after the first such sweep) or after ``max_iter`` sweeps.
-
-    Assumes: validated finite inputs. ``messages`` needs no initialisation (the first
-    sweep starts from the uniform messages; 1, or 0 for max-product, on the border
-    slots, which stay constant). ``scratch`` holds (2 K + 3) hs + 8 (3 _FUSE + 4) K hs
-    doubles (the strip buffers, the rings of three rows and four template rows).
-    Writes the beliefs (log-beliefs shifted to max 0 for max-product) into ``belief``
-    (H, W, K). Returns (sweeps, last change).
+    Assumes: validated finite inputs; 1 <= depth <= GRID_FUSE; ``halo`` (2 depth, 4,
+    K, 2, hs) holds rows a - depth .. a - 1 then b .. b + depth - 1 of ``messages``
+    (those inside the grid) as they were before this pass. With ``first`` the first
+    sweep starts from ``start`` (:func:`grid_init`) and neither ``messages`` nor
+    ``halo`` is read. With ``beliefs`` the beliefs of rows [a, b) (log-beliefs shifted
+    to max 0 for max-product) are written into ``belief`` (H, W, K). ``scratch`` holds
+    (2 K + 3) hs + 24 depth K hs doubles, finite (strip buffers and the rings of three
+    rows, whose padding is copied into ``messages``). Returns the last sweep's largest
+    message change in the strip.
     """
-    cdef idx_t H = unary.shape[0], K = unary.shape[1], hs = unary.shape[3], it = 0
+    cdef idx_t H = unary.shape[0], K = unary.shape[1], hs = unary.shape[3]
     cdef idx_t row = 4 * K * 2 * hs
-    if (unary.shape[2] != 2 or hs < (W + 1) // 2 or W < 1
-            or pair.shape[0] != K or pair.shape[1] != K or pair_t.shape[0] != K
-            or pair_t.shape[1] != K or messages.shape[0] != H or messages.shape[1] != 4
-            or messages.shape[2] != K or messages.shape[3] != 2
-            or messages.shape[4] != hs or belief.shape[0] != H or belief.shape[1] != W
-            or belief.shape[2] != K or H * K == 0
-            or scratch.shape[0] < (2 * K + 3) * hs + (3 * _FUSE + 4) * row):
-        raise ValueError("grid_bp: shape mismatch")
-    cdef double delta = INFINITY, inner, border
-    cdef double *cur = &messages[0, 0, 0, 0, 0]
-    cdef double *rings = &scratch[(2 * K + 3) * hs]
-    cdef double *start = rings + 3 * _FUSE * row
-    cdef double *out = &belief[0, 0, 0]
-    cdef const double *u = &unary[0, 0, 0, 0]
-    cdef const double *pr = &pair[0, 0]
-    cdef const double *pt = &pair_t[0, 0]
-    cdef idx_t t, i
-    cdef bint beliefs_done = False
-    cdef idx_t left = POLL_WORK, sweep_work = 64 * H * W * K * (1 if potts else K)
+    _check_grid(unary, W, pair, pair_t, messages, a, b, scratch.shape[0],
+                (2 * K + 3) * hs + 3 * depth * row, cancel)
+    if (belief.shape[0] != H or belief.shape[1] != W or belief.shape[2] != K
+            or halo.shape[0] != 2 * depth or halo.shape[1] != 4 or halo.shape[2] != K
+            or halo.shape[3] != 2 or halo.shape[4] != hs or start.shape[0] != 4
+            or start.shape[1] != 4 or start.shape[2] != K or start.shape[3] != 2
+            or start.shape[4] != hs or not 1 <= depth <= _FUSE):
+        raise ValueError("grid_flood_strip: shape mismatch")
+    cdef double delta = 0.0
+    if a == b:
+        return delta
     with nogil:
-        inner = 0.0 if is_max else 1.0 / K
-        border = 0.0 if is_max else 1.0
-        for t in range(3 * _FUSE * row):  # the rings' padding slots stay finite
-            rings[t] = inner
-        if checkerboard:
-            for i in range(H):
-                _init_row(cur + i * row, i == 0, i == H - 1, W, hs, K, inner, border)
-        else:
-            for t in range(4):  # interior, top, bottom, both
-                _init_row(start + t * row, t & 1, t & 2, W, hs, K, inner, border)
-        while it < max_iter:
-            poll(&left, sweep_work * (1 if checkerboard else _FUSE), NULL)
-            if checkerboard:
-                it += 1
-                delta = _checkerboard(u, pr, pt, H, W, hs, K, potts_diag, potts_off,
-                                      potts, is_max, damping, cur, &scratch[0])
-            else:
-                t = _FUSE if max_iter - it >= _FUSE else max_iter - it
-                beliefs_done = it + t == max_iter
-                delta = _flood(u, pr, pt, H, W, hs, K, potts_diag, potts_off, potts,
-                               is_max, damping, cur, start if it == 0 else NULL, rings, t,
-                               out if beliefs_done else NULL, &scratch[0])
-                it += t
-            if delta < tol:
-                break
-        if not beliefs_done:
-            for i in range(H):
-                _row_beliefs(u + i * K * 2 * hs, cur + i * row, W, hs, K, is_max,
-                             out + i * W * K, &scratch[0])
-    return it, delta
+        _flood(&unary[0, 0, 0, 0], &pair[0, 0], &pair_t[0, 0], H, W, hs, K, potts_diag,
+               potts_off, potts, is_max, damping, &messages[0, 0, 0, 0, 0],
+               &halo[0, 0, 0, 0, 0], &start[0, 0, 0, 0, 0] if first else NULL, a, b,
+               depth, &scratch[(2 * K + 3) * hs],
+               &belief[0, 0, 0] if beliefs else NULL, &scratch[0], &cancel[0], &delta)
+    return delta
+
+
+def grid_checkerboard_rows(const double[:, :, :, ::1] unary, idx_t W,
+                           const double[:, ::1] pair, const double[:, ::1] pair_t,
+                           double potts_diag, double potts_off, bint potts, bint is_max,
+                           double damping, double[:, :, :, :, ::1] messages, idx_t a,
+                           idx_t b, idx_t c1_lo, idx_t c1_hi, bint colour0,
+                           double[::1] scratch, const unsigned char[::1] cancel):
+    """Part of one red-black sweep of loopy BP on the grid, in place (Felzenszwalb &
+    Huttenlocher 2006, sec. 4): the grid is bipartite, so a sweep updates the messages
+    into the pixels of one colour from the messages into the other, then those into
+    the other colour from the newest values. Here: with ``colour0`` the messages into
+    the colour-0 pixels ((i + j) % 2 == 0) of rows [a, b), and those into the colour-1
+    pixels of rows [c1_lo, c1_hi), each row as soon as the colour-0 rows next to it
+    are done (see ``_checkerboard``). Equations, potentials and layout as
+    :func:`grid_flood_strip`.
+
+    Calls that update disjoint rows of one colour may run on concurrent threads; a
+    colour-1 row needs the colour-0 rows next to it from the same sweep first.
+
+    Assumes: validated finite inputs; ``messages`` started from :func:`grid_init`'s
+    rows; every colour-1 row in [c1_lo, c1_hi) has its colour-0 neighbour rows new
+    (inside [a, b) or updated before); ``scratch`` holds (2 K + 3) hs doubles. Returns
+    the largest message change.
+    """
+    cdef idx_t H = unary.shape[0], K = unary.shape[1], hs = unary.shape[3]
+    _check_grid(unary, W, pair, pair_t, messages, a, b, scratch.shape[0],
+                (2 * K + 3) * hs, cancel)
+    if not 0 <= c1_lo <= c1_hi <= H:
+        raise ValueError("grid_checkerboard_rows: rows out of range")
+    cdef double delta = 0.0
+    with nogil:
+        _checkerboard(&unary[0, 0, 0, 0], &pair[0, 0], &pair_t[0, 0], H, W, hs, K,
+                      potts_diag, potts_off, potts, is_max, damping,
+                      &messages[0, 0, 0, 0, 0], a, b, c1_lo, c1_hi, colour0,
+                      &scratch[0], &cancel[0], &delta)
+    return delta
+
+
+def grid_beliefs(const double[:, :, :, ::1] unary, idx_t W,
+                 const double[:, :, :, :, ::1] messages, bint is_max, idx_t a, idx_t b,
+                 double[:, :, ::1] belief, double[::1] scratch):
+    """The beliefs of rows [a, b) of the grid from its messages: b ∝ phi prod_d m_d
+    (sum-product, PRML eq. 8.63), or ln phi + sum_d m_d shifted to max 0 (max-product),
+    written into ``belief`` (H, W, K). Layout as :func:`grid_flood_strip`.
+
+    Assumes: ``scratch`` holds (K + 1) 2 hs doubles.
+    """
+    cdef idx_t H = unary.shape[0], K = unary.shape[1], hs = unary.shape[3], i
+    cdef idx_t row = 4 * K * 2 * hs
+    if (unary.shape[2] != 2 or hs < (W + 1) // 2 or W < 1 or messages.shape[0] != H
+            or messages.shape[1] != 4 or messages.shape[2] != K
+            or messages.shape[3] != 2 or messages.shape[4] != hs
+            or belief.shape[0] != H or belief.shape[1] != W or belief.shape[2] != K
+            or not 0 <= a <= b <= H or scratch.shape[0] < (K + 1) * 2 * hs):
+        raise ValueError("grid_beliefs: shape mismatch")
+    if a == b:
+        return
+    cdef const double *u = &unary[0, 0, 0, 0]
+    cdef const double *m = &messages[0, 0, 0, 0, 0]
+    cdef double *out = &belief[0, 0, 0]
+    with nogil:
+        for i in range(a, b):
+            _row_beliefs(u + i * K * 2 * hs, m + i * row, W, hs, K, is_max,
+                         out + i * W * K, &scratch[0])

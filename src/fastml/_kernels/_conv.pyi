@@ -12,6 +12,7 @@ def im2col(
     stride: int,
     padding: int,
     cols_out: NDArray[_F],
+    cancel: NDArray[np.uint8] | None = None,
 ) -> None: ...
 def col2im(
     cols: NDArray[_F],
@@ -20,6 +21,7 @@ def col2im(
     stride: int,
     padding: int,
     x_out: NDArray[_F],
+    cancel: NDArray[np.uint8] | None = None,
 ) -> None: ...
 def maxpool2d_forward(
     x: NDArray[_F],

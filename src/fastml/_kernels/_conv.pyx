@@ -9,7 +9,9 @@ col2im, the adjoint of im2col: it adds each column entry back into the pixel it 
 from, so ``<im2col(x), c> = <x, col2im(c)>`` exactly in exact arithmetic.
 
 Rows of ``cols[n]`` are ordered (c, i, j), matching ``w.reshape(F, C * kh * kw)``. The
-kernels poll for Ctrl-C between images (pooling: between output rows).
+kernels poll for Ctrl-C between images (pooling: between output rows); im2col and
+col2im also watch the ``cancel`` byte of the other threads when ``fastml.nn`` runs
+blocks of images on threads (``fastml._parallel.run_blocks``).
 """
 from libc.string cimport memcpy, memset
 
@@ -118,8 +120,17 @@ cdef int _check_geometry(idx_t N, idx_t C, idx_t H, idx_t W, idx_t kh, idx_t kw,
     return 0
 
 
+cdef const unsigned char *_cancel_ptr(const unsigned char[::1] cancel) except? NULL:
+    """The cancel byte of a parallel call, or NULL (none)."""
+    if cancel is None:
+        return NULL
+    if cancel.shape[0] < 1:
+        raise ValueError("cancel must hold one byte")
+    return &cancel[0]
+
+
 def im2col(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stride, idx_t padding,
-           real[:, :, ::1] cols_out):
+           real[:, :, ::1] cols_out, const unsigned char[::1] cancel=None):
     """Receptive fields of every output pixel, per image (Goodfellow et al. sec. 9.8).
 
     ``cols_out[n, (c*kh + i)*kw + j, oh*OW + ow] = x[n, c, oh*s - p + i, ow*s - p + j]``
@@ -128,6 +139,8 @@ def im2col(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stride, idx_t p
     (``_gather.h``) instead of the copy; larger strides: a strided loop.
 
     Assumes: ``x`` (N, C, H, W) C-contiguous; ``cols_out`` (N, C kh kw, OH OW).
+    ``cancel`` (optional) is the byte the other threads of a parallel call set to stop
+    this one (``_interrupt.pxd``).
     """
     cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3], n
     _check_geometry(N, C, H, W, kh, kw, stride, padding, cols_out.shape[0],
@@ -137,15 +150,16 @@ def im2col(const real[:, :, :, ::1] x, idx_t kh, idx_t kw, idx_t stride, idx_t p
     if N == 0 or cols_out.shape[1] == 0 or cols_out.shape[2] == 0:
         return
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *stop = _cancel_ptr(cancel)
     with nogil:
         for n in range(N):
-            poll(&left, 2 * cols_out.shape[1] * cols_out.shape[2], NULL)
+            poll(&left, 2 * cols_out.shape[1] * cols_out.shape[2], stop)
             _im2col_one(&x[n, 0, 0, 0], C, H, W, kh, kw, stride, padding, OH, OW,
                         &cols_out[n, 0, 0])
 
 
 def col2im(const real[:, :, ::1] cols, idx_t kh, idx_t kw, idx_t stride, idx_t padding,
-           real[:, :, :, ::1] x_out):
+           real[:, :, :, ::1] x_out, const unsigned char[::1] cancel=None):
     """Adjoint of :func:`im2col`: sum every column entry into the pixel it came from.
 
     Overwrites ``x_out`` (N, C, H, W) with ``x_out[n, c, h, w] = sum`` of the entries of
@@ -154,6 +168,7 @@ def col2im(const real[:, :, ::1] cols, idx_t kh, idx_t kw, idx_t stride, idx_t p
     sec. 9.8, the transpose of the convolution operator).
 
     Assumes: ``cols`` (N, C kh kw, OH OW) and ``x_out`` (N, C, H, W) C-contiguous.
+    ``cancel``: as :func:`im2col`.
     """
     cdef idx_t N = x_out.shape[0], C = x_out.shape[1], H = x_out.shape[2]
     cdef idx_t W = x_out.shape[3], n
@@ -164,9 +179,10 @@ def col2im(const real[:, :, ::1] cols, idx_t kh, idx_t kw, idx_t stride, idx_t p
     if N == 0 or C * H * W == 0:
         return
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *stop = _cancel_ptr(cancel)
     with nogil:
         for n in range(N):
-            poll(&left, 2 * cols.shape[1] * cols.shape[2] + C * H * W, NULL)
+            poll(&left, 2 * cols.shape[1] * cols.shape[2] + C * H * W, stop)
             _col2im_one(&cols[n, 0, 0], C, H, W, kh, kw, stride, padding, OH, OW,
                         &x_out[n, 0, 0, 0])
 

@@ -4,11 +4,13 @@ with compiled loopy belief propagation (PRML sec. 8.3.3, 8.4.7).
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 import numpy as np
 
 from fastml._kernels import variant
+from fastml._parallel import block_bounds, effective_n_jobs, run_blocks
 from fastml._typing import ArrayLike, FloatArray
 from fastml._validation import check_array, check_int, check_real
 from fastml.graphical._factor_graph import FactorGraph
@@ -20,6 +22,24 @@ __all__ = ["GridBPResult", "PairwiseMRF"]
 # sweep); the factor-graph kernels, whose loops run over a few states, stay on the
 # baseline build, which is faster for them (tree marginals: 23 vs 33 us).
 _bp_grid = variant("_bp")
+
+# Rows per strip, the unit of work of one thread (fixed: strips depend on the grid
+# only). A flooding strip also recomputes up to GRID_FUSE - 1 ghost rows on either side
+# (see _bp._flood), 12 extra row-sweeps per 4 * 64 at the default fusion.
+# At least 2: a red-black sweep updates the colour-1 rows on both sides of each
+# boundary between strips once the strips are done, which must not overlap.
+_STRIP_ROWS = 64
+
+_local = threading.local()  # per-thread kernel scratch, reused across calls
+
+
+def _thread_scratch(n: int) -> np.ndarray:
+    """This thread's scratch buffer of at least ``n`` doubles (zero at first, always
+    finite: the kernels read its padding slots)."""
+    buf = getattr(_local, "scratch", None)
+    if buf is None or buf.shape[0] < n:
+        buf = _local.scratch = np.zeros(n)
+    return buf
 
 
 def _half_stride(W: int) -> int:
@@ -137,6 +157,7 @@ class PairwiseMRF:
         damping: float = 0.0,
         method: Literal["sum", "max"] = "sum",
         schedule: Literal["parallel", "checkerboard"] = "parallel",
+        n_jobs: int | None = None,
     ) -> GridBPResult:
         """Loopy BP with the flooding schedule on the grid (compiled grid kernel).
 
@@ -162,10 +183,30 @@ class PairwiseMRF:
             colour of the chessboard, in place, then into the other from the newest
             values (Felzenszwalb & Huttenlocher 2006, sec. 4): a sweep costs the same
             and typically needs about half as many sweeps; same fixed points.
+        n_jobs : int or None, default None
+            Threads: None uses every CPU this process may use (capped by
+            ``OMP_NUM_THREADS`` and threadpoolctl), -1 every CPU, k >= 1 k threads.
+            The grid is cut into strips of 64 rows whatever the thread count, and
+            each sweep runs its strips on the threads. Both schedules are exactly
+            the sequential ones, so the result is bit-identical for every ``n_jobs``:
+            a flooding strip reads only the previous sweep's messages (its own
+            rows, and copies of the rows near its edges taken before the pass; it
+            recomputes the few rows beyond its edges that its fused sweeps need),
+            and a red-black sweep updates each colour from the other one only, so
+            the colour-0 rows of all strips, then the colour-1 rows, may run in
+            any order (the colour-1 rows at strip edges wait for the neighbouring
+            strip's colour-0 rows). Ctrl-C stops every thread within milliseconds
+            and raises KeyboardInterrupt.
 
         Returns
         -------
         GridBPResult
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad ``max_iter``, ``tol``, ``damping``, ``method``, ``schedule`` or
+            ``n_jobs`` (0, below -1, or not an int).
 
         References
         ----------
@@ -181,6 +222,7 @@ class PairwiseMRF:
             raise ValueError(
                 f"schedule must be 'parallel' or 'checkerboard', got {schedule!r}"
             )
+        n_jobs = effective_n_jobs(n_jobs)
         is_max = method == "max"
         H, W, K = self.log_unary.shape
         lp = self.log_pairwise
@@ -201,12 +243,125 @@ class PairwiseMRF:
             pd = float(pair[0, 0])
             po = float(pair[0, 1]) if K > 1 else 0.0
         pair = np.ascontiguousarray(pair)
+        model = (unary, W, pair, np.ascontiguousarray(pair.T), pd, po, bool(potts),
+                 is_max, damping)  # fmt: skip
         hs = _half_stride(W)
+        strips = block_bounds(H, _STRIP_ROWS)
+        start = np.empty((4, 4, K, 2, hs))
+        _bp_grid.grid_init(start, W, is_max)
         belief = np.empty((H, W, K))
-        n_iter, delta = _bp_grid.grid_bp(
-            unary, W, pair, np.ascontiguousarray(pair.T), pd, po, bool(potts), is_max,
-            max_iter, tol, damping, schedule == "checkerboard",
-            np.empty((H, 4, K, 2, hs)), belief,
-            np.empty((2 * K + 3 + 8 * (3 * _bp_grid.GRID_FUSE + 4) * K) * hs),
-        )  # fmt: skip
+        if schedule == "checkerboard":
+            final = _start_messages(start, H, strips, n_jobs)
+            n_iter, delta = _checkerboard(model, final, strips, max_iter, tol, n_jobs)
+        else:
+            n_iter, delta, final = _flood(
+                model, start, belief, strips, max_iter, tol, n_jobs
+            )
+        if final is not None:  # beliefs not yet computed with the last sweep
+
+            def beliefs(s, cancel):
+                a, b = strips[s]
+                _bp_grid.grid_beliefs(
+                    unary,
+                    W,
+                    final,
+                    is_max,
+                    a,
+                    b,
+                    belief,
+                    _thread_scratch(2 * (K + 1) * hs),
+                )
+
+            run_blocks(beliefs, len(strips), n_jobs)
         return GridBPResult(belief, delta < tol, n_iter, delta)
+
+
+def _start_messages(start, H, strips, n_jobs):
+    """The messages (H, 4, K, 2, hs) before the first sweep: every row a copy of the
+    start row for its position (interior, top, bottom, both), strips on threads."""
+    which = (np.arange(H) == 0) + 2 * (np.arange(H) == H - 1)
+    msgs = np.empty((H, *start.shape[1:]))
+
+    def fill(s, cancel):
+        a, b = strips[s]
+        np.take(start, which[a:b], axis=0, out=msgs[a:b])
+
+    run_blocks(fill, len(strips), n_jobs)
+    return msgs
+
+
+def _flood(model, start, belief, strips, max_iter, tol, n_jobs):
+    """Flooding sweeps in groups of up to GRID_FUSE fused sweeps (one pass over memory
+    per group, in place, see ``_bp.grid_flood_strip``), strips on threads. Before each
+    pass but the first, every strip copies the rows within GRID_FUSE of its edges (its
+    halo, which its neighbours overwrite during the pass). Convergence is checked
+    after each group: it stops once the last sweep changed no message by more than
+    ``tol`` (at most ``GRID_FUSE - 1`` sweeps after the first such sweep) or after
+    ``max_iter`` sweeps. Returns (sweeps, last change, the messages if the beliefs are
+    still to compute)."""
+    H, K, _, hs = model[0].shape
+    msgs = np.empty((H, 4, K, 2, hs))  # every row is written by the first pass
+    fuse = _bp_grid.GRID_FUSE
+    need = (2 * K + 3) * hs + 3 * fuse * 4 * K * 2 * hs
+    halos = [np.empty((2 * fuse, 4, K, 2, hs)) for _ in strips]
+    it, delta, done = 0, np.inf, False
+    while it < max_iter:
+        depth = min(fuse, max_iter - it)
+        done = it + depth == max_iter
+
+        def copy_halo(s, cancel, depth=depth):
+            a, b = strips[s]
+            lo, hi = max(a - depth, 0), min(b + depth, H)
+            halos[s][lo - a + depth : depth] = msgs[lo:a]
+            halos[s][depth : depth + hi - b] = msgs[b:hi]
+
+        def strip(s, cancel, first=it == 0, depth=depth, done=done):
+            a, b = strips[s]
+            return _bp_grid.grid_flood_strip(
+                *model, msgs, halos[s][: 2 * depth], start, first, a, b, depth,
+                belief, done, _thread_scratch(need), cancel,
+            )  # fmt: skip
+
+        if it > 0:
+            run_blocks(copy_halo, len(strips), n_jobs)
+        delta = max(run_blocks(strip, len(strips), n_jobs))
+        it += depth
+        if delta < tol:
+            break
+    return it, delta, None if done else msgs
+
+
+def _checkerboard(model, msgs, strips, max_iter, tol, n_jobs):
+    """Red-black sweeps in place. Per sweep: every strip updates the messages into its
+    colour-0 rows and, as soon as their neighbours are done, its inner colour-1 rows
+    (strips on threads); then the colour-1 rows on either side of each boundary
+    between strips, whose neighbours belong to two strips. Returns (sweeps, last
+    change)."""
+    H, K, _, hs = model[0].shape
+    need = (2 * K + 3) * hs
+    edges = [a for a, _ in strips[1:]]  # first row of every strip but the first
+
+    def inner(s, cancel):
+        a, b = strips[s]
+        lo, hi = a if a == 0 else a + 1, b if b == H else b - 1
+        return _bp_grid.grid_checkerboard_rows(
+            *model, msgs, a, b, lo, max(lo, hi), True, _thread_scratch(need), cancel
+        )
+
+    def boundary(e, cancel):
+        r = edges[e]
+        return _bp_grid.grid_checkerboard_rows(
+            *model, msgs, r - 1, r + 1, r - 1, r + 1, False, _thread_scratch(need),
+            cancel,
+        )  # fmt: skip
+
+    it, delta = 0, np.inf
+    while it < max_iter:
+        it += 1
+        delta = max(
+            run_blocks(inner, len(strips), n_jobs)
+            + run_blocks(boundary, len(edges), n_jobs)
+        )
+        if delta < tol:
+            break
+    return it, delta

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastml._parallel import effective_n_jobs
 from fastml._typing import DTypeLike, RandomStateLike
 from fastml._validation import (
     check_array,
@@ -37,12 +38,25 @@ class Conv2d(Layer):
     padding : int, default 0
         Zero padding on every side.
     random_state, dtype : see :class:`Linear`.
+    n_jobs : int or None, default None
+        Threads over blocks of images in the forward and backward passes (None: every
+        CPU this process may use, capped by ``OMP_NUM_THREADS`` and threadpoolctl; -1:
+        every CPU; k >= 1: k threads), resolved at each call. Results are
+        bit-identical for every ``n_jobs`` (see :func:`conv2d_backward`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad sizes, geometry or ``n_jobs`` (0, below -1, not an int).
 
     Notes
     -----
     Forward ``Y[n] = W_(F,K) cols[n] + b`` with ``cols = im2col(x)``; backward
     ``dW = sum_n dY[n] cols[n]^T``, ``db = sum dY``, ``dx = col2im(W^T dY[n])``
-    (:func:`conv2d_backward`).
+    (:func:`conv2d_backward`). Per block of images (as many as fill 1 MiB of
+    columns), im2col is computed into a per-thread buffer just before the GEMMs that
+    read it, in the forward pass and again in the backward pass (cheaper than keeping
+    the whole column matrix, which does not stay in cache).
     """
 
     ndim = (4,)
@@ -57,8 +71,12 @@ class Conv2d(Layer):
         *,
         random_state: RandomStateLike = None,
         dtype: DTypeLike = np.float64,
+        n_jobs: int | None = None,
     ) -> None:
         super().__init__()
+        effective_n_jobs(n_jobs)  # validated now, resolved at each call
+        self.n_jobs = n_jobs
+        self._bufs = {}  # per-thread im2col buffers (thread id -> role -> array)
         self.in_channels = check_int(in_channels, "in_channels", low=1)
         self.out_channels = check_int(out_channels, "out_channels", low=1)
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
@@ -82,32 +100,31 @@ class Conv2d(Layer):
                 f"x must have {self.in_channels} channels (in_channels), got "
                 f"{x.shape[1]} (x shape {x.shape})"
             )
-        # the backward pass recomputes im2col from a copy of x (blocks that stay in
-        # cache beat keeping the whole, several times larger, column matrix)
+        # a copy of x: the backward pass recomputes im2col from it
         self._x = _buffer(getattr(self, "_x", None), x.shape, x.dtype)
         np.copyto(self._x, x)
-        y, self._chunk = _conv2d_forward(
+        y, _ = _conv2d_forward(
             x,
             self.params["weight"],
             self.params["bias"],
             self.stride,
             self.padding,
-            getattr(self, "_chunk", None),
-            blocked=True,
+            effective_n_jobs(self.n_jobs),
+            self._bufs,
         )
         return y
 
     def _backward(self, g):
-        gx, gw, gb, self._chunk, self._dcols = _conv2d_backward(
+        gx, gw, gb = _conv2d_backward(
             g,
             self._x.shape,
             self.params["weight"],
             None,
             self.stride,
             self.padding,
-            getattr(self, "_dcols", None),
+            effective_n_jobs(self.n_jobs),
             x=self._x,
-            chunk=self._chunk,
+            bufs=self._bufs,
         )
         self.grads["weight"][...] = gw
         self.grads["bias"][...] = gb

@@ -5,11 +5,18 @@ and the im2col + GEMM forward and GEMM + col2im backward passes that
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 from fastml._kernels import variant
+from fastml._parallel import (
+    blas_single_threaded,
+    block_bounds,
+    effective_n_jobs,
+    run_blocks,
+)
 from fastml._typing import ArrayLike, RealArray
 from fastml._validation import (
     check_array,
@@ -137,8 +144,10 @@ def conv2d_forward(
     bias: ArrayLike | None = None,
     stride: int = 1,
     padding: int = 0,
+    *,
+    n_jobs: int | None = None,
 ) -> tuple[RealArray, RealArray]:
-    """2-D convolution (cross-correlation) by im2col + one GEMM per image.
+    """2-D convolution (cross-correlation) by im2col + one GEMM per block of images.
 
     Parameters
     ----------
@@ -146,6 +155,13 @@ def conv2d_forward(
     weight : array_like of shape (F, C, kh, kw)
     bias : array_like of shape (F,), optional
     stride, padding : int
+    n_jobs : int or None, default None
+        Threads over blocks of images (None: every CPU this process may use, capped
+        by ``OMP_NUM_THREADS`` and threadpoolctl; -1: every CPU; k >= 1: k threads).
+        The blocks (as many images as fill 1 MiB of columns) depend on the shapes
+        only and every image is computed alone, so the result is bit-identical for
+        every ``n_jobs``. BLAS is kept single-threaded inside the blocks
+        (threadpoolctl), so at most ``n_jobs`` threads are busy.
 
     Returns
     -------
@@ -154,7 +170,22 @@ def conv2d_forward(
         stride, sec. 9.5 and 9.8).
     cols : numpy.ndarray of shape (N, K, OH OW)
         The im2col matrix, needed by :func:`conv2d_backward`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Shapes that do not agree, bad geometry, ``n_jobs`` 0, below -1 or not an int.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastml.nn import conv2d_forward
+    >>> y, cols = conv2d_forward(np.ones((2, 1, 3, 3)), np.ones((1, 1, 2, 2)), n_jobs=1)
+    >>> y[0, 0]
+    array([[4., 4.],
+           [4., 4.]])
     """
+    n_jobs = effective_n_jobs(n_jobs)
     xa = check_array(x, "x", ndim=4)
     wa = check_array(weight, "weight", ndim=4, dtype=xa.dtype)
     ba = None if bias is None else check_array(bias, "bias", ndim=1, dtype=xa.dtype)
@@ -165,6 +196,7 @@ def conv2d_forward(
         ba,
         check_int(stride, "stride", low=1, high=_INT32_MAX),
         check_int(padding, "padding", low=0, high=_INT32_MAX),
+        n_jobs,
     )
 
 
@@ -186,15 +218,24 @@ def _buffer(buf, shape, dtype):
     return np.empty(shape, dtype=dtype)
 
 
-_CHUNK_BYTES = 1 << 20  # im2col block per GEMM in the layer: stays in a 1 MiB L2
+_CHUNK_BYTES = 1 << 20  # im2col block per GEMM: stays in a 1 MiB L2
 
 
-def _conv2d_forward(x, w, b, s, p, cols=None, blocked=False):
-    """y = conv(x, w) + b. Returns (y, cols) with the whole im2col matrix (the
-    functional API keeps it for the backward pass), or with ``blocked`` (the layer)
-    runs im2col and the GEMM a few images at a time, so that the column block is still
-    in cache when the GEMM reads it, and returns (y, block buffer); ``cols`` is a
-    buffer to reuse either way."""
+def _thread_buffer(bufs, role, shape, dtype):
+    """The calling thread's buffer ``role`` in ``bufs`` (thread id -> role -> array),
+    reused when its shape and dtype match: every thread running blocks gets its own."""
+    mine = bufs.setdefault(threading.get_ident(), {})
+    buf = mine[role] = _buffer(mine.get(role), shape, dtype)
+    return buf
+
+
+def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
+    """y = conv(x, w) + b, over fixed blocks of images (``_chunk_images``) on up to
+    ``n_jobs`` threads: per block, im2col then one GEMM per image into its rows of y.
+    Returns (y, cols). Without ``bufs``, cols is the whole (N, K, P) im2col matrix (the
+    functional API keeps it for the backward pass); with ``bufs`` (the layer's
+    per-thread buffers, see ``_thread_buffer``) each block's columns live in its
+    thread's buffer, still in cache when the GEMM reads them, and cols is None."""
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     _geometry(x.shape, (kh, kw), s, p)
@@ -202,17 +243,26 @@ def _conv2d_forward(x, w, b, s, p, cols=None, blocked=False):
     k = c * kh * kw
     if max(k, oh * ow, f) > _INT32_MAX:
         raise ValueError("conv2d: a dimension exceeds the 32-bit BLAS limit")
-    m = _chunk_images(n, k * oh * ow * x.dtype.itemsize) if blocked else n
-    buf = _buffer(cols, (m, k, oh * ow), x.dtype)
+    m = _chunk_images(n, k * oh * ow * x.dtype.itemsize)
+    bounds = block_bounds(n, m)
+    cols = np.empty((n, k, oh * ow), dtype=x.dtype) if bufs is None else None
     w2 = w.reshape(f, k)
     y = np.empty((n, f, oh * ow), dtype=x.dtype)
-    for i in range(0, n, m):
-        block = buf[: min(m, n - i)]
-        _conv.im2col(x[i : i + m], kh, kw, s, p, block)
-        np.matmul(w2, block, out=y[i : i + m])
-    if b is not None:
-        y += b[:, None]
-    return y.reshape(n, f, oh, ow), buf
+
+    def block(i, cancel):
+        a, e = bounds[i]
+        if cols is None:
+            col = _thread_buffer(bufs, "cols", (m, k, oh * ow), x.dtype)[: e - a]
+        else:
+            col = cols[a:e]
+        _conv.im2col(x[a:e], kh, kw, s, p, col, cancel)
+        np.matmul(w2, col, out=y[a:e])
+        if b is not None:
+            y[a:e] += b[:, None]
+
+    with blas_single_threaded():
+        run_blocks(block, len(bounds), n_jobs)
+    return y.reshape(n, f, oh, ow), cols
 
 
 def _chunk_images(n, per_image_bytes):
@@ -227,6 +277,8 @@ def conv2d_backward(
     cols: ArrayLike,
     stride: int = 1,
     padding: int = 0,
+    *,
+    n_jobs: int | None = None,
 ) -> tuple[RealArray, RealArray, RealArray]:
     """Gradients of :func:`conv2d_forward`: GEMMs and col2im (Goodfellow et al. sec. 9.5).
 
@@ -234,10 +286,29 @@ def conv2d_backward(
     ``dW = sum_n G[n] cols[n]^T``, ``db = sum_{n,p} G[n]``,
     ``dx = col2im(W^T G[n])``.
 
+    Parameters
+    ----------
+    grad_out : array_like of shape (N, F, OH, OW)
+    x_shape : (N, C, H, W)
+    weight : array_like of shape (F, C, kh, kw)
+    cols : array_like of shape (N, C kh kw, OH OW)
+        From :func:`conv2d_forward`.
+    stride, padding : int
+    n_jobs : int or None, default None
+        Threads over the blocks of images of :func:`conv2d_forward`. Each block sums
+        its images' ``G[n] cols[n]^T`` and ``G[n]`` in image order, and the block sums
+        are added in block order, so the result is bit-identical for every ``n_jobs``.
+
     Returns
     -------
     grad_x, grad_weight, grad_bias : numpy.ndarray
+
+    Raises
+    ------
+    ValueError, TypeError
+        Shapes that do not agree, ``n_jobs`` 0, below -1 or not an int.
     """
+    n_jobs = effective_n_jobs(n_jobs)
     w = check_array(weight, "weight", ndim=4)
     g = check_array(grad_out, "grad_out", ndim=4, dtype=w.dtype)
     ca = check_array(cols, "cols", ndim=3, dtype=w.dtype)
@@ -247,23 +318,25 @@ def conv2d_backward(
             f"x_shape must be (N, C, H, W) with N = {g.shape[0]} (grad_out) and "
             f"C = {w.shape[1]} (weight), got {x_shape!r}"
         )
-    gx, gw, gb, *_ = _conv2d_backward(
+    return _conv2d_backward(
         g,
         shape,
         w,
         ca,
         check_int(stride, "stride", low=1, high=_INT32_MAX),
         check_int(padding, "padding", low=0, high=_INT32_MAX),
+        n_jobs,
     )
-    return gx, gw, gb
 
 
-def _conv2d_backward(g, x_shape, w, cols, s, p, dcols=None, x=None, chunk=None):
-    """Gradients (gx, gw, gb), then the column and dcols buffers for reuse. With the
-    whole ``cols`` (functional API), dcols is one (N, K, P) array. With ``cols=None``,
-    the input ``x`` and a chunk buffer: per block of images, im2col is recomputed into
-    the chunk (cheaper than keeping the whole matrix, which does not stay in cache),
-    then dW, dcols and col2im run on it while it is in cache."""
+def _conv2d_backward(g, x_shape, w, cols, s, p, n_jobs, x=None, bufs=None):
+    """Gradients (gx, gw, gb) over the forward pass's blocks of images on up to
+    ``n_jobs`` threads. With the whole ``cols`` (functional API) a block reads its
+    slice; with ``cols=None``, the input ``x`` and the layer's per-thread ``bufs``, a
+    block recomputes its im2col into its thread's buffer (cheaper than keeping the
+    whole matrix, which does not stay in cache), then dW, dcols and col2im run on it
+    while it is in cache. Each block returns its sums of dW^T and db over its images
+    in order; they are added in block order."""
     n, f = g.shape[0], g.shape[1]
     kh, kw = w.shape[2], w.shape[3]
     k = w.shape[1] * kh * kw
@@ -273,27 +346,36 @@ def _conv2d_backward(g, x_shape, w, cols, s, p, dcols=None, x=None, chunk=None):
         raise ValueError(
             f"grad_out of shape {g.shape} does not match cols of shape {cols.shape}"
         )
-    if cols is not None:
-        m, blocks, dbuf = n, cols, _buffer(dcols, cols.shape, w.dtype)
-    else:
-        m = _chunk_images(n, k * P * w.dtype.itemsize)
-        blocks = _buffer(chunk, (m, k, P), w.dtype)
-        dbuf = _buffer(dcols, (m, k, P), w.dtype)
-    w2 = w.reshape(f, k)
-    gw = np.zeros((f, k), dtype=w.dtype)
-    tmp = np.empty((f, k), dtype=w.dtype)
-    gx = np.empty(x_shape, dtype=w.dtype)
-    for i in range(0, n, m):
-        r = min(m, n - i)
-        block = blocks[:r]
+    bufs = {} if bufs is None else bufs
+    dt = w.dtype
+    m = _chunk_images(n, k * P * dt.itemsize)
+    bounds = block_bounds(n, m)
+    w2t = w.reshape(f, k).T
+    gx = np.empty(x_shape, dtype=dt)
+
+    def block(i, cancel):
+        a, e = bounds[i]
         if cols is None:
-            _conv.im2col(x[i : i + r], kh, kw, s, p, block)
-        # one GEMM per image, accumulated without an (N, F, K) temporary
-        for j in range(r):
-            np.matmul(g3[i + j], block[j].T, out=tmp)
-            gw += tmp
-        dc = dbuf[:r]
-        np.matmul(w2.T, g3[i : i + r], out=dc)
-        _conv.col2im(dc, kh, kw, s, p, gx[i : i + r])
-    gb = g3.sum(axis=(0, 2))
-    return gx, gw.reshape(w.shape), gb, blocks, dbuf
+            col = _thread_buffer(bufs, "cols", (m, k, P), dt)[: e - a]
+            _conv.im2col(x[a:e], kh, kw, s, p, col, cancel)
+        else:
+            col = cols[a:e]
+        # one GEMM per image, summed without an (images, K, F) temporary; dW^T =
+        # cols G^T (K x F) runs a third faster in OpenBLAS than G cols^T (F x K)
+        gwt = np.matmul(col[0], g3[a].T)
+        tmp = _thread_buffer(bufs, "tmp", (k, f), dt)
+        for j in range(1, e - a):
+            np.matmul(col[j], g3[a + j].T, out=tmp)
+            gwt += tmp
+        dc = _thread_buffer(bufs, "dcols", (m, k, P), dt)[: e - a]
+        np.matmul(w2t, g3[a:e], out=dc)
+        _conv.col2im(dc, kh, kw, s, p, gx[a:e], cancel)
+        return gwt, g3[a:e].sum(axis=(0, 2))
+
+    with blas_single_threaded():
+        parts = run_blocks(block, len(bounds), n_jobs)
+    gwt, gb = parts[0]
+    for pw, pb in parts[1:]:
+        gwt += pw
+        gb += pb
+    return gx, np.ascontiguousarray(gwt.T).reshape(w.shape), gb
