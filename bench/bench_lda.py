@@ -129,3 +129,134 @@ def bench_variational_reuters(benchmark, impl, reuters):
     fitted = benchmark.pedantic(model.fit, args=(X,), rounds=3, iterations=1)
     benchmark.extra_info["perplexity"] = float(fitted.perplexity(X))
     benchmark.extra_info["s_per_iteration"] = benchmark.stats.stats.mean / N_ITER
+
+
+# ----------------------------------------------------- Gibbs at scale (issue 13)
+# Synthetic corpus (bench/make_synthetic_corpus.py: ~2.2e6 tokens, V = 20,000): tokens/s
+# of fastml's Gibbs sweep (sampler="auto": SparseLDA from K = 64, n_partitions = 4)
+# against tomotopy LDAModel.train(workers=...) with the same priors, K = 20 ... 1000.
+# Each round times SYNTH_SWEEPS sweeps of a chain initialised (and burnt in for
+# SYNTH_BURN sweeps, so the counts are sparse as in real use) outside the timing.
+SYNTH_KS = (20, 100, 300, 1000)
+SYNTH_SWEEPS, SYNTH_BURN, SYNTH_P = 2, 10, 4
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    from make_synthetic_corpus import load_corpus
+
+    X, _ = load_corpus()
+    return check_counts(X, integer=True)
+
+
+def _fastml_chain(csr, k, burn_jobs):
+    from fastml.lda._gibbs import GibbsSampler, use_sparse
+
+    words, doc_ptr, nd = _tokens(csr)
+    chain = GibbsSampler(
+        words,
+        doc_ptr,
+        nd,
+        csr.shape[1],
+        k,
+        1.0 / k,
+        0.01,
+        np.random.default_rng(0),
+        sparse=use_sparse("auto", k),
+        n_partitions=SYNTH_P,
+    )
+    for _ in range(SYNTH_BURN):
+        chain.sweep(burn_jobs)
+    return chain
+
+
+def _tomotopy_model(csr, k, workers):
+    tp = pytest.importorskip("tomotopy")
+    mdl = tp.LDAModel(k=k, alpha=1.0 / k, eta=0.01, seed=0)
+    vocab = [f"w{j}" for j in range(csr.shape[1])]
+    for d in range(csr.shape[0]):
+        lo, hi = csr.indptr[d], csr.indptr[d + 1]
+        reps = csr.data[lo:hi].astype(np.int64)
+        mdl.add_doc([vocab[j] for j in np.repeat(csr.indices[lo:hi], reps)])
+    mdl.train(SYNTH_BURN, workers=workers)
+    return mdl
+
+
+def _bench_synthetic(benchmark, impl, k, threads, csr):
+    if impl == "fastml":
+        chain = _fastml_chain(csr, k, threads)
+
+        def run():
+            for _ in range(SYNTH_SWEEPS):
+                chain.sweep(threads)
+
+    else:
+        mdl = _tomotopy_model(csr, k, threads)
+
+        def run():
+            mdl.train(SYNTH_SWEEPS, workers=threads)
+
+    n_tokens = int(csr.data.sum())
+    benchmark.extra_info.update(
+        K=k, tokens=n_tokens, sweeps=SYNTH_SWEEPS, n_jobs=threads
+    )
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["tokens_per_s"] = (
+        SYNTH_SWEEPS * n_tokens / benchmark.stats.stats.mean
+    )
+
+
+@pytest.mark.parametrize("k", SYNTH_KS)
+@pytest.mark.parametrize("impl", ["fastml", "tomotopy"])
+def bench_gibbs_synthetic_1thread(benchmark, impl, k, synthetic):
+    benchmark.group = f"lda-gibbs-synthetic-K{k}-1thread"
+    _bench_synthetic(benchmark, impl, k, 1, synthetic)
+
+
+@pytest.mark.parametrize("k", SYNTH_KS)
+@pytest.mark.parametrize("impl", ["fastml", "tomotopy"])
+def bench_gibbs_synthetic_2threads(benchmark, impl, k, synthetic, all_cores):
+    benchmark.group = f"lda-gibbs-synthetic-K{k}-2threads"
+    _bench_synthetic(benchmark, impl, k, 2, synthetic)
+
+
+@pytest.mark.parametrize("k", SYNTH_KS)
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def bench_gibbs_synthetic_fastml_threads(benchmark, n_jobs, k, synthetic, all_cores):
+    benchmark.group = f"lda-gibbs-synthetic-K{k}-fastml-1-vs-2-threads"
+    _bench_synthetic(benchmark, "fastml", k, n_jobs, synthetic)
+
+
+@pytest.mark.parametrize("sampler", ["dense", "auto"])
+def bench_gibbs_estimator_reuters(benchmark, sampler, reuters):
+    """The estimator's Gibbs path (default n_partitions, one thread) on Reuters K = 20,
+    in the same units as ``lda-gibbs-reuters-K20-10sweeps`` (today's dense sweep)."""
+    from fastml.lda._gibbs import GibbsSampler, use_sparse
+
+    X, _ = reuters
+    csr = check_counts(X, integer=True)
+    words, doc_ptr, nd = _tokens(csr)
+    chain = GibbsSampler(
+        words,
+        doc_ptr,
+        nd,
+        csr.shape[1],
+        K,
+        ALPHA,
+        ETA,
+        np.random.default_rng(0),
+        sparse=use_sparse(sampler, K),
+        n_partitions=SYNTH_P,
+    )
+
+    def run():
+        for _ in range(SWEEPS):
+            chain.sweep(1)
+
+    benchmark.group = "lda-gibbs-reuters-K20-10sweeps"
+    n_tokens = int(X.sum())
+    benchmark.extra_info.update(tokens=n_tokens, sweeps=SWEEPS, K=K, sampler=sampler)
+    benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["tokens_per_s"] = (
+        SWEEPS * n_tokens / benchmark.stats.stats.mean
+    )

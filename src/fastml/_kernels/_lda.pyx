@@ -15,6 +15,8 @@ mean absolute change of gamma drops below a tolerance, then add the document's
 expected counts to the topic-word sufficient statistics.
 """
 from libc.math cimport exp, fabs, lgamma, log
+
+import numpy as np
 from scipy.linalg.cython_blas cimport dgemv
 
 from numpy.random cimport bitgen_t
@@ -126,6 +128,253 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
                 nk[k] += 1
                 inv_den[k] = 1.0 / (nk[k] + Veta)
                 A[k] = (nd[k] + alpha) * inv_den[k]
+
+
+cdef inline void _list_remove(int *lst, int *nnz, int k) noexcept nogil:
+    """Remove topic ``k`` from the unordered list ``lst[:nnz]`` (swap with the last)."""
+    cdef int j = 0, n = nnz[0] - 1
+    while lst[j] != k:
+        j += 1
+    lst[j] = lst[n]
+    nnz[0] = n
+
+
+cdef inline int _sparse_draw(double u, const int *nw, const int *nd,
+                             const int *wl, int wn, const int *dl, int dn,
+                             const double *inv_den, const double *qcoef, double *qv,
+                             double s_sum, double r_sum, double sab, double eta,
+                             int K) noexcept nogil:
+    """SparseLDA draw (Yao, Mimno & McCallum 2009, eq. 2) given ``u`` in [0, 1).
+
+    ``(n_kw + eta)(n_dk + alpha) / (n_k + V eta)`` splits into
+    ``s_k = alpha eta / (n_k + V eta)`` (all k), ``r_k = n_dk eta / (n_k + V eta)``
+    (the document's topics ``dl``) and ``q_k = n_kw (n_dk + alpha) / (n_k + V eta)``
+    (the word's topics ``wl``, with ``qcoef_k = (n_dk + alpha) / (n_k + V eta)``).
+    ``s_sum`` and ``r_sum`` are the cached bucket totals; q is summed here into ``qv``.
+    Walks q, then r, then s; a walk that runs past its end (round-off in the cached
+    totals) takes the bucket's last topic.
+    """
+    cdef int j, k
+    cdef double c, q_sum = 0.0
+    for j in range(wn):
+        c = nw[wl[j]] * qcoef[wl[j]]
+        q_sum += c
+        qv[j] = c
+    u *= s_sum + r_sum + q_sum
+    if u < q_sum:
+        j = 0
+        while True:
+            u -= qv[j]
+            if u < 0.0 or j == wn - 1:
+                return wl[j]
+            j += 1
+    u -= q_sum
+    if u < r_sum and dn > 0:
+        j = 0
+        while True:
+            k = dl[j]
+            u -= nd[k] * eta * inv_den[k]
+            if u < 0.0 or j == dn - 1:
+                return k
+            j += 1
+    u -= r_sum
+    k = 0
+    while True:
+        u -= sab * inv_den[k]
+        if u < 0.0 or k == K - 1:
+            return k
+        k += 1
+
+
+def gibbs_sweep_block(object bit_generator, const int[::1] words, int[::1] z,
+                      const idx_t[::1] seg_doc, const idx_t[::1] seg_ptr,
+                      int[:, ::1] ndk, int[:, ::1] nwk, int[::1] nk,
+                      double alpha, double eta, bint sparse,
+                      int[::1] word_topics, const idx_t[::1] word_ptr,
+                      int[::1] word_nnz, int[::1] doc_topics,
+                      const idx_t[::1] doc_lptr, int[::1] doc_nnz,
+                      double[::1] scratch, const unsigned char[::1] cancel):
+    """Collapsed Gibbs over one block of tokens, in place (Griffiths & Steyvers eq. 5).
+
+    The block is a list of segments: segment ``g`` holds tokens
+    ``seg_ptr[g]:seg_ptr[g + 1]`` of document ``seg_doc[g]`` (word ids ``words``,
+    topics ``z``); ``ndk`` (D, K), ``nwk`` (V, K) and ``nk`` (K,) are the counts. The
+    block reads and writes only the rows of ``ndk`` and ``nwk`` of its own documents
+    and words and its own ``nk`` (the caller's copy), so blocks with disjoint documents
+    and words run concurrently. ``scratch`` has 3K doubles.
+
+    ``sparse=False``: the dense draw of :func:`gibbs_sweep` (O(K) per token; the same
+    arithmetic, so one block holding the whole corpus in order gives its bits).
+    ``sparse=True``: SparseLDA's s/r/q buckets (Yao, Mimno & McCallum 2009), O(K_d +
+    K_w) per token, using each word's and each document's list of topics with nonzero
+    count: word ``w``'s are ``word_topics[word_ptr[w]:word_ptr[w] + word_nnz[w]]``
+    (capacity ``word_ptr[w + 1] - word_ptr[w]``, at least ``min(K, n_w)``), the
+    documents' likewise in ``doc_topics``/``doc_lptr``/``doc_nnz``; the lists are
+    kept current (unordered).
+
+    Assumes: counts and lists consistent with ``z``; ids in range; ``alpha, eta > 0``.
+    Draws one uniform per token from ``bit_generator`` (under its lock), in token
+    order. Polls for Ctrl-C (and ``cancel[0]``) between segments: on
+    KeyboardInterrupt the counts and lists still match ``z``.
+    """
+    cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t D = ndk.shape[0], V = nwk.shape[0], S = seg_doc.shape[0], g, i, d
+    cdef int K = <int> ndk.shape[1]
+    cdef int w, k, j
+    cdef double Veta = V * eta, sab = alpha * eta, s_sum = 0.0, r_sum
+    cdef double *inv_den
+    cdef double *A
+    cdef double *cum
+    cdef int *nd
+    cdef int *nw
+    cdef int *wl
+    cdef int *dl
+    cdef int *wn
+    cdef int *dn
+    if (nwk.shape[1] != K or nk.shape[0] != K or seg_ptr.shape[0] != S + 1
+            or scratch.shape[0] < 3 * K or K < 1 or cancel.shape[0] < 1):
+        raise ValueError("gibbs_sweep_block: shape mismatch")
+    if sparse and (word_ptr.shape[0] != V + 1 or word_nnz.shape[0] != V
+                   or doc_lptr.shape[0] != D + 1 or doc_nnz.shape[0] != D):
+        raise ValueError("gibbs_sweep_block: topic lists do not match ndk/nwk")
+    inv_den = &scratch[0]
+    A = &scratch[K]  # dense: A_k; sparse: qcoef_k
+    cum = &scratch[2 * K]  # dense: cumulative sums; sparse: q bucket terms
+    cdef idx_t left = POLL_WORK
+    with bit_generator.lock, nogil:
+        for k in range(K):
+            inv_den[k] = 1.0 / (nk[k] + Veta)
+        if sparse:
+            for k in range(K):
+                A[k] = alpha * inv_den[k]
+                s_sum += sab * inv_den[k]
+        for g in range(S):
+            d = seg_doc[g]
+            nd = &ndk[d, 0]
+            if not sparse:
+                poll(&left, 4 * (seg_ptr[g + 1] - seg_ptr[g] + 1) * K, &cancel[0])
+                for k in range(K):
+                    A[k] = (nd[k] + alpha) * inv_den[k]
+                for i in range(seg_ptr[g], seg_ptr[g + 1]):
+                    w = words[i]
+                    nw = &nwk[w, 0]
+                    k = z[i]
+                    nd[k] -= 1
+                    nw[k] -= 1
+                    nk[k] -= 1
+                    inv_den[k] = 1.0 / (nk[k] + Veta)
+                    A[k] = (nd[k] + alpha) * inv_den[k]
+                    k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
+                    z[i] = k
+                    nd[k] += 1
+                    nw[k] += 1
+                    nk[k] += 1
+                    inv_den[k] = 1.0 / (nk[k] + Veta)
+                    A[k] = (nd[k] + alpha) * inv_den[k]
+                continue
+            dl = &doc_topics[doc_lptr[d]]
+            dn = &doc_nnz[d]
+            poll(&left, 40 * (seg_ptr[g + 1] - seg_ptr[g]) + 4 * dn[0] + 4, &cancel[0])
+            # enter the document: its topics' q coefficients and the r bucket
+            r_sum = 0.0
+            for j in range(dn[0]):
+                k = dl[j]
+                A[k] = (nd[k] + alpha) * inv_den[k]
+                r_sum += nd[k] * eta * inv_den[k]
+            for i in range(seg_ptr[g], seg_ptr[g + 1]):
+                w = words[i]
+                nw = &nwk[w, 0]
+                wl = &word_topics[word_ptr[w]]
+                wn = &word_nnz[w]
+                k = z[i]
+                s_sum -= sab * inv_den[k]
+                r_sum -= nd[k] * eta * inv_den[k]
+                nd[k] -= 1
+                nw[k] -= 1
+                nk[k] -= 1
+                if nd[k] == 0:
+                    _list_remove(dl, dn, k)
+                if nw[k] == 0:
+                    _list_remove(wl, wn, k)
+                inv_den[k] = 1.0 / (nk[k] + Veta)
+                s_sum += sab * inv_den[k]
+                r_sum += nd[k] * eta * inv_den[k]
+                A[k] = (nd[k] + alpha) * inv_den[k]
+                k = _sparse_draw(random_standard_uniform(rng), nw, nd, wl, wn[0], dl,
+                                 dn[0], inv_den, A, cum, s_sum, r_sum, sab, eta, K)
+                z[i] = k
+                s_sum -= sab * inv_den[k]
+                r_sum -= nd[k] * eta * inv_den[k]
+                nd[k] += 1
+                nw[k] += 1
+                nk[k] += 1
+                if nd[k] == 1:
+                    dl[dn[0]] = k
+                    dn[0] += 1
+                if nw[k] == 1:
+                    wl[wn[0]] = k
+                    wn[0] += 1
+                inv_den[k] = 1.0 / (nk[k] + Veta)
+                s_sum += sab * inv_den[k]
+                r_sum += nd[k] * eta * inv_den[k]
+                A[k] = (nd[k] + alpha) * inv_den[k]
+            # leave the document: back to q coefficients with n_dk = 0
+            for j in range(dn[0]):
+                k = dl[j]
+                A[k] = alpha * inv_den[k]
+
+
+def sparse_topic_draws(object bit_generator, int w, int d, const int[:, ::1] ndk,
+                       const int[:, ::1] nwk, const int[::1] nk, double alpha,
+                       double eta, const int[::1] word_topics,
+                       const int[::1] doc_topics, idx_t n_draws,
+                       idx_t[::1] counts_out, double[::1] masses_out):
+    """``n_draws`` draws of the SparseLDA conditional for one token of word ``w`` in
+    document ``d`` (the token already removed from the counts), with the buckets set
+    up as :func:`gibbs_sweep_block` sets them up on entering a document; each draw is
+    added to ``counts_out`` (K,) and the s, r and q bucket totals go to
+    ``masses_out`` (3,). For tests of the sampler against the dense conditional.
+
+    ``word_topics`` and ``doc_topics`` list the word's and the document's topics with
+    nonzero count. Assumes ids in range and ``alpha, eta > 0``.
+    """
+    cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t V = nwk.shape[0], _t
+    cdef int K = <int> ndk.shape[1], k, j
+    cdef int wn = <int> word_topics.shape[0], dn = <int> doc_topics.shape[0]
+    cdef double Veta = V * eta, sab = alpha * eta, s_sum = 0.0, r_sum = 0.0
+    cdef double q_sum = 0.0
+    if (nwk.shape[1] != K or nk.shape[0] != K or counts_out.shape[0] != K
+            or masses_out.shape[0] != 3 or K < 1 or not 0 <= w < V
+            or not 0 <= d < ndk.shape[0] or wn > K or dn > K):
+        raise ValueError("sparse_topic_draws: shape mismatch")
+    buf = np.empty(3 * K)
+    cdef double[::1] sc = buf
+    cdef double *inv_den = &sc[0]
+    cdef double *qcoef = &sc[K]
+    cdef double *qv = &sc[2 * K]
+    cdef const int *nd = &ndk[d, 0]
+    cdef const int *nw = &nwk[w, 0]
+    cdef const int *wl = &word_topics[0] if wn > 0 else NULL
+    cdef const int *dl = &doc_topics[0] if dn > 0 else NULL
+    with bit_generator.lock, nogil:
+        for k in range(K):
+            inv_den[k] = 1.0 / (nk[k] + Veta)
+            qcoef[k] = alpha * inv_den[k]
+            s_sum += sab * inv_den[k]
+        for j in range(dn):
+            k = dl[j]
+            qcoef[k] = (nd[k] + alpha) * inv_den[k]
+            r_sum += nd[k] * eta * inv_den[k]
+        for j in range(wn):
+            q_sum += nw[wl[j]] * qcoef[wl[j]]
+        for _t in range(n_draws):
+            k = _sparse_draw(random_standard_uniform(rng), nw, nd, wl, wn, dl, dn,
+                             inv_den, qcoef, qv, s_sum, r_sum, sab, eta, K)
+            counts_out[k] += 1
+    masses_out[0] = s_sum
+    masses_out[1] = r_sum
+    masses_out[2] = q_sum
 
 
 def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] doc_ptr,
