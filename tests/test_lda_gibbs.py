@@ -55,11 +55,12 @@ def _fit(X, K, **kw):
 
 
 # ---------------------------------------------------------- the sparse conditional
+@pytest.mark.parametrize("use_tree", [False, True])
 @pytest.mark.parametrize(
     "K, doc_topics, word_topics",
     [(6, 3, 2), (40, 5, 7), (300, 12, 30), (8, 0, 3), (8, 3, 0), (5, 0, 0)],
 )
-def test_sparse_conditional_equals_dense(K, doc_topics, word_topics):
+def test_sparse_conditional_equals_dense(K, doc_topics, word_topics, use_tree):
     rng = np.random.default_rng(K + doc_topics)
     D, V, d, w = 3, 50, 1, 7
     alpha, eta = 0.3, 0.02
@@ -76,27 +77,21 @@ def test_sparse_conditional_equals_dense(K, doc_topics, word_topics):
     counts = np.zeros(K, dtype=np.intp)
     masses = np.empty(3)
     _lda.sparse_topic_draws(
-        np.random.PCG64(1),
-        w,
-        d,
-        ndk,
-        nwk,
-        nk,
-        alpha,
-        eta,
-        wl,
-        dl,
-        n_draws,
-        counts,
-        masses,
-    )
+        np.random.PCG64(1), w, d, ndk, nwk, nk, alpha, eta, wl, dl, use_tree,
+        n_draws, counts, masses,
+    )  # fmt: skip
     den = nk + V * eta
-    # exact bucket identities (Yao et al. 2009 eq. 2): s + r + q = dense total
-    assert masses[0] == pytest.approx(np.sum(alpha * eta / den), rel=1e-12)
-    assert masses[1] == pytest.approx(np.sum(ndk[d] * eta / den), rel=1e-12, abs=0)
-    q = np.sum(nwk[w] * (ndk[d] + alpha) / den)
-    assert masses[2] == pytest.approx(q, rel=1e-12, abs=0)
     dense = (nwk[w] + eta) * (ndk[d] + alpha) / den  # G&S eq. 5, unnormalised
+    if use_tree:  # F+LDA split (Yu et al. 2015): n_dk F_k + alpha F_k
+        F = (nwk[w] + eta) / den
+        expect = [0.0, np.sum(ndk[d] * F), alpha * F.sum()]
+    else:  # SparseLDA buckets (Yao et al. 2009 eq. 2): s + r + q
+        expect = [
+            np.sum(alpha * eta / den),
+            np.sum(ndk[d] * eta / den),
+            np.sum(nwk[w] * (ndk[d] + alpha) / den),
+        ]
+    np.testing.assert_allclose(masses, expect, rtol=1e-12, atol=0)
     assert masses.sum() == pytest.approx(dense.sum(), rel=1e-12)
     # the draws follow the dense conditional: chi-square, false-alarm rate 1e-3
     expected = n_draws * dense / dense.sum()
@@ -109,31 +104,26 @@ def test_sparse_conditional_equals_dense(K, doc_topics, word_topics):
     assert stats.chisquare(obs, exp).pvalue > 1e-3
 
 
-def _tiny_chain(sparse_, n_partitions, seed=0):
+def _tiny_chain(sparse_, n_partitions, tree_work=None, seed=0):
     words = np.array([0, 1, 1, 2, 0, 2], dtype=np.intc)
     nd = np.array([2, 1, 3])
     doc_ptr = np.concatenate([[0], np.cumsum(nd)]).astype(np.intp)
     chain = GibbsSampler(
-        words,
-        doc_ptr,
-        nd,
-        3,
-        2,
-        0.5,
-        0.3,
-        np.random.default_rng(seed),
-        sparse=sparse_,
-        n_partitions=n_partitions,
-    )
+        words, doc_ptr, nd, 3, 2, 0.5, 0.3, np.random.default_rng(seed),
+        sparse=sparse_, n_partitions=n_partitions, tree_work=tree_work,
+    )  # fmt: skip
     return chain, words, np.repeat(np.arange(3), nd)
 
 
-@pytest.mark.parametrize("sparse_", [False, True])
-def test_serial_chain_samples_the_exact_posterior(sparse_):
+# sparse: F+tree for every word (tree_work 0) or never (inf)
+@pytest.mark.parametrize(
+    "sparse_, tree_work", [(False, None), (True, 0.0), (True, np.inf)]
+)
+def test_serial_chain_samples_the_exact_posterior(sparse_, tree_work):
     """All 2^6 topic assignments of a 6-token corpus enumerated: the chain's state
     frequencies over 30,000 sweeps match p(z | w) (TV distance; the Monte Carlo
     standard error of the TV estimate here is about 0.006, the bound is 0.03)."""
-    chain, words, doc_of = _tiny_chain(sparse_, 1)
+    chain, words, doc_of = _tiny_chain(sparse_, 1, tree_work)
     states = np.array(list(itertools.product([0, 1], repeat=6)))
     ll = np.array([_joint_loglik(s, words, doc_of, 3, 3, 2, 0.5, 0.3) for s in states])
     exact = np.exp(ll - ll.max())
@@ -176,8 +166,17 @@ def _check_state(chain, csr):
                 assert nnz[i] <= ptr[i + 1] - ptr[i]
 
 
-@pytest.mark.parametrize("sparse_, P", [(True, 1), (True, 3), (False, 3)])
-def test_counts_and_topic_lists_stay_consistent(sparse_, P):
+@pytest.mark.parametrize(
+    "sparse_, P, tree_work",
+    [
+        (True, 1, None),
+        (True, 3, None),
+        (True, 3, 0.0),
+        (True, 2, np.inf),
+        (False, 3, None),
+    ],
+)
+def test_counts_and_topic_lists_stay_consistent(sparse_, P, tree_work):
     X, _ = _zipf_lda_corpus(60, 8, 300, 40, seed=1)
     csr = check_counts(X, integer=True)
     words, doc_ptr, nd = _tokens(csr)
@@ -222,28 +221,10 @@ def test_dense_block_is_the_original_sweep():
         bg = np.random.PCG64(5)
         for _ in range(3):
             if use_block:
-                e = np.zeros(1, np.intc)
                 _lda.gibbs_sweep_block(
-                    bg,
-                    words,
-                    z,
-                    np.arange(D, dtype=np.intp),
-                    doc_ptr,
-                    ndk,
-                    nwk,
-                    nk,
-                    0.1,
-                    0.01,
-                    False,
-                    e,
-                    np.zeros(1, np.intp),
-                    e,
-                    e,
-                    np.zeros(1, np.intp),
-                    e,
-                    np.empty(3 * K),
-                    np.zeros(1, np.uint8),
-                )
+                    bg, words, z, np.arange(D, dtype=np.intp), doc_ptr, ndk, nwk, nk,
+                    0.1, 0.01, np.empty(3 * K), np.zeros(1, np.uint8),
+                )  # fmt: skip
             else:
                 _lda.gibbs_sweep(
                     bg, words, doc_ptr, z, ndk, nwk, nk, 0.1, 0.01, np.empty(3 * K)
@@ -318,22 +299,33 @@ def reuters():
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["dense", "sparse"])
 def test_partitioned_loglik_within_half_percent_of_serial_on_reuters(reuters, sampler):
-    """200 sweeps, K = 20: partitioned (P = 4, 2 threads) vs serial log p(w, z) per
-    token (mean of the last 20 sweeps)."""
+    """200 sweeps, K = 20: log p(w, z) per token (mean of sweeps 181-200) of the
+    partitioned sampler (P = 4, 2 threads) vs the serial one, each averaged over
+    seeds 0-3. One chain's value varies by about 0.3% from seed to seed (both are
+    still climbing at 200 sweeps), so the standard error of the difference of the two
+    4-seed means is about 0.2% against the 0.5% bound."""
     X = reuters
     n = X.sum()
     ll = {}
     for P in (1, 4):
-        m = _fit(
-            X,
-            20,
-            sampler=sampler,
-            n_partitions=P,
-            n_jobs=2,
-            max_iter=200,
-            evaluate_every=1,
+        ll[P] = (
+            np.mean(
+                [
+                    _fit(
+                        X,
+                        20,
+                        sampler=sampler,
+                        n_partitions=P,
+                        n_jobs=2,
+                        max_iter=200,
+                        evaluate_every=1,
+                        random_state=seed,
+                    ).loglikelihoods_[-20:]
+                    for seed in range(4)
+                ]
+            )
+            / n
         )
-        ll[P] = np.mean(m.loglikelihoods_[-20:]) / n
     assert abs(ll[4] - ll[1]) <= 5e-3 * abs(ll[1])
 
 

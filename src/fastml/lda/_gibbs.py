@@ -4,22 +4,35 @@
 (n_dk + alpha) / (n_k + V eta)`` (Griffiths & Steyvers 2004, eq. 5), the same model and
 the same ``log p(w, z)`` for both samplers:
 
-- ``"dense"``: the O(K) cumulative-sum draw of the original sweep;
-- ``"sparse"``: SparseLDA (Yao, Mimno & McCallum 2009): the weight splits into a
-  smoothing bucket ``s_k = alpha eta / (n_k + V eta)`` whose total is cached, a document
-  bucket ``r_k = n_dk eta / (n_k + V eta)`` over the document's topics, and a word
-  bucket ``q_k = n_kw (n_dk + alpha) / (n_k + V eta)`` over the word's topics, so a draw
-  costs O(K_d + K_w) instead of O(K). SparseLDA rather than alias tables with
-  Metropolis-Hastings (LightLDA, WarpLDA): it draws from the exact conditional (each
-  step is a Gibbs step, so the chain, its stationary distribution and the tests are
-  the dense sampler's), it needs no stale alias tables rebuilt per word, and on corpora
-  of typical document length (tens to hundreds of tokens) K_d and K_w stay far below
-  K = 100-1000, where the bucket walk is a handful of cache-friendly operations.
+- ``"dense"``: the O(K) cumulative-sum draw of the original sweep, document by
+  document;
+- ``"sparse"``: an exact sparse draw, word by word (the tokens of a block sorted by
+  word, then document), by one of two splits of the same weight:
+
+  * F+LDA (Yu et al. 2015): ``n_dk F_k + alpha F_k`` with
+    ``F_k = (n_kw + eta) / (n_k + V eta)`` kept in a sum tree (F+tree) over the K
+    topics, built once per run of a word's tokens (O(K)) and updated at the two
+    topics a token leaves and joins (O(log K)): O(K_d + log K) per token;
+  * SparseLDA (Yao, Mimno & McCallum 2009): a smoothing bucket
+    ``s_k = alpha eta / (n_k + V eta)`` with a cached total, a document bucket
+    ``r_k = n_dk eta / (n_k + V eta)`` over the document's topics and a word bucket
+    ``q_k = n_kw (n_dk + alpha) / (n_k + V eta)`` over the word's topics:
+    O(K_d + K_w) per token, no set-up, for words with few tokens in the block.
+
+  The tree is used when the run's tokens times the word's nonzero topics reach
+  ``TREE_WORK_PER_TOPIC * K`` (the bucket walk would cost more than the build).
+  Why these and not alias tables with Metropolis-Hastings (LightLDA, WarpLDA): every
+  step is an exact Gibbs step from G&S eq. 5, so the chain, its stationary
+  distribution and the tests are the dense sampler's (no stale proposals, no
+  acceptance rate to tune), and with Zipf-like vocabularies the frequent words, which
+  hold most tokens and most topics (K_w near K, where SparseLDA alone degrades to
+  O(K)), get the O(log K) tree while the long tail of rare words keeps the
+  set-up-free buckets;
 - ``"auto"``: sparse for ``K >= SPARSE_MIN_K`` (the measured crossover), dense below.
 
-**Parallel sweeps.** tomotopy's PARTITION scheme (Yu et al. 2015, "A scalable
-asynchronous distributed algorithm for topic modeling", as in tomotopy's
-``ParallelScheme.PARTITION``) rather than AD-LDA (Newman et al. 2009): documents are cut
+**Parallel sweeps.** tomotopy's PARTITION scheme (``ParallelScheme.PARTITION``, the
+diagonal document x vocabulary partitioning of Yan, Xu & Qi 2009) rather than AD-LDA
+(Newman et al. 2009): documents are cut
 into ``P`` partitions (contiguous, balanced by tokens) and the vocabulary into ``P``
 partitions (balanced by word frequency); a sweep is ``P`` sub-steps, and in sub-step
 ``j`` partition ``p`` resamples its documents' tokens whose word lies in vocabulary
@@ -30,6 +43,18 @@ K = 1000); only the K topic totals ``n_k`` are per-block copies, merged after ea
 sub-step in partition order (integer sums, so exact). Each document partition draws
 from its own stream spawned from the seed, so the result depends on the seed and ``P``
 only, never on the number of threads. With ``P = 1`` this is the serial sampler.
+
+References
+----------
+T. L. Griffiths, M. Steyvers, "Finding scientific topics", PNAS 101, 2004.
+L. Yao, D. Mimno, A. McCallum, "Efficient methods for topic model inference on
+streaming document collections", KDD 2009.
+H.-F. Yu, C.-J. Hsieh, H. Yun, S. V. N. Vishwanathan, I. S. Dhillon, "A scalable
+asynchronous distributed algorithm for topic modeling", WWW 2015 (F+LDA).
+F. Yan, N. Xu, Y. Qi, "Parallel inference for latent Dirichlet allocation on graphics
+processing units", NIPS 2009.
+D. Newman, A. Asuncion, P. Smyth, M. Welling, "Distributed algorithms for topic
+models", JMLR 10, 2009.
 """
 
 from __future__ import annotations
@@ -43,9 +68,12 @@ from fastml._parallel import run_blocks
 
 __all__ = ["SPARSE_MIN_K", "GibbsSampler", "use_sparse"]
 
-# Below this K the dense O(K) draw is as fast as the buckets (measured on Reuters and the
-# synthetic bench corpus, one thread).
+# Below this K the dense O(K) draw is as fast as the sparse one (measured on Reuters and
+# the synthetic bench corpus, one thread).
 SPARSE_MIN_K = 64
+# A word's F+tree (O(K) to build) is used for a run of its tokens when tokens x the
+# word's nonzero topics (the bucket walk's work) reach this many times K.
+TREE_WORK_PER_TOPIC = 2.0
 
 _SAMPLERS = ("auto", "dense", "sparse")
 
@@ -94,12 +122,25 @@ class GibbsSampler:
     """
 
     def __init__(
-        self, words, doc_ptr, nd, V, K, alpha, eta, rng, *, sparse, n_partitions
+        self,
+        words,
+        doc_ptr,
+        nd,
+        V,
+        K,
+        alpha,
+        eta,
+        rng,
+        *,
+        sparse,
+        n_partitions,
+        tree_work=None,
     ):
         D = nd.shape[0]
         N = words.shape[0]
         P = n_partitions
         self.K, self.P, self.alpha, self.eta, self.sparse = K, P, alpha, eta, sparse
+        self.tree_work = TREE_WORK_PER_TOPIC * K if tree_work is None else tree_work
         self.nd = nd.astype(np.intp)
         z = rng.integers(K, size=N).astype(np.intc)
         doc_of = np.repeat(np.arange(D), nd)
@@ -120,63 +161,65 @@ class GibbsSampler:
         rank[order] = np.arange(V)
         cycle, pos = np.divmod(rank, P)
         word_part = np.where(cycle % 2 == 0, pos, P - 1 - pos)
-        # tokens grouped by block (doc part, word part), by document inside a block
+        # tokens grouped by block (doc part, word part); inside a block by document
+        # (dense: doc-major sweep) or by word, then document (sparse: word-major)
         block = doc_part[doc_of] * P + word_part[words]
-        self.perm = np.argsort(block, kind="stable")
+        if sparse:
+            self.perm = np.lexsort((doc_of, words, block))
+            key = words[self.perm]
+        else:
+            self.perm = np.argsort(block, kind="stable")
+            key = doc_of[self.perm]
         self.words = np.ascontiguousarray(words[self.perm])
+        self.docs = np.ascontiguousarray(doc_of[self.perm], dtype=np.intp)
         self.z = np.ascontiguousarray(z[self.perm])
-        doc_p = doc_of[self.perm]
         tok_ptr = np.zeros(P * P + 1, dtype=np.intp)
         np.cumsum(np.bincount(block, minlength=P * P), out=tok_ptr[1:])
         cuts = np.concatenate(
-            [[0], np.flatnonzero(np.diff(doc_p)) + 1, tok_ptr[1:-1][tok_ptr[1:-1] < N]]
+            [[0], np.flatnonzero(np.diff(key)) + 1, tok_ptr[1:-1][tok_ptr[1:-1] < N]]
         )
-        starts = np.unique(cuts) if N else np.zeros(0, dtype=np.intp)
+        starts = np.unique(cuts)
         self.seg_ptr = np.append(starts, N).astype(np.intp)
-        self.seg_doc = np.ascontiguousarray(doc_p[starts], dtype=np.intp)
+        self.seg_key = np.ascontiguousarray(key[starts], dtype=np.intp)
         self.block_seg = np.searchsorted(starts, tok_ptr).astype(np.intp)
         if sparse:
             wl = _topic_lists(self.nwk, np.minimum(freq, K))
             dl = _topic_lists(self.ndk, np.minimum(nd, K))
+            self.word_topics, self.word_ptr, self.word_nnz = wl
+            self.doc_topics, self.doc_lptr, self.doc_nnz = dl
+        kp = 1 << max(K - 1, 0).bit_length()  # the F+tree's leaves: a power of two
+        self._scratch_len = 3 * K + (2 * kp if sparse else 0)
+
+    def _sweep_block(self, b: int, p: int, nk: np.ndarray, cancel: np.ndarray) -> None:
+        a, e = int(self.block_seg[b]), int(self.block_seg[b + 1])
+        seg_key, seg_ptr = self.seg_key[a:e], self.seg_ptr[a : e + 1]
+        scratch = np.empty(self._scratch_len)
+        common = (self.ndk, self.nwk, nk, self.alpha, self.eta)
+        if self.sparse:
+            _lda.gibbs_sweep_block_sparse(
+                self.streams[p], self.docs, self.z, seg_key, seg_ptr, *common,
+                float(self.tree_work), self.word_topics, self.word_ptr,
+                self.word_nnz, self.doc_topics, self.doc_lptr, self.doc_nnz,
+                scratch, cancel,
+            )  # fmt: skip
         else:
-            empty = (np.zeros(1, np.intc), np.zeros(1, np.intp), np.zeros(1, np.intc))
-            wl = dl = empty
-        self.word_topics, self.word_ptr, self.word_nnz = wl
-        self.doc_topics, self.doc_lptr, self.doc_nnz = dl
+            _lda.gibbs_sweep_block(
+                self.streams[p], self.words, self.z, seg_key, seg_ptr, *common,
+                scratch, cancel,
+            )  # fmt: skip
 
     def sweep(self, n_jobs: int | None) -> None:
         """One sweep: ``P`` sub-steps of ``P`` blocks each, run by ``run_blocks``."""
-        P, K = self.P, self.K
+        P = self.P
         for j in range(P):
             nk0 = self.nk.copy()
 
             def block(p: int, cancel: np.ndarray, j: int = j, nk0=nk0):
                 b = p * P + (p + j) % P
-                a, e = int(self.block_seg[b]), int(self.block_seg[b + 1])
-                if a == e:
+                if self.block_seg[b] == self.block_seg[b + 1]:
                     return None
                 nk_b = nk0.copy()
-                _lda.gibbs_sweep_block(
-                    self.streams[p],
-                    self.words,
-                    self.z,
-                    self.seg_doc[a:e],
-                    self.seg_ptr[a : e + 1],
-                    self.ndk,
-                    self.nwk,
-                    nk_b,
-                    self.alpha,
-                    self.eta,
-                    self.sparse,
-                    self.word_topics,
-                    self.word_ptr,
-                    self.word_nnz,
-                    self.doc_topics,
-                    self.doc_lptr,
-                    self.doc_nnz,
-                    np.empty(3 * K),
-                    cancel,
-                )
+                self._sweep_block(b, p, nk_b, cancel)
                 return nk_b - nk0
 
             for delta in run_blocks(block, P, n_jobs):  # partition order
