@@ -133,7 +133,7 @@ def bench_variational_reuters(benchmark, impl, reuters):
 
 # ----------------------------------------------------- Gibbs at scale (issue 13)
 # Synthetic corpus (bench/make_synthetic_corpus.py: ~2.2e6 tokens, V = 20,000): tokens/s
-# of fastml's Gibbs sweep (sampler="auto": SparseLDA from K = 64, n_partitions = 4)
+# of fastml's Gibbs sweep (sampler="auto": sparse from K = 40, n_partitions = 4)
 # against tomotopy LDAModel.train(workers=...) with the same priors, K = 20 ... 1000.
 # Each round times SYNTH_SWEEPS sweeps of a chain initialised (and burnt in for
 # SYNTH_BURN sweeps, so the counts are sparse as in real use) outside the timing.

@@ -163,12 +163,12 @@ cdef inline void _tree_build(double *tree, int Kp, int K, const int *nw,
 
 cdef inline int _tree_sample(const double *tree, int Kp, double u) noexcept nogil:
     """The leaf where the running sum passes ``u`` in [0, tree[1]): O(log K)."""
-    cdef int i = 1
-    while i < Kp:
+    cdef int i = 1, right
+    while i < Kp:  # branch-free steps (the direction is a coin flip for the CPU)
         i *= 2
-        if u >= tree[i] and tree[i + 1] > 0.0:
-            u -= tree[i]
-            i += 1
+        right = (u >= tree[i]) & (tree[i + 1] > 0.0)
+        u -= right * tree[i]
+        i += right
     return i - Kp
 
 

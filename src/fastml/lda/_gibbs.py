@@ -70,7 +70,7 @@ __all__ = ["SPARSE_MIN_K", "GibbsSampler", "use_sparse"]
 
 # Below this K the dense O(K) draw is as fast as the sparse one (measured on Reuters and
 # the synthetic bench corpus, one thread).
-SPARSE_MIN_K = 64
+SPARSE_MIN_K = 40
 # A word's F+tree (O(K) to build) is used for a run of its tokens when tokens x the
 # word's nonzero topics (the bucket walk's work) reach this many times K.
 TREE_WORK_PER_TOPIC = 2.0
