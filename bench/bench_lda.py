@@ -138,7 +138,7 @@ def bench_variational_reuters(benchmark, impl, reuters):
 # Each round times SYNTH_SWEEPS sweeps of a chain initialised (and burnt in for
 # SYNTH_BURN sweeps, so the counts are sparse as in real use) outside the timing.
 SYNTH_KS = (20, 100, 300, 1000)
-SYNTH_SWEEPS, SYNTH_BURN, SYNTH_P = 2, 10, 4
+SYNTH_SWEEPS, SYNTH_BURN, SYNTH_P = 2, 5, 4
 
 
 @pytest.fixture(scope="module")

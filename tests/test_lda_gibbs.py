@@ -291,6 +291,21 @@ def test_partitioned_result_identical_for_every_n_jobs(sampler):
     assert not np.array_equal(other.z_, fits[0].z_)
 
 
+@pytest.mark.parametrize("sampler", ["dense", "sparse"])
+def test_more_partitions_than_documents_or_words(sampler):
+    """Empty partitions (and empty documents) are skipped; the chain stays exact."""
+    X = np.array([[3, 0, 1], [0, 0, 0], [1, 4, 0]])
+    m = _fit(X, 2, sampler=sampler, n_partitions=5, n_jobs=2, max_iter=20)
+    csr = check_counts(X, integer=True)
+    words, _, nd = _tokens(csr)
+    doc_of = np.repeat(np.arange(3), nd)
+    np.testing.assert_array_equal(m.ndk_.sum(1), X.sum(1))
+    np.testing.assert_array_equal(m.nwk_.sum(1), X.sum(0))
+    assert m.loglikelihoods_[-1] == pytest.approx(
+        _joint_loglik(m.z_, words, doc_of, 3, 3, 2, 0.1, 0.01), rel=1e-12
+    )
+
+
 @pytest.fixture(scope="module")
 def reuters():
     return pytest.importorskip("lda.datasets").load_reuters()

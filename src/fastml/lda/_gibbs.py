@@ -209,7 +209,12 @@ class GibbsSampler:
             )  # fmt: skip
 
     def sweep(self, n_jobs: int | None) -> None:
-        """One sweep: ``P`` sub-steps of ``P`` blocks each, run by ``run_blocks``."""
+        """One sweep: ``P`` sub-steps of ``P`` blocks each, run by ``run_blocks``.
+
+        On KeyboardInterrupt (or an error in a block) the sub-step's topic totals
+        are not merged, so the chain is left inconsistent: discard it (the estimator
+        sets no fitted attribute from an interrupted chain).
+        """
         P = self.P
         for j in range(P):
             nk0 = self.nk.copy()
