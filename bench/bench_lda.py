@@ -143,29 +143,27 @@ SYNTH_SWEEPS, SYNTH_BURN, SYNTH_P = 2, 5, 4
 
 @pytest.fixture(scope="module")
 def synthetic():
-    from make_synthetic_corpus import load_corpus
+    import importlib.util
+    import pathlib
 
-    X, _ = load_corpus()
+    path = pathlib.Path(__file__).with_name("make_synthetic_corpus.py")
+    spec = importlib.util.spec_from_file_location("make_synthetic_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    X, _ = module.load_corpus()
     return check_counts(X, integer=True)
 
 
-def _fastml_chain(csr, k, burn_jobs):
+def _fastml_chain(csr, k, alpha, eta, sampler="auto", burn=0, burn_jobs=1):
+    """fastml's Gibbs chain as the estimator builds it (n_partitions = SYNTH_P)."""
     from fastml.lda._gibbs import GibbsSampler, use_sparse
 
     words, doc_ptr, nd = _tokens(csr)
     chain = GibbsSampler(
-        words,
-        doc_ptr,
-        nd,
-        csr.shape[1],
-        k,
-        1.0 / k,
-        0.01,
-        np.random.default_rng(0),
-        sparse=use_sparse("auto", k),
-        n_partitions=SYNTH_P,
-    )
-    for _ in range(SYNTH_BURN):
+        words, doc_ptr, nd, csr.shape[1], k, alpha, eta, np.random.default_rng(0),
+        sparse=use_sparse(sampler, k), n_partitions=SYNTH_P,
+    )  # fmt: skip
+    for _ in range(burn):
         chain.sweep(burn_jobs)
     return chain
 
@@ -184,7 +182,7 @@ def _tomotopy_model(csr, k, workers):
 
 def _bench_synthetic(benchmark, impl, k, threads, csr):
     if impl == "fastml":
-        chain = _fastml_chain(csr, k, threads)
+        chain = _fastml_chain(csr, k, 1.0 / k, 0.01, burn=SYNTH_BURN, burn_jobs=threads)
 
         def run():
             for _ in range(SYNTH_SWEEPS):
@@ -231,23 +229,8 @@ def bench_gibbs_synthetic_fastml_threads(benchmark, n_jobs, k, synthetic, all_co
 def bench_gibbs_estimator_reuters(benchmark, sampler, reuters):
     """The estimator's Gibbs path (default n_partitions, one thread) on Reuters K = 20,
     in the same units as ``lda-gibbs-reuters-K20-10sweeps`` (today's dense sweep)."""
-    from fastml.lda._gibbs import GibbsSampler, use_sparse
-
     X, _ = reuters
-    csr = check_counts(X, integer=True)
-    words, doc_ptr, nd = _tokens(csr)
-    chain = GibbsSampler(
-        words,
-        doc_ptr,
-        nd,
-        csr.shape[1],
-        K,
-        ALPHA,
-        ETA,
-        np.random.default_rng(0),
-        sparse=use_sparse(sampler, K),
-        n_partitions=SYNTH_P,
-    )
+    chain = _fastml_chain(check_counts(X, integer=True), K, ALPHA, ETA, sampler)
 
     def run():
         for _ in range(SWEEPS):

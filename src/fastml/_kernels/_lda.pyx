@@ -71,6 +71,35 @@ cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
     return k
 
 
+cdef void _dense_segment(bitgen_t *rng, const int *words, int *z, idx_t lo, idx_t hi,
+                         int *nd, int *nwk, int *nk, double alpha, double eta,
+                         double Veta, int K, double *inv_den, double *A,
+                         double *cum) noexcept nogil:
+    """Resample tokens ``lo:hi`` of one document (counts ``nd``) with the dense draw
+    (G&S eq. 5); ``inv_den_k = 1 / (n_k + V eta)`` is current on entry and kept
+    current, and ``A_k = (n_dk + alpha) inv_den_k`` is set up here."""
+    cdef idx_t i
+    cdef int k
+    cdef int *nw
+    for k in range(K):
+        A[k] = (nd[k] + alpha) * inv_den[k]
+    for i in range(lo, hi):
+        nw = &nwk[<idx_t> words[i] * K]
+        k = z[i]
+        nd[k] -= 1
+        nw[k] -= 1
+        nk[k] -= 1
+        inv_den[k] = 1.0 / (nk[k] + Veta)
+        A[k] = (nd[k] + alpha) * inv_den[k]
+        k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
+        z[i] = k
+        nd[k] += 1
+        nw[k] += 1
+        nk[k] += 1
+        inv_den[k] = 1.0 / (nk[k] + Veta)
+        A[k] = (nd[k] + alpha) * inv_den[k]
+
+
 def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc_ptr,
                 int[::1] z, int[:, ::1] ndk, int[:, ::1] nwk, int[::1] nk,
                 double alpha, double eta, double[::1] scratch):
@@ -88,14 +117,12 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t D = ndk.shape[0], V = nwk.shape[0], N = words.shape[0]
     cdef int K = <int> ndk.shape[1]
-    cdef idx_t d, i
-    cdef int w, k
+    cdef idx_t d
+    cdef int k
     cdef double Veta = V * eta
     cdef double *inv_den
     cdef double *A
     cdef double *cum
-    cdef int *nd
-    cdef int *nw
     if (nwk.shape[1] != K or nk.shape[0] != K or z.shape[0] != N
             or doc_ptr.shape[0] != D + 1 or scratch.shape[0] < 3 * K or K < 1):
         raise ValueError("gibbs_sweep: shape mismatch")
@@ -108,26 +135,9 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
             inv_den[k] = 1.0 / (nk[k] + Veta)
         for d in range(D):
             poll(&left, 4 * (doc_ptr[d + 1] - doc_ptr[d] + 1) * K, NULL)
-            nd = &ndk[d, 0]
-            # A_k = (n_dk + alpha) / (n_k + V eta), kept current for this document
-            for k in range(K):
-                A[k] = (nd[k] + alpha) * inv_den[k]
-            for i in range(doc_ptr[d], doc_ptr[d + 1]):
-                w = words[i]
-                nw = &nwk[w, 0]
-                k = z[i]
-                nd[k] -= 1
-                nw[k] -= 1
-                nk[k] -= 1
-                inv_den[k] = 1.0 / (nk[k] + Veta)
-                A[k] = (nd[k] + alpha) * inv_den[k]
-                k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
-                z[i] = k
-                nd[k] += 1
-                nw[k] += 1
-                nk[k] += 1
-                inv_den[k] = 1.0 / (nk[k] + Veta)
-                A[k] = (nd[k] + alpha) * inv_den[k]
+            _dense_segment(rng, &words[0], &z[0], doc_ptr[d], doc_ptr[d + 1],
+                           &ndk[d, 0], &nwk[0, 0], &nk[0], alpha, eta, Veta, K,
+                           inv_den, A, cum)
 
 
 cdef inline void _list_remove(int *lst, int *nnz, int k) noexcept nogil:
@@ -265,15 +275,13 @@ def gibbs_sweep_block(object bit_generator, const int[::1] words, int[::1] z,
     for Ctrl-C (and ``cancel[0]``) between segments; the counts always match ``z``.
     """
     cdef bitgen_t *rng = get_bitgen(bit_generator)
-    cdef idx_t V = nwk.shape[0], S = seg_doc.shape[0], g, i
+    cdef idx_t V = nwk.shape[0], S = seg_doc.shape[0], g
     cdef int K = <int> ndk.shape[1]
-    cdef int w, k
+    cdef int k
     cdef double Veta = V * eta
     cdef double *inv_den
     cdef double *A
     cdef double *cum
-    cdef int *nd
-    cdef int *nw
     if (nwk.shape[1] != K or nk.shape[0] != K or seg_ptr.shape[0] != S + 1
             or scratch.shape[0] < 3 * K or K < 1 or cancel.shape[0] < 1):
         raise ValueError("gibbs_sweep_block: shape mismatch")
@@ -286,25 +294,9 @@ def gibbs_sweep_block(object bit_generator, const int[::1] words, int[::1] z,
             inv_den[k] = 1.0 / (nk[k] + Veta)
         for g in range(S):
             poll(&left, 4 * (seg_ptr[g + 1] - seg_ptr[g] + 1) * K, &cancel[0])
-            nd = &ndk[seg_doc[g], 0]
-            for k in range(K):
-                A[k] = (nd[k] + alpha) * inv_den[k]
-            for i in range(seg_ptr[g], seg_ptr[g + 1]):
-                w = words[i]
-                nw = &nwk[w, 0]
-                k = z[i]
-                nd[k] -= 1
-                nw[k] -= 1
-                nk[k] -= 1
-                inv_den[k] = 1.0 / (nk[k] + Veta)
-                A[k] = (nd[k] + alpha) * inv_den[k]
-                k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
-                z[i] = k
-                nd[k] += 1
-                nw[k] += 1
-                nk[k] += 1
-                inv_den[k] = 1.0 / (nk[k] + Veta)
-                A[k] = (nd[k] + alpha) * inv_den[k]
+            _dense_segment(rng, &words[0], &z[0], seg_ptr[g], seg_ptr[g + 1],
+                           &ndk[seg_doc[g], 0], &nwk[0, 0], &nk[0], alpha, eta,
+                           Veta, K, inv_den, A, cum)
 
 
 cdef inline int _tree_leaves(int K) noexcept nogil:

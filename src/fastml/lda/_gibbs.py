@@ -188,12 +188,18 @@ class GibbsSampler:
             self.word_topics, self.word_ptr, self.word_nnz = wl
             self.doc_topics, self.doc_lptr, self.doc_nnz = dl
         kp = 1 << max(K - 1, 0).bit_length()  # the F+tree's leaves: a power of two
-        self._scratch_len = 3 * K + (2 * kp if sparse else 0)
+        # per partition: scratch and a copy of the topic totals (a partition runs one
+        # block per sub-step); per block: its segments (None when empty)
+        self._scratch = np.empty((P, 3 * K + (2 * kp if sparse else 0)))
+        self._nk_part = np.empty((P, K), dtype=np.intc)
+        self._blocks = [
+            (self.seg_key[a:e], self.seg_ptr[a : e + 1]) if e > a else None
+            for a, e in zip(self.block_seg[:-1], self.block_seg[1:], strict=True)
+        ]
 
     def _sweep_block(self, b: int, p: int, nk: np.ndarray, cancel: np.ndarray) -> None:
-        a, e = int(self.block_seg[b]), int(self.block_seg[b + 1])
-        seg_key, seg_ptr = self.seg_key[a:e], self.seg_ptr[a : e + 1]
-        scratch = np.empty(self._scratch_len)
+        seg_key, seg_ptr = self._blocks[b]
+        scratch = self._scratch[p]
         common = (self.ndk, self.nwk, nk, self.alpha, self.eta)
         if self.sparse:
             _lda.gibbs_sweep_block_sparse(
@@ -217,19 +223,20 @@ class GibbsSampler:
         """
         P = self.P
         for j in range(P):
-            nk0 = self.nk.copy()
 
-            def block(p: int, cancel: np.ndarray, j: int = j, nk0=nk0):
+            def block(p: int, cancel: np.ndarray, j: int = j) -> bool:
                 b = p * P + (p + j) % P
-                if self.block_seg[b] == self.block_seg[b + 1]:
-                    return None
-                nk_b = nk0.copy()
-                self._sweep_block(b, p, nk_b, cancel)
-                return nk_b - nk0
+                if self._blocks[b] is None:
+                    return False
+                self._nk_part[p] = self.nk
+                self._sweep_block(b, p, self._nk_part[p], cancel)
+                return True
 
-            for delta in run_blocks(block, P, n_jobs):  # partition order
-                if delta is not None:
-                    self.nk += delta
+            ran = run_blocks(block, P, n_jobs)
+            nk0 = self.nk.copy()
+            for p in range(P):  # partition order (integer sums: exact anyway)
+                if ran[p]:
+                    self.nk += self._nk_part[p] - nk0
 
     def loglik(self) -> float:
         """``log p(w, z)`` (Griffiths & Steyvers eqs. 2-3)."""
