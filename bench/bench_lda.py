@@ -130,12 +130,12 @@ def bench_variational_reuters(benchmark, impl, reuters):
 
 # ----------------------------------------------------- Gibbs at scale (issue 13)
 # Synthetic corpus (bench/make_synthetic_corpus.py: ~2.2e6 tokens, V = 20,000): tokens/s
-# of fastml's Gibbs sweep (sampler="auto": sparse from K = 40, n_partitions = 4)
+# of fastml's Gibbs sweep (defaults: sparse from K = 40, n_partitions = 4 here)
 # against tomotopy LDAModel.train(workers=...) with the same priors, K = 20 ... 1000.
 # Each round times SYNTH_SWEEPS sweeps of a chain initialised (and burnt in for
 # SYNTH_BURN sweeps, so the counts are sparse as in real use) outside the timing.
 SYNTH_KS = (20, 100, 300, 1000)
-SYNTH_SWEEPS, SYNTH_BURN, SYNTH_P = 2, 5, 4
+SYNTH_SWEEPS, SYNTH_BURN = 2, 5
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +152,14 @@ def synthetic():
 
 
 def _fastml_chain(csr, k, alpha, eta, sampler="auto", burn=0, burn_jobs=1):
-    """fastml's Gibbs chain as the estimator builds it (n_partitions = SYNTH_P)."""
-    from fastml.lda._gibbs import GibbsSampler, use_sparse
+    """fastml's Gibbs chain as the estimator builds it (default n_partitions: 4 on
+    the synthetic corpus, 1 on Reuters)."""
+    from fastml.lda._gibbs import GibbsSampler, default_partitions, use_sparse
 
     words, doc_ptr, nd = _tokens(csr)
     chain = GibbsSampler(
         words, doc_ptr, nd, csr.shape[1], k, alpha, eta, np.random.default_rng(0),
-        sparse=use_sparse(sampler, k), n_partitions=SYNTH_P,
+        sparse=use_sparse(sampler, k), n_partitions=default_partitions(len(words)),
     )  # fmt: skip
     for _ in range(burn):
         chain.sweep(burn_jobs)

@@ -15,7 +15,12 @@ from scipy.special import gammaln
 from fastml._kernels import _lda
 from fastml.lda import LatentDirichletAllocation, check_counts
 from fastml.lda._counts import _tokens
-from fastml.lda._gibbs import SPARSE_MIN_K, GibbsSampler, use_sparse
+from fastml.lda._gibbs import (
+    SPARSE_MIN_K,
+    GibbsSampler,
+    default_partitions,
+    use_sparse,
+)
 
 
 def _joint_loglik(z, words, doc_of, D, V, K, alpha, eta):
@@ -262,6 +267,14 @@ def test_sparse_loglik_per_token_matches_dense():
 def test_sampler_auto_picks_by_K():
     assert use_sparse("auto", SPARSE_MIN_K) and not use_sparse("auto", SPARSE_MIN_K - 1)
     assert use_sparse("sparse", 2) and not use_sparse("dense", 1000)
+
+
+def test_default_partitions_depend_on_the_corpus_only():
+    assert default_partitions(2**18 - 1) == 1 and default_partitions(2**18) == 4
+    X, _ = _zipf_lda_corpus(60, 4, 300, 30, seed=8)  # 1,800 tokens: one partition
+    a = _fit(X, 50, max_iter=3, n_jobs=2)
+    b = _fit(X, 50, max_iter=3, n_partitions=1, n_jobs=1)
+    np.testing.assert_array_equal(a.z_, b.z_)
 
 
 @pytest.mark.parametrize("sampler", ["dense", "sparse"])

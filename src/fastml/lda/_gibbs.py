@@ -66,7 +66,7 @@ import numpy as np
 from fastml._kernels import _lda
 from fastml._parallel import run_blocks
 
-__all__ = ["SPARSE_MIN_K", "GibbsSampler", "use_sparse"]
+__all__ = ["SPARSE_MIN_K", "GibbsSampler", "default_partitions", "use_sparse"]
 
 # Below this K the dense O(K) draw is as fast as the sparse one (measured on Reuters and
 # the synthetic bench corpus, one thread).
@@ -76,6 +76,16 @@ SPARSE_MIN_K = 40
 TREE_WORK_PER_TOPIC = 2.0
 
 _SAMPLERS = ("auto", "dense", "sparse")
+
+
+def default_partitions(n_tokens: int) -> int:
+    """``n_partitions=None``: 4 from 2**18 tokens, else 1 (depends on the corpus only).
+
+    Below that a sweep takes a few milliseconds and the per-block hand-offs (16 per
+    sweep at P = 4) cost more than a second thread saves (measured on Reuters, 84,010
+    tokens: P = 4 sweeps 5% slower than P = 1 on one thread).
+    """
+    return 4 if n_tokens >= 2**18 else 1
 
 
 def use_sparse(sampler: str, K: int) -> bool:

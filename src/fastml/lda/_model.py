@@ -29,7 +29,7 @@ from fastml._validation import (
     check_real,
 )
 from fastml.lda._counts import _Counts, _tokens, check_counts
-from fastml.lda._gibbs import GibbsSampler, use_sparse
+from fastml.lda._gibbs import GibbsSampler, default_partitions, use_sparse
 
 _Vocabulary: TypeAlias = Sequence[str] | NDArray[Any] | None
 
@@ -130,12 +130,14 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         token; SparseLDA's s/r/q buckets, Yao, Mimno & McCallum 2009, for rare
         words); both draw from the same conditional (G&S eq. 5). "auto": sparse for
         ``n_components >= 40`` (the measured crossover), dense below.
-    n_partitions : int, default 4
+    n_partitions : int, optional
         Gibbs only: documents and vocabulary are each cut into this many parts and a
         sweep runs as ``n_partitions`` rounds of independent (document part, word
         part) blocks (tomotopy's PARTITION scheme), spread over ``n_jobs`` threads.
         The result depends on ``random_state`` and ``n_partitions``, never on
-        ``n_jobs``; 1 is the serial sampler.
+        ``n_jobs``; 1 is the serial sampler. Default (None): 4 for corpora of
+        2**18 tokens or more, else 1 (a sweep then takes milliseconds, less than
+        the partitions' hand-offs save).
     n_jobs : int, optional
         Gibbs only: threads (None: the usable CPUs; -1: all CPUs).
     random_state : None, int or numpy.random.Generator
@@ -214,7 +216,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         optimize_priors: bool = False,
         transform_iter: int = 50,
         sampler: Literal["auto", "dense", "sparse"] = "auto",
-        n_partitions: int = 4,
+        n_partitions: int | None = None,
         n_jobs: int | None = None,
         random_state: RandomStateLike = None,
         verbose: int = 0,
@@ -273,7 +275,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         )
         check_int(self.transform_iter, "transform_iter", low=1, high=2**31 - 1)
         use_sparse(self.sampler, K)
-        check_int(self.n_partitions, "n_partitions", low=1)
+        if self.n_partitions is not None:
+            check_int(self.n_partitions, "n_partitions", low=1)
         effective_n_jobs(self.n_jobs)
         check_int(self.verbose, "verbose", low=0)
         if not isinstance(self.optimize_priors, (bool, np.bool_)):
@@ -374,7 +377,9 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             eta,
             rng,
             sparse=use_sparse(self.sampler, K),
-            n_partitions=int(self.n_partitions),
+            n_partitions=default_partitions(words.shape[0])
+            if self.n_partitions is None
+            else int(self.n_partitions),
         )
         t_last = time.perf_counter()
 
