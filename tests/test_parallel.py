@@ -109,3 +109,23 @@ def test_run_blocks_propagates_the_first_error_and_cancels():
 
 def test_run_blocks_empty():
     assert run_blocks(lambda b, c: b, 0, 4) == []
+
+
+def test_threadpoolctl_restore_leaves_no_stale_limit(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with threadpoolctl.threadpool_limits(limits=1):
+        pass
+    monkeypatch.setattr(_parallel, "cpu_count", lambda: 64)  # e.g. a bigger machine
+    assert effective_n_jobs(None) == 64
+
+
+def test_threadpoolctl_nested_limits(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
+    monkeypatch.setattr(_parallel, "cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with threadpoolctl.threadpool_limits(limits=2):
+        with threadpoolctl.threadpool_limits(limits=4):
+            assert effective_n_jobs(None) == 4
+        assert effective_n_jobs(None) == 2
+    assert effective_n_jobs(None) == 8

@@ -72,13 +72,15 @@ def _omp_num_threads() -> int | None:
 def default_n_jobs() -> int:
     """Threads used for ``n_jobs=None``: the usable CPUs, capped by ``OMP_NUM_THREADS``
     and by a threadpoolctl limit in force."""
-    n = cpu_count()
-    omp = _omp_num_threads()
-    if omp is not None:
-        n = min(n, omp)
+    n = _default_without_threadpoolctl()
     if _threadpool_limit is not None:
         n = min(n, _threadpool_limit)
     return max(n, 1)
+
+
+def _default_without_threadpoolctl() -> int:
+    omp = _omp_num_threads()
+    return cpu_count() if omp is None else min(cpu_count(), omp)
 
 
 def effective_n_jobs(n_jobs: int | None, name: str = "n_jobs") -> int:
@@ -257,10 +259,15 @@ def _register_with_threadpoolctl() -> None:
             return default_n_jobs()
 
         def set_num_threads(self, num_threads: int) -> None:
+            # threadpoolctl restores a limit by setting back what get_num_threads
+            # returned: a count no lower than the default without a limit means none.
             global _threadpool_limit
-            _threadpool_limit = (
-                None if num_threads is None else max(int(num_threads), 1)
-            )
+            _threadpool_limit = None
+            if (
+                num_threads is not None
+                and int(num_threads) < _default_without_threadpoolctl()
+            ):
+                _threadpool_limit = max(int(num_threads), 1)
 
         def get_version(self) -> str:
             from fastml import __version__
