@@ -15,6 +15,8 @@ mean absolute change of gamma drops below a tolerance, then add the document's
 expected counts to the topic-word sufficient statistics.
 """
 from libc.math cimport exp, fabs, lgamma, log
+
+import numpy as np
 from scipy.linalg.cython_blas cimport dgemv
 
 from numpy.random cimport bitgen_t
@@ -69,6 +71,35 @@ cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
     return k
 
 
+cdef void _dense_segment(bitgen_t *rng, const int *words, int *z, idx_t lo, idx_t hi,
+                         int *nd, int *nwk, int *nk, double alpha, double eta,
+                         double Veta, int K, double *inv_den, double *A,
+                         double *cum) noexcept nogil:
+    """Resample tokens ``lo:hi`` of one document (counts ``nd``) with the dense draw
+    (G&S eq. 5); ``inv_den_k = 1 / (n_k + V eta)`` is current on entry and kept
+    current, and ``A_k = (n_dk + alpha) inv_den_k`` is set up here."""
+    cdef idx_t i
+    cdef int k
+    cdef int *nw
+    for k in range(K):
+        A[k] = (nd[k] + alpha) * inv_den[k]
+    for i in range(lo, hi):
+        nw = &nwk[<idx_t> words[i] * K]
+        k = z[i]
+        nd[k] -= 1
+        nw[k] -= 1
+        nk[k] -= 1
+        inv_den[k] = 1.0 / (nk[k] + Veta)
+        A[k] = (nd[k] + alpha) * inv_den[k]
+        k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
+        z[i] = k
+        nd[k] += 1
+        nw[k] += 1
+        nk[k] += 1
+        inv_den[k] = 1.0 / (nk[k] + Veta)
+        A[k] = (nd[k] + alpha) * inv_den[k]
+
+
 def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc_ptr,
                 int[::1] z, int[:, ::1] ndk, int[:, ::1] nwk, int[::1] nk,
                 double alpha, double eta, double[::1] scratch):
@@ -86,14 +117,12 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
     cdef bitgen_t *rng = get_bitgen(bit_generator)
     cdef idx_t D = ndk.shape[0], V = nwk.shape[0], N = words.shape[0]
     cdef int K = <int> ndk.shape[1]
-    cdef idx_t d, i
-    cdef int w, k
+    cdef idx_t d
+    cdef int k
     cdef double Veta = V * eta
     cdef double *inv_den
     cdef double *A
     cdef double *cum
-    cdef int *nd
-    cdef int *nw
     if (nwk.shape[1] != K or nk.shape[0] != K or z.shape[0] != N
             or doc_ptr.shape[0] != D + 1 or scratch.shape[0] < 3 * K or K < 1):
         raise ValueError("gibbs_sweep: shape mismatch")
@@ -106,26 +135,323 @@ def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc
             inv_den[k] = 1.0 / (nk[k] + Veta)
         for d in range(D):
             poll(&left, 4 * (doc_ptr[d + 1] - doc_ptr[d] + 1) * K, NULL)
-            nd = &ndk[d, 0]
-            # A_k = (n_dk + alpha) / (n_k + V eta), kept current for this document
-            for k in range(K):
-                A[k] = (nd[k] + alpha) * inv_den[k]
-            for i in range(doc_ptr[d], doc_ptr[d + 1]):
-                w = words[i]
-                nw = &nwk[w, 0]
+            _dense_segment(rng, &words[0], &z[0], doc_ptr[d], doc_ptr[d + 1],
+                           &ndk[d, 0], &nwk[0, 0], &nk[0], alpha, eta, Veta, K,
+                           inv_den, A, cum)
+
+
+cdef inline void _list_remove(int *lst, int *nnz, int k) noexcept nogil:
+    """Remove topic ``k`` from the unordered list ``lst[:nnz]`` (swap with the last)."""
+    cdef int j = 0, n = nnz[0] - 1
+    while lst[j] != k:
+        j += 1
+    lst[j] = lst[n]
+    nnz[0] = n
+
+
+cdef inline void _tree_set(double *tree, int Kp, int k, double value) noexcept nogil:
+    """F+tree (Yu et al. 2015): leaf ``Kp + k`` set, the sums above it recomputed."""
+    cdef int i = Kp + k
+    tree[i] = value
+    i >>= 1
+    while i >= 1:
+        tree[i] = tree[2 * i] + tree[2 * i + 1]
+        i >>= 1
+
+
+cdef inline void _tree_build(double *tree, int Kp, int K, const int *nw,
+                             const double *inv_den, double eta) noexcept nogil:
+    """Leaves ``F_k = (n_kw + eta) / (n_k + V eta)`` (zero past K), then the sums."""
+    cdef int k
+    for k in range(K):
+        tree[Kp + k] = (nw[k] + eta) * inv_den[k]
+    for k in range(K, Kp):
+        tree[Kp + k] = 0.0
+    for k in range(Kp - 1, 0, -1):
+        tree[k] = tree[2 * k] + tree[2 * k + 1]
+
+
+cdef inline int _tree_sample(const double *tree, int Kp, double u) noexcept nogil:
+    """The leaf where the running sum passes ``u`` in [0, tree[1]): O(log K)."""
+    cdef int i = 1, right
+    while i < Kp:  # branch-free steps (the direction is a coin flip for the CPU)
+        i *= 2
+        right = (u >= tree[i]) & (tree[i + 1] > 0.0)
+        u -= right * tree[i]
+        i += right
+    return i - Kp
+
+
+cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const int *nd,
+                                 const int *wl, int wn, const int *dl, int dn,
+                                 const double *inv_den, const double *tree, int Kp,
+                                 double *rv, double *qv, double s_sum, double alpha,
+                                 double eta, int K, double *masses) noexcept nogil:
+    """One draw of ``p_k ~ (n_kw + eta)(n_dk + alpha) / (n_k + V eta)`` (G&S eq. 5),
+    exactly, given ``u`` in [0, 1); ``masses`` (3,) receives the bucket totals.
+
+    ``use_tree``: F+LDA split (Yu et al. 2015) ``p_k = n_dk F_k + alpha F_k`` with
+    ``F_k = (n_kw + eta) / (n_k + V eta)``: the first term over the document's topics
+    ``dl`` (O(K_d)), the second from the word's F+tree (O(log K)); masses
+    ``(0, doc part, alpha * tree total)``.
+    Else SparseLDA (Yao, Mimno & McCallum 2009): ``s_k = alpha eta / (n_k + V eta)``
+    (cached total ``s_sum``), ``r_k = n_dk eta / (n_k + V eta)`` over ``dl`` and
+    ``q_k = n_kw (n_dk + alpha) / (n_k + V eta)`` over the word's topics ``wl``
+    (O(K_d + K_w)); masses ``(s, r, q)``.
+    A walk that runs past its end (round-off) takes its bucket's last topic.
+    """
+    cdef int j, k
+    cdef double c, r_sum = 0.0, q_sum = 0.0
+    if use_tree:
+        for j in range(dn):
+            k = dl[j]
+            c = nd[k] * tree[Kp + k]  # the leaf is F_k
+            r_sum += c
+            rv[j] = c
+        masses[0] = 0.0
+        masses[1] = r_sum
+        masses[2] = alpha * tree[1]
+        u *= r_sum + masses[2]
+        if u >= r_sum or dn == 0:
+            return _tree_sample(tree, Kp, (u - r_sum) / alpha)
+    else:
+        for j in range(dn):
+            k = dl[j]
+            c = nd[k] * eta * inv_den[k]
+            r_sum += c
+            rv[j] = c
+        for j in range(wn):
+            k = wl[j]
+            c = nw[k] * (nd[k] + alpha) * inv_den[k]
+            q_sum += c
+            qv[j] = c
+        masses[0] = s_sum
+        masses[1] = r_sum
+        masses[2] = q_sum
+        u *= s_sum + r_sum + q_sum
+        if u < q_sum:
+            j = 0
+            while True:
+                u -= qv[j]
+                if u < 0.0 or j == wn - 1:
+                    return wl[j]
+                j += 1
+        u -= q_sum
+        if u >= r_sum or dn == 0:
+            u -= r_sum
+            k = 0
+            c = alpha * eta
+            while True:
+                u -= c * inv_den[k]
+                if u < 0.0 or k == K - 1:
+                    return k
+                k += 1
+    j = 0
+    while True:
+        u -= rv[j]
+        if u < 0.0 or j == dn - 1:
+            return dl[j]
+        j += 1
+
+
+def gibbs_sweep_block(object bit_generator, const int[::1] words, int[::1] z,
+                      const idx_t[::1] seg_doc, const idx_t[::1] seg_ptr,
+                      int[:, ::1] ndk, int[:, ::1] nwk, int[::1] nk,
+                      double alpha, double eta, double[::1] scratch,
+                      const unsigned char[::1] cancel):
+    """Dense collapsed Gibbs over one block of tokens, in place (G&S eq. 5).
+
+    The block is a list of segments: segment ``g`` holds tokens
+    ``seg_ptr[g]:seg_ptr[g + 1]`` of document ``seg_doc[g]`` (word ids ``words``,
+    topics ``z``); ``ndk`` (D, K), ``nwk`` (V, K) and ``nk`` (K,) are the counts. The
+    block reads and writes only the rows of ``ndk`` and ``nwk`` of its own documents
+    and words and its own ``nk`` (the caller's copy), so blocks with disjoint documents
+    and words run concurrently. The draw is :func:`gibbs_sweep`'s, with the same
+    arithmetic: one block holding the whole corpus in order gives its bits.
+    ``scratch`` has 3K doubles.
+
+    Assumes: counts consistent with ``z``; ids in range; ``alpha, eta > 0``. Draws one
+    uniform per token from ``bit_generator`` (under its lock), in token order. Polls
+    for Ctrl-C (and ``cancel[0]``) between segments; the counts always match ``z``.
+    """
+    cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t V = nwk.shape[0], S = seg_doc.shape[0], g
+    cdef int K = <int> ndk.shape[1]
+    cdef int k
+    cdef double Veta = V * eta
+    cdef double *inv_den
+    cdef double *A
+    cdef double *cum
+    if (nwk.shape[1] != K or nk.shape[0] != K or seg_ptr.shape[0] != S + 1
+            or scratch.shape[0] < 3 * K or K < 1 or cancel.shape[0] < 1):
+        raise ValueError("gibbs_sweep_block: shape mismatch")
+    inv_den = &scratch[0]
+    A = &scratch[K]
+    cum = &scratch[2 * K]
+    cdef idx_t left = POLL_WORK
+    with bit_generator.lock, nogil:
+        for k in range(K):
+            inv_den[k] = 1.0 / (nk[k] + Veta)
+        for g in range(S):
+            poll(&left, 4 * (seg_ptr[g + 1] - seg_ptr[g] + 1) * K, &cancel[0])
+            _dense_segment(rng, &words[0], &z[0], seg_ptr[g], seg_ptr[g + 1],
+                           &ndk[seg_doc[g], 0], &nwk[0, 0], &nk[0], alpha, eta,
+                           Veta, K, inv_den, A, cum)
+
+
+cdef inline int _tree_leaves(int K) noexcept nogil:
+    cdef int Kp = 1
+    while Kp < K:
+        Kp *= 2
+    return Kp
+
+
+def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::1] z,
+                             const idx_t[::1] seg_word, const idx_t[::1] seg_ptr,
+                             int[:, ::1] ndk, int[:, ::1] nwk, int[::1] nk,
+                             double alpha, double eta, double tree_work,
+                             int[::1] word_topics, const idx_t[::1] word_ptr,
+                             int[::1] word_nnz, int[::1] doc_topics,
+                             const idx_t[::1] doc_lptr, int[::1] doc_nnz,
+                             double[::1] scratch, const unsigned char[::1] cancel):
+    """Sparse collapsed Gibbs over one block of tokens in word-major order, in place.
+
+    Segment ``g`` holds tokens ``seg_ptr[g]:seg_ptr[g + 1]`` of word ``seg_word[g]``
+    (their documents ``docs``, topics ``z``); counts and block ownership as in
+    :func:`gibbs_sweep_block`. Every draw is exact (G&S eq. 5), by one of two splits
+    (see ``_draw_word_major``): when the segment's tokens times the word's nonzero
+    topics reach ``tree_work``, the word's F+tree is built once (O(K)) and each token
+    costs O(K_d + log K) (F+LDA, Yu et al. 2015); otherwise SparseLDA's s/r/q buckets
+    (Yao, Mimno & McCallum 2009), O(K_d + K_w). Each word's and each document's list
+    of topics with nonzero count (``word_topics[word_ptr[w]:word_ptr[w] +
+    word_nnz[w]]``, capacity ``word_ptr[w + 1] - word_ptr[w] >= min(K, n_w)``; the
+    documents' likewise) is kept current, unordered.
+
+    ``scratch`` has at least 3K + 2 Kp doubles, Kp the power of two >= K.
+
+    Assumes: counts and lists consistent with ``z``; ids in range; ``alpha, eta > 0``.
+    Draws one uniform per token from ``bit_generator`` (under its lock), in token
+    order. Polls for Ctrl-C (and ``cancel[0]``) between segments; the counts and
+    lists always match ``z``.
+    """
+    cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t D = ndk.shape[0], V = nwk.shape[0], S = seg_word.shape[0], g, i, d
+    cdef int K = <int> ndk.shape[1], Kp = _tree_leaves(K)
+    cdef int w, k, use_tree
+    cdef double Veta = V * eta, sab = alpha * eta, s_sum = 0.0
+    cdef double masses[3]
+    cdef double *inv_den
+    cdef double *rv
+    cdef double *qv
+    cdef double *tree
+    cdef int *nd
+    cdef int *nw
+    cdef int *wl
+    cdef int *dl
+    cdef int *wn
+    cdef int *dn
+    if (nwk.shape[1] != K or nk.shape[0] != K or seg_ptr.shape[0] != S + 1
+            or scratch.shape[0] < 3 * K + 2 * Kp or K < 1 or cancel.shape[0] < 1
+            or word_ptr.shape[0] != V + 1 or word_nnz.shape[0] != V
+            or doc_lptr.shape[0] != D + 1 or doc_nnz.shape[0] != D):
+        raise ValueError("gibbs_sweep_block_sparse: shape mismatch")
+    inv_den = &scratch[0]
+    rv = &scratch[K]
+    qv = &scratch[2 * K]
+    tree = &scratch[3 * K]
+    cdef idx_t left = POLL_WORK
+    with bit_generator.lock, nogil:
+        for k in range(K):
+            inv_den[k] = 1.0 / (nk[k] + Veta)
+            s_sum += sab * inv_den[k]
+        for g in range(S):
+            w = <int> seg_word[g]
+            nw = &nwk[w, 0]
+            wl = &word_topics[word_ptr[w]]
+            wn = &word_nnz[w]
+            use_tree = (seg_ptr[g + 1] - seg_ptr[g]) * <double> wn[0] >= tree_work
+            poll(&left, 60 * (seg_ptr[g + 1] - seg_ptr[g]) + 4 * K * use_tree + 4,
+                 &cancel[0])
+            if use_tree:
+                _tree_build(tree, Kp, K, nw, inv_den, eta)
+            for i in range(seg_ptr[g], seg_ptr[g + 1]):
+                d = docs[i]
+                nd = &ndk[d, 0]
+                dl = &doc_topics[doc_lptr[d]]
+                dn = &doc_nnz[d]
                 k = z[i]
+                s_sum -= sab * inv_den[k]
                 nd[k] -= 1
                 nw[k] -= 1
                 nk[k] -= 1
+                if nd[k] == 0:
+                    _list_remove(dl, dn, k)
+                if nw[k] == 0:
+                    _list_remove(wl, wn, k)
                 inv_den[k] = 1.0 / (nk[k] + Veta)
-                A[k] = (nd[k] + alpha) * inv_den[k]
-                k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
+                s_sum += sab * inv_den[k]
+                if use_tree:
+                    _tree_set(tree, Kp, k, (nw[k] + eta) * inv_den[k])
+                k = _draw_word_major(random_standard_uniform(rng), use_tree, nw, nd,
+                                     wl, wn[0], dl, dn[0], inv_den, tree, Kp, rv, qv,
+                                     s_sum, alpha, eta, K, masses)
                 z[i] = k
+                s_sum -= sab * inv_den[k]
                 nd[k] += 1
                 nw[k] += 1
                 nk[k] += 1
+                if nd[k] == 1:
+                    dl[dn[0]] = k
+                    dn[0] += 1
+                if nw[k] == 1:
+                    wl[wn[0]] = k
+                    wn[0] += 1
                 inv_den[k] = 1.0 / (nk[k] + Veta)
-                A[k] = (nd[k] + alpha) * inv_den[k]
+                s_sum += sab * inv_den[k]
+                if use_tree:
+                    _tree_set(tree, Kp, k, (nw[k] + eta) * inv_den[k])
+
+
+def sparse_topic_draws(object bit_generator, int w, int d, const int[:, ::1] ndk,
+                       const int[:, ::1] nwk, const int[::1] nk, double alpha,
+                       double eta, const int[::1] word_topics,
+                       const int[::1] doc_topics, bint use_tree, idx_t n_draws,
+                       idx_t[::1] counts_out, double[::1] masses_out):
+    """``n_draws`` draws of the sparse conditional (F+tree or s/r/q buckets, as
+    :func:`gibbs_sweep_block_sparse` makes them) for one token of word ``w`` in
+    document ``d``, the token already removed from the counts; each draw is added to
+    ``counts_out`` (K,) and the bucket totals go to ``masses_out`` (3,). For tests of
+    the sampler against the dense conditional.
+
+    ``word_topics`` and ``doc_topics`` list the word's and the document's topics with
+    nonzero count. Assumes ids in range and ``alpha, eta > 0``.
+    """
+    cdef bitgen_t *rng = get_bitgen(bit_generator)
+    cdef idx_t V = nwk.shape[0], _t
+    cdef int K = <int> ndk.shape[1], k, Kp = _tree_leaves(K)
+    cdef int wn = <int> word_topics.shape[0], dn = <int> doc_topics.shape[0]
+    cdef double Veta = V * eta, s_sum = 0.0
+    if (nwk.shape[1] != K or nk.shape[0] != K or counts_out.shape[0] != K
+            or masses_out.shape[0] != 3 or K < 1 or not 0 <= w < V
+            or not 0 <= d < ndk.shape[0] or wn > K or dn > K):
+        raise ValueError("sparse_topic_draws: shape mismatch")
+    buf = np.empty(3 * K + 2 * Kp)
+    cdef double[::1] sc = buf
+    cdef double *inv_den = &sc[0]
+    cdef double *tree = &sc[3 * K]
+    cdef const int *wl = &word_topics[0] if wn > 0 else NULL
+    cdef const int *dl = &doc_topics[0] if dn > 0 else NULL
+    with bit_generator.lock, nogil:
+        for k in range(K):
+            inv_den[k] = 1.0 / (nk[k] + Veta)
+            s_sum += alpha * eta * inv_den[k]
+        _tree_build(tree, Kp, K, &nwk[w, 0], inv_den, eta)
+        for _t in range(n_draws):
+            k = _draw_word_major(random_standard_uniform(rng), use_tree, &nwk[w, 0],
+                                 &ndk[d, 0], wl, wn, dl, dn, inv_den, tree, Kp,
+                                 &sc[K], &sc[2 * K], s_sum, alpha, eta, K,
+                                 &masses_out[0])
+            counts_out[k] += 1
 
 
 def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] doc_ptr,

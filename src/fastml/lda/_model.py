@@ -20,6 +20,7 @@ from fastml._base import (
     validate_data,
 )
 from fastml._kernels import _lda
+from fastml._parallel import effective_n_jobs
 from fastml._typing import FloatArray, NDArray, RandomStateLike
 from fastml._validation import (
     check_diverged,
@@ -28,6 +29,7 @@ from fastml._validation import (
     check_real,
 )
 from fastml.lda._counts import _Counts, _tokens, check_counts
+from fastml.lda._gibbs import GibbsSampler, default_partitions, use_sparse
 
 _Vocabulary: TypeAlias = Sequence[str] | NDArray[Any] | None
 
@@ -122,6 +124,22 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         Variational only: Newton-Raphson updates of alpha and eta after each M-step.
     transform_iter : int, default 50
         Gibbs only: fold-in sweeps in ``transform`` (the first fifth are burn-in).
+    sampler : {"auto", "dense", "sparse"}, default "auto"
+        Gibbs only: the O(K) dense draw, or an exact sparse draw (F+LDA's sum tree,
+        Yu et al. 2015, for frequent words: O(topics of the document + log K) per
+        token; SparseLDA's s/r/q buckets, Yao, Mimno & McCallum 2009, for rare
+        words); both draw from the same conditional (G&S eq. 5). "auto": sparse for
+        ``n_components >= 40`` (the measured crossover), dense below.
+    n_partitions : int, optional
+        Gibbs only: documents and vocabulary are each cut into this many parts and a
+        sweep runs as ``n_partitions`` rounds of independent (document part, word
+        part) blocks (tomotopy's PARTITION scheme), spread over ``n_jobs`` threads.
+        The result depends on ``random_state`` and ``n_partitions``, never on
+        ``n_jobs``; 1 is the serial sampler. Default (None): 4 for corpora of
+        2**18 tokens or more, else 1 (a sweep then takes milliseconds, less than
+        the partitions' hand-offs save).
+    n_jobs : int, optional
+        Gibbs only: threads (None: the usable CPUs; -1: all CPUs).
     random_state : None, int or numpy.random.Generator
     verbose : int, default 0
         1 or more: one line per evaluation (iteration, bound or log-likelihood,
@@ -197,6 +215,9 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         max_doc_update_iter: int = 100,
         optimize_priors: bool = False,
         transform_iter: int = 50,
+        sampler: Literal["auto", "dense", "sparse"] = "auto",
+        n_partitions: int | None = None,
+        n_jobs: int | None = None,
         random_state: RandomStateLike = None,
         verbose: int = 0,
     ) -> None:
@@ -211,6 +232,9 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         self.max_doc_update_iter = max_doc_update_iter
         self.optimize_priors = optimize_priors
         self.transform_iter = transform_iter
+        self.sampler = sampler
+        self.n_partitions = n_partitions
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -250,6 +274,10 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             self.max_doc_update_iter, "max_doc_update_iter", low=1, high=2**31 - 1
         )
         check_int(self.transform_iter, "transform_iter", low=1, high=2**31 - 1)
+        use_sparse(self.sampler, K)
+        if self.n_partitions is not None:
+            check_int(self.n_partitions, "n_partitions", low=1)
+        effective_n_jobs(self.n_jobs)
         check_int(self.verbose, "verbose", low=0)
         if not isinstance(self.optimize_priors, (bool, np.bool_)):
             raise TypeError(
@@ -338,46 +366,43 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ Gibbs
     def _fit_gibbs(self, csr, K, alpha, eta, rng):
-        D, V = csr.shape
         words, doc_ptr, nd = _tokens(csr)
-        N = words.shape[0]
-        z = rng.integers(K, size=N).astype(np.intc)
-        doc_of = np.repeat(np.arange(D), nd)
-        ndk = np.bincount(doc_of * K + z, minlength=D * K).astype(np.intc).reshape(D, K)
-        nwk = np.bincount(words.astype(np.int64) * K + z, minlength=V * K)
-        nwk = nwk.astype(np.intc).reshape(V, K)
-        nk = np.bincount(z, minlength=K).astype(np.intc)
-        scratch = np.empty(3 * K)
-        bitgen = rng.bit_generator
-        every = self.evaluate_every
-        self.loglikelihoods_ = []
+        chain = GibbsSampler(
+            words,
+            doc_ptr,
+            nd,
+            csr.shape[1],
+            K,
+            alpha,
+            eta,
+            rng,
+            sparse=use_sparse(self.sampler, K),
+            n_partitions=default_partitions(words.shape[0])
+            if self.n_partitions is None
+            else int(self.n_partitions),
+        )
         t_last = time.perf_counter()
-        sweeps_since = 0
-        for it in range(self.max_iter):
-            _lda.gibbs_sweep(
-                bitgen, words, doc_ptr, z, ndk, nwk, nk, alpha, eta, scratch
-            )
-            sweeps_since += 1
-            last = it == self.max_iter - 1
-            if last or (every > 0 and (it + 1) % every == 0):
-                ll = _lda.gibbs_loglik(ndk, nd.astype(np.intp), nwk, nk, alpha, eta)
-                self.loglikelihoods_.append(ll)
-                if self.verbose:
-                    now = time.perf_counter()
-                    rate = N * sweeps_since / max(now - t_last, 1e-12)
-                    self._say(
-                        f"iteration {it + 1:5d}  log p(w, z) {ll:.6e}  "
-                        f"{rate:.3g} tokens/s"
-                    )
-                    t_last = now
-                    sweeps_since = 0
+
+        def report(it, ll, since):
+            nonlocal t_last
+            if self.verbose:
+                now = time.perf_counter()
+                rate = words.shape[0] * since / max(now - t_last, 1e-12)
+                self._say(
+                    f"iteration {it:5d}  log p(w, z) {ll:.6e}  {rate:.3g} tokens/s"
+                )
+                t_last = now
+
+        self.loglikelihoods_ = chain.run(
+            self.max_iter, self.n_jobs, self.evaluate_every, report
+        )
         self.n_iter_ = self.max_iter
-        self.components_ = nwk.T.astype(np.float64) + eta
-        self.doc_topic_ = (ndk + alpha) / (nd[:, None] + K * alpha)
-        self.nwk_ = nwk
-        self.ndk_ = ndk
-        self.nk_ = nk
-        self.z_ = z
+        self.components_ = chain.nwk.T.astype(np.float64) + eta
+        self.doc_topic_ = (chain.ndk + alpha) / (nd[:, None] + K * alpha)
+        self.nwk_ = chain.nwk
+        self.ndk_ = chain.ndk
+        self.nk_ = chain.nk
+        self.z_ = chain.topics()
 
     # ------------------------------------------------------------ variational
     def _estep(self, csr, gamma, exp_elog_beta_wk, alpha, stats):
