@@ -51,4 +51,5 @@ def estep_docs(
     n_iter_out: NDArray[np.intc],
     gather: NDArray[np.float64],
     cbuf: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> float: ...

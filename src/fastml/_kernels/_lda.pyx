@@ -254,7 +254,8 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
                const double[:, ::1] exp_elog_beta_wk, double alpha, double[:, ::1] gamma,
                int max_iter, double mean_change_tol,
                double[:, ::1] sstats_wk, double[:, ::1] scratch, int[::1] n_iter_out,
-               double[:, ::1] gather, double[::1] cbuf):
+               double[:, ::1] gather, double[::1] cbuf,
+               const unsigned char[::1] cancel):
     """Variational E-step for every document (Blei, Ng & Jordan 2003, eqs. 16-17).
 
     Documents are CSR rows (``indptr``, word ids ``indices``, ``counts``);
@@ -277,9 +278,10 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
     + lgamma(gamma_dk)] - sum_d lgamma(sum_k gamma_dk)`` (the caller adds the
     ``alpha``-only constants and the topic part).
 
-    Assumes: CSR indices < V, counts >= 0, gamma > 0, alpha > 0. Polls for Ctrl-C
-    between documents (on KeyboardInterrupt, rows of ``gamma`` up to the current
-    document are updated, the others untouched).
+    Assumes: CSR indices < V, counts >= 0, gamma > 0, alpha > 0. Polls for Ctrl-C and
+    for ``cancel[0] != 0`` (one byte, set by another thread of
+    ``fastml._parallel.run_blocks``) between documents (on KeyboardInterrupt, rows of
+    ``gamma`` up to the current document are updated, the others untouched).
     """
     cdef idx_t D = gamma.shape[0], V = exp_elog_beta_wk.shape[0], d, j, p, p0, nw
     cdef int K = <int> gamma.shape[1], k, it, w
@@ -294,7 +296,8 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
     cdef bint too_long = 0
     if (exp_elog_beta_wk.shape[1] != K or indptr.shape[0] != D + 1
             or indices.shape[0] != counts.shape[0] or scratch.shape[0] < 4
-            or scratch.shape[1] != K or n_iter_out.shape[0] != D or K < 1):
+            or scratch.shape[1] != K or n_iter_out.shape[0] != D or K < 1
+            or cancel.shape[0] != 1):
         raise ValueError("estep_docs: shape mismatch")
     if want_stats and sstats_wk.shape[1] != K:
         raise ValueError("estep_docs: sstats_wk must be (V, K)")
@@ -344,7 +347,7 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
                 if change / K < mean_change_tol:
                     break
             n_iter_out[d] = it
-            poll(&left, 4 * (it + 1) * (nw + 1) * K, NULL)
+            poll(&left, 4 * (it + 1) * (nw + 1) * K, &cancel[0])
             if nw > 0:
                 b_new = _doc_bound(&indices[p0], &counts[p0], nw, gd, alpha,
                                    exp_elog_beta_wk, K, et, el)
