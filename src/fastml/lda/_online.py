@@ -27,7 +27,7 @@ from scipy.special import gammaln, polygamma, psi
 
 from fastml import exceptions
 from fastml._kernels import _lda
-from fastml._parallel import blas_single_threaded, run_blocks
+from fastml._parallel import run_blocks
 from fastml._validation import check_diverged
 
 # Distinct (document, word) pairs per E-step block: ~0.5-5 ms of kernel work at K=20.
@@ -105,20 +105,21 @@ class DocBlocks:
             )
 
 
-def estep(blocks, eeb_wk, alpha, gamma, *, stats, max_iter, tol, n_jobs):
+def estep(blocks, eeb_wk, alpha, gamma, *, stats, max_iter, tol, n_jobs, bound=True):
     """Variational E-step over ``blocks`` (a :class:`DocBlocks`), in place on ``gamma``.
 
     ``eeb_wk`` (V, K) is ``exp(E[log beta])``; ``gamma`` (one row per document of
-    ``blocks``, ``stop - start`` rows) holds
-    the starting point and receives the result. Returns the document part of the ELBO
-    (kernel terms plus the alpha constants) and, with ``stats``, the (V, K) statistic
+    ``blocks``) holds the starting point and receives the result. Returns the document
+    part of the ELBO (kernel terms plus the alpha constants; 0.0 when ``bound`` is
+    False) and, with ``stats``, the (V, K) statistic
     ``sum_d n_dw exp(E[log theta_dk]) / phinorm_dw`` summed in block order (``None``
-    otherwise).
+    otherwise). Callers running several threads wrap it in
+    :func:`fastml._parallel.blas_single_threaded` (the kernel calls dgemv).
     """
     K = gamma.shape[1]
     V = eeb_wk.shape[0]
     sst = np.zeros((V, K)) if stats else None
-    bound = 0.0
+    total = 0.0
     items = blocks.blocks
     r0 = blocks.start
     max_iter = int(max_iter)
@@ -142,23 +143,24 @@ def estep(blocks, eeb_wk, alpha, gamma, *, stats, max_iter, tol, n_jobs):
             np.empty(e - s, dtype=np.intc),
             np.empty((m, K)),
             np.empty(m),
+            bound,
             cancel,
         )
         return b, sst_b
 
-    with blas_single_threaded():
-        for g0 in range(0, len(items), _GROUP):
-            group = items[g0 : g0 + _GROUP]
-            results = run_blocks(
-                lambda i, c, group=group: run(group[i], c), len(group), n_jobs
-            )
-            for item, (b, sst_b) in zip(group, results, strict=True):
-                bound += b
-                if stats:
-                    sst[item[2]] += sst_b
-    n_docs = blocks.stop - blocks.start
-    bound += n_docs * (gammaln(K * alpha) - K * gammaln(alpha))
-    return bound, sst
+    for g0 in range(0, len(items), _GROUP):
+        group = items[g0 : g0 + _GROUP]
+        results = run_blocks(
+            lambda i, c, group=group: run(group[i], c), len(group), n_jobs
+        )
+        for item, (b, sst_b) in zip(group, results, strict=True):
+            total += b
+            if stats:
+                sst[item[2]] += sst_b
+    if bound:
+        n_docs = blocks.stop - blocks.start
+        total += n_docs * (gammaln(K * alpha) - K * gammaln(alpha))
+    return total, sst
 
 
 def init_gamma(rng, n_docs, K):
@@ -198,6 +200,7 @@ def online_step(est, blocks, lam, elog_b, alpha, eta, rng, total_samples, n_jobs
         max_iter=est.max_doc_update_iter,
         tol=est.mean_change_tol,
         n_jobs=n_jobs,
+        bound=False,
     )
     rho = online_weight(est.learning_offset, est.n_batch_iter_, est.learning_decay)
     lam *= 1.0 - rho
