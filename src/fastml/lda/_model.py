@@ -142,12 +142,24 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     topic_word_ : ndarray (K, V)
         ``components_`` normalised per topic.
     doc_topic_ : ndarray (n_docs, K)
-        Training documents' topic proportions (normalised gamma, or
+        Training documents' topic proportions (normalised gamma from an E-step with
+        the final topics, equal to ``transform(X)``; or
         ``(n_dk + alpha) / (n_d + K alpha)``).
     exp_dirichlet_component_ : ndarray (K, V)
         Variational only: ``exp(E[log beta])``.
     bounds_ : list of float
-        Variational only: the ELBO after each E-step (non-decreasing).
+        Variational only. Batch: the ELBO at each E-step (with the lambda it used);
+        each E-step restarts gamma from Gamma(100, 1/100) draws, as scikit-learn, so
+        the sequence rises but is not guaranteed monotone. Online: the training-set
+        ELBO every ``evaluate_every`` passes (empty when ``evaluate_every <= 0``).
+    bound_ : float
+        Variational only: the training perplexity after ``fit`` (scikit-learn's
+        ``bound_``), from the same E-step as ``doc_topic_``.
+    n_batch_iter_ : int
+        Variational only: 1 + the number of M-steps (mini-batches online), the ``t``
+        of the online learning rate (continued by ``partial_fit``).
+    random_state_ : numpy.random.Generator
+        Variational only: the generator ``partial_fit`` continues to draw from.
     loglikelihoods_ : list of float
         Gibbs only: ``log p(w, z)`` at each evaluation.
     doc_topic_prior_, topic_word_prior_ : float
@@ -166,14 +178,20 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     -----
     Variational E-step: ``phi_dwk ~ exp(E[log theta_dk] + E[log beta_kw])`` and
     ``gamma_dk = alpha + sum_w n_dw phi_dwk`` (Blei et al. eqs. 16-17, with
-    ``E[log beta]`` from the variational Dirichlet lambda, sec. 5.4); M-step
-    ``lambda_kw = eta + sum_d n_dw phi_dwk``. Gibbs: G&S eq. 5 per token.
+    ``E[log beta]`` from the variational Dirichlet lambda, sec. 5.4); batch M-step
+    ``lambda_kw = eta + sum_d n_dw phi_dwk``; online M-step
+    ``lambda <- (1 - rho_t) lambda + rho_t (eta + D / |B| sum_{d in B} n_dw phi_dwk)``
+    (Hoffman, Blei & Bach 2010, Algorithm 2; the same update and defaults as
+    scikit-learn's ``LatentDirichletAllocation``, which this class can replace by
+    import). Gibbs: G&S eq. 5 per token.
 
     References
     ----------
     D. M. Blei, A. Y. Ng, M. I. Jordan, "Latent Dirichlet allocation", JMLR 3, 2003.
     T. L. Griffiths, M. Steyvers, "Finding scientific topics", PNAS 101, 2004.
     T. Minka, "Estimating a Dirichlet distribution", 2000.
+    M. D. Hoffman, D. M. Blei, F. Bach, "Online learning for latent Dirichlet
+    allocation", NIPS 2010.
 
     Examples
     --------
