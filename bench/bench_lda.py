@@ -137,8 +137,10 @@ def bench_variational_reuters(benchmark, impl, reuters):
 # (alpha 0.1, eta 0.01), batch size (128), schedule (learning_decay 0.7,
 # learning_offset 10) and epochs (10). Floors: perplexity within 2% of scikit-learn's,
 # >= 3x its speed single-threaded. One seed's local optimum moves the perplexity by
-# ~10% for both libraries, so the perplexity recorded is the mean over SEEDS (fitted
-# outside the timed call); ``speed_ratio`` = scikit-learn time / fastml time.
+# ~10% (sd ~3%) for both libraries, so the perplexity recorded is the mean over 16
+# seeds (fitted outside the timed call; standard error of the ratio ~1.2%). From the
+# same random draws the two fits are equal to 1e-8 (tests/test_lda_variational.py).
+# ``speed_ratio`` = scikit-learn time / fastml time.
 # =====================================================================================
 ONLINE = dict(
     doc_topic_prior=ALPHA,
@@ -149,7 +151,7 @@ ONLINE = dict(
     learning_offset=10.0,
     max_iter=10,
 )
-SEEDS = tuple(range(8))
+SEEDS = tuple(range(16))
 _online_results: dict[str, dict[str, float]] = {}
 
 
@@ -163,6 +165,7 @@ def _online_model(impl, seed, n_jobs=1):
 def _record_online(benchmark, impl, X):
     perps = [float(_online_model(impl, s).fit(X).perplexity(X)) for s in SEEDS]
     mean = float(np.mean(perps))
+    benchmark.extra_info["perplexity_sd"] = float(np.std(perps, ddof=1))
     time_s = benchmark.stats.stats.mean
     _online_results[impl] = dict(perplexity=mean, time=time_s)
     benchmark.extra_info.update(
