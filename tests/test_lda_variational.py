@@ -116,6 +116,26 @@ def test_fit_transform_is_fit_then_transform(dtype):
     )
 
 
+def test_online_evaluate_every_stops_and_warns(capsys):
+    from fastml.exceptions import ConvergenceWarning
+
+    X = _corpus(seed=7)
+    kw = dict(learning_method="online", batch_size=40, random_state=0, verbose=1)
+    m = LatentDirichletAllocation(5, max_iter=50, evaluate_every=1, perp_tol=1e9, **kw)
+    m.fit(X)
+    # the first evaluation sets the reference, the second is within perp_tol: stop
+    assert m.n_iter_ == 2 and len(m.bounds_) == 2
+    assert m.n_batch_iter_ == 1 + 2 * 3  # three mini-batches per pass
+    # the recorded ELBO is the training-set bound of the fitted topics: its
+    # perplexity is the model's perplexity(X) (same E-step from gamma = 1)
+    assert np.exp(-m.bounds_[-1] / X.sum()) == pytest.approx(m.perplexity(X))
+    assert "perplexity" in capsys.readouterr().out
+    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+        LatentDirichletAllocation(
+            5, max_iter=3, evaluate_every=1, perp_tol=0.0, **kw
+        ).fit(X)
+
+
 def test_more_topics_than_documents():
     X = _corpus(n_docs=6, seed=4)
     m = LatentDirichletAllocation(10, random_state=0, max_iter=3).fit(X)

@@ -17,6 +17,7 @@ exactly as scikit-learn's ``LatentDirichletAllocation`` (``learning_offset`` tau
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import time
@@ -25,15 +26,34 @@ import warnings
 import numpy as np
 from scipy.special import gammaln, polygamma, psi
 
-from fastml import exceptions
+from fastml import _parallel, exceptions
 from fastml._kernels import _lda
-from fastml._parallel import run_blocks
+from fastml._parallel import blas_single_threaded, run_blocks
 from fastml._validation import check_diverged
 
 # Distinct (document, word) pairs per E-step block: ~0.5-5 ms of kernel work at K=20.
 _BLOCK_NNZ = 4096
 # Blocks handed to the thread pool at once (bounds the per-block statistics held).
 _GROUP = 256
+
+
+@contextlib.contextmanager
+def blas_pinned(active):
+    """:func:`fastml._parallel.blas_single_threaded`, keeping fastml's own thread
+    limit as it was.
+
+    Leaving ``threadpool_limits`` restores *every* registered library to the thread
+    count it reported on entry; fastml's controller reports ``default_n_jobs()`` and
+    stores what it is given as a limit, so without this the default ``n_jobs`` would
+    stay frozen at that value (e.g. after ``OMP_NUM_THREADS`` or the CPU count change).
+    To be fixed in ``_parallel.py`` (reported); worked around here.
+    """
+    saved = _parallel._threadpool_limit
+    try:
+        with blas_single_threaded(active):
+            yield
+    finally:
+        _parallel._threadpool_limit = saved
 
 
 def elog_beta(lam):
@@ -114,7 +134,7 @@ def estep(blocks, eeb_wk, alpha, gamma, *, stats, max_iter, tol, n_jobs, bound=T
     False) and, with ``stats``, the (V, K) statistic
     ``sum_d n_dw exp(E[log theta_dk]) / phinorm_dw`` summed in block order (``None``
     otherwise). Callers running several threads wrap it in
-    :func:`fastml._parallel.blas_single_threaded` (the kernel calls dgemv).
+    :func:`blas_pinned` (the kernel calls dgemv).
     """
     K = gamma.shape[1]
     V = eeb_wk.shape[0]
@@ -180,18 +200,15 @@ def _exp_t(elog_b):
     return eeb, np.ascontiguousarray(eeb.T)
 
 
-def online_step(est, blocks, lam, elog_b, alpha, eta, rng, total_samples, n_jobs):
-    """One mini-batch of online VB (Hoffman et al. 2010, Algorithm 2); returns the new
-    ``lambda`` and ``E[log beta]`` and advances ``est.n_batch_iter_``.
+def _train_estep(est, blocks, elog_b, alpha, rng, n_jobs, bound):
+    """E-step of a training pass, gamma started from Gamma(100, 1/100) draws.
 
-    ``lambda <- (1 - rho) lambda + rho (eta + (total_samples / |B|) S_B)``, the order
-    of operations of scikit-learn's ``_em_step``.
+    Returns the document ELBO (0.0 without ``bound``), the (V, K) statistic, the
+    (K, V) ``exp(E[log beta])`` it used and the final gamma.
     """
-    K = lam.shape[0]
-    n = blocks.stop - blocks.start
     eeb, eeb_wk = _exp_t(elog_b)
-    gamma = init_gamma(rng, n, K)
-    _, sst = estep(
+    gamma = init_gamma(rng, blocks.stop - blocks.start, elog_b.shape[0])
+    doc_b, sst = estep(
         blocks,
         eeb_wk,
         alpha,
@@ -200,8 +217,20 @@ def online_step(est, blocks, lam, elog_b, alpha, eta, rng, total_samples, n_jobs
         max_iter=est.max_doc_update_iter,
         tol=est.mean_change_tol,
         n_jobs=n_jobs,
-        bound=False,
+        bound=bound,
     )
+    return doc_b, sst, eeb, gamma
+
+
+def online_step(est, blocks, lam, elog_b, alpha, eta, rng, total_samples, n_jobs):
+    """One mini-batch of online VB (Hoffman et al. 2010, Algorithm 2); returns the new
+    ``lambda`` and ``E[log beta]`` and advances ``est.n_batch_iter_``.
+
+    ``lambda <- (1 - rho) lambda + rho (eta + (total_samples / |B|) S_B)``, the order
+    of operations of scikit-learn's ``_em_step``.
+    """
+    n = blocks.stop - blocks.start
+    _, sst, eeb, _ = _train_estep(est, blocks, elog_b, alpha, rng, n_jobs, False)
     rho = online_weight(est.learning_offset, est.n_batch_iter_, est.learning_decay)
     lam *= 1.0 - rho
     lam += rho * (eta + (float(total_samples) / n) * (sst.T * eeb))
@@ -262,17 +291,8 @@ def fit(est, csr, K, alpha, eta, rng, n_jobs):
                 elbo = doc_b + topic_bound(lam, elog_b, eta)
                 est.bounds_.append(elbo)
         else:
-            eeb, eeb_wk = _exp_t(elog_b)
-            gamma = init_gamma(rng, D, K)
-            doc_b, sst = estep(
-                full,
-                eeb_wk,
-                alpha,
-                gamma,
-                stats=True,
-                max_iter=est.max_doc_update_iter,
-                tol=est.mean_change_tol,
-                n_jobs=n_jobs,
+            doc_b, sst, eeb, gamma = _train_estep(
+                est, full, elog_b, alpha, rng, n_jobs, True
             )
             elbo = doc_b + topic_bound(lam, elog_b, eta)
             est.bounds_.append(elbo)
