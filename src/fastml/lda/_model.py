@@ -17,7 +17,7 @@ from fastml._base import (
     validate_data,
 )
 from fastml._kernels import _lda
-from fastml._parallel import effective_n_jobs
+from fastml._parallel import blas_single_threaded, effective_n_jobs
 from fastml._typing import FloatArray, NDArray, RandomStateLike
 from fastml._validation import (
     check_int,
@@ -364,7 +364,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             self._keep_dtype(x.dtype)
             return self
         self.random_state_ = rng  # partial_fit continues its stream
-        with _online.blas_pinned(n_jobs > 1):
+        with blas_single_threaded(n_jobs > 1):
             lam, elog_b, alpha, eta = _online.fit(self, csr, K, alpha, eta, rng, n_jobs)
             self.doc_topic_prior_ = alpha
             self.topic_word_prior_ = eta
@@ -430,7 +430,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         alpha, eta = self.doc_topic_prior_, self.topic_word_prior_
         elog_b = _online.elog_beta(lam)
         D = csr.shape[0]
-        with _online.blas_pinned(n_jobs > 1):
+        with blas_single_threaded(n_jobs > 1):
             for s in range(0, D, int(self.batch_size)):
                 blocks = _online.DocBlocks(csr, s, min(s + int(self.batch_size), D))
                 lam, elog_b = _online.online_step(
@@ -551,13 +551,13 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     def _unnormalized_transform(self, csr, n_jobs=None):
         """gamma of every document with the fitted topics (E-step from gamma = 1, as
         scikit-learn's transform) and the document part of the ELBO there."""
-        outer = n_jobs is not None  # called inside fit's blas_pinned
+        outer = n_jobs is not None  # called inside fit's blas_single_threaded
         if not outer:
             n_jobs = effective_n_jobs(self.n_jobs)
         K = self.components_.shape[0]
         gamma = np.ones((csr.shape[0], K))
         eeb_wk = np.ascontiguousarray(self.exp_dirichlet_component_.T, dtype=np.float64)
-        with _online.blas_pinned(not outer and n_jobs > 1):
+        with blas_single_threaded(not outer and n_jobs > 1):
             doc_bound, _ = _online.estep(
                 _online.DocBlocks(csr, 0, csr.shape[0]),
                 eeb_wk,

@@ -17,7 +17,6 @@ exactly as scikit-learn's ``LatentDirichletAllocation`` (``learning_offset`` tau
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import sys
 import time
@@ -26,34 +25,15 @@ import warnings
 import numpy as np
 from scipy.special import gammaln, polygamma, psi
 
-from fastml import _parallel, exceptions
+from fastml import exceptions
 from fastml._kernels import _lda
-from fastml._parallel import blas_single_threaded, run_blocks
+from fastml._parallel import run_blocks
 from fastml._validation import check_diverged
 
 # Distinct (document, word) pairs per E-step block: ~0.5-5 ms of kernel work at K=20.
 _BLOCK_NNZ = 4096
 # Blocks handed to the thread pool at once (bounds the per-block statistics held).
 _GROUP = 256
-
-
-@contextlib.contextmanager
-def blas_pinned(active):
-    """:func:`fastml._parallel.blas_single_threaded`, keeping fastml's own thread
-    limit as it was.
-
-    Leaving ``threadpool_limits`` restores *every* registered library to the thread
-    count it reported on entry; fastml's controller reports ``default_n_jobs()`` and
-    stores what it is given as a limit, so without this the default ``n_jobs`` would
-    stay frozen at that value (e.g. after ``OMP_NUM_THREADS`` or the CPU count change).
-    To be fixed in ``_parallel.py`` (reported); worked around here.
-    """
-    saved = _parallel._threadpool_limit
-    try:
-        with blas_single_threaded(active):
-            yield
-    finally:
-        _parallel._threadpool_limit = saved
 
 
 def elog_beta(lam):
@@ -134,7 +114,7 @@ def estep(blocks, eeb_wk, alpha, gamma, *, stats, max_iter, tol, n_jobs, bound=T
     False) and, with ``stats``, the (V, K) statistic
     ``sum_d n_dw exp(E[log theta_dk]) / phinorm_dw`` summed in block order (``None``
     otherwise). Callers running several threads wrap it in
-    :func:`blas_pinned` (the kernel calls dgemv).
+    :func:`fastml._parallel.blas_single_threaded` (the kernel calls dgemv).
     """
     K = gamma.shape[1]
     V = eeb_wk.shape[0]
