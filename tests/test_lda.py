@@ -239,7 +239,6 @@ X_OK = _synthetic(n_docs=20)[0]
     "kwargs, err, match",
     [
         (dict(n_components=0), ValueError, "n_components"),
-        (dict(n_components=21), ValueError, "n_components"),
         (dict(n_components=2.0), TypeError, "n_components"),
         (dict(doc_topic_prior=0.0), ValueError, "doc_topic_prior"),
         (dict(topic_word_prior=-1.0), ValueError, "topic_word_prior"),

@@ -254,6 +254,35 @@ def test_fitted_attribute_dtypes_follow_sklearn(dtype):
             assert ours.transform(X).dtype == theirs.transform(X).dtype
 
 
+@pytest.mark.parametrize("method", ["variational", "gibbs"])
+def test_lda_tags_equal_sklearn(method):
+    from sklearn.decomposition import LatentDirichletAllocation as SkLDA
+    from sklearn.utils import get_tags
+
+    ours = get_tags(LatentDirichletAllocation(method=method))
+    theirs = get_tags(SkLDA())  # oracle: scikit-learn's own LDA tags
+    assert ours.input_tags == theirs.input_tags
+    assert ours.input_tags.positive_only and ours.input_tags.sparse
+    assert set(ours.transformer_tags.preserves_dtype) == set(
+        theirs.transformer_tags.preserves_dtype
+    )
+    assert ours.estimator_type == theirs.estimator_type
+
+
+@pytest.mark.parametrize("learning_method", ["batch", "online"])
+def test_lda_float32_fits_and_partial_fit_keep_float32(learning_method):
+    X = np.random.default_rng(0).poisson(2.0, (40, 6)).astype(np.float32)
+    m = LatentDirichletAllocation(
+        2, learning_method=learning_method, batch_size=16, max_iter=2, random_state=0
+    )
+    ft = m.fit_transform(X)
+    for a in ("components_", "exp_dirichlet_component_", "doc_topic_", "topic_word_"):
+        assert getattr(m, a).dtype == np.float32, a
+    assert ft.dtype == np.float32
+    m.partial_fit(X)  # continues in float32, as scikit-learn's partial_fit
+    assert m.components_.dtype == m.exp_dirichlet_component_.dtype == np.float32
+
+
 # ------------------------------------------------------------------ feature names
 @pytest.mark.parametrize(
     "ours, theirs_path",

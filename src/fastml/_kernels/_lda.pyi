@@ -102,4 +102,6 @@ def estep_docs(
     n_iter_out: NDArray[np.intc],
     gather: NDArray[np.float64],
     cbuf: NDArray[np.float64],
+    want_bound: bool,
+    cancel: NDArray[np.uint8],
 ) -> float: ...

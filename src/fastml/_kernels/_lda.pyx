@@ -580,7 +580,8 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
                const double[:, ::1] exp_elog_beta_wk, double alpha, double[:, ::1] gamma,
                int max_iter, double mean_change_tol,
                double[:, ::1] sstats_wk, double[:, ::1] scratch, int[::1] n_iter_out,
-               double[:, ::1] gather, double[::1] cbuf):
+               double[:, ::1] gather, double[::1] cbuf, bint want_bound,
+               const unsigned char[::1] cancel):
     """Variational E-step for every document (Blei, Ng & Jordan 2003, eqs. 16-17).
 
     Documents are CSR rows (``indptr``, word ids ``indices``, ``counts``);
@@ -598,29 +599,33 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
     document: each document's rows of ``exp_elog_beta_wk`` are gathered once, and
     every iteration is then two GEMVs on that block.
 
-    Returns the document part of the ELBO at the final gamma with optimal phi:
+    With ``want_bound`` (else 0 is returned, saving a pass over the words), returns
+    the document part of the ELBO at the final gamma with optimal phi:
     ``sum_dw n_dw log phinorm_dw + sum_dk [(alpha - gamma_dk) E[log theta_dk]
     + lgamma(gamma_dk)] - sum_d lgamma(sum_k gamma_dk)`` (the caller adds the
     ``alpha``-only constants and the topic part).
 
-    Assumes: CSR indices < V, counts >= 0, gamma > 0, alpha > 0. Polls for Ctrl-C
-    between documents (on KeyboardInterrupt, rows of ``gamma`` up to the current
-    document are updated, the others untouched).
+    Assumes: CSR indices < V, counts >= 0, gamma > 0, alpha > 0. Polls for Ctrl-C and
+    for ``cancel[0] != 0`` (one byte, set by another thread of
+    ``fastml._parallel.run_blocks``) between documents (on KeyboardInterrupt, rows of
+    ``gamma`` up to the current document are updated, the others untouched).
     """
     cdef idx_t D = gamma.shape[0], V = exp_elog_beta_wk.shape[0], d, j, p, p0, nw
-    cdef int K = <int> gamma.shape[1], k, it, w
+    cdef int K = <int> gamma.shape[1], k, it
     cdef bint want_stats = sstats_wk.shape[0] == V
     cdef double *et
     cdef double *el
     cdef double *acc
     cdef double *gd
     cdef const double *eb
-    cdef double pn, c, change, g, bound = 0.0, b_new, one = 1.0, zero = 0.0
+    cdef double c, change, g, bound = 0.0, one = 1.0, zero = 0.0
+    cdef double *sk
     cdef int Ki = K, nwi, inc = 1
     cdef bint too_long = 0
     if (exp_elog_beta_wk.shape[1] != K or indptr.shape[0] != D + 1
             or indices.shape[0] != counts.shape[0] or scratch.shape[0] < 4
-            or scratch.shape[1] != K or n_iter_out.shape[0] != D or K < 1):
+            or scratch.shape[1] != K or n_iter_out.shape[0] != D or K < 1
+            or cancel.shape[0] != 1):
         raise ValueError("estep_docs: shape mismatch")
     if want_stats and sstats_wk.shape[1] != K:
         raise ValueError("estep_docs: sstats_wk must be (V, K)")
@@ -670,23 +675,21 @@ def estep_docs(const int[::1] indptr, const int[::1] indices, const double[::1] 
                 if change / K < mean_change_tol:
                     break
             n_iter_out[d] = it
-            poll(&left, 4 * (it + 1) * (nw + 1) * K, NULL)
-            if nw > 0:
-                b_new = _doc_bound(&indices[p0], &counts[p0], nw, gd, alpha,
-                                   exp_elog_beta_wk, K, et, el)
-            else:  # empty document: no word terms (and no pointer past the end)
-                b_new = _doc_bound(NULL, NULL, 0, gd, alpha, exp_elog_beta_wk, K, et, el)
-            bound += b_new
-            if want_stats:
-                for p in range(p0, p0 + nw):
-                    w = indices[p]
-                    eb = &exp_elog_beta_wk[w, 0]
-                    pn = 1e-100
+            poll(&left, 4 * (it + 1) * (nw + 1) * K, &cancel[0])
+            if want_bound and nw > 0:
+                bound += _doc_bound(&indices[p0], &counts[p0], nw, gd, alpha,
+                                    exp_elog_beta_wk, K, et, el)
+            elif want_bound:  # empty document: no word terms (no pointer past the end)
+                bound += _doc_bound(NULL, NULL, 0, gd, alpha, exp_elog_beta_wk, K, et, el)
+            if want_stats and nw > 0:
+                # phinorm at the final gamma (et is current), from the gathered block
+                dgemv(b"T", &Ki, &nwi, &one, &gather[0, 0], &Ki, et, &inc, &zero,
+                      &cbuf[0], &inc)
+                for p in range(nw):
+                    c = counts[p0 + p] / (cbuf[p] + 1e-100)
+                    sk = &sstats_wk[indices[p0 + p], 0]
                     for k in range(K):
-                        pn += et[k] * eb[k]
-                    c = counts[p] / pn
-                    for k in range(K):
-                        sstats_wk[w, k] += c * et[k]
+                        sk[k] += c * et[k]
     if too_long:
         raise ValueError("estep_docs: gather has fewer rows than a document's words")
     return bound

@@ -5,14 +5,11 @@ from __future__ import annotations
 import numbers
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
-from scipy.special import gammaln, polygamma, psi
 
-from fastml import exceptions
 from fastml._base import (
     BaseEstimator,
     TransformerMixin,
@@ -20,14 +17,14 @@ from fastml._base import (
     validate_data,
 )
 from fastml._kernels import _lda
-from fastml._parallel import effective_n_jobs
+from fastml._parallel import blas_single_threaded, effective_n_jobs
 from fastml._typing import FloatArray, NDArray, RandomStateLike
 from fastml._validation import (
-    check_diverged,
     check_int,
     check_random_state,
     check_real,
 )
+from fastml.lda import _online
 from fastml.lda._counts import _Counts, _tokens, check_counts
 from fastml.lda._gibbs import GibbsSampler, default_partitions, use_sparse
 
@@ -36,6 +33,7 @@ _Vocabulary: TypeAlias = Sequence[str] | NDArray[Any] | None
 __all__ = ["LatentDirichletAllocation"]
 
 _METHODS = ("variational", "gibbs")
+_LEARNING_METHODS = ("batch", "online")
 # scikit-learn's common checks that fit method="gibbs" on non-integer data (see
 # LatentDirichletAllocation._xfail_checks)
 _GIBBS_NON_INTEGER_CHECKS = (
@@ -70,26 +68,6 @@ _GIBBS_NON_INTEGER_CHECKS = (
 )
 
 
-def _newton_symmetric_dirichlet(a, n_groups, dim, suff, max_iter=100):
-    """Maximise ``n_groups [lgamma(dim a) - dim lgamma(a)] + a suff`` over a > 0.
-
-    Newton-Raphson (Minka 2000, fixed point for a symmetric Dirichlet; Blei et al. 2003
-    appendix A.4.2). The objective is concave in ``a``; overshoots below 0 are halved.
-    """
-    for _ in range(max_iter):
-        g = n_groups * dim * (psi(dim * a) - psi(a)) + suff
-        h = n_groups * dim * (dim * polygamma(1, dim * a) - polygamma(1, a))
-        step = g / h
-        new = a - step
-        while new <= 0:
-            step *= 0.5
-            new = a - step
-        if abs(new - a) <= 1e-12 * a:
-            return float(new)
-        a = new
-    return float(a)
-
-
 _LDA = TypeVar("_LDA", bound="LatentDirichletAllocation")
 
 
@@ -99,16 +77,33 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int, default 10
-        Number of topics K (``1 <= K <= n_documents``).
+        Number of topics K (any K >= 1; more topics than documents is allowed).
     method : {"variational", "gibbs"}, default "variational"
-        Batch variational EM (Blei et al. sec. 5.3-5.4) or collapsed Gibbs sampling
-        (Griffiths & Steyvers 2004).
+        Variational Bayes (Blei et al. sec. 5.3-5.4; batch or online, see
+        ``learning_method``) or collapsed Gibbs sampling (Griffiths & Steyvers 2004).
     doc_topic_prior : float, optional
         Symmetric Dirichlet prior alpha on document-topic proportions (default 1/K).
     topic_word_prior : float, optional
         Symmetric Dirichlet prior eta on topic-word distributions (default 1/K).
+    learning_method : {"batch", "online"}, default "batch"
+        Variational only (scikit-learn's names and semantics). ``"batch"``: every
+        iteration is an E-step on all documents and ``lambda = eta + S``. ``"online"``
+        (Hoffman, Blei & Bach 2010, Algorithm 2): each pass cuts the documents into
+        consecutive mini-batches of ``batch_size``, and each mini-batch B moves
+        ``lambda`` towards ``eta + (D / |B|) S_B`` with weight
+        ``rho_t = (learning_offset + t)^-learning_decay``, ``t = n_batch_iter_``.
+    learning_decay : float, default 0.7
+        kappa in (0.5, 1] (the range in which online VB converges, Hoffman et al.
+        sec. 2.2).
+    learning_offset : float, default 10.0
+        tau_0 > 0: down-weights the first mini-batches.
+    batch_size : int, default 128
+        Documents per mini-batch (online learning and ``partial_fit``).
+    total_samples : float, default 1e6
+        D in the online update of ``partial_fit`` (``fit`` uses the number of rows).
     max_iter : int, default 10
-        EM iterations, or Gibbs sweeps.
+        Variational: passes over the data (batch EM iterations or online epochs).
+        Gibbs: sweeps.
     evaluate_every : int, default -1
         Variational: check the perplexity every this many iterations and stop when it
         changes by less than ``perp_tol`` (<= 0: never stop early; the ELBO is still
@@ -138,9 +133,18 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         ``n_jobs``; 1 is the serial sampler. Default (None): 4 for corpora of
         2**18 tokens or more, else 1 (a sweep then takes milliseconds, less than
         the partitions' hand-offs save).
-    n_jobs : int, optional
-        Gibbs only: threads (None: the usable CPUs; -1: all CPUs).
     random_state : None, int or numpy.random.Generator
+        Initial ``lambda`` ~ Gamma(100, 1/100) and, for every training E-step, the
+        starting gamma ~ Gamma(100, 1/100) (as scikit-learn and Hoffman's
+        onlineldavb); Gibbs: the initial topics and the sweeps.
+    n_jobs : int or None, default None
+        Threads. None: all usable CPUs (see
+        :func:`fastml._parallel.effective_n_jobs`), -1: all CPUs. Variational: the
+        per-document E-step (``fit``, ``partial_fit``, ``transform``, ``score``);
+        documents are cut into blocks fixed by the data and the topic-word statistics
+        are added in block order. Gibbs: the partition blocks of a sweep (see
+        ``n_partitions``). Either way the result is the same, bit for bit, for every
+        ``n_jobs``.
     verbose : int, default 0
         1 or more: one line per evaluation (iteration, bound or log-likelihood,
         tokens/s).
@@ -155,12 +159,24 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     topic_word_ : ndarray (K, V)
         ``components_`` normalised per topic.
     doc_topic_ : ndarray (n_docs, K)
-        Training documents' topic proportions (normalised gamma, or
+        Training documents' topic proportions (normalised gamma from an E-step with
+        the final topics, equal to ``transform(X)``; or
         ``(n_dk + alpha) / (n_d + K alpha)``).
     exp_dirichlet_component_ : ndarray (K, V)
         Variational only: ``exp(E[log beta])``.
     bounds_ : list of float
-        Variational only: the ELBO after each E-step (non-decreasing).
+        Variational only. Batch: the ELBO at each E-step (with the lambda it used);
+        each E-step restarts gamma from Gamma(100, 1/100) draws, as scikit-learn, so
+        the sequence rises but is not guaranteed monotone. Online: the training-set
+        ELBO every ``evaluate_every`` passes (empty when ``evaluate_every <= 0``).
+    bound_ : float
+        Variational only: the training perplexity after ``fit`` (scikit-learn's
+        ``bound_``), from the same E-step as ``doc_topic_``.
+    n_batch_iter_ : int
+        Variational only: 1 + the number of M-steps (mini-batches online), the ``t``
+        of the online learning rate (continued by ``partial_fit``).
+    random_state_ : numpy.random.Generator
+        Variational only: the generator ``partial_fit`` continues to draw from.
     loglikelihoods_ : list of float
         Gibbs only: ``log p(w, z)`` at each evaluation.
     doc_topic_prior_, topic_word_prior_ : float
@@ -179,14 +195,20 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     -----
     Variational E-step: ``phi_dwk ~ exp(E[log theta_dk] + E[log beta_kw])`` and
     ``gamma_dk = alpha + sum_w n_dw phi_dwk`` (Blei et al. eqs. 16-17, with
-    ``E[log beta]`` from the variational Dirichlet lambda, sec. 5.4); M-step
-    ``lambda_kw = eta + sum_d n_dw phi_dwk``. Gibbs: G&S eq. 5 per token.
+    ``E[log beta]`` from the variational Dirichlet lambda, sec. 5.4); batch M-step
+    ``lambda_kw = eta + sum_d n_dw phi_dwk``; online M-step
+    ``lambda <- (1 - rho_t) lambda + rho_t (eta + D / |B| sum_{d in B} n_dw phi_dwk)``
+    (Hoffman, Blei & Bach 2010, Algorithm 2; the same update and defaults as
+    scikit-learn's ``LatentDirichletAllocation``, which this class can replace by
+    import). Gibbs: G&S eq. 5 per token.
 
     References
     ----------
     D. M. Blei, A. Y. Ng, M. I. Jordan, "Latent Dirichlet allocation", JMLR 3, 2003.
     T. L. Griffiths, M. Steyvers, "Finding scientific topics", PNAS 101, 2004.
     T. Minka, "Estimating a Dirichlet distribution", 2000.
+    M. D. Hoffman, D. M. Blei, F. Bach, "Online learning for latent Dirichlet
+    allocation", NIPS 2010.
 
     Examples
     --------
@@ -208,6 +230,11 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         method: Literal["variational", "gibbs"] = "variational",
         doc_topic_prior: float | None = None,
         topic_word_prior: float | None = None,
+        learning_method: Literal["batch", "online"] = "batch",
+        learning_decay: float = 0.7,
+        learning_offset: float = 10.0,
+        batch_size: int = 128,
+        total_samples: float = 1e6,
         max_iter: int = 10,
         evaluate_every: int = -1,
         perp_tol: float = 1e-1,
@@ -217,14 +244,19 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         transform_iter: int = 50,
         sampler: Literal["auto", "dense", "sparse"] = "auto",
         n_partitions: int | None = None,
-        n_jobs: int | None = None,
         random_state: RandomStateLike = None,
+        n_jobs: int | None = None,
         verbose: int = 0,
     ) -> None:
         self.n_components = n_components
         self.method = method
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
+        self.learning_method = learning_method
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.batch_size = batch_size
+        self.total_samples = total_samples
         self.max_iter = max_iter
         self.evaluate_every = evaluate_every
         self.perp_tol = perp_tol
@@ -234,8 +266,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         self.transform_iter = transform_iter
         self.sampler = sampler
         self.n_partitions = n_partitions
-        self.n_jobs = n_jobs
         self.random_state = random_state
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     def __sklearn_tags__(self):
@@ -254,12 +286,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         return dict.fromkeys(_GIBBS_NON_INTEGER_CHECKS, reason)
 
     # ------------------------------------------------------------ checks
-    def _check_params(self, n_docs):
+    def _check_params(self):
         K = check_int(self.n_components, "n_components", low=1)
-        if K > n_docs:
-            raise ValueError(
-                f"n_components must be <= the number of documents ({n_docs}), got {K}"
-            )
         if self.method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}")
         alpha = 1.0 / K if self.doc_topic_prior is None else self.doc_topic_prior
@@ -277,7 +305,6 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         use_sparse(self.sampler, K)
         if self.n_partitions is not None:
             check_int(self.n_partitions, "n_partitions", low=1)
-        effective_n_jobs(self.n_jobs)
         check_int(self.verbose, "verbose", low=0)
         if not isinstance(self.optimize_priors, (bool, np.bool_)):
             raise TypeError(
@@ -287,7 +314,26 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             raise ValueError(
                 "optimize_priors=True is only available for method='variational'"
             )
+        self._check_online_params()
+        if self.optimize_priors and self.learning_method == "online":
+            raise ValueError(
+                "optimize_priors=True is only available for learning_method='batch'"
+            )
         return K, alpha, eta
+
+    def _check_online_params(self):
+        if self.learning_method not in _LEARNING_METHODS:
+            raise ValueError(
+                f"learning_method must be one of {_LEARNING_METHODS}, got "
+                f"{self.learning_method!r}"
+            )
+        check_real(
+            self.learning_decay, "learning_decay", low=0.5, high=1.0, low_open=True
+        )
+        check_real(self.learning_offset, "learning_offset", low=0.0, low_open=True)
+        check_int(self.batch_size, "batch_size", low=1)
+        check_real(self.total_samples, "total_samples", low=0.0, low_open=True)
+        return effective_n_jobs(self.n_jobs)
 
     @staticmethod
     def _check_vocabulary(vocabulary, V):
@@ -324,8 +370,9 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         method = self.method
         x = validate_data(self, X, reset=True, accept_sparse=True)
         csr = check_counts(x, integer=method == "gibbs")
-        D, V = csr.shape
-        K, alpha, eta = self._check_params(D)
+        V = csr.shape[1]
+        K, alpha, eta = self._check_params()
+        n_jobs = self._check_online_params()
         vocab = self._check_vocabulary(vocabulary, V)
         if csr.nnz == 0:
             raise ValueError("X has no words (every document is empty)")
@@ -335,12 +382,105 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         self.topic_word_prior_ = eta
         if method == "gibbs":
             self._fit_gibbs(csr, K, alpha, eta, rng)
-        else:
-            self._fit_variational(csr, K, alpha, eta, rng)
-        self.topic_word_ = self.components_ / self.components_.sum(
-            axis=1, keepdims=True
+            self.topic_word_ = self.components_ / self.components_.sum(
+                axis=1, keepdims=True
+            )
+            self._keep_dtype(x.dtype)
+            return self
+        self.random_state_ = rng  # partial_fit continues its stream
+        with blas_single_threaded(n_jobs > 1):
+            lam, elog_b, alpha, eta = _online.fit(self, csr, K, alpha, eta, rng, n_jobs)
+            self.doc_topic_prior_ = alpha
+            self.topic_word_prior_ = eta
+            self._set_topics(lam, elog_b, x.dtype)
+            # the training documents' topics with the final topics (what
+            # transform(X) gives), and scikit-learn's bound_: the training
+            # perplexity there
+            gamma, doc_bound = self._unnormalized_transform(csr, n_jobs)
+        self.doc_topic_ = (gamma / gamma.sum(axis=1, keepdims=True)).astype(
+            self.components_.dtype, copy=False
         )
-        if x.dtype == np.float32:  # scikit-learn keeps float32
+        self.bound_ = float(
+            np.exp(-(doc_bound + self._topic_part()) / float(csr.data.sum()))
+        )
+        return self
+
+    def partial_fit(self: _LDA, X: _Counts, y: object = None) -> _LDA:
+        """Online VB on the mini-batches of ``X`` (Hoffman et al. 2010, Algorithm 2).
+
+        The first call starts the model (``lambda`` ~ Gamma(100, 1/100)); every call
+        cuts ``X`` into consecutive mini-batches of ``batch_size`` documents and
+        applies one online update per mini-batch with ``D = total_samples``
+        (scikit-learn's ``partial_fit``). ``doc_topic_`` and ``bound_`` are not set.
+
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix, shape (n_docs, n_words)
+            Non-negative counts with the vocabulary of the first call.
+        y : ignored
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            ``method="gibbs"``, bad parameters or counts, or a number of columns that
+            differs from the first call's.
+        """
+        if self.method != "variational":
+            raise ValueError(
+                f"partial_fit needs method='variational', got method={self.method!r}"
+            )
+        first = not hasattr(self, "components_")
+        x = validate_data(self, X, reset=first, accept_sparse=True)
+        csr = check_counts(x)
+        K, alpha, eta = self._check_params()
+        n_jobs = self._check_online_params()
+        if first:
+            self.random_state_ = check_random_state(self.random_state)
+            self.vocabulary_ = None
+            self.doc_topic_prior_ = alpha
+            self.topic_word_prior_ = eta
+            self.n_batch_iter_ = 1
+            self.n_iter_ = 0
+            self.bounds_ = []
+            lam = self.random_state_.gamma(100.0, 0.01, (K, csr.shape[1]))
+            dtype = x.dtype
+        else:
+            lam = self.components_.astype(np.float64)
+            dtype = self.components_.dtype
+        alpha, eta = self.doc_topic_prior_, self.topic_word_prior_
+        elog_b = _online.elog_beta(lam)
+        D = csr.shape[0]
+        with blas_single_threaded(n_jobs > 1):
+            for s in range(0, D, int(self.batch_size)):
+                blocks = _online.DocBlocks(csr, s, min(s + int(self.batch_size), D))
+                lam, elog_b = _online.online_step(
+                    self,
+                    blocks,
+                    lam,
+                    elog_b,
+                    alpha,
+                    eta,
+                    self.random_state_,
+                    self.total_samples,
+                    n_jobs,
+                )
+        self.__dict__.pop("doc_topic_", None)
+        self.__dict__.pop("bound_", None)
+        self._set_topics(lam, elog_b, dtype)
+        return self
+
+    def _set_topics(self, lam, elog_b, dtype):
+        self.components_ = lam
+        self.exp_dirichlet_component_ = np.exp(elog_b)
+        self.topic_word_ = lam / lam.sum(axis=1, keepdims=True)
+        self._keep_dtype(dtype)
+
+    def _keep_dtype(self, dtype):
+        if dtype == np.float32:  # scikit-learn keeps float32
             for name in (
                 "components_",
                 "topic_word_",
@@ -349,13 +489,27 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             ):
                 if hasattr(self, name):
                     setattr(self, name, getattr(self, name).astype(np.float32))
-        return self
 
     def fit_transform(
-        self, X: _Counts, y: object = None, *, vocabulary: _Vocabulary = None
+        self,
+        X: _Counts,
+        y: object = None,
+        *,
+        normalize: bool = True,
+        vocabulary: _Vocabulary = None,
     ) -> FloatArray:
-        """Fit, then return the training documents' topic proportions."""
-        return self._wrap_output(self.fit(X, vocabulary=vocabulary).doc_topic_, X)
+        """Fit, then return the training documents' topic proportions.
+
+        Variational: equals ``fit(X).transform(X, normalize=normalize)``. Gibbs: the
+        fitted chain's ``doc_topic_`` (``normalize=False``: ``n_dk + alpha``).
+        """
+        self.fit(X, vocabulary=vocabulary)
+        if self.method == "variational":
+            return self.transform(X, normalize=normalize)
+        theta = self.doc_topic_
+        if not normalize:
+            theta = self.ndk_ + self.doc_topic_prior_
+        return self._wrap_output(theta, X)
 
     @property
     def _n_features_out(self):
@@ -405,107 +559,9 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         self.z_ = chain.topics()
 
     # ------------------------------------------------------------ variational
-    def _estep(self, csr, gamma, exp_elog_beta_wk, alpha, stats):
-        D = csr.shape[0]
-        K = gamma.shape[1]
-        V = exp_elog_beta_wk.shape[0]
-        sst = np.empty((V, K) if stats else (0, K))
-        n_iter = np.empty(D, dtype=np.intc)
-        m = max(int(np.diff(csr.indptr).max()), 1)
-        bound = _lda.estep_docs(
-            csr.indptr,
-            csr.indices,
-            csr.data,
-            exp_elog_beta_wk,
-            alpha,
-            gamma,
-            int(self.max_doc_update_iter),
-            float(self.mean_change_tol),
-            sst,
-            np.empty((4, K)),
-            n_iter,
-            np.empty((m, K)),
-            np.empty(m),
-        )
-        bound += D * (gammaln(K * alpha) - K * gammaln(alpha))
-        return bound, sst, n_iter
-
-    @staticmethod
-    def _topic_bound(lam, elog_beta, eta):
-        K, V = lam.shape
-        return float(
-            np.sum((eta - lam) * elog_beta + gammaln(lam))
-            - K * V * gammaln(eta)
-            + K * gammaln(V * eta)
-            - np.sum(gammaln(lam.sum(axis=1)))
-        )
-
-    @staticmethod
-    def _elog_beta(lam):
-        return psi(lam) - psi(lam.sum(axis=1, keepdims=True))
-
-    def _fit_variational(self, csr, K, alpha, eta, rng):
-        D, V = csr.shape
-        lam = rng.gamma(100.0, 0.01, size=(K, V))
-        elog_beta = self._elog_beta(lam)
-        n_words = float(csr.data.sum())
-        lengths = np.asarray(csr.sum(axis=1)).ravel()
-        gamma = np.empty((D, K))
-        self.bounds_ = []
-        every = self.evaluate_every
-        last_perp = None
-        self.n_iter_ = 0
-        for it in range(self.max_iter):
-            t0 = time.perf_counter()
-            eeb_wk = np.ascontiguousarray(np.exp(elog_beta).T)
-            # every E-step starts from alpha + N_d / K, as Blei's lda-c does
-            gamma[:] = alpha + (lengths / K)[:, None]
-            doc_bound, sst, _ = self._estep(csr, gamma, eeb_wk, alpha, stats=True)
-            elbo = doc_bound + self._topic_bound(lam, elog_beta, eta)
-            self.bounds_.append(elbo)
-            # M-step (Blei et al. sec. 5.4): lambda_kw = eta + sum_d n_dw phi_dwk
-            lam = eta + sst.T * eeb_wk.T
-            elog_beta = self._elog_beta(lam)
-            if self.optimize_priors:
-                elog_theta = psi(gamma) - psi(gamma.sum(axis=1, keepdims=True))
-                alpha = _newton_symmetric_dirichlet(
-                    alpha, D, K, float(elog_theta.sum())
-                )
-                eta = _newton_symmetric_dirichlet(eta, K, V, float(elog_beta.sum()))
-            check_diverged(
-                self,
-                it + 1,
-                "use optimize_priors=False or larger priors",
-                components_=lam,
-                doc_topic_prior_=alpha,
-                topic_word_prior_=eta,
-            )
-            self.n_iter_ = it + 1
-            perp = float(np.exp(-elbo / n_words))
-            if self.verbose:
-                dt = time.perf_counter() - t0
-                self._say(
-                    f"iteration {it + 1:4d}  ELBO {elbo:.6e}  perplexity {perp:.4f}  "
-                    f"{n_words / dt:.3g} tokens/s"
-                )
-            if every > 0 and (it + 1) % every == 0:
-                if last_perp is not None and abs(last_perp - perp) < self.perp_tol:
-                    break
-                last_perp = perp
-        else:
-            if every > 0:
-                warnings.warn(
-                    f"LatentDirichletAllocation stopped at max_iter={self.max_iter} "
-                    f"before the perplexity changed by less than perp_tol="
-                    f"{self.perp_tol}; increase max_iter or perp_tol.",
-                    exceptions.ConvergenceWarning,
-                    stacklevel=3,
-                )
-        self.doc_topic_prior_ = alpha
-        self.topic_word_prior_ = eta
-        self.components_ = lam
-        self.exp_dirichlet_component_ = np.exp(elog_beta)
-        self.doc_topic_ = gamma / gamma.sum(axis=1, keepdims=True)
+    def _topic_part(self):
+        lam = self.components_.astype(np.float64)
+        return _online.topic_bound(lam, _online.elog_beta(lam), self.topic_word_prior_)
 
     # ------------------------------------------------------------ inference
     def _check_X(self, X):
@@ -513,14 +569,26 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         x = validate_data(self, X, reset=False, accept_sparse=True)
         return check_counts(x, integer=self.method == "gibbs")
 
-    def _unnormalized_transform(self, csr):
+    def _unnormalized_transform(self, csr, n_jobs=None):
+        """gamma of every document with the fitted topics (E-step from gamma = 1, as
+        scikit-learn's transform) and the document part of the ELBO there."""
+        outer = n_jobs is not None  # called inside fit's blas_single_threaded
+        if not outer:
+            n_jobs = effective_n_jobs(self.n_jobs)
         K = self.components_.shape[0]
-        alpha = self.doc_topic_prior_
-        lengths = np.asarray(csr.sum(axis=1)).ravel()
-        gamma = np.empty((csr.shape[0], K))
-        gamma[:] = alpha + (lengths / K)[:, None]
+        gamma = np.ones((csr.shape[0], K))
         eeb_wk = np.ascontiguousarray(self.exp_dirichlet_component_.T, dtype=np.float64)
-        doc_bound = self._estep(csr, gamma, eeb_wk, alpha, stats=False)[0]
+        with blas_single_threaded(not outer and n_jobs > 1):
+            doc_bound, _ = _online.estep(
+                _online.DocBlocks(csr, 0, csr.shape[0]),
+                eeb_wk,
+                self.doc_topic_prior_,
+                gamma,
+                stats=False,
+                max_iter=self.max_doc_update_iter,
+                tol=self.mean_change_tol,
+                n_jobs=n_jobs,
+            )
         return gamma, doc_bound
 
     def _fold_in(self, csr):
@@ -552,20 +620,37 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         theta = theta_sum / (n_iter - burn) + alpha
         return theta / theta.sum(axis=1, keepdims=True)
 
-    def transform(self, X: _Counts) -> FloatArray:
-        """Topic proportions of documents ``X`` (rows sum to 1).
+    def transform(self, X: _Counts, *, normalize: bool = True) -> FloatArray:
+        """Topic proportions of documents ``X``.
 
-        Variational: normalised gamma from the E-step with the fitted topics. Gibbs:
-        fold-in sampling with the topics fixed (``transform_iter`` sweeps, the first
-        fifth discarded), averaging ``(n_dk + alpha)``. float32 input gives float32
-        output.
+        Variational: gamma from the E-step with the fitted topics, started at
+        gamma = 1 (scikit-learn's transform), over ``n_jobs`` threads. Gibbs: fold-in
+        sampling with the topics fixed (``transform_iter`` sweeps, the first fifth
+        discarded), averaging ``(n_dk + alpha)``. float32 input gives float32 output.
+
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix, shape (n_docs, n_words)
+        normalize : bool, default True
+            Rows summing to 1 (as scikit-learn >= 1.5). False: variational gamma, or
+            Gibbs' average ``n_dk + alpha`` (pseudo-counts).
+
+        Returns
+        -------
+        ndarray, shape (n_docs, n_components)
         """
+        if not isinstance(normalize, (bool, np.bool_)):
+            raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
         csr = self._check_X(X)
         if self.method == "gibbs":
             theta = self._fold_in(csr)
+            if not normalize:  # sum_k (mean n_dk + alpha) = n_d + K alpha
+                n_d = np.asarray(csr.sum(axis=1)).ravel()
+                theta = theta * (n_d + theta.shape[1] * self.doc_topic_prior_)[:, None]
         else:
-            gamma, _ = self._unnormalized_transform(csr)
-            theta = gamma / gamma.sum(axis=1, keepdims=True)
+            theta, _ = self._unnormalized_transform(csr)
+            if normalize:
+                theta = theta / theta.sum(axis=1, keepdims=True)
         dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
         return self._wrap_output(theta.astype(dtype, copy=False), X)
 
@@ -582,10 +667,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             p = np.einsum("nk,kn->n", theta[coo.row], beta[:, coo.col])
             return float(np.sum(coo.data * np.log(p)))
         _, doc_bound = self._unnormalized_transform(csr)
-        lam = self.components_.astype(np.float64)
-        return doc_bound + self._topic_bound(
-            lam, self._elog_beta(lam), self.topic_word_prior_
-        )
+        return doc_bound + self._topic_part()
 
     def perplexity(self, X: _Counts) -> float:
         """``exp(-score(X) / number of words)`` (as scikit-learn's)."""
