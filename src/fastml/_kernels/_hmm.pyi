@@ -13,6 +13,7 @@ def forward_scaled(
     rows: NDArray[np.intp],
     spans: NDArray[np.intp],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def forward_backward_scaled(
     startprob: NDArray[np.float64],
@@ -27,6 +28,7 @@ def forward_backward_scaled(
     xi_out: NDArray[np.float64],
     counts_out: NDArray[np.float64],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def forward_log(
     log_startprob: NDArray[np.float64],
@@ -35,6 +37,7 @@ def forward_log(
     rows: NDArray[np.intp],
     spans: NDArray[np.intp],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def forward_backward_log(
     log_startprob: NDArray[np.float64],
@@ -48,16 +51,18 @@ def forward_backward_log(
     xi_out: NDArray[np.float64],
     counts_out: NDArray[np.float64],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def viterbi_log(
     log_startprob: NDArray[np.float64],
-    log_transmat_T: NDArray[np.float64],
+    log_transmat: NDArray[np.float64],
     log_table: NDArray[_F],
     rows: NDArray[np.intp],
     spans: NDArray[np.intp],
     backptr: NDArray[_B],
     path_out: NDArray[np.intp],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def sample_states(
     startcdf: NDArray[np.float64],
@@ -73,4 +78,5 @@ def gaussian_diag_frames(
     lognorm_T: NDArray[np.float64],
     out: NDArray[_F],
     shift_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...

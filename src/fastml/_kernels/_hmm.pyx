@@ -84,12 +84,12 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 const real[:, ::1] table, const idx_t[::1] rows,
                                 idx_t t0, idx_t t1, idx_t K, double *cur,
                                 double *nxt, double *alpha, double *cscale,
-                                idx_t *left) except? -1.0 nogil:
+                                idx_t *left, const unsigned char *cancel) except? -1.0 nogil:
     """Scaled alpha recursion (PRML eqs. 13.59-13.63) on rows [t0, t1).
 
     ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and c_n are
     stored (row t - t0). Returns log p(X) = sum_n log c_n (eq. 13.63), or NaN when some
-    c_n underflows. Polls for Ctrl-C every step (budget ``left``).
+    c_n underflows. Polls for Ctrl-C and ``cancel`` every step (budget ``left``).
 
     The division by c_{n-1} (eq. 13.59) is applied together with b_n, after the
     product with A: ``a_n = (a_{n-1} A) * (b_n / c_{n-1})`` with ``a_{n-1}`` the
@@ -113,7 +113,7 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
         for j in range(K):
             alpha[j] = cur[j] * inv
     for t in range(t0 + 1, t1):
-        poll(left, 2 * K * K + 8, NULL)
+        poll(left, 2 * K * K + 8, cancel)
         # Small K get a constant-size copy of the loop, unrolled by the compiler.
         if K == 8:
             _vec_mat(cur, A, nxt, 8)
@@ -139,6 +139,13 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
     return logsum + log(prod)
 
 
+cdef const unsigned char *_cancel_ptr(const unsigned char[::1] cancel) except NULL:
+    """``&cancel[0]``: the byte ``fastml._parallel.run_blocks`` sets to stop a block."""
+    if cancel.shape[0] != 1:
+        raise ValueError("HMM kernel: cancel must be a 1-byte array")
+    return &cancel[0]
+
+
 cdef int _check_common(const double[::1] pi, const double[:, ::1] A,
                        const real[:, ::1] table, const idx_t[::1] rows,
                        const idx_t[:, ::1] spans) except -1:
@@ -150,7 +157,8 @@ cdef int _check_common(const double[::1] pi, const double[:, ::1] A,
 
 def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
                    const real[:, ::1] table, const idx_t[::1] rows,
-                   const idx_t[:, ::1] spans, double[::1] logprob_out):
+                   const idx_t[:, ::1] spans, double[::1] logprob_out,
+                   const unsigned char[::1] cancel):
     """log p(X) of each sequence by the scaled forward pass (PRML eq. 13.63).
 
     Keeps two K-vectors, no T x K lattice. ``logprob_out[s]`` is NaN where a scaling
@@ -165,11 +173,12 @@ def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
         raise ValueError("forward_scaled: logprob_out must have one entry per span")
     cdef double[:, ::1] buf = np.empty((2, K))
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             logprob_out[s] = _forward_scaled_seq(
                 &startprob[0], &transmat[0, 0], table, rows, spans[s, 0], spans[s, 1],
-                K, &buf[0, 0], &buf[1, 0], NULL, NULL, &left)
+                K, &buf[0, 0], &buf[1, 0], NULL, NULL, &left, cp)
 
 
 def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
@@ -177,7 +186,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                             const idx_t[:, ::1] spans, double[:, ::1] alpha,
                             double[::1] cscale, real[:, ::1] gamma_out,
                             double[:, ::1] xi_out, double[:, ::1] counts_out,
-                            double[::1] logprob_out):
+                            double[::1] logprob_out, const unsigned char[::1] cancel):
     """Posteriors and expected counts by scaled forward-backward (PRML sec. 13.2.4).
 
     For each span: alpha-hat and c_n (eqs. 13.59, 13.62) into ``alpha``/``cscale``
@@ -217,13 +226,14 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     if do_xi:
         xi = &xi_out[0, 0]
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
             lp = _forward_scaled_seq(&startprob[0], A, table, rows, t0, t1, K,
                                      &buf[0, 0], &buf[1, 0], &alpha[0, 0], &cscale[0],
-                                     &left)
+                                     &left, cp)
             logprob_out[s] = lp
             if lp != lp:
                 continue
@@ -231,7 +241,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                 beta[j] = 1.0
             t = t1 - 1
             while True:
-                poll(&left, 4 * K * K + 8, NULL)
+                poll(&left, 4 * K * K + 8, cp)
                 # gamma_t = alpha-hat_t * beta-hat_t (eq. 13.64), renormalised.
                 a_t = &alpha[t - t0, 0]
                 norm = 0.0
@@ -288,7 +298,8 @@ cdef inline double _lse_col(const double *v, const double *col, idx_t K) noexcep
 cdef double _forward_log_seq(const double *log_pi, const double *log_AT,
                              const real[:, ::1] table, const idx_t[::1] rows,
                              idx_t t0, idx_t t1, idx_t K, double *cur, double *nxt,
-                             double *log_alpha, idx_t *left) except? -1.0 nogil:
+                             double *log_alpha, idx_t *left,
+                             const unsigned char *cancel) except? -1.0 nogil:
     """Log-space alpha recursion (PRML eq. 13.36 with log-sum-exp) on [t0, t1); polls
     for Ctrl-C every step (budget ``left``)."""
     cdef idx_t t, j
@@ -300,7 +311,7 @@ cdef double _forward_log_seq(const double *log_pi, const double *log_AT,
         for j in range(K):
             log_alpha[j] = cur[j]
     for t in range(t0 + 1, t1):
-        poll(left, 20 * K * K, NULL)
+        poll(left, 20 * K * K, cancel)
         b = _frame(table, rows, t)
         for j in range(K):
             nxt[j] = _lse_col(cur, log_AT + j * K, K) + b[j]
@@ -328,7 +339,8 @@ cdef inline double _lse_zero(const double *v, idx_t K) noexcept nogil:
 
 def forward_log(const double[::1] log_startprob, const double[:, ::1] log_transmat_T,
                 const real[:, ::1] log_table, const idx_t[::1] rows,
-                const idx_t[:, ::1] spans, double[::1] logprob_out):
+                const idx_t[:, ::1] spans, double[::1] logprob_out,
+                const unsigned char[::1] cancel):
     """log p(X) of each span by the forward pass in log space (log-sum-exp).
 
     ``log_transmat_T`` is the transposed log transition matrix (contiguous columns).
@@ -340,11 +352,12 @@ def forward_log(const double[::1] log_startprob, const double[:, ::1] log_transm
         raise ValueError("forward_log: logprob_out must have one entry per span")
     cdef double[:, ::1] buf = np.empty((2, K))
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             logprob_out[s] = _forward_log_seq(
                 &log_startprob[0], &log_transmat_T[0, 0], log_table, rows,
-                spans[s, 0], spans[s, 1], K, &buf[0, 0], &buf[1, 0], NULL, &left)
+                spans[s, 0], spans[s, 1], K, &buf[0, 0], &buf[1, 0], NULL, &left, cp)
 
 
 def forward_backward_log(const double[::1] log_startprob,
@@ -353,7 +366,8 @@ def forward_backward_log(const double[::1] log_startprob,
                          const real[:, ::1] log_table, const idx_t[::1] rows,
                          const idx_t[:, ::1] spans, double[:, ::1] log_alpha,
                          real[:, ::1] gamma_out, double[:, ::1] xi_out,
-                         double[:, ::1] counts_out, double[::1] logprob_out):
+                         double[:, ::1] counts_out, double[::1] logprob_out,
+                         const unsigned char[::1] cancel):
     """Forward-backward in log space: the robust path (PRML sec. 13.2.2 in logs).
 
     Same outputs and accumulation rules as :func:`forward_backward_scaled`; only
@@ -379,13 +393,14 @@ def forward_backward_log(const double[::1] log_startprob,
     cdef double *crow
     cdef double lp, m, norm
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
             lp = _forward_log_seq(&log_startprob[0], &log_transmat_T[0, 0], log_table,
                                   rows, t0, t1, K, &buf[0, 0], &buf[1, 0],
-                                  &log_alpha[0, 0], &left)
+                                  &log_alpha[0, 0], &left, cp)
             logprob_out[s] = lp
             if lp == -INFINITY or lp != lp:
                 continue
@@ -393,7 +408,7 @@ def forward_backward_log(const double[::1] log_startprob,
                 beta[j] = 0.0
             t = t1 - 1
             while True:
-                poll(&left, 40 * K * K, NULL)
+                poll(&left, 40 * K * K, cp)
                 la = &log_alpha[t - t0, 0]
                 m = -INFINITY
                 for i in range(K):
@@ -424,33 +439,84 @@ def forward_backward_log(const double[::1] log_startprob,
                 t -= 1
 
 
-def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transmat_T,
+cdef inline void _max_plus(const double *v, const double *LA, double *best,
+                           idx_t *arg, idx_t K) noexcept nogil:
+    """``best[j] = max_i (v[i] + LA[i, j])`` and ``arg[j]`` its argmax, ties to the
+    lowest i.
+
+    The source states i are the outer loop (two at a time) and the K target states j
+    the inner one, over contiguous rows of ``LA``: a branch-free running max and
+    argmax that the compiler turns into SIMD compares and blends across j. Each i is
+    compared in increasing order with a strict ``>``, so an equal later value never
+    displaces an earlier one: the lowest maximising i wins, as in a scalar scan.
+    """
+    cdef idx_t i, j, i2
+    cdef double x, y, m, vi, vi2
+    cdef idx_t a
+    cdef const double *row
+    cdef const double *row2
+    for j in range(K):
+        best[j] = v[0] + LA[j]
+        arg[j] = 0
+    for i in range(1, K - 1, 2):
+        vi = v[i]
+        vi2 = v[i + 1]
+        i2 = i + 1
+        row = LA + i * K
+        row2 = row + K
+        for j in range(K):
+            x = vi + row[j]
+            y = vi2 + row2[j]
+            m = best[j]
+            a = arg[j]
+            a = i if x > m else a
+            m = x if x > m else m
+            a = i2 if y > m else a
+            m = y if y > m else m
+            best[j] = m
+            arg[j] = a
+    if K % 2 == 0 and K > 1:
+        vi = v[K - 1]
+        i = K - 1
+        row = LA + i * K
+        for j in range(K):
+            x = vi + row[j]
+            m = best[j]
+            arg[j] = i if x > m else arg[j]
+            best[j] = x if x > m else m
+
+
+def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transmat,
                 const real[:, ::1] log_table, const idx_t[::1] rows,
                 const idx_t[:, ::1] spans, bp_t[:, ::1] backptr, idx_t[::1] path_out,
-                double[::1] logprob_out):
+                double[::1] logprob_out, const unsigned char[::1] cancel):
     """Most probable state path of each span (Viterbi, PRML sec. 13.2.5, eq. 13.68).
 
-    Max-sum in log space; backpointers in ``backptr`` (longest span x K) of the
-    smallest integer type holding K - 1. Ties go to the lowest state index. Writes the
-    path into the span's rows of ``path_out`` and max log p(X, Z) into
-    ``logprob_out``.
+    Max-sum in log space: ``delta_t(j) = max_i (delta_{t-1}(i) + log A_ij) + log
+    b_t(j)``, vectorised over the target states j (:func:`_max_plus` on the rows of
+    ``log_transmat``). Backpointers in ``backptr`` (longest span x K) of the smallest
+    integer type holding K - 1. Ties go to the lowest state index, both for the
+    predecessor of each state and for the final state. Writes the path into the
+    span's rows of ``path_out`` and max log p(X, Z) into ``logprob_out``.
 
     Assumes: as :func:`forward_log`.
     """
-    _check_common(log_startprob, log_transmat_T, log_table, rows, spans)
-    cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j, arg
+    _check_common(log_startprob, log_transmat, log_table, rows, spans)
+    cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j, arg
     if (logprob_out.shape[0] != S or backptr.shape[1] != K
             or path_out.shape[0] < spans[S - 1, 1]):
         raise ValueError("viterbi_log: shape mismatch")
-    cdef double[:, ::1] buf = np.empty((2, K))
+    cdef double[:, ::1] buf = np.empty((3, K))
+    cdef idx_t[::1] arg_buf = np.empty(K, dtype=np.intp)
     cdef double *cur = &buf[0, 0]
-    cdef double *nxt = &buf[1, 0]
-    cdef double *tmp
-    cdef const double *col
-    cdef const double *LAT = &log_transmat_T[0, 0]
+    cdef double *best = &buf[1, 0]
+    cdef idx_t *args = &arg_buf[0]
+    cdef const double *LA = &log_transmat[0, 0]
     cdef const real *b
-    cdef double m, x
+    cdef bp_t *bp
+    cdef double m
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
@@ -459,22 +525,19 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
             for j in range(K):
                 cur[j] = log_startprob[j] + b[j]
             for t in range(t0 + 1, t1):
-                poll(&left, 2 * K * K + 8, NULL)
+                poll(&left, K * K + 8, cp)
+                # Small K get a constant-size copy of the loop, unrolled by the compiler.
+                if K == 4:
+                    _max_plus(cur, LA, best, args, 4)
+                elif K == 8:
+                    _max_plus(cur, LA, best, args, 8)
+                else:
+                    _max_plus(cur, LA, best, args, K)
                 b = _frame(log_table, rows, t)
+                bp = &backptr[t - t0, 0]
                 for j in range(K):
-                    col = LAT + j * K
-                    m = cur[0] + col[0]
-                    arg = 0
-                    for i in range(1, K):
-                        x = cur[i] + col[i]
-                        if x > m:
-                            m = x
-                            arg = i
-                    nxt[j] = m + b[j]
-                    backptr[t - t0, j] = <bp_t> arg
-                tmp = cur
-                cur = nxt
-                nxt = tmp
+                    cur[j] = best[j] + b[j]
+                    bp[j] = <bp_t> args[j]
             m = cur[0]
             arg = 0
             for j in range(1, K):
@@ -523,7 +586,8 @@ cdef inline idx_t _inv_cdf(const double *cdf, idx_t K, double u) noexcept nogil:
 
 def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
                          const double[:, ::1] prec_T, const double[:, ::1] lognorm_T,
-                         real[:, ::1] out, double[::1] shift_out):
+                         real[:, ::1] out, double[::1] shift_out,
+                         const unsigned char[::1] cancel):
     """Diagonal-Gaussian emission log-likelihoods, optionally as scaled likelihoods.
 
     ``out[t, k] = -0.5 sum_d (lognorm[d, k] + (x_td - mu_kd)^2 prec[d, k])`` over the
@@ -551,9 +615,10 @@ def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
     cdef double x, diff, m
     cdef real *orow
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for t in range(T):
-            poll(&left, 4 * K * D + 8, NULL)
+            poll(&left, 4 * K * D + 8, cp)
             for k in range(K):
                 acc[k] = 0.0
             for d in range(D):

@@ -50,7 +50,8 @@ class GaussianHMM(_ContinuousHMM):
         Prior parameters, with hmmlearn's defaults and M-step formulas (note that for
         "full"/"tied" a scalar ``covars_prior`` is added to every matrix entry, as in
         hmmlearn).
-    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation
+    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation,
+    n_jobs
         As in :class:`CategoricalHMM`; emission letters are 'm' (means), 'c' (covars).
 
     Notes
@@ -94,6 +95,7 @@ class GaussianHMM(_ContinuousHMM):
         params: str = "stmc",
         init_params: str = "stmc",
         implementation: HMMImplementation = "scaling",
+        n_jobs: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -112,6 +114,7 @@ class GaussianHMM(_ContinuousHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_jobs = n_jobs
 
     @property
     def covars_(self) -> np.ndarray:
@@ -256,12 +259,12 @@ class GaussianHMM(_ContinuousHMM):
             np.ascontiguousarray(np.log(2 * np.pi * var).T),
         )
 
-    def _frames(self, Xv, log: bool):
+    def _frames(self, Xv, log: bool, cancel):
         if self.covariance_type not in ("diag", "spherical"):
-            return super()._frames(Xv, log)
+            return super()._frames(Xv, log, cancel)
         out = np.empty((Xv.shape[0], self.n_components), dtype=Xv.dtype)
         shift = np.empty(0 if log else Xv.shape[0])
-        _hmm.gaussian_diag_frames(Xv, *self._diag_params(), out, shift)
+        _hmm.gaussian_diag_frames(Xv, *self._diag_params(), out, shift, cancel)
         if not log:
             np.exp(out, out=out)  # numpy's SIMD exp: faster than a scalar kernel loop
         return out, np.empty(0, dtype=np.intp), (None if log else shift)
@@ -271,7 +274,8 @@ class GaussianHMM(_ContinuousHMM):
         dt = Xv.dtype
         k, d = self.means_.shape
         ct = self.covariance_type
-        miss = self._missing
+        # Xv may be a block of rows: its own NaN mask, not the one of all rows.
+        miss = None if self._missing is None else np.isnan(Xv)
         mu = self.means_
         if ct in ("diag", "spherical"):
             var = (

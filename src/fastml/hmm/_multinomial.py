@@ -47,7 +47,7 @@ class MultinomialHMM(_ContinuousHMM):
         otherwise every row of ``X`` must sum to it. Sampling needs a single value.
     startprob_prior, transmat_prior : float or array
         Dirichlet prior parameters (1 = no prior).
-    algorithm, random_state, n_iter, tol, verbose, implementation
+    algorithm, random_state, n_iter, tol, verbose, implementation, n_jobs
         As in :class:`CategoricalHMM`.
     params, init_params : str
         Letters of the parameters to update / initialise: 's', 't', 'e'.
@@ -89,6 +89,7 @@ class MultinomialHMM(_ContinuousHMM):
         params: str = "ste",
         init_params: str = "ste",
         implementation: HMMImplementation = "scaling",
+        n_jobs: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.n_trials = n_trials
@@ -102,6 +103,7 @@ class MultinomialHMM(_ContinuousHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_jobs = n_jobs
 
     def _emission_sizes(self) -> dict:
         return {"e": self.n_components * (np.shape(self.emissionprob_)[1] - 1)}

@@ -29,7 +29,8 @@ class PoissonHMM(_ContinuousHMM):
     lambdas_prior, lambdas_weight : float or array
         Gamma(alpha, beta) prior on the rates; the M-step is
         ``lambdas_ = (alpha + sum_t gamma_tk x_t) / (beta + sum_t gamma_tk)``.
-    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation
+    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation,
+    n_jobs
         As in :class:`CategoricalHMM`; the emission letter is 'l'.
 
     Examples
@@ -63,6 +64,7 @@ class PoissonHMM(_ContinuousHMM):
         params: str = "stl",
         init_params: str = "stl",
         implementation: HMMImplementation = "scaling",
+        n_jobs: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
@@ -77,6 +79,7 @@ class PoissonHMM(_ContinuousHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_jobs = n_jobs
 
     def _emission_sizes(self) -> dict:
         return {"l": int(np.size(self.lambdas_))}
