@@ -4,7 +4,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 _F = TypeVar("_F", np.float32, np.float64)
-_B = TypeVar("_B", np.int8, np.int16, np.int32)
 
 def forward_scaled(
     startprob: NDArray[np.float64],
@@ -56,10 +55,11 @@ def forward_backward_log(
 def viterbi_log(
     log_startprob: NDArray[np.float64],
     log_transmat: NDArray[np.float64],
+    log_transmat_T: NDArray[np.float64],
     log_table: NDArray[_F],
     rows: NDArray[np.intp],
     spans: NDArray[np.intp],
-    backptr: NDArray[_B],
+    delta: NDArray[np.float64],
     path_out: NDArray[np.intp],
     logprob_out: NDArray[np.float64],
     cancel: NDArray[np.uint8],

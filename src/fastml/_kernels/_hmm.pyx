@@ -15,11 +15,6 @@ from libc.math cimport INFINITY, NAN, exp, log
 from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
 
-ctypedef fused bp_t:
-    signed char
-    short
-    int
-
 # Scaling factors below this are treated as an underflow (alpha-hat would lose
 # precision): the sequence is reported as failed and redone in log space.
 cdef double _TINY = 2.2250738585072014e-308
@@ -439,81 +434,99 @@ def forward_backward_log(const double[::1] log_startprob,
                 t -= 1
 
 
-cdef inline void _max_plus(const double *v, const double *LA, double *best,
-                           idx_t *arg, idx_t K) noexcept nogil:
-    """``best[j] = max_i (v[i] + LA[i, j])`` and ``arg[j]`` its argmax, ties to the
-    lowest i.
+cdef inline void _max_plus(const double *v, const double *LA, double *out,
+                           idx_t K) noexcept nogil:
+    """``out[j] = max_i (v[i] + LA[i, j])`` (the Viterbi max-product in logs).
 
-    The source states i are the outer loop (two at a time) and the K target states j
-    the inner one, over contiguous rows of ``LA``: a branch-free running max and
-    argmax that the compiler turns into SIMD compares and blends across j. Each i is
-    compared in increasing order with a strict ``>``, so an equal later value never
-    displaces an earlier one: the lowest maximising i wins, as in a scalar scan.
+    Source states i form the outer loop, four at a time (a tree of maxima, one store
+    per group), and the K target states j the inner one over contiguous rows of
+    ``LA``: SIMD adds and max instructions across j. A maximum is exact whatever the
+    order, so this is the value a scalar scan over i gives, bit for bit.
     """
-    cdef idx_t i, j, i2
-    cdef double x, y, m, vi, vi2
-    cdef idx_t a
-    cdef const double *row
-    cdef const double *row2
-    for j in range(K):
-        best[j] = v[0] + LA[j]
-        arg[j] = 0
-    for i in range(1, K - 1, 2):
-        vi = v[i]
-        vi2 = v[i + 1]
-        i2 = i + 1
-        row = LA + i * K
-        row2 = row + K
+    cdef idx_t i, j, i0
+    cdef double m, x0, x1, x2, x3, v0, v1, v2, v3
+    cdef const double *r0
+    cdef const double *r1
+    cdef const double *r2
+    cdef const double *r3
+    i0 = 1
+    if K >= 4:
+        i0 = K - K % 4
+        for i in range(0, i0, 4):
+            v0 = v[i]
+            v1 = v[i + 1]
+            v2 = v[i + 2]
+            v3 = v[i + 3]
+            r0 = LA + i * K
+            r1 = r0 + K
+            r2 = r1 + K
+            r3 = r2 + K
+            for j in range(K):
+                x0 = v0 + r0[j]
+                x1 = v1 + r1[j]
+                x2 = v2 + r2[j]
+                x3 = v3 + r3[j]
+                x0 = x1 if x1 > x0 else x0
+                x2 = x3 if x3 > x2 else x2
+                x0 = x2 if x2 > x0 else x0
+                if i != 0:
+                    m = out[j]
+                    x0 = x0 if x0 > m else m
+                out[j] = x0
+    else:
+        v0 = v[0]
         for j in range(K):
-            x = vi + row[j]
-            y = vi2 + row2[j]
-            m = best[j]
-            a = arg[j]
-            a = i if x > m else a
-            m = x if x > m else m
-            a = i2 if y > m else a
-            m = y if y > m else m
-            best[j] = m
-            arg[j] = a
-    if K % 2 == 0 and K > 1:
-        vi = v[K - 1]
-        i = K - 1
-        row = LA + i * K
+            out[j] = v0 + LA[j]
+    for i in range(i0, K):
+        v0 = v[i]
+        r0 = LA + i * K
         for j in range(K):
-            x = vi + row[j]
-            m = best[j]
-            arg[j] = i if x > m else arg[j]
-            best[j] = x if x > m else m
+            x0 = v0 + r0[j]
+            m = out[j]
+            out[j] = x0 if x0 > m else m
+
+
+cdef inline idx_t _argmax_plus(const double *v, const double *col, idx_t K) noexcept nogil:
+    """The lowest i maximising ``v[i] + col[i]`` (branch-free selects: the
+    backtracking chain has no mispredicted jumps)."""
+    cdef idx_t i, arg = 0
+    cdef double m = v[0] + col[0], x
+    for i in range(1, K):
+        x = v[i] + col[i]
+        arg = i if x > m else arg
+        m = x if x > m else m
+    return arg
 
 
 def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transmat,
-                const real[:, ::1] log_table, const idx_t[::1] rows,
-                const idx_t[:, ::1] spans, bp_t[:, ::1] backptr, idx_t[::1] path_out,
-                double[::1] logprob_out, const unsigned char[::1] cancel):
+                const double[:, ::1] log_transmat_T, const real[:, ::1] log_table,
+                const idx_t[::1] rows, const idx_t[:, ::1] spans, double[:, ::1] delta,
+                idx_t[::1] path_out, double[::1] logprob_out,
+                const unsigned char[::1] cancel):
     """Most probable state path of each span (Viterbi, PRML sec. 13.2.5, eq. 13.68).
 
-    Max-sum in log space: ``delta_t(j) = max_i (delta_{t-1}(i) + log A_ij) + log
+    Max-sum in log space, ``delta_t(j) = max_i (delta_{t-1}(i) + log A_ij) + log
     b_t(j)``, vectorised over the target states j (:func:`_max_plus` on the rows of
-    ``log_transmat``). Backpointers in ``backptr`` (longest span x K) of the smallest
-    integer type holding K - 1. Ties go to the lowest state index, both for the
-    predecessor of each state and for the final state. Writes the path into the
-    span's rows of ``path_out`` and max log p(X, Z) into ``logprob_out``.
+    ``log_transmat``) with no argmax in the recursion: the lattice ``delta`` (longest
+    span x K) is kept, and backtracking recomputes, for the one state on the path,
+    ``delta_{t-1}(i) + log A_ij`` over i (from ``log_transmat_T``, the same sums
+    bit for bit) and takes its argmax. Ties go to the lowest state index, both for the
+    predecessor of a state and for the final state. Writes the path into the span's
+    rows of ``path_out`` and max log p(X, Z) into ``logprob_out``.
 
     Assumes: as :func:`forward_log`.
     """
     _check_common(log_startprob, log_transmat, log_table, rows, spans)
     cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j, arg
-    if (logprob_out.shape[0] != S or backptr.shape[1] != K
+    if (logprob_out.shape[0] != S or delta.shape[1] != K
+            or log_transmat_T.shape[0] != K or log_transmat_T.shape[1] != K
             or path_out.shape[0] < spans[S - 1, 1]):
         raise ValueError("viterbi_log: shape mismatch")
-    cdef double[:, ::1] buf = np.empty((3, K))
-    cdef idx_t[::1] arg_buf = np.empty(K, dtype=np.intp)
-    cdef double *cur = &buf[0, 0]
-    cdef double *best = &buf[1, 0]
-    cdef idx_t *args = &arg_buf[0]
     cdef const double *LA = &log_transmat[0, 0]
+    cdef const double *LAT = &log_transmat_T[0, 0]
     cdef const real *b
-    cdef bp_t *bp
+    cdef double *cur
+    cdef double *prev
     cdef double m
     cdef idx_t left = POLL_WORK
     cdef const unsigned char *cp = _cancel_ptr(cancel)
@@ -522,22 +535,23 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
             t0 = spans[s, 0]
             t1 = spans[s, 1]
             b = _frame(log_table, rows, t0)
+            cur = &delta[0, 0]
             for j in range(K):
                 cur[j] = log_startprob[j] + b[j]
             for t in range(t0 + 1, t1):
                 poll(&left, K * K + 8, cp)
+                prev = cur
+                cur = &delta[t - t0, 0]
                 # Small K get a constant-size copy of the loop, unrolled by the compiler.
                 if K == 4:
-                    _max_plus(cur, LA, best, args, 4)
+                    _max_plus(prev, LA, cur, 4)
                 elif K == 8:
-                    _max_plus(cur, LA, best, args, 8)
+                    _max_plus(prev, LA, cur, 8)
                 else:
-                    _max_plus(cur, LA, best, args, K)
+                    _max_plus(prev, LA, cur, K)
                 b = _frame(log_table, rows, t)
-                bp = &backptr[t - t0, 0]
                 for j in range(K):
-                    cur[j] = best[j] + b[j]
-                    bp[j] = <bp_t> args[j]
+                    cur[j] += b[j]
             m = cur[0]
             arg = 0
             for j in range(1, K):
@@ -548,7 +562,7 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
             t = t1 - 1
             path_out[t] = arg
             while t > t0:
-                arg = backptr[t - t0, arg]
+                arg = _argmax_plus(&delta[t - 1 - t0, 0], LAT + arg * K, K)
                 t -= 1
                 path_out[t] = arg
 

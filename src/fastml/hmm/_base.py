@@ -232,14 +232,6 @@ def _check_possible(logprob: np.ndarray, spans: np.ndarray) -> None:
         )
 
 
-def _backptr_dtype(k: int):
-    if k <= 127:
-        return np.int8
-    if k <= 32767:
-        return np.int16
-    return np.int32
-
-
 _HMM = TypeVar("_HMM", bound="_BaseHMM")
 
 
@@ -421,13 +413,12 @@ class _BaseHMM(BaseEstimator):
         k = self.n_components
         path = np.empty(Xv.shape[0], dtype=np.intp)
         logprob = np.empty(len(spans))
-        log_pi, log_a, _ = self._logs()
+        log_params = self._logs()
 
         def block(blk, cancel):
             log_table, rows, _ = blk.frames(True)
             _hmm.viterbi_log(
-                log_pi, log_a, log_table, rows, blk.sub,
-                np.empty((blk.longest, k), dtype=_backptr_dtype(k)),
+                *log_params, log_table, rows, blk.sub, np.empty((blk.longest, k)),
                 path[blk.lo : blk.hi], logprob[blk.first : blk.last], cancel,
             )  # fmt: skip
 
