@@ -283,6 +283,12 @@ class _BaseHMM(BaseEstimator):
         check_is_fitted(self, list(self._fitted_attrs))
         self._check_params()
 
+    def _block_emission_stats(self, lo, hi, gamma):
+        """Emission M-step sums over rows ``lo:hi`` given their posteriors (a tuple of
+        arrays, added over the blocks in block order), or None: the M-step then uses
+        ``stats["gamma"]``."""
+        return None
+
     # ---- E-step: blocks of whole sequences on threads --------------------------------
     #: False where the emission hook must see all rows at once (GMMHMM keeps the
     #: within-state responsibilities of every row for its M-step): the frames are then
@@ -326,7 +332,8 @@ class _BaseHMM(BaseEstimator):
             return run_blocks(run_one, len(blocks), threads)
 
     def _forward_backward(self, Xv, spans, *, stats: bool, counts: bool = False):
-        """Posteriors (T, K), per-span log p(X), and optional xi / emission counts.
+        """Posteriors (T, K), per-span log p(X), optional xi / emission counts and,
+        with ``stats``, the sums of :meth:`_block_emission_stats`.
 
         Each block of sequences writes its rows of the posteriors and its spans' log
         p(X); its xi and counts are partial sums, added here in block order, so the
@@ -372,15 +379,18 @@ class _BaseHMM(BaseEstimator):
                     np.empty((longest, k)), g, xi, cnt, lp_log, cancel,
                 )  # fmt: skip
                 lp[failed] = lp_log
-            return xi, cnt
+            em = self._block_emission_stats(blk.lo, blk.hi, g) if stats else None
+            return xi, cnt, em
 
         parts = self._run(Xv, spans, block, log=self.implementation == "log")
-        xi, cnt = parts[0]
-        for xi_b, cnt_b in parts[1:]:  # block order: the same sums for every n_jobs
+        xi, cnt, em = parts[0]
+        for xi_b, cnt_b, em_b in parts[1:]:  # block order: same sums for every n_jobs
             xi += xi_b
             cnt += cnt_b
+            if em is not None:
+                em = tuple(a + b for a, b in zip(em, em_b, strict=True))
         _check_possible(logprob, spans)
-        return gamma, logprob, xi, (cnt if counts else None)
+        return gamma, logprob, xi, (cnt if counts else None), em
 
     def _score_spans(self, Xv, spans) -> np.ndarray:
         logprob = np.empty(len(spans))
@@ -463,7 +473,7 @@ class _BaseHMM(BaseEstimator):
         self._check_fitted()
         Xv = self._check_X(X, fitting=False)
         spans = _spans(lengths, Xv.shape[0])
-        gamma, logprob, _, _ = self._forward_backward(Xv, spans, stats=False)
+        gamma, logprob, *_ = self._forward_backward(Xv, spans, stats=False)
         return float(logprob.sum()), gamma
 
     def predict_proba(
@@ -502,7 +512,7 @@ class _BaseHMM(BaseEstimator):
         Xv = self._check_X(X, fitting=False)
         spans = _spans(lengths, Xv.shape[0])
         if algorithm == "map":
-            gamma, _, _, _ = self._forward_backward(Xv, spans, stats=False)
+            gamma, *_ = self._forward_backward(Xv, spans, stats=False)
             path = gamma.argmax(axis=1)
             with np.errstate(divide="ignore"):
                 lp = float(np.log(gamma[np.arange(len(path)), path]).sum())
@@ -589,7 +599,7 @@ class _BaseHMM(BaseEstimator):
     def _do_estep(self, Xv, spans):
         # Categorical: emission counts per symbol; others: posterior mass per state.
         need_counts = any(c in self.params for c in self._emission_letters)
-        gamma, logprob, xi, cnt = self._forward_backward(
+        gamma, logprob, xi, cnt, em = self._forward_backward(
             Xv, spans, stats=True, counts=need_counts
         )
         stats = {
@@ -597,6 +607,7 @@ class _BaseHMM(BaseEstimator):
             "trans": xi,
             "gamma": gamma,
             "counts": cnt,
+            "emission": em,
         }
         return stats, float(logprob.sum())
 

@@ -317,25 +317,45 @@ class GaussianHMM(_ContinuousHMM):
             lpr[miss.all(axis=1)] = 0.0
         return lpr
 
+    def _block_emission_stats(self, lo, hi, gamma):
+        """The "diag"/"spherical" M-step sums over rows ``lo:hi``: sum_t gamma_tk x_t,
+        sum_t gamma_tk x_t^2 and, with missing values, the posterior mass per state and
+        observed feature (NaN features count as 0). Computed per block of sequences in
+        the E-step threads and added in block order."""
+        if self.covariance_type not in ("diag", "spherical") or not (
+            "m" in self.params or "c" in self.params
+        ):
+            return None
+        g = gamma.astype(np.float64, copy=False)
+        x = self._xfit[lo:hi]
+        mass = ()
+        if self._missing is not None:
+            miss = self._missing[lo:hi]
+            x = np.where(miss, 0.0, x)
+            mass = (g.T @ (~miss).astype(np.float64),)
+        return (g.T @ x, g.T @ (x * x), *mass)
+
     def _mstep_emissions(self, stats) -> None:
         if "m" not in self.params and "c" not in self.params:
             return
-        g = stats["gamma"].astype(np.float64, copy=False)
-        x = self._xfit
         miss = self._missing
         ct = self.covariance_type
         mp, mw = self.means_prior, self.means_weight
         cp, cw = self.covars_prior, self.covars_weight
-        if miss is not None:
-            x = np.where(miss, 0.0, x)
-        if miss is not None and ct in ("diag", "spherical"):
-            denom = g.T @ (~miss).astype(np.float64)
-        elif miss is not None:
-            g = g * (~miss.all(axis=1))[:, None]
-            denom = g.sum(axis=0)[:, None]
+        if ct in ("diag", "spherical"):
+            obs, obs2, *mass = stats["emission"]
+            # sum_t gamma_t from the kernel, or per observed feature
+            denom = mass[0] if mass else stats["counts"][0][:, None]
         else:
-            denom = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
-        obs = g.T @ x
+            g = stats["gamma"].astype(np.float64, copy=False)
+            x = self._xfit
+            if miss is not None:
+                x = np.where(miss, 0.0, x)
+                g = g * (~miss.all(axis=1))[:, None]
+                denom = g.sum(axis=0)[:, None]
+            else:
+                denom = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
+            obs = g.T @ x
         if "m" in self.params:
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = (mw * mp + obs) / (mw + denom)
@@ -346,9 +366,6 @@ class GaussianHMM(_ContinuousHMM):
         mu = self.means_
         meandiff = mu - mp
         if ct in ("diag", "spherical"):
-            if self._xsq is None:
-                self._xsq = x * x  # fixed during fit: computed once
-            obs2 = g.T @ self._xsq
             c_n = mw * meandiff**2 + obs2 - 2 * mu * obs + mu**2 * denom
             c_d = max(cw - 1, 0) + denom
             cov = (cp + c_n) / np.maximum(c_d, 1e-5)
@@ -376,11 +393,10 @@ class GaussianHMM(_ContinuousHMM):
     def fit(self: _GHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _GHMM:
 
         self._xfit = check_array(X, "X", ndim=2, finite=False, dtype=np.float64)
-        self._xsq = None
         try:
             return super().fit(X, lengths)
         finally:
-            del self._xfit, self._xsq
+            del self._xfit
 
     fit.__doc__ = _BaseHMM.fit.__doc__
 

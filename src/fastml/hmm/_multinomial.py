@@ -191,9 +191,16 @@ class MultinomialHMM(_ContinuousHMM):
         log_coef = gammaln(Xv.sum(axis=1) + 1) - gammaln(Xv + 1).sum(axis=1)
         return np.ascontiguousarray(xl + log_coef[:, None])
 
+    def _block_emission_stats(self, lo, hi, gamma):
+        """sum_t gamma_tk x_t over rows ``lo:hi`` (computed per block of sequences in
+        the E-step threads, added in block order)."""
+        if "e" not in self.params:
+            return None
+        return (gamma.T @ self._xfit[lo:hi],)
+
     def _mstep_emissions(self, stats) -> None:
         if "e" in self.params:
-            obs = stats["gamma"].T @ self._xfit
+            (obs,) = stats["emission"]
             ep = _normalize(obs, axis=1)
             self.emissionprob_ = _keep_empty_rows(ep, self.emissionprob_)
 

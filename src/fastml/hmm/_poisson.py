@@ -137,11 +137,17 @@ class PoissonHMM(_ContinuousHMM):
         lpr = xl - lam.sum(1) - gammaln(Xv + 1).sum(1)[:, None]
         return np.ascontiguousarray(lpr)
 
+    def _block_emission_stats(self, lo, hi, gamma):
+        """sum_t gamma_tk x_t over rows ``lo:hi`` (computed per block of sequences in
+        the E-step threads, added in block order)."""
+        if "l" not in self.params:
+            return None
+        return (gamma.T @ self._xfit[lo:hi],)
+
     def _mstep_emissions(self, stats) -> None:
         if "l" in self.params:
-            g = stats["gamma"]
             post = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
-            obs = g.T @ self._xfit
+            (obs,) = stats["emission"]
             self.lambdas_ = (self.lambdas_prior + obs) / (self.lambdas_weight + post)
 
     def fit(self: _PHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _PHMM:
