@@ -11,6 +11,8 @@ Accumulators (log-probabilities, expected counts) are double for float32 input t
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, exp, log
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
 from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
@@ -18,47 +20,84 @@ from fastml._kernels._types cimport idx_t, real
 # Scaling factors below this are treated as an underflow (alpha-hat would lose
 # precision): the sequence is reported as failed and redone in log space.
 cdef double _TINY = 2.2250738585072014e-308
+cdef double _LN2 = 0.6931471805599453
 
 
 cdef inline const real *_frame(const real[:, ::1] table, const idx_t[::1] rows,
                                idx_t t) noexcept nogil:
+    """Row of the emission table for frame t (memoryviews: for the one-off uses)."""
     if rows.shape[0] == 0:
         return &table[t, 0]
     return &table[rows[t], 0]
 
 
-cdef inline void _acc_log(double c, double *prod, double *logsum) noexcept nogil:
-    """Add log(c) to ``logsum`` via a running product (one log per ~1e200 of decay)."""
-    if c < 1e-100:
-        logsum[0] += log(c)
-        return
-    prod[0] *= c
-    if prod[0] < 1e-200:
-        logsum[0] += log(prod[0])
-        prod[0] = 1.0
+cdef inline const real *_frame_p(const real *table, const idx_t *rows, idx_t t,
+                                 idx_t K) noexcept nogil:
+    """Row of the emission table for frame t, from raw pointers (``rows`` NULL: row
+    t): the recursions' per-step lookup, with no memoryview struct in the loop."""
+    if rows == NULL:
+        return table + t * K
+    return table + rows[t] * K
+
+
+cdef inline const idx_t *_rows_ptr(const idx_t[::1] rows) noexcept nogil:
+    return NULL if rows.shape[0] == 0 else &rows[0]
+
+
+cdef inline double _pow2_inv(double c, idx_t *expo) noexcept nogil:
+    """``2^-e`` for ``c = m 2^e`` with ``1 <= m < 2``; adds e to ``expo``.
+
+    Assumes c positive and normal. Scaling by a power of two is exact, and the
+    exponent comes from the bits of c: no division or log in the recursion's
+    dependency chain, and log p(X) accumulates as an exact integer sum of exponents.
+    """
+    cdef uint64_t bits
+    cdef idx_t e
+    cdef double inv
+    memcpy(&bits, &c, 8)
+    e = <idx_t> ((bits >> 52) & 0x7FF) - 1023
+    expo[0] += e
+    bits = (<uint64_t> (1023 - e)) << 52
+    memcpy(&inv, &bits, 8)
+    return inv
 
 
 cdef inline void _vec_mat(const double *v, const double *A, double *out,
                           idx_t K) noexcept nogil:
-    """out = v A: rows of A are contiguous, j innermost (vectorised), i unrolled by 2."""
-    cdef idx_t i, j
-    cdef double a, a2
-    cdef const double *row
-    cdef const double *row2
-    for j in range(K):
-        out[j] = 0.0
-    for i in range(0, K - 1, 2):
-        a = v[i]
-        a2 = v[i + 1]
-        row = A + i * K
-        row2 = row + K
+    """out = v A: rows of A are contiguous, j innermost (vectorised), i four at a time
+    summed as a tree (a short dependency chain: small K are latency-bound)."""
+    cdef idx_t i, j, i0 = 1
+    cdef double a0, a1, a2, a3
+    cdef const double *r0
+    cdef const double *r1
+    cdef const double *r2
+    cdef const double *r3
+    if K >= 4:
+        i0 = K - K % 4
+        for i in range(0, i0, 4):
+            a0 = v[i]
+            a1 = v[i + 1]
+            a2 = v[i + 2]
+            a3 = v[i + 3]
+            r0 = A + i * K
+            r1 = r0 + K
+            r2 = r1 + K
+            r3 = r2 + K
+            if i == 0:
+                for j in range(K):
+                    out[j] = (a0 * r0[j] + a1 * r1[j]) + (a2 * r2[j] + a3 * r3[j])
+            else:
+                for j in range(K):
+                    out[j] += (a0 * r0[j] + a1 * r1[j]) + (a2 * r2[j] + a3 * r3[j])
+    else:
+        a0 = v[0]
         for j in range(K):
-            out[j] += a * row[j] + a2 * row2[j]
-    if K % 2:
-        a = v[K - 1]
-        row = A + (K - 1) * K
+            out[j] = a0 * A[j]
+    for i in range(i0, K):
+        a0 = v[i]
+        r0 = A + i * K
         for j in range(K):
-            out[j] += a * row[j]
+            out[j] += a0 * r0[j]
 
 
 cdef inline double _sum(const double *v, idx_t K) noexcept nogil:
@@ -75,6 +114,16 @@ cdef inline double _sum(const double *v, idx_t K) noexcept nogil:
     return (s0 + s1) + (s2 + s3)
 
 
+cdef inline double _forward_step(const double *cur, const double *A, const real *b,
+                                 double inv, double *nxt, idx_t K) noexcept nogil:
+    """``nxt = ((cur A) * b) * inv``; returns sum(nxt)."""
+    cdef idx_t j
+    _vec_mat(cur, A, nxt, K)
+    for j in range(K):
+        nxt[j] = (nxt[j] * b[j]) * inv
+    return _sum(nxt, K)
+
+
 cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 const real[:, ::1] table, const idx_t[::1] rows,
                                 idx_t t0, idx_t t1, idx_t K, double *cur,
@@ -82,56 +131,57 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 idx_t *left, const unsigned char *cancel) except? -1.0 nogil:
     """Scaled alpha recursion (PRML eqs. 13.59-13.63) on rows [t0, t1).
 
-    ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and c_n are
-    stored (row t - t0). Returns log p(X) = sum_n log c_n (eq. 13.63), or NaN when some
-    c_n underflows. Polls for Ctrl-C and ``cancel`` every step (budget ``left``).
+    ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and the scale
+    factors c_n are stored (row t - t0). Returns log p(X) = sum_n log c_n + log
+    sum_k alpha-hat_N(k) (eq. 13.63), or NaN when some step's sum underflows. Polls for
+    Ctrl-C and ``cancel`` every step (budget ``left``).
 
-    The division by c_{n-1} (eq. 13.59) is applied together with b_n, after the
-    product with A: ``a_n = (a_{n-1} A) * (b_n / c_{n-1})`` with ``a_{n-1}`` the
-    unnormalised vector, so the sum and division of one step overlap the matrix
-    product of the next instead of lengthening the dependency chain.
+    The scale factor c_n is the power of two at or below the step's sum (so
+    alpha-hat sums to [1, 2), not exactly 1): eqs. 13.59-13.65 hold for any positive
+    c_n, the rescaling is exact, and it costs a few integer operations on the
+    exponent bits instead of a division. It is applied together with b_n, after the
+    product with A: ``a_n = ((a_{n-1} A) * b_n) / c_{n-1}`` with ``a_{n-1}`` the
+    unscaled vector, so the sum of one step overlaps the matrix product of the next
+    instead of lengthening the dependency chain.
     """
-    cdef idx_t t, j
-    cdef double c, inv, prod = 1.0, logsum = 0.0
+    cdef idx_t t, j, expo = 0
+    cdef double c, inv
     cdef const real *b
     cdef double *tmp
-    b = _frame(table, rows, t0)
+    cdef const real *tab = &table[0, 0]
+    cdef const idx_t *rp = _rows_ptr(rows)
+    b = _frame_p(tab, rp, t0, K)
     for j in range(K):
         cur[j] = pi[j] * b[j]
     c = _sum(cur, K)
     if not c >= _TINY:
         return NAN
-    inv = 1.0 / c
-    _acc_log(c, &prod, &logsum)
+    inv = _pow2_inv(c, &expo)
     if alpha != NULL:
-        cscale[0] = c
+        cscale[0] = 1.0 / inv
         for j in range(K):
             alpha[j] = cur[j] * inv
     for t in range(t0 + 1, t1):
         poll(left, 2 * K * K + 8, cancel)
-        # Small K get a constant-size copy of the loop, unrolled by the compiler.
-        if K == 8:
-            _vec_mat(cur, A, nxt, 8)
-        elif K == 4:
-            _vec_mat(cur, A, nxt, 4)
+        b = _frame_p(tab, rp, t, K)
+        # Small K get a constant-size copy of the step, unrolled by the compiler.
+        if K == 4:
+            c = _forward_step(cur, A, b, inv, nxt, 4)
+        elif K == 8:
+            c = _forward_step(cur, A, b, inv, nxt, 8)
         else:
-            _vec_mat(cur, A, nxt, K)
-        b = _frame(table, rows, t)
-        for j in range(K):
-            nxt[j] *= b[j] * inv
-        c = _sum(nxt, K)
+            c = _forward_step(cur, A, b, inv, nxt, K)
         if not c >= _TINY:
             return NAN
-        inv = 1.0 / c
-        _acc_log(c, &prod, &logsum)
+        inv = _pow2_inv(c, &expo)
         if alpha != NULL:
-            cscale[t - t0] = c
+            cscale[t - t0] = 1.0 / inv
             for j in range(K):
                 alpha[(t - t0) * K + j] = nxt[j] * inv
         tmp = cur
         cur = nxt
         nxt = tmp
-    return logsum + log(prod)
+    return expo * _LN2 + log(c * inv)
 
 
 cdef const unsigned char *_cancel_ptr(const unsigned char[::1] cancel) except NULL:
@@ -176,6 +226,45 @@ def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
                 K, &buf[0, 0], &buf[1, 0], NULL, NULL, &left, cp)
 
 
+cdef inline void _posterior_row(const double *a_t, const double *beta, real *g_out,
+                                double *crow, idx_t K) noexcept nogil:
+    """``g_out = a_t * beta / sum(a_t * beta)`` (eq. 13.64); added to ``crow`` too
+    unless it is NULL."""
+    cdef idx_t i
+    cdef double norm = 0.0, w
+    for i in range(K):
+        norm += a_t[i] * beta[i]
+    norm = 1.0 / norm
+    for i in range(K):
+        w = a_t[i] * beta[i] * norm
+        g_out[i] = <real> w
+        if crow != NULL:
+            crow[i] += w
+
+
+cdef inline void _backward_step(const real *b, double acc, const double *A,
+                                const double *AT, const double *a_prev, double *beta,
+                                double *tmp, double *xi, idx_t K) noexcept nogil:
+    """beta-hat_{t-1} = A (b_t * beta-hat_t * acc) (eq. 13.62, acc = 1 / c_t), and
+    ``xi[i, j] += alpha-hat_{t-1}(i) A_ij b_t(j) beta-hat_t(j) acc`` (eq. 13.65)
+    unless ``xi`` is NULL. ``beta = A tmp = tmp^T A^T``: the forward pass's
+    vector-matrix product on A^T (contiguous rows, short dependency chain)."""
+    cdef idx_t i, j
+    cdef double g
+    cdef const double *row
+    cdef double *xrow
+    for j in range(K):
+        tmp[j] = b[j] * beta[j] * acc
+    _vec_mat(tmp, AT, beta, K)
+    if xi != NULL:
+        for i in range(K):
+            g = a_prev[i]
+            row = A + i * K
+            xrow = xi + i * K
+            for j in range(K):
+                xrow[j] += g * row[j] * tmp[j]
+
+
 def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
                             const double[:, ::1] transmat_T, const real[:, ::1] table, const idx_t[::1] rows,
                             const idx_t[:, ::1] spans, double[:, ::1] alpha,
@@ -197,7 +286,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     Assumes: as :func:`forward_scaled`.
     """
     _check_common(startprob, transmat, table, rows, spans)
-    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j
+    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
     if (logprob_out.shape[0] != S or alpha.shape[1] != K or gamma_out.shape[1] != K
             or alpha.shape[0] != cscale.shape[0] or transmat_T.shape[0] != K
@@ -212,12 +301,12 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     cdef const double *A = &transmat[0, 0]
     cdef const double *AT = &transmat_T[0, 0]
     cdef const double *a_t
-    cdef const double *row
-    cdef double *xi = &buf[0, 0]
-    cdef double *xrow
+    cdef double *xi = NULL
     cdef double *crow
     cdef const real *b
-    cdef double lp, g, norm, acc
+    cdef const real *tab = &table[0, 0]
+    cdef const idx_t *rp = _rows_ptr(rows)
+    cdef double lp, norm, acc
     if do_xi:
         xi = &xi_out[0, 0]
     cdef idx_t left = POLL_WORK
@@ -232,46 +321,32 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
             logprob_out[s] = lp
             if lp != lp:
                 continue
+            # beta-hat_N = 1 / sum_k alpha-hat_N(k): alpha-hat_n * beta-hat_n then sums
+            # to 1 at every n with the power-of-two scale factors (eq. 13.64).
+            norm = 1.0 / _sum(&alpha[t1 - 1 - t0, 0], K)
             for j in range(K):
-                beta[j] = 1.0
+                beta[j] = norm
             t = t1 - 1
             while True:
                 poll(&left, 4 * K * K + 8, cp)
-                # gamma_t = alpha-hat_t * beta-hat_t (eq. 13.64), renormalised.
-                a_t = &alpha[t - t0, 0]
-                norm = 0.0
-                for i in range(K):
-                    norm += a_t[i] * beta[i]
-                norm = 1.0 / norm
-                for i in range(K):
-                    gamma_out[t, i] = <real> (a_t[i] * beta[i] * norm)
+                crow = NULL
                 if do_counts:
                     crow = &counts_out[rows[t] if rows.shape[0] != 0 else 0, 0]
-                    for i in range(K):
-                        crow[i] += a_t[i] * beta[i] * norm
+                # gamma_t = alpha-hat_t * beta-hat_t (eq. 13.64), renormalised.
+                _posterior_row(&alpha[t - t0, 0], beta, &gamma_out[t, 0], crow, K)
                 if t == t0:
                     break
                 # beta-hat_{t-1}(i) = sum_j A_ij b_t(j) beta-hat_t(j) / c_t (eq. 13.62)
-                b = _frame(table, rows, t)
+                # and xi (eq. 13.65); small K get a constant-size copy of the step.
+                b = _frame_p(tab, rp, t, K)
                 acc = 1.0 / cscale[t - t0]
-                for j in range(K):
-                    tmp[j] = b[j] * beta[j] * acc
                 a_t = &alpha[t - 1 - t0, 0]
-                # beta = A tmp = tmp^T A^T: the forward pass's vector-matrix product
-                # on A^T (contiguous rows, short dependency chain).
-                if K == 8:
-                    _vec_mat(tmp, AT, beta, 8)
-                elif K == 4:
-                    _vec_mat(tmp, AT, beta, 4)
+                if K == 4:
+                    _backward_step(b, acc, A, AT, a_t, beta, tmp, xi, 4)
+                elif K == 8:
+                    _backward_step(b, acc, A, AT, a_t, beta, tmp, xi, 8)
                 else:
-                    _vec_mat(tmp, AT, beta, K)
-                if do_xi:
-                    for i in range(K):
-                        g = a_t[i]
-                        row = A + i * K
-                        xrow = xi + i * K
-                        for j in range(K):
-                            xrow[j] += g * row[j] * tmp[j]
+                    _backward_step(b, acc, A, AT, a_t, beta, tmp, xi, K)
                 t -= 1
 
 
@@ -486,6 +561,15 @@ cdef inline void _max_plus(const double *v, const double *LA, double *out,
             out[j] = x0 if x0 > m else m
 
 
+cdef inline void _viterbi_step(const double *prev, const double *LA, const real *b,
+                               double *cur, idx_t K) noexcept nogil:
+    """``cur[j] = max_i (prev[i] + LA[i, j]) + b[j]``."""
+    cdef idx_t j
+    _max_plus(prev, LA, cur, K)
+    for j in range(K):
+        cur[j] += b[j]
+
+
 cdef inline idx_t _argmax_plus(const double *v, const double *col, idx_t K) noexcept nogil:
     """The lowest i maximising ``v[i] + col[i]`` (branch-free selects: the
     backtracking chain has no mispredicted jumps)."""
@@ -530,11 +614,13 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
     cdef double m
     cdef idx_t left = POLL_WORK
     cdef const unsigned char *cp = _cancel_ptr(cancel)
+    cdef const real *tab = &log_table[0, 0]
+    cdef const idx_t *rp = _rows_ptr(rows)
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
-            b = _frame(log_table, rows, t0)
+            b = _frame_p(tab, rp, t0, K)
             cur = &delta[0, 0]
             for j in range(K):
                 cur[j] = log_startprob[j] + b[j]
@@ -542,16 +628,14 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
                 poll(&left, K * K + 8, cp)
                 prev = cur
                 cur = &delta[t - t0, 0]
-                # Small K get a constant-size copy of the loop, unrolled by the compiler.
+                b = _frame_p(tab, rp, t, K)
+                # Small K get a constant-size copy of the step, unrolled by the compiler.
                 if K == 4:
-                    _max_plus(prev, LA, cur, 4)
+                    _viterbi_step(prev, LA, b, cur, 4)
                 elif K == 8:
-                    _max_plus(prev, LA, cur, 8)
+                    _viterbi_step(prev, LA, b, cur, 8)
                 else:
-                    _max_plus(prev, LA, cur, K)
-                b = _frame(log_table, rows, t)
-                for j in range(K):
-                    cur[j] += b[j]
+                    _viterbi_step(prev, LA, b, cur, K)
             m = cur[0]
             arg = 0
             for j in range(1, K):
