@@ -274,7 +274,9 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     """Posteriors and expected counts by scaled forward-backward (PRML sec. 13.2.4).
 
     For each span: alpha-hat and c_n (eqs. 13.59, 13.62) into ``alpha``/``cscale``
-    (scratch with at least as many rows as the longest span), then the beta-hat
+    (scratch with at least as many rows as the longest span; with float64 posteriors
+    ``alpha`` may have 0 rows: alpha-hat is then kept in the span's rows of
+    ``gamma_out``, each overwritten by its posterior once no longer needed), then the beta-hat
     recursion (eq. 13.62) with two K-vectors, writing gamma (eq. 13.64) to
     ``gamma_out`` rows of the span and adding xi summed over time (eq. 13.65) to
     ``xi_out`` (skipped when it has shape (0, 0)); no T x K x K array. When
@@ -288,8 +290,10 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     _check_common(startprob, transmat, table, rows, spans)
     cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
+    cdef bint in_gamma = alpha.shape[0] == 0 and real is double
     if (logprob_out.shape[0] != S or alpha.shape[1] != K or gamma_out.shape[1] != K
-            or alpha.shape[0] != cscale.shape[0] or transmat_T.shape[0] != K
+            or (alpha.shape[0] == 0 and not in_gamma)
+            or cscale.shape[0] < alpha.shape[0] or transmat_T.shape[0] != K
             or transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
             or (do_counts and (counts_out.shape[1] != K or counts_out.shape[0] != (
@@ -301,6 +305,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     cdef const double *A = &transmat[0, 0]
     cdef const double *AT = &transmat_T[0, 0]
     cdef const double *a_t
+    cdef double *al
     cdef double *xi = NULL
     cdef double *crow
     cdef const real *b
@@ -315,15 +320,19 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
+            if in_gamma:
+                al = <double *> &gamma_out[t0, 0]
+            else:
+                al = &alpha[0, 0]
             lp = _forward_scaled_seq(&startprob[0], A, table, rows, t0, t1, K,
-                                     &buf[0, 0], &buf[1, 0], &alpha[0, 0], &cscale[0],
+                                     &buf[0, 0], &buf[1, 0], al, &cscale[0],
                                      &left, cp)
             logprob_out[s] = lp
             if lp != lp:
                 continue
             # beta-hat_N = 1 / sum_k alpha-hat_N(k): alpha-hat_n * beta-hat_n then sums
             # to 1 at every n with the power-of-two scale factors (eq. 13.64).
-            norm = 1.0 / _sum(&alpha[t1 - 1 - t0, 0], K)
+            norm = 1.0 / _sum(al + (t1 - 1 - t0) * K, K)
             for j in range(K):
                 beta[j] = norm
             t = t1 - 1
@@ -333,14 +342,14 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                 if do_counts:
                     crow = &counts_out[rows[t] if rows.shape[0] != 0 else 0, 0]
                 # gamma_t = alpha-hat_t * beta-hat_t (eq. 13.64), renormalised.
-                _posterior_row(&alpha[t - t0, 0], beta, &gamma_out[t, 0], crow, K)
+                _posterior_row(al + (t - t0) * K, beta, &gamma_out[t, 0], crow, K)
                 if t == t0:
                     break
                 # beta-hat_{t-1}(i) = sum_j A_ij b_t(j) beta-hat_t(j) / c_t (eq. 13.62)
                 # and xi (eq. 13.65); small K get a constant-size copy of the step.
                 b = _frame_p(tab, rp, t, K)
                 acc = 1.0 / cscale[t - t0]
-                a_t = &alpha[t - 1 - t0, 0]
+                a_t = al + (t - 1 - t0) * K
                 if K == 4:
                     _backward_step(b, acc, A, AT, a_t, beta, tmp, xi, 4)
                 elif K == 8:
@@ -646,7 +655,10 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
             t = t1 - 1
             path_out[t] = arg
             while t > t0:
-                arg = _argmax_plus(&delta[t - 1 - t0, 0], LAT + arg * K, K)
+                if K == 4:
+                    arg = _argmax_plus(&delta[t - 1 - t0, 0], LAT + arg * 4, 4)
+                else:
+                    arg = _argmax_plus(&delta[t - 1 - t0, 0], LAT + arg * K, K)
                 t -= 1
                 path_out[t] = arg
 

@@ -362,8 +362,10 @@ class _BaseHMM(BaseEstimator):
             if self.implementation == "scaling":
                 table, rows, shift = blk.frames(False)
                 cnt = np.zeros(counts_shape(table, rows))
+                # float64 posteriors hold alpha-hat until overwritten: no scratch
+                n_alpha = 0 if g.dtype == np.float64 else longest
                 _hmm.forward_backward_scaled(
-                    pi, a, at, table, rows, sub, np.empty((longest, k)),
+                    pi, a, at, table, rows, sub, np.empty((n_alpha, k)),
                     np.empty(longest), g, xi, cnt, lp, cancel,
                 )  # fmt: skip
                 if shift is not None:
