@@ -348,3 +348,38 @@ def test_viterbi_large_k_matches_hmmlearn(k):
     assert ours.score(X, [150, 250]) == pytest.approx(
         peer.score(X, [150, 250]), rel=1e-10
     )
+
+
+def test_simd_build_agrees_with_baseline():
+    # Every build of the kernels this CPU runs (baseline, and AVX2 + FMA when built):
+    # Viterbi uses only additions and maxima, so its paths and scores are the same
+    # bits; the forward-backward sums may contract into FMAs (rounding only).
+    from fastml._kernels import builds
+
+    rng = np.random.default_rng(9)
+    k, t = 13, 500
+    sp, tm = _chain(rng, k)
+    table = rng.dirichlet(np.ones(k), size=7)
+    rows = rng.integers(0, 7, t).astype(np.intp)
+    spans = np.array([[0, 200], [200, t]], dtype=np.intp)
+    la = np.log(tm)
+    go = np.zeros(1, np.uint8)
+    out = []
+    for mod in builds("_hmm"):
+        path, lv, lp = np.empty(t, np.intp), np.empty(2), np.empty(2)
+        mod.viterbi_log(
+            np.log(sp), la, np.ascontiguousarray(la.T), np.log(table), rows, spans,
+            np.empty((300, k)), path, lv, go,
+        )  # fmt: skip
+        gamma, xi = np.empty((t, k)), np.zeros((k, k))
+        mod.forward_backward_scaled(
+            sp, tm, np.ascontiguousarray(tm.T), table, rows, spans, np.empty((0, k)),
+            np.empty(300), gamma, xi, np.zeros((0, 0)), lp, go,
+        )  # fmt: skip
+        out.append((path, lv, lp, gamma, xi))
+    for path, lv, lp, gamma, xi in out[1:]:
+        assert np.array_equal(path, out[0][0]) and np.array_equal(lv, out[0][1])
+        np.testing.assert_allclose(lp, out[0][2], rtol=1e-12)
+        np.testing.assert_allclose(gamma, out[0][3], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(xi, out[0][4], rtol=1e-12)
+    assert np.isfinite(out[0][2]).all() and np.allclose(gamma.sum(axis=1), 1.0)

@@ -131,10 +131,10 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 idx_t *left, const unsigned char *cancel) except? -1.0 nogil:
     """Scaled alpha recursion (PRML eqs. 13.59-13.63) on rows [t0, t1).
 
-    ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and the scale
-    factors c_n are stored (row t - t0). Returns log p(X) = sum_n log c_n + log
-    sum_k alpha-hat_N(k) (eq. 13.63), or NaN when some step's sum underflows. Polls for
-    Ctrl-C and ``cancel`` every step (budget ``left``).
+    ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and the
+    inverse scale factors 1 / c_n are stored (row t - t0). Returns log p(X) = sum_n
+    log c_n + log sum_k alpha-hat_N(k) (eq. 13.63), or NaN when some step's sum
+    underflows. Polls for Ctrl-C and ``cancel`` every step (budget ``left``).
 
     The scale factor c_n is the power of two at or below the step's sum (so
     alpha-hat sums to [1, 2), not exactly 1): eqs. 13.59-13.65 hold for any positive
@@ -158,7 +158,7 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
         return NAN
     inv = _pow2_inv(c, &expo)
     if alpha != NULL:
-        cscale[0] = 1.0 / inv
+        cscale[0] = inv
         for j in range(K):
             alpha[j] = cur[j] * inv
     for t in range(t0 + 1, t1):
@@ -175,7 +175,7 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
             return NAN
         inv = _pow2_inv(c, &expo)
         if alpha != NULL:
-            cscale[t - t0] = 1.0 / inv
+            cscale[t - t0] = inv
             for j in range(K):
                 alpha[(t - t0) * K + j] = nxt[j] * inv
         tmp = cur
@@ -273,7 +273,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                             double[::1] logprob_out, const unsigned char[::1] cancel):
     """Posteriors and expected counts by scaled forward-backward (PRML sec. 13.2.4).
 
-    For each span: alpha-hat and c_n (eqs. 13.59, 13.62) into ``alpha``/``cscale``
+    For each span: alpha-hat and 1 / c_n (eqs. 13.59, 13.62) into ``alpha``/``cscale``
     (scratch with at least as many rows as the longest span; with float64 posteriors
     ``alpha`` may have 0 rows: alpha-hat is then kept in the span's rows of
     ``gamma_out``, each overwritten by its posterior once no longer needed), then the beta-hat
@@ -348,7 +348,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                 # beta-hat_{t-1}(i) = sum_j A_ij b_t(j) beta-hat_t(j) / c_t (eq. 13.62)
                 # and xi (eq. 13.65); small K get a constant-size copy of the step.
                 b = _frame_p(tab, rp, t, K)
-                acc = 1.0 / cscale[t - t0]
+                acc = cscale[t - t0]
                 a_t = al + (t - 1 - t0) * K
                 if K == 4:
                     _backward_step(b, acc, A, AT, a_t, beta, tmp, xi, 4)

@@ -17,7 +17,7 @@ from scipy import linalg
 
 from fastml import exceptions
 from fastml._base import BaseEstimator, check_is_fitted
-from fastml._kernels import _hmm
+from fastml._kernels import variant
 from fastml._parallel import blas_single_threaded, effective_n_jobs, run_blocks
 from fastml._typing import (
     ArrayLike,
@@ -37,6 +37,8 @@ from fastml._validation import (
 )
 
 __all__ = ["ConvergenceMonitor"]
+
+_hmm = variant("_hmm")  # the AVX2 + FMA build where the CPU has it
 
 
 _log = logging.getLogger(__name__)

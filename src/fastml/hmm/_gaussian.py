@@ -7,7 +7,6 @@ from typing import TypeVar
 import numpy as np
 from scipy import linalg
 
-from fastml._kernels import _hmm
 from fastml._typing import (
     ArrayLike,
     CovarianceType,
@@ -18,7 +17,7 @@ from fastml._typing import (
 from fastml._validation import (
     check_array,
 )
-from fastml.hmm._base import _BaseHMM, _ContinuousHMM
+from fastml.hmm._base import _BaseHMM, _ContinuousHMM, _hmm
 from fastml.mixture._kmeans import _lloyd, kmeans_plusplus
 
 __all__ = ["GaussianHMM"]
