@@ -15,16 +15,16 @@ hmmlearn = pytest.importorskip("hmmlearn.hmm")
 T, K, M, D = 200_000, 8, 32, 4
 
 
-def _params(kind, rng):
+def _params(kind, rng, k=K):
     p = {
-        "startprob_": rng.dirichlet(np.ones(K)),
-        "transmat_": rng.dirichlet(np.ones(K), size=K) * 0.2 + 0.8 * np.eye(K),
+        "startprob_": rng.dirichlet(np.ones(k)),
+        "transmat_": rng.dirichlet(np.ones(k), size=k) * 0.2 + 0.8 * np.eye(k),
     }
     if kind == "categorical":
-        p["emissionprob_"] = rng.dirichlet(np.ones(M) * 0.5, size=K)
+        p["emissionprob_"] = rng.dirichlet(np.ones(M) * 0.5, size=k)
     else:
-        p["means_"] = rng.normal(size=(K, D)) * 3
-        p["covars_"] = rng.uniform(0.5, 2.0, size=(K, D))
+        p["means_"] = rng.normal(size=(k, D)) * 3
+        p["covars_"] = rng.uniform(0.5, 2.0, size=(k, D))
     return p
 
 
@@ -183,19 +183,6 @@ def bench_gmmhmm_score(benchmark, impl, gmm_problem):
 SWEEP_K = [4, 16, 64]
 
 
-def _sweep_params(kind, k, rng):
-    p = {
-        "startprob_": rng.dirichlet(np.ones(k)),
-        "transmat_": rng.dirichlet(np.ones(k), size=k) * 0.2 + 0.8 * np.eye(k),
-    }
-    if kind == "categorical":
-        p["emissionprob_"] = rng.dirichlet(np.ones(M) * 0.5, size=k)
-    else:
-        p["means_"] = rng.normal(size=(k, D)) * 3
-        p["covars_"] = rng.uniform(0.5, 2.0, size=(k, D))
-    return p
-
-
 def _sweep_model(lib, kind, k, p, **kw):
     mod = fhmm if lib == "fastml" else hmmlearn
     if kind == "categorical":
@@ -219,7 +206,7 @@ def _sweep_model(lib, kind, k, p, **kw):
 def sweep_problem(request):
     kind, k = request.param
     t = 20_000 if k == 64 else 100_000
-    p = _sweep_params(kind, k, np.random.default_rng(42))
+    p = _params(kind, np.random.default_rng(42), k)
     X, _ = _sweep_model("fastml", kind, k, p).sample(t, random_state=1)
     return kind, k, t, p, X
 
@@ -256,7 +243,7 @@ N_SEQ, SEQ_LEN, K_SEQ = 64, 5_000, 16
 
 @pytest.fixture(scope="module")
 def many_sequences():
-    p = _sweep_params("gaussian", K_SEQ, np.random.default_rng(3))
+    p = _params("gaussian", np.random.default_rng(3), K_SEQ)
     X, _ = _sweep_model("fastml", "gaussian", K_SEQ, p).sample(
         N_SEQ * SEQ_LEN, random_state=2
     )
