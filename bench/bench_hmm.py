@@ -15,16 +15,16 @@ hmmlearn = pytest.importorskip("hmmlearn.hmm")
 T, K, M, D = 200_000, 8, 32, 4
 
 
-def _params(kind, rng):
+def _params(kind, rng, k=K):
     p = {
-        "startprob_": rng.dirichlet(np.ones(K)),
-        "transmat_": rng.dirichlet(np.ones(K), size=K) * 0.2 + 0.8 * np.eye(K),
+        "startprob_": rng.dirichlet(np.ones(k)),
+        "transmat_": rng.dirichlet(np.ones(k), size=k) * 0.2 + 0.8 * np.eye(k),
     }
     if kind == "categorical":
-        p["emissionprob_"] = rng.dirichlet(np.ones(M) * 0.5, size=K)
+        p["emissionprob_"] = rng.dirichlet(np.ones(M) * 0.5, size=k)
     else:
-        p["means_"] = rng.normal(size=(K, D)) * 3
-        p["covars_"] = rng.uniform(0.5, 2.0, size=(K, D))
+        p["means_"] = rng.normal(size=(k, D)) * 3
+        p["covars_"] = rng.uniform(0.5, 2.0, size=(k, D))
     return p
 
 
@@ -174,3 +174,109 @@ def bench_gmmhmm_score(benchmark, impl, gmm_problem):
     m = _gmm_model(impl, ct, p)
     lp = benchmark(m.score, X)
     assert np.isclose(lp, _gmm_model("fastml", ct, p).score(X), rtol=1e-8)
+
+
+# ---- Issue 14: state-count sweep (vectorised recursions), one thread -----------------
+# Floors: Viterbi, score and posteriors >= 3x hmmlearn (implementation="scaling") at
+# K = 4, 16, 64 (T = 1e5, or 2e4 at K = 64), categorical (M = 32) and diagonal Gaussian
+# (D = 4) emissions.
+SWEEP_K = [4, 16, 64]
+
+
+def _sweep_model(lib, kind, k, p, **kw):
+    mod = fhmm if lib == "fastml" else hmmlearn
+    if kind == "categorical":
+        m = mod.CategoricalHMM(
+            k, n_features=M, init_params="", implementation="scaling", **kw
+        )
+    else:
+        m = mod.GaussianHMM(
+            k, covariance_type="diag", init_params="", implementation="scaling", **kw
+        )
+    for name, v in p.items():
+        setattr(m, name, v.copy())
+    return m
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(kind, k) for kind in ("categorical", "gaussian") for k in SWEEP_K],
+    ids=lambda p: f"{p[0]}-K{p[1]}",
+)
+def sweep_problem(request):
+    kind, k = request.param
+    t = 20_000 if k == 64 else 100_000
+    p = _params(kind, np.random.default_rng(42), k)
+    X, _ = _sweep_model("fastml", kind, k, p).sample(t, random_state=1)
+    return kind, k, t, p, X
+
+
+SWEEP_OPS = {
+    "score": lambda m, X: m.score(X),
+    "posteriors": lambda m, X: m.predict_proba(X),
+    "viterbi": lambda m, X: m.decode(X),
+}
+
+
+@pytest.mark.parametrize("op", list(SWEEP_OPS))
+@pytest.mark.parametrize("impl", ["fastml", "hmmlearn"])
+def bench_state_sweep(benchmark, impl, op, sweep_problem):
+    kind, k, t, p, X = sweep_problem
+    benchmark.group = f"hmm-{op}-{kind}-K{k}-T{t // 1000}k"
+    benchmark.extra_info.update(K=k, T=t, dtype="float64", op=op)
+    m = _sweep_model(impl, kind, k, p)
+    out = benchmark(SWEEP_OPS[op], m, X)
+    ref = SWEEP_OPS[op](_sweep_model("fastml", kind, k, p), X)
+    if op == "score":
+        assert np.isclose(out, ref, rtol=1e-8)
+    elif op == "posteriors":
+        assert np.allclose(out, ref, atol=1e-6)
+    else:
+        assert np.isclose(out[0], ref[0], rtol=1e-8)
+
+
+# ---- Issue 14: many sequences on threads -----------------------------------------------
+# Floor: 64 sequences of 5,000 steps, K = 16, diagonal Gaussian (D = 4): fit (10
+# iterations) with n_jobs=2 >= 1.8x n_jobs=1.
+N_SEQ, SEQ_LEN, K_SEQ = 64, 5_000, 16
+
+
+@pytest.fixture(scope="module")
+def many_sequences():
+    p = _params("gaussian", np.random.default_rng(3), K_SEQ)
+    X, _ = _sweep_model("fastml", "gaussian", K_SEQ, p).sample(
+        N_SEQ * SEQ_LEN, random_state=2
+    )
+    return p, X, [SEQ_LEN] * N_SEQ
+
+
+def _fit10(lib, p, n_jobs=None):
+    kw = {"n_jobs": n_jobs} if lib == "fastml" else {}
+    return _sweep_model(lib, "gaussian", K_SEQ, p, n_iter=10, tol=0.0, **kw)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def bench_fit_sequences_threads(benchmark, n_jobs, many_sequences, request):
+    p, X, lengths = many_sequences
+    if n_jobs > 1:
+        request.getfixturevalue("all_cores")
+    benchmark.group = "hmm-fit10-gaussian-K16-64x5000-n_jobs"
+    benchmark.extra_info.update(K=K_SEQ, n_seq=N_SEQ, T=SEQ_LEN, n_jobs=n_jobs)
+
+    def setup():
+        return (_fit10("fastml", p, n_jobs),), {}
+
+    benchmark.pedantic(lambda m: m.fit(X, lengths), setup=setup, rounds=3)
+
+
+@pytest.mark.parametrize("impl", ["fastml-n_jobs2", "hmmlearn"])
+def bench_score_sequences_all_cores(benchmark, impl, many_sequences, all_cores):
+    p, X, lengths = many_sequences
+    benchmark.group = "hmm-score-gaussian-K16-64x5000-all-cores"
+    benchmark.extra_info.update(K=K_SEQ, n_seq=N_SEQ, T=SEQ_LEN)
+    lib = impl.split("-")[0]
+    m = _sweep_model(
+        lib, "gaussian", K_SEQ, p, **({"n_jobs": 2} if lib == "fastml" else {})
+    )
+    lp = benchmark(m.score, X, lengths)
+    assert np.isclose(lp, _fit10("fastml", p, 1).score(X, lengths), rtol=1e-8)

@@ -4,7 +4,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 _F = TypeVar("_F", np.float32, np.float64)
-_B = TypeVar("_B", np.int8, np.int16, np.int32)
 
 def forward_scaled(
     startprob: NDArray[np.float64],
@@ -13,6 +12,7 @@ def forward_scaled(
     rows: NDArray[np.intp],
     spans: NDArray[np.intp],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def forward_backward_scaled(
     startprob: NDArray[np.float64],
@@ -27,6 +27,7 @@ def forward_backward_scaled(
     xi_out: NDArray[np.float64],
     counts_out: NDArray[np.float64],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def forward_log(
     log_startprob: NDArray[np.float64],
@@ -35,6 +36,7 @@ def forward_log(
     rows: NDArray[np.intp],
     spans: NDArray[np.intp],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def forward_backward_log(
     log_startprob: NDArray[np.float64],
@@ -48,16 +50,19 @@ def forward_backward_log(
     xi_out: NDArray[np.float64],
     counts_out: NDArray[np.float64],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def viterbi_log(
     log_startprob: NDArray[np.float64],
+    log_transmat: NDArray[np.float64],
     log_transmat_T: NDArray[np.float64],
     log_table: NDArray[_F],
     rows: NDArray[np.intp],
     spans: NDArray[np.intp],
-    backptr: NDArray[_B],
+    delta: NDArray[np.float64],
     path_out: NDArray[np.intp],
     logprob_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...
 def sample_states(
     startcdf: NDArray[np.float64],
@@ -73,4 +78,5 @@ def gaussian_diag_frames(
     lognorm_T: NDArray[np.float64],
     out: NDArray[_F],
     shift_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8],
 ) -> None: ...

@@ -11,59 +11,93 @@ Accumulators (log-probabilities, expected counts) are double for float32 input t
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, exp, log
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
 from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
 
-ctypedef fused bp_t:
-    signed char
-    short
-    int
-
 # Scaling factors below this are treated as an underflow (alpha-hat would lose
 # precision): the sequence is reported as failed and redone in log space.
 cdef double _TINY = 2.2250738585072014e-308
+cdef double _LN2 = 0.6931471805599453
 
 
 cdef inline const real *_frame(const real[:, ::1] table, const idx_t[::1] rows,
                                idx_t t) noexcept nogil:
+    """Row of the emission table for frame t (memoryviews: for the one-off uses)."""
     if rows.shape[0] == 0:
         return &table[t, 0]
     return &table[rows[t], 0]
 
 
-cdef inline void _acc_log(double c, double *prod, double *logsum) noexcept nogil:
-    """Add log(c) to ``logsum`` via a running product (one log per ~1e200 of decay)."""
-    if c < 1e-100:
-        logsum[0] += log(c)
-        return
-    prod[0] *= c
-    if prod[0] < 1e-200:
-        logsum[0] += log(prod[0])
-        prod[0] = 1.0
+cdef inline const real *_frame_p(const real *table, const idx_t *rows, idx_t t,
+                                 idx_t K) noexcept nogil:
+    """Row of the emission table for frame t, from raw pointers (``rows`` NULL: row
+    t): the recursions' per-step lookup, with no memoryview struct in the loop."""
+    if rows == NULL:
+        return table + t * K
+    return table + rows[t] * K
+
+
+cdef inline const idx_t *_rows_ptr(const idx_t[::1] rows) noexcept nogil:
+    return NULL if rows.shape[0] == 0 else &rows[0]
+
+
+cdef inline double _pow2_inv(double c, idx_t *expo) noexcept nogil:
+    """``2^-e`` for ``c = m 2^e`` with ``1 <= m < 2``; adds e to ``expo``.
+
+    Assumes c positive and normal. Scaling by a power of two is exact, and the
+    exponent comes from the bits of c: no division or log in the recursion's
+    dependency chain, and log p(X) accumulates as an exact integer sum of exponents.
+    """
+    cdef uint64_t bits
+    cdef idx_t e
+    cdef double inv
+    memcpy(&bits, &c, 8)
+    e = <idx_t> ((bits >> 52) & 0x7FF) - 1023
+    expo[0] += e
+    bits = (<uint64_t> (1023 - e)) << 52
+    memcpy(&inv, &bits, 8)
+    return inv
 
 
 cdef inline void _vec_mat(const double *v, const double *A, double *out,
                           idx_t K) noexcept nogil:
-    """out = v A: rows of A are contiguous, j innermost (vectorised), i unrolled by 2."""
-    cdef idx_t i, j
-    cdef double a, a2
-    cdef const double *row
-    cdef const double *row2
-    for j in range(K):
-        out[j] = 0.0
-    for i in range(0, K - 1, 2):
-        a = v[i]
-        a2 = v[i + 1]
-        row = A + i * K
-        row2 = row + K
+    """out = v A: rows of A are contiguous, j innermost (vectorised), i four at a time
+    summed as a tree (a short dependency chain: small K are latency-bound)."""
+    cdef idx_t i, j, i0 = 1
+    cdef double a0, a1, a2, a3
+    cdef const double *r0
+    cdef const double *r1
+    cdef const double *r2
+    cdef const double *r3
+    if K >= 4:
+        i0 = K - K % 4
+        for i in range(0, i0, 4):
+            a0 = v[i]
+            a1 = v[i + 1]
+            a2 = v[i + 2]
+            a3 = v[i + 3]
+            r0 = A + i * K
+            r1 = r0 + K
+            r2 = r1 + K
+            r3 = r2 + K
+            if i == 0:
+                for j in range(K):
+                    out[j] = (a0 * r0[j] + a1 * r1[j]) + (a2 * r2[j] + a3 * r3[j])
+            else:
+                for j in range(K):
+                    out[j] += (a0 * r0[j] + a1 * r1[j]) + (a2 * r2[j] + a3 * r3[j])
+    else:
+        a0 = v[0]
         for j in range(K):
-            out[j] += a * row[j] + a2 * row2[j]
-    if K % 2:
-        a = v[K - 1]
-        row = A + (K - 1) * K
+            out[j] = a0 * A[j]
+    for i in range(i0, K):
+        a0 = v[i]
+        r0 = A + i * K
         for j in range(K):
-            out[j] += a * row[j]
+            out[j] += a0 * r0[j]
 
 
 cdef inline double _sum(const double *v, idx_t K) noexcept nogil:
@@ -80,63 +114,81 @@ cdef inline double _sum(const double *v, idx_t K) noexcept nogil:
     return (s0 + s1) + (s2 + s3)
 
 
+cdef inline double _forward_step(const double *cur, const double *A, const real *b,
+                                 double inv, double *nxt, idx_t K) noexcept nogil:
+    """``nxt = ((cur A) * b) * inv``; returns sum(nxt)."""
+    cdef idx_t j
+    _vec_mat(cur, A, nxt, K)
+    for j in range(K):
+        nxt[j] = (nxt[j] * b[j]) * inv
+    return _sum(nxt, K)
+
+
 cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 const real[:, ::1] table, const idx_t[::1] rows,
                                 idx_t t0, idx_t t1, idx_t K, double *cur,
                                 double *nxt, double *alpha, double *cscale,
-                                idx_t *left) except? -1.0 nogil:
+                                idx_t *left, const unsigned char *cancel) except? -1.0 nogil:
     """Scaled alpha recursion (PRML eqs. 13.59-13.63) on rows [t0, t1).
 
-    ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and c_n are
-    stored (row t - t0). Returns log p(X) = sum_n log c_n (eq. 13.63), or NaN when some
-    c_n underflows. Polls for Ctrl-C every step (budget ``left``).
+    ``cur``/``nxt`` are K-scratch; when ``alpha`` is not NULL, alpha-hat and the
+    inverse scale factors 1 / c_n are stored (row t - t0). Returns log p(X) = sum_n
+    log c_n + log sum_k alpha-hat_N(k) (eq. 13.63), or NaN when some step's sum
+    underflows. Polls for Ctrl-C and ``cancel`` every step (budget ``left``).
 
-    The division by c_{n-1} (eq. 13.59) is applied together with b_n, after the
-    product with A: ``a_n = (a_{n-1} A) * (b_n / c_{n-1})`` with ``a_{n-1}`` the
-    unnormalised vector, so the sum and division of one step overlap the matrix
-    product of the next instead of lengthening the dependency chain.
+    The scale factor c_n is the power of two at or below the step's sum (so
+    alpha-hat sums to [1, 2), not exactly 1): eqs. 13.59-13.65 hold for any positive
+    c_n, the rescaling is exact, and it costs a few integer operations on the
+    exponent bits instead of a division. It is applied together with b_n, after the
+    product with A: ``a_n = ((a_{n-1} A) * b_n) / c_{n-1}`` with ``a_{n-1}`` the
+    unscaled vector, so the sum of one step overlaps the matrix product of the next
+    instead of lengthening the dependency chain.
     """
-    cdef idx_t t, j
-    cdef double c, inv, prod = 1.0, logsum = 0.0
+    cdef idx_t t, j, expo = 0
+    cdef double c, inv
     cdef const real *b
     cdef double *tmp
-    b = _frame(table, rows, t0)
+    cdef const real *tab = &table[0, 0]
+    cdef const idx_t *rp = _rows_ptr(rows)
+    b = _frame_p(tab, rp, t0, K)
     for j in range(K):
         cur[j] = pi[j] * b[j]
     c = _sum(cur, K)
     if not c >= _TINY:
         return NAN
-    inv = 1.0 / c
-    _acc_log(c, &prod, &logsum)
+    inv = _pow2_inv(c, &expo)
     if alpha != NULL:
-        cscale[0] = c
+        cscale[0] = inv
         for j in range(K):
             alpha[j] = cur[j] * inv
     for t in range(t0 + 1, t1):
-        poll(left, 2 * K * K + 8, NULL)
-        # Small K get a constant-size copy of the loop, unrolled by the compiler.
-        if K == 8:
-            _vec_mat(cur, A, nxt, 8)
-        elif K == 4:
-            _vec_mat(cur, A, nxt, 4)
+        poll(left, 2 * K * K + 8, cancel)
+        b = _frame_p(tab, rp, t, K)
+        # Small K get a constant-size copy of the step, unrolled by the compiler.
+        if K == 4:
+            c = _forward_step(cur, A, b, inv, nxt, 4)
+        elif K == 8:
+            c = _forward_step(cur, A, b, inv, nxt, 8)
         else:
-            _vec_mat(cur, A, nxt, K)
-        b = _frame(table, rows, t)
-        for j in range(K):
-            nxt[j] *= b[j] * inv
-        c = _sum(nxt, K)
+            c = _forward_step(cur, A, b, inv, nxt, K)
         if not c >= _TINY:
             return NAN
-        inv = 1.0 / c
-        _acc_log(c, &prod, &logsum)
+        inv = _pow2_inv(c, &expo)
         if alpha != NULL:
-            cscale[t - t0] = c
+            cscale[t - t0] = inv
             for j in range(K):
                 alpha[(t - t0) * K + j] = nxt[j] * inv
         tmp = cur
         cur = nxt
         nxt = tmp
-    return logsum + log(prod)
+    return expo * _LN2 + log(c * inv)
+
+
+cdef const unsigned char *_cancel_ptr(const unsigned char[::1] cancel) except NULL:
+    """``&cancel[0]``: the byte ``fastml._parallel.run_blocks`` sets to stop a block."""
+    if cancel.shape[0] != 1:
+        raise ValueError("HMM kernel: cancel must be a 1-byte array")
+    return &cancel[0]
 
 
 cdef int _check_common(const double[::1] pi, const double[:, ::1] A,
@@ -150,7 +202,8 @@ cdef int _check_common(const double[::1] pi, const double[:, ::1] A,
 
 def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
                    const real[:, ::1] table, const idx_t[::1] rows,
-                   const idx_t[:, ::1] spans, double[::1] logprob_out):
+                   const idx_t[:, ::1] spans, double[::1] logprob_out,
+                   const unsigned char[::1] cancel):
     """log p(X) of each sequence by the scaled forward pass (PRML eq. 13.63).
 
     Keeps two K-vectors, no T x K lattice. ``logprob_out[s]`` is NaN where a scaling
@@ -165,11 +218,51 @@ def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
         raise ValueError("forward_scaled: logprob_out must have one entry per span")
     cdef double[:, ::1] buf = np.empty((2, K))
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             logprob_out[s] = _forward_scaled_seq(
                 &startprob[0], &transmat[0, 0], table, rows, spans[s, 0], spans[s, 1],
-                K, &buf[0, 0], &buf[1, 0], NULL, NULL, &left)
+                K, &buf[0, 0], &buf[1, 0], NULL, NULL, &left, cp)
+
+
+cdef inline void _posterior_row(const double *a_t, const double *beta, real *g_out,
+                                double *crow, idx_t K) noexcept nogil:
+    """``g_out = a_t * beta / sum(a_t * beta)`` (eq. 13.64); added to ``crow`` too
+    unless it is NULL."""
+    cdef idx_t i
+    cdef double norm = 0.0, w
+    for i in range(K):
+        norm += a_t[i] * beta[i]
+    norm = 1.0 / norm
+    for i in range(K):
+        w = a_t[i] * beta[i] * norm
+        g_out[i] = <real> w
+        if crow != NULL:
+            crow[i] += w
+
+
+cdef inline void _backward_step(const real *b, double acc, const double *A,
+                                const double *AT, const double *a_prev, double *beta,
+                                double *tmp, double *xi, idx_t K) noexcept nogil:
+    """beta-hat_{t-1} = A (b_t * beta-hat_t * acc) (eq. 13.62, acc = 1 / c_t), and
+    ``xi[i, j] += alpha-hat_{t-1}(i) A_ij b_t(j) beta-hat_t(j) acc`` (eq. 13.65)
+    unless ``xi`` is NULL. ``beta = A tmp = tmp^T A^T``: the forward pass's
+    vector-matrix product on A^T (contiguous rows, short dependency chain)."""
+    cdef idx_t i, j
+    cdef double g
+    cdef const double *row
+    cdef double *xrow
+    for j in range(K):
+        tmp[j] = b[j] * beta[j] * acc
+    _vec_mat(tmp, AT, beta, K)
+    if xi != NULL:
+        for i in range(K):
+            g = a_prev[i]
+            row = A + i * K
+            xrow = xi + i * K
+            for j in range(K):
+                xrow[j] += g * row[j] * tmp[j]
 
 
 def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
@@ -177,11 +270,13 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
                             const idx_t[:, ::1] spans, double[:, ::1] alpha,
                             double[::1] cscale, real[:, ::1] gamma_out,
                             double[:, ::1] xi_out, double[:, ::1] counts_out,
-                            double[::1] logprob_out):
+                            double[::1] logprob_out, const unsigned char[::1] cancel):
     """Posteriors and expected counts by scaled forward-backward (PRML sec. 13.2.4).
 
-    For each span: alpha-hat and c_n (eqs. 13.59, 13.62) into ``alpha``/``cscale``
-    (scratch with at least as many rows as the longest span), then the beta-hat
+    For each span: alpha-hat and 1 / c_n (eqs. 13.59, 13.62) into ``alpha``/``cscale``
+    (scratch with at least as many rows as the longest span; with float64 posteriors
+    ``alpha`` may have 0 rows: alpha-hat is then kept in the span's rows of
+    ``gamma_out``, each overwritten by its posterior once no longer needed), then the beta-hat
     recursion (eq. 13.62) with two K-vectors, writing gamma (eq. 13.64) to
     ``gamma_out`` rows of the span and adding xi summed over time (eq. 13.65) to
     ``xi_out`` (skipped when it has shape (0, 0)); no T x K x K array. When
@@ -193,10 +288,12 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     Assumes: as :func:`forward_scaled`.
     """
     _check_common(startprob, transmat, table, rows, spans)
-    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j
+    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
+    cdef bint in_gamma = alpha.shape[0] == 0 and real is double
     if (logprob_out.shape[0] != S or alpha.shape[1] != K or gamma_out.shape[1] != K
-            or alpha.shape[0] != cscale.shape[0] or transmat_T.shape[0] != K
+            or (alpha.shape[0] == 0 and not in_gamma)
+            or cscale.shape[0] < alpha.shape[0] or transmat_T.shape[0] != K
             or transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
             or (do_counts and (counts_out.shape[1] != K or counts_out.shape[0] != (
@@ -208,65 +305,57 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     cdef const double *A = &transmat[0, 0]
     cdef const double *AT = &transmat_T[0, 0]
     cdef const double *a_t
-    cdef const double *row
-    cdef double *xi = &buf[0, 0]
-    cdef double *xrow
+    cdef double *al
+    cdef double *xi = NULL
     cdef double *crow
     cdef const real *b
-    cdef double lp, g, norm, acc
+    cdef const real *tab = &table[0, 0]
+    cdef const idx_t *rp = _rows_ptr(rows)
+    cdef double lp, norm, acc
     if do_xi:
         xi = &xi_out[0, 0]
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
+            if in_gamma:
+                al = <double *> &gamma_out[t0, 0]
+            else:
+                al = &alpha[0, 0]
             lp = _forward_scaled_seq(&startprob[0], A, table, rows, t0, t1, K,
-                                     &buf[0, 0], &buf[1, 0], &alpha[0, 0], &cscale[0],
-                                     &left)
+                                     &buf[0, 0], &buf[1, 0], al, &cscale[0],
+                                     &left, cp)
             logprob_out[s] = lp
             if lp != lp:
                 continue
+            # beta-hat_N = 1 / sum_k alpha-hat_N(k): alpha-hat_n * beta-hat_n then sums
+            # to 1 at every n with the power-of-two scale factors (eq. 13.64).
+            norm = 1.0 / _sum(al + (t1 - 1 - t0) * K, K)
             for j in range(K):
-                beta[j] = 1.0
+                beta[j] = norm
             t = t1 - 1
             while True:
-                poll(&left, 4 * K * K + 8, NULL)
-                # gamma_t = alpha-hat_t * beta-hat_t (eq. 13.64), renormalised.
-                a_t = &alpha[t - t0, 0]
-                norm = 0.0
-                for i in range(K):
-                    norm += a_t[i] * beta[i]
-                norm = 1.0 / norm
-                for i in range(K):
-                    gamma_out[t, i] = <real> (a_t[i] * beta[i] * norm)
+                poll(&left, 4 * K * K + 8, cp)
+                crow = NULL
                 if do_counts:
                     crow = &counts_out[rows[t] if rows.shape[0] != 0 else 0, 0]
-                    for i in range(K):
-                        crow[i] += a_t[i] * beta[i] * norm
+                # gamma_t = alpha-hat_t * beta-hat_t (eq. 13.64), renormalised.
+                _posterior_row(al + (t - t0) * K, beta, &gamma_out[t, 0], crow, K)
                 if t == t0:
                     break
                 # beta-hat_{t-1}(i) = sum_j A_ij b_t(j) beta-hat_t(j) / c_t (eq. 13.62)
-                b = _frame(table, rows, t)
-                acc = 1.0 / cscale[t - t0]
-                for j in range(K):
-                    tmp[j] = b[j] * beta[j] * acc
-                a_t = &alpha[t - 1 - t0, 0]
-                # beta = A tmp = tmp^T A^T: the forward pass's vector-matrix product
-                # on A^T (contiguous rows, short dependency chain).
-                if K == 8:
-                    _vec_mat(tmp, AT, beta, 8)
-                elif K == 4:
-                    _vec_mat(tmp, AT, beta, 4)
+                # and xi (eq. 13.65); small K get a constant-size copy of the step.
+                b = _frame_p(tab, rp, t, K)
+                acc = cscale[t - t0]
+                a_t = al + (t - 1 - t0) * K
+                if K == 4:
+                    _backward_step(b, acc, A, AT, a_t, beta, tmp, xi, 4)
+                elif K == 8:
+                    _backward_step(b, acc, A, AT, a_t, beta, tmp, xi, 8)
                 else:
-                    _vec_mat(tmp, AT, beta, K)
-                if do_xi:
-                    for i in range(K):
-                        g = a_t[i]
-                        row = A + i * K
-                        xrow = xi + i * K
-                        for j in range(K):
-                            xrow[j] += g * row[j] * tmp[j]
+                    _backward_step(b, acc, A, AT, a_t, beta, tmp, xi, K)
                 t -= 1
 
 
@@ -288,7 +377,8 @@ cdef inline double _lse_col(const double *v, const double *col, idx_t K) noexcep
 cdef double _forward_log_seq(const double *log_pi, const double *log_AT,
                              const real[:, ::1] table, const idx_t[::1] rows,
                              idx_t t0, idx_t t1, idx_t K, double *cur, double *nxt,
-                             double *log_alpha, idx_t *left) except? -1.0 nogil:
+                             double *log_alpha, idx_t *left,
+                             const unsigned char *cancel) except? -1.0 nogil:
     """Log-space alpha recursion (PRML eq. 13.36 with log-sum-exp) on [t0, t1); polls
     for Ctrl-C every step (budget ``left``)."""
     cdef idx_t t, j
@@ -300,7 +390,7 @@ cdef double _forward_log_seq(const double *log_pi, const double *log_AT,
         for j in range(K):
             log_alpha[j] = cur[j]
     for t in range(t0 + 1, t1):
-        poll(left, 20 * K * K, NULL)
+        poll(left, 20 * K * K, cancel)
         b = _frame(table, rows, t)
         for j in range(K):
             nxt[j] = _lse_col(cur, log_AT + j * K, K) + b[j]
@@ -328,7 +418,8 @@ cdef inline double _lse_zero(const double *v, idx_t K) noexcept nogil:
 
 def forward_log(const double[::1] log_startprob, const double[:, ::1] log_transmat_T,
                 const real[:, ::1] log_table, const idx_t[::1] rows,
-                const idx_t[:, ::1] spans, double[::1] logprob_out):
+                const idx_t[:, ::1] spans, double[::1] logprob_out,
+                const unsigned char[::1] cancel):
     """log p(X) of each span by the forward pass in log space (log-sum-exp).
 
     ``log_transmat_T`` is the transposed log transition matrix (contiguous columns).
@@ -340,11 +431,12 @@ def forward_log(const double[::1] log_startprob, const double[:, ::1] log_transm
         raise ValueError("forward_log: logprob_out must have one entry per span")
     cdef double[:, ::1] buf = np.empty((2, K))
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             logprob_out[s] = _forward_log_seq(
                 &log_startprob[0], &log_transmat_T[0, 0], log_table, rows,
-                spans[s, 0], spans[s, 1], K, &buf[0, 0], &buf[1, 0], NULL, &left)
+                spans[s, 0], spans[s, 1], K, &buf[0, 0], &buf[1, 0], NULL, &left, cp)
 
 
 def forward_backward_log(const double[::1] log_startprob,
@@ -353,7 +445,8 @@ def forward_backward_log(const double[::1] log_startprob,
                          const real[:, ::1] log_table, const idx_t[::1] rows,
                          const idx_t[:, ::1] spans, double[:, ::1] log_alpha,
                          real[:, ::1] gamma_out, double[:, ::1] xi_out,
-                         double[:, ::1] counts_out, double[::1] logprob_out):
+                         double[:, ::1] counts_out, double[::1] logprob_out,
+                         const unsigned char[::1] cancel):
     """Forward-backward in log space: the robust path (PRML sec. 13.2.2 in logs).
 
     Same outputs and accumulation rules as :func:`forward_backward_scaled`; only
@@ -379,13 +472,14 @@ def forward_backward_log(const double[::1] log_startprob,
     cdef double *crow
     cdef double lp, m, norm
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
             lp = _forward_log_seq(&log_startprob[0], &log_transmat_T[0, 0], log_table,
                                   rows, t0, t1, K, &buf[0, 0], &buf[1, 0],
-                                  &log_alpha[0, 0], &left)
+                                  &log_alpha[0, 0], &left, cp)
             logprob_out[s] = lp
             if lp == -INFINITY or lp != lp:
                 continue
@@ -393,7 +487,7 @@ def forward_backward_log(const double[::1] log_startprob,
                 beta[j] = 0.0
             t = t1 - 1
             while True:
-                poll(&left, 40 * K * K, NULL)
+                poll(&left, 40 * K * K, cp)
                 la = &log_alpha[t - t0, 0]
                 m = -INFINITY
                 for i in range(K):
@@ -424,57 +518,133 @@ def forward_backward_log(const double[::1] log_startprob,
                 t -= 1
 
 
-def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transmat_T,
-                const real[:, ::1] log_table, const idx_t[::1] rows,
-                const idx_t[:, ::1] spans, bp_t[:, ::1] backptr, idx_t[::1] path_out,
-                double[::1] logprob_out):
+cdef inline void _max_plus(const double *v, const double *LA, double *out,
+                           idx_t K) noexcept nogil:
+    """``out[j] = max_i (v[i] + LA[i, j])`` (the Viterbi max-product in logs).
+
+    Source states i form the outer loop, four at a time (a tree of maxima, one store
+    per group), and the K target states j the inner one over contiguous rows of
+    ``LA``: SIMD adds and max instructions across j. A maximum is exact whatever the
+    order, so this is the value a scalar scan over i gives, bit for bit.
+    """
+    cdef idx_t i, j, i0
+    cdef double m, x0, x1, x2, x3, v0, v1, v2, v3
+    cdef const double *r0
+    cdef const double *r1
+    cdef const double *r2
+    cdef const double *r3
+    i0 = 1
+    if K >= 4:
+        i0 = K - K % 4
+        for i in range(0, i0, 4):
+            v0 = v[i]
+            v1 = v[i + 1]
+            v2 = v[i + 2]
+            v3 = v[i + 3]
+            r0 = LA + i * K
+            r1 = r0 + K
+            r2 = r1 + K
+            r3 = r2 + K
+            for j in range(K):
+                x0 = v0 + r0[j]
+                x1 = v1 + r1[j]
+                x2 = v2 + r2[j]
+                x3 = v3 + r3[j]
+                x0 = x1 if x1 > x0 else x0
+                x2 = x3 if x3 > x2 else x2
+                x0 = x2 if x2 > x0 else x0
+                if i != 0:
+                    m = out[j]
+                    x0 = x0 if x0 > m else m
+                out[j] = x0
+    else:
+        v0 = v[0]
+        for j in range(K):
+            out[j] = v0 + LA[j]
+    for i in range(i0, K):
+        v0 = v[i]
+        r0 = LA + i * K
+        for j in range(K):
+            x0 = v0 + r0[j]
+            m = out[j]
+            out[j] = x0 if x0 > m else m
+
+
+cdef inline void _viterbi_step(const double *prev, const double *LA, const real *b,
+                               double *cur, idx_t K) noexcept nogil:
+    """``cur[j] = max_i (prev[i] + LA[i, j]) + b[j]``."""
+    cdef idx_t j
+    _max_plus(prev, LA, cur, K)
+    for j in range(K):
+        cur[j] += b[j]
+
+
+cdef inline idx_t _argmax_plus(const double *v, const double *col, idx_t K) noexcept nogil:
+    """The lowest i maximising ``v[i] + col[i]`` (branch-free selects: the
+    backtracking chain has no mispredicted jumps)."""
+    cdef idx_t i, arg = 0
+    cdef double m = v[0] + col[0], x
+    for i in range(1, K):
+        x = v[i] + col[i]
+        arg = i if x > m else arg
+        m = x if x > m else m
+    return arg
+
+
+def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transmat,
+                const double[:, ::1] log_transmat_T, const real[:, ::1] log_table,
+                const idx_t[::1] rows, const idx_t[:, ::1] spans, double[:, ::1] delta,
+                idx_t[::1] path_out, double[::1] logprob_out,
+                const unsigned char[::1] cancel):
     """Most probable state path of each span (Viterbi, PRML sec. 13.2.5, eq. 13.68).
 
-    Max-sum in log space; backpointers in ``backptr`` (longest span x K) of the
-    smallest integer type holding K - 1. Ties go to the lowest state index. Writes the
-    path into the span's rows of ``path_out`` and max log p(X, Z) into
-    ``logprob_out``.
+    Max-sum in log space, ``delta_t(j) = max_i (delta_{t-1}(i) + log A_ij) + log
+    b_t(j)``, vectorised over the target states j (:func:`_max_plus` on the rows of
+    ``log_transmat``) with no argmax in the recursion: the lattice ``delta`` (longest
+    span x K) is kept, and backtracking recomputes, for the one state on the path,
+    ``delta_{t-1}(i) + log A_ij`` over i (from ``log_transmat_T``, the same sums
+    bit for bit) and takes its argmax. Ties go to the lowest state index, both for the
+    predecessor of a state and for the final state. Writes the path into the span's
+    rows of ``path_out`` and max log p(X, Z) into ``logprob_out``.
 
     Assumes: as :func:`forward_log`.
     """
-    _check_common(log_startprob, log_transmat_T, log_table, rows, spans)
-    cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j, arg
-    if (logprob_out.shape[0] != S or backptr.shape[1] != K
+    _check_common(log_startprob, log_transmat, log_table, rows, spans)
+    cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j, arg
+    if (logprob_out.shape[0] != S or delta.shape[1] != K
+            or log_transmat_T.shape[0] != K or log_transmat_T.shape[1] != K
             or path_out.shape[0] < spans[S - 1, 1]):
         raise ValueError("viterbi_log: shape mismatch")
-    cdef double[:, ::1] buf = np.empty((2, K))
-    cdef double *cur = &buf[0, 0]
-    cdef double *nxt = &buf[1, 0]
-    cdef double *tmp
-    cdef const double *col
+    cdef const double *LA = &log_transmat[0, 0]
     cdef const double *LAT = &log_transmat_T[0, 0]
     cdef const real *b
-    cdef double m, x
+    cdef double *cur
+    cdef double *prev
+    cdef double m
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
+    cdef const real *tab = &log_table[0, 0]
+    cdef const idx_t *rp = _rows_ptr(rows)
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
-            b = _frame(log_table, rows, t0)
+            b = _frame_p(tab, rp, t0, K)
+            cur = &delta[0, 0]
             for j in range(K):
                 cur[j] = log_startprob[j] + b[j]
             for t in range(t0 + 1, t1):
-                poll(&left, 2 * K * K + 8, NULL)
-                b = _frame(log_table, rows, t)
-                for j in range(K):
-                    col = LAT + j * K
-                    m = cur[0] + col[0]
-                    arg = 0
-                    for i in range(1, K):
-                        x = cur[i] + col[i]
-                        if x > m:
-                            m = x
-                            arg = i
-                    nxt[j] = m + b[j]
-                    backptr[t - t0, j] = <bp_t> arg
-                tmp = cur
-                cur = nxt
-                nxt = tmp
+                poll(&left, K * K + 8, cp)
+                prev = cur
+                cur = &delta[t - t0, 0]
+                b = _frame_p(tab, rp, t, K)
+                # Small K get a constant-size copy of the step, unrolled by the compiler.
+                if K == 4:
+                    _viterbi_step(prev, LA, b, cur, 4)
+                elif K == 8:
+                    _viterbi_step(prev, LA, b, cur, 8)
+                else:
+                    _viterbi_step(prev, LA, b, cur, K)
             m = cur[0]
             arg = 0
             for j in range(1, K):
@@ -485,7 +655,10 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
             t = t1 - 1
             path_out[t] = arg
             while t > t0:
-                arg = backptr[t - t0, arg]
+                if K == 4:
+                    arg = _argmax_plus(&delta[t - 1 - t0, 0], LAT + arg * 4, 4)
+                else:
+                    arg = _argmax_plus(&delta[t - 1 - t0, 0], LAT + arg * K, K)
                 t -= 1
                 path_out[t] = arg
 
@@ -523,7 +696,8 @@ cdef inline idx_t _inv_cdf(const double *cdf, idx_t K, double u) noexcept nogil:
 
 def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
                          const double[:, ::1] prec_T, const double[:, ::1] lognorm_T,
-                         real[:, ::1] out, double[::1] shift_out):
+                         real[:, ::1] out, double[::1] shift_out,
+                         const unsigned char[::1] cancel):
     """Diagonal-Gaussian emission log-likelihoods, optionally as scaled likelihoods.
 
     ``out[t, k] = -0.5 sum_d (lognorm[d, k] + (x_td - mu_kd)^2 prec[d, k])`` over the
@@ -551,9 +725,10 @@ def gaussian_diag_frames(const real[:, ::1] X, const double[:, ::1] means_T,
     cdef double x, diff, m
     cdef real *orow
     cdef idx_t left = POLL_WORK
+    cdef const unsigned char *cp = _cancel_ptr(cancel)
     with nogil:
         for t in range(T):
-            poll(&left, 4 * K * D + 8, NULL)
+            poll(&left, 4 * K * D + 8, cp)
             for k in range(K):
                 acc[k] = 0.0
             for d in range(D):

@@ -5,17 +5,21 @@ forward-backward and Viterbi orchestration over many sequences, Baum-Welch (PRML
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import sys
+import threading
 import warnings
 from typing import Any, TypeVar
 
 import numpy as np
 from scipy import linalg
 
-from fastml import exceptions
+from fastml import _parallel, exceptions
 from fastml._base import BaseEstimator, check_is_fitted
-from fastml._kernels import _hmm
+from fastml._kernels import variant
+from fastml._parallel import blas_single_threaded, effective_n_jobs, run_blocks
 from fastml._typing import (
     ArrayLike,
     FloatArray,
@@ -34,6 +38,8 @@ from fastml._validation import (
 )
 
 __all__ = ["ConvergenceMonitor"]
+
+_hmm = variant("_hmm")  # the AVX2 + FMA build where the CPU has it
 
 
 _log = logging.getLogger(__name__)
@@ -179,12 +185,68 @@ def _log0(a: np.ndarray) -> np.ndarray:
         return np.log(a)
 
 
-def _backptr_dtype(k: int):
-    if k <= 127:
-        return np.int8
-    if k <= 32767:
-        return np.int16
-    return np.int32
+@contextlib.contextmanager
+def _blas_one_thread(active: bool):
+    """:func:`fastml._parallel.blas_single_threaded`, keeping fastml's own
+    threadpoolctl limit as it was: threadpoolctl's exit re-sets the limit of every
+    registered library, fastml's too (to its then-default thread count), which would
+    freeze fastml's default ``n_jobs`` for the rest of the process."""
+    limit = _parallel._threadpool_limit
+    try:
+        with blas_single_threaded(active):
+            yield
+    finally:
+        _parallel._threadpool_limit = limit
+
+
+#: Rows per block of the threaded loops (about 1 ms of forward-backward at K = 16).
+_BLOCK_ROWS = 8192
+
+
+def _sequence_blocks(spans: np.ndarray) -> list[tuple[int, int]]:
+    """[first, last) span indices of the blocks of whole sequences the threads share.
+
+    A sequence belongs to the block of the ``_BLOCK_ROWS``-row stretch its first row
+    falls in, so a block holds consecutive whole sequences, one long sequence is one
+    block, and the blocks depend on ``lengths`` only, never on the thread count.
+    """
+    key = spans[:, 0] // _BLOCK_ROWS
+    cuts = np.flatnonzero(np.diff(key)) + 1
+    bounds = np.concatenate([[0], cuts, [len(spans)]])
+    return [(int(f), int(e)) for f, e in itertools.pairwise(bounds.tolist())]
+
+
+class _Block:
+    """The sequences ``first:last`` of one block: rows ``lo:hi`` of the data, ``sub``
+    their spans relative to ``lo``, ``longest`` the longest one's length."""
+
+    def __init__(self, model, Xv, spans, first, last, all_frames, cancel):
+        self.first, self.last = first, last
+        self.lo, self.hi = int(spans[first, 0]), int(spans[last - 1, 1])
+        self.sub = np.ascontiguousarray(spans[first:last] - self.lo)
+        self.longest = int((self.sub[:, 1] - self.sub[:, 0]).max())
+        self._model, self._Xv, self._all_frames = model, Xv, all_frames
+        self._cancel = cancel
+
+    def frames(self, log: bool):
+        """(table, rows, shift) of the block's rows (see ``_BaseHMM._frames``)."""
+        lo, hi = self.lo, self.hi
+        if self._model._frames_per_block:
+            return self._model._frames(self._Xv[lo:hi], log, self._cancel)
+        table, rows, shift = self._all_frames(log, self._cancel)
+        shift = None if shift is None else shift[lo:hi]
+        if len(rows):
+            return table, rows[lo:hi], shift
+        return table[lo:hi], rows, shift
+
+
+def _check_possible(logprob: np.ndarray, spans: np.ndarray) -> None:
+    if not np.isfinite(logprob).all():
+        i = int(np.argmax(~np.isfinite(logprob)))
+        raise ValueError(
+            f"sequence {i} (rows {spans[i, 0]}:{spans[i, 1]}) has probability 0 "
+            "under the model (an observation no reachable state can emit)"
+        )
 
 
 _HMM = TypeVar("_HMM", bound="_BaseHMM")
@@ -199,13 +261,15 @@ class _BaseHMM(BaseEstimator):
     def _check_X(self, X, *, fitting: bool):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _frames(self, Xv, log: bool):  # pragma: no cover - abstract
-        """(table, rows, shift): see the kernel module docstring; shift is (T,) or None."""
+    def _frames(self, Xv, log: bool, cancel):  # pragma: no cover - abstract
+        """(table, rows, shift): see the kernel module docstring; shift is (T,) or None.
+        ``cancel`` is the block's cancel byte (``fastml._parallel.run_blocks``)."""
         raise NotImplementedError
 
     # ---- validation -----------------------------------------------------------------
     def _check_hyper(self) -> int:
         k = check_int(self.n_components, "n_components", low=1)
+        effective_n_jobs(self.n_jobs)  # TypeError / ValueError naming n_jobs
         check_int(self.n_iter, "n_iter", low=0)
         check_real(self.tol, "tol")
         if self.implementation not in ("scaling", "log"):
@@ -236,94 +300,164 @@ class _BaseHMM(BaseEstimator):
         check_is_fitted(self, list(self._fitted_attrs))
         self._check_params()
 
-    # ---- E-step ---------------------------------------------------------------------
+    def _block_emission_stats(self, lo, hi, gamma):
+        """Emission M-step sums over rows ``lo:hi`` given their posteriors (a tuple of
+        arrays, added over the blocks in block order), or None: the M-step then uses
+        ``stats["gamma"]``."""
+        return None
+
+    # ---- E-step: blocks of whole sequences on threads --------------------------------
+    #: False where the emission hook must see all rows at once (GMMHMM keeps the
+    #: within-state responsibilities of every row for its M-step): the frames are then
+    #: computed once, serially, and only the recursions run per block.
+    _frames_per_block = True
+
     def _logs(self):
         log_a = _log0(self.transmat_)
         return _log0(self.startprob_), log_a, np.ascontiguousarray(log_a.T)
 
+    def _run(self, Xv, spans, block_fn, *, log: bool):
+        """Run ``block_fn(blk, cancel)`` on every block of whole sequences
+        (:func:`_sequence_blocks`) across ``n_jobs`` threads; the per-block results,
+        in block order.
+
+        ``blk`` is a :class:`_Block`. Its ``frames(log)`` are the block's emission
+        frames (see the kernel module docstring), computed in the block's thread, or
+        sliced from frames of all rows computed beforehand when
+        ``_frames_per_block`` is False (those for ``log`` at once, the others only if
+        a block asks for them, under a lock).
+        """
+        blocks = _sequence_blocks(spans)
+        cache: dict[bool, tuple] = {}
+        lock = threading.Lock()
+        if not self._frames_per_block:
+            cache[log] = self._frames(Xv, log, np.zeros(1, np.uint8))
+
+        def all_frames(want, cancel):
+            with lock:
+                if want not in cache:
+                    cache[want] = self._frames(Xv, want, cancel)
+                return cache[want]
+
+        def run_one(b, cancel):
+            first, last = blocks[b]
+            blk = _Block(self, Xv, spans, first, last, all_frames, cancel)
+            return block_fn(blk, cancel)
+
+        threads = min(effective_n_jobs(self.n_jobs), len(blocks))
+        with _blas_one_thread(threads > 1):
+            return run_blocks(run_one, len(blocks), threads)
+
     def _forward_backward(self, Xv, spans, *, stats: bool, counts: bool = False):
-        """Posteriors (T, K), per-span log p(X), and optional xi / emission counts."""
+        """Posteriors (T, K), per-span log p(X), optional xi / emission counts and,
+        with ``stats``, the sums of :meth:`_block_emission_stats`.
+
+        Each block of sequences writes its rows of the posteriors and its spans' log
+        p(X); its xi and counts are partial sums, added here in block order, so the
+        result has the same bits for every ``n_jobs``.
+        """
         k = self.n_components
-        n_frames = Xv.shape[0]
+        gamma = np.empty((Xv.shape[0], k), dtype=self._frame_dtype(Xv))
         logprob = np.empty(len(spans))
-        longest = int((spans[:, 1] - spans[:, 0]).max())
-        xi = np.zeros((k, k)) if stats else np.zeros((0, 0))
-        if self.implementation == "scaling":
-            table, rows, shift = self._frames(Xv, log=False)
-            gamma = np.empty((n_frames, k), dtype=table.dtype)
-            cnt = np.zeros((len(table) if len(rows) else 1, k) if counts else (0, 0))
-            _hmm.forward_backward_scaled(
-                self.startprob_,
-                self.transmat_,
-                np.ascontiguousarray(self.transmat_.T),
-                table,
-                rows,
-                spans,
-                np.empty((longest, k)),
-                np.empty(longest),
-                gamma,
-                xi,
-                cnt,
-                logprob,
-            )
-            if shift is not None:
-                logprob += np.add.reduceat(shift, spans[:, 0])
-            failed = np.isnan(logprob)
-        else:
-            table = None
-            failed = np.ones(len(spans), dtype=bool)
-        if failed.any():
-            sub = np.ascontiguousarray(spans[failed])
-            log_table, rows, _ = self._frames(Xv, log=True)
-            if table is None:
-                gamma = np.empty((n_frames, k), dtype=log_table.dtype)
-                cnt = np.zeros(
-                    (len(log_table) if len(rows) else 1, k) if counts else (0, 0)
-                )
-            log_pi, log_a, log_at = self._logs()
-            lp = np.empty(len(sub))
-            _hmm.forward_backward_log(
-                log_pi,
-                log_a,
-                log_at,
-                log_table,
-                rows,
-                sub,
-                np.empty((longest, k)),
-                gamma,
-                xi,
-                cnt,
-                lp,
-            )
-            logprob[failed] = lp
-        if not np.isfinite(logprob).all():
-            i = int(np.argmax(~np.isfinite(logprob)))
-            raise ValueError(
-                f"sequence {i} (rows {spans[i, 0]}:{spans[i, 1]}) has probability 0 "
-                "under the model (an observation no reachable state can emit)"
-            )
-        return gamma, logprob, xi, (cnt if counts else None)
+        pi, a, at = (
+            self.startprob_,
+            self.transmat_,
+            np.ascontiguousarray(self.transmat_.T),
+        )
+        log_params = self._logs()
+
+        def counts_shape(table, rows):
+            return (len(table) if len(rows) else 1, k) if counts else (0, 0)
+
+        def block(blk, cancel):
+            sub, longest = blk.sub, blk.longest
+            g = gamma[blk.lo : blk.hi]
+            lp = logprob[blk.first : blk.last]
+            xi = np.zeros((k, k)) if stats else np.zeros((0, 0))
+            cnt = None
+            failed = np.ones(len(sub), dtype=bool)
+            if self.implementation == "scaling":
+                table, rows, shift = blk.frames(False)
+                cnt = np.zeros(counts_shape(table, rows))
+                # float64 posteriors hold alpha-hat until overwritten: no scratch
+                n_alpha = 0 if g.dtype == np.float64 else longest
+                _hmm.forward_backward_scaled(
+                    pi, a, at, table, rows, sub, np.empty((n_alpha, k)),
+                    np.empty(longest), g, xi, cnt, lp, cancel,
+                )  # fmt: skip
+                if shift is not None:
+                    lp += np.add.reduceat(shift, sub[:, 0])
+                failed = np.isnan(lp)
+            if failed.any():
+                log_table, rows, _ = blk.frames(True)
+                if cnt is None:
+                    cnt = np.zeros(counts_shape(log_table, rows))
+                lp_log = np.empty(int(failed.sum()))
+                _hmm.forward_backward_log(
+                    *log_params, log_table, rows, np.ascontiguousarray(sub[failed]),
+                    np.empty((longest, k)), g, xi, cnt, lp_log, cancel,
+                )  # fmt: skip
+                lp[failed] = lp_log
+            em = self._block_emission_stats(blk.lo, blk.hi, g) if stats else None
+            return xi, cnt, em
+
+        parts = self._run(Xv, spans, block, log=self.implementation == "log")
+        xi, cnt, em = parts[0]
+        for xi_b, cnt_b, em_b in parts[1:]:  # block order: same sums for every n_jobs
+            xi += xi_b
+            cnt += cnt_b
+            if em is not None:
+                em = tuple(a + b for a, b in zip(em, em_b, strict=True))
+        _check_possible(logprob, spans)
+        return gamma, logprob, xi, (cnt if counts else None), em
 
     def _score_spans(self, Xv, spans) -> np.ndarray:
         logprob = np.empty(len(spans))
-        if self.implementation == "scaling":
-            table, rows, shift = self._frames(Xv, log=False)
-            _hmm.forward_scaled(
-                self.startprob_, self.transmat_, table, rows, spans, logprob
-            )
-            if shift is not None:
-                logprob += np.add.reduceat(shift, spans[:, 0])
-            failed = np.isnan(logprob)
-        else:
-            failed = np.ones(len(spans), dtype=bool)
-        if failed.any():
-            sub = np.ascontiguousarray(spans[failed])
-            log_table, rows, _ = self._frames(Xv, log=True)
-            log_pi, _, log_at = self._logs()
-            lp = np.empty(len(sub))
-            _hmm.forward_log(log_pi, log_at, log_table, rows, sub, lp)
-            logprob[failed] = lp
+        log_pi, _, log_at = self._logs()
+
+        def block(blk, cancel):
+            lp = logprob[blk.first : blk.last]
+            failed = np.ones(len(blk.sub), dtype=bool)
+            if self.implementation == "scaling":
+                table, rows, shift = blk.frames(False)
+                _hmm.forward_scaled(
+                    self.startprob_, self.transmat_, table, rows, blk.sub, lp, cancel
+                )
+                if shift is not None:
+                    lp += np.add.reduceat(shift, blk.sub[:, 0])
+                failed = np.isnan(lp)
+            if failed.any():
+                log_table, rows, _ = blk.frames(True)
+                lp_log = np.empty(int(failed.sum()))
+                _hmm.forward_log(
+                    log_pi, log_at, log_table, rows, np.ascontiguousarray(blk.sub[failed]),
+                    lp_log, cancel,
+                )  # fmt: skip
+                lp[failed] = lp_log
+
+        self._run(Xv, spans, block, log=self.implementation == "log")
         return logprob
+
+    def _viterbi(self, Xv, spans) -> tuple[float, np.ndarray]:
+        k = self.n_components
+        path = np.empty(Xv.shape[0], dtype=np.intp)
+        logprob = np.empty(len(spans))
+        log_params = self._logs()
+
+        def block(blk, cancel):
+            log_table, rows, _ = blk.frames(True)
+            _hmm.viterbi_log(
+                *log_params, log_table, rows, blk.sub, np.empty((blk.longest, k)),
+                path[blk.lo : blk.hi], logprob[blk.first : blk.last], cancel,
+            )  # fmt: skip
+
+        self._run(Xv, spans, block, log=True)
+        return float(logprob.sum()), path
+
+    @staticmethod
+    def _frame_dtype(Xv) -> type:
+        """dtype of the frames and posteriors: float32 for float32 data, else float64."""
+        return np.float32 if Xv.dtype == np.float32 else np.float64
 
     # ---- public API -----------------------------------------------------------------
     def score(self, X: ArrayLike, lengths: ArrayLike | None = None) -> float:
@@ -358,7 +492,7 @@ class _BaseHMM(BaseEstimator):
         self._check_fitted()
         Xv = self._check_X(X, fitting=False)
         spans = _spans(lengths, Xv.shape[0])
-        gamma, logprob, _, _ = self._forward_backward(Xv, spans, stats=False)
+        gamma, logprob, *_ = self._forward_backward(Xv, spans, stats=False)
         return float(logprob.sum()), gamma
 
     def predict_proba(
@@ -397,28 +531,12 @@ class _BaseHMM(BaseEstimator):
         Xv = self._check_X(X, fitting=False)
         spans = _spans(lengths, Xv.shape[0])
         if algorithm == "map":
-            gamma, _, _, _ = self._forward_backward(Xv, spans, stats=False)
+            gamma, *_ = self._forward_backward(Xv, spans, stats=False)
             path = gamma.argmax(axis=1)
             with np.errstate(divide="ignore"):
                 lp = float(np.log(gamma[np.arange(len(path)), path]).sum())
             return lp, path
-        log_table, rows, _ = self._frames(Xv, log=True)
-        log_pi, _, log_at = self._logs()
-        k = self.n_components
-        longest = int((spans[:, 1] - spans[:, 0]).max())
-        path = np.empty(Xv.shape[0], dtype=np.intp)
-        lp = np.empty(len(spans))
-        _hmm.viterbi_log(
-            log_pi,
-            log_at,
-            log_table,
-            rows,
-            spans,
-            np.empty((longest, k), dtype=_backptr_dtype(k)),
-            path,
-            lp,
-        )
-        return float(lp.sum()), path
+        return self._viterbi(Xv, spans)
 
     def predict(self, X: ArrayLike, lengths: ArrayLike | None = None) -> IntArray:
         """Most likely state of each sample (by ``self.algorithm``)."""
@@ -500,7 +618,7 @@ class _BaseHMM(BaseEstimator):
     def _do_estep(self, Xv, spans):
         # Categorical: emission counts per symbol; others: posterior mass per state.
         need_counts = any(c in self.params for c in self._emission_letters)
-        gamma, logprob, xi, cnt = self._forward_backward(
+        gamma, logprob, xi, cnt, em = self._forward_backward(
             Xv, spans, stats=True, counts=need_counts
         )
         stats = {
@@ -508,6 +626,7 @@ class _BaseHMM(BaseEstimator):
             "trans": xi,
             "gamma": gamma,
             "counts": cnt,
+            "emission": em,
         }
         return stats, float(logprob.sum())
 
@@ -593,7 +712,7 @@ class _ContinuousHMM(_BaseHMM):
         if assigned is not None and d != assigned:
             raise ValueError(f"{what} has {d} features, but n_features={assigned}")
 
-    def _frames(self, Xv, log: bool):
+    def _frames(self, Xv, log: bool, cancel):
         logb = self._log_likelihood(Xv)
         if log:
             return logb, np.empty(0, dtype=np.intp), None

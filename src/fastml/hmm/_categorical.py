@@ -47,6 +47,13 @@ class CategoricalHMM(_BaseHMM):
     implementation : {"scaling", "log"}
         Forward-backward variant (see the module docstring); scaling is faster and
         falls back to log space where it underflows.
+    n_jobs : int, optional
+        Threads for ``fit``, ``score``, ``score_samples``, ``predict``,
+        ``predict_proba`` and ``decode`` over the sequences given by ``lengths``
+        (blocks of whole sequences; one long sequence is one block). None: every
+        usable CPU (capped by ``OMP_NUM_THREADS`` and threadpoolctl); -1: every CPU.
+        Results have the same bits for every value: the blocks are fixed by
+        ``lengths`` and their Baum-Welch statistics are added in block order.
 
     Attributes
     ----------
@@ -85,6 +92,7 @@ class CategoricalHMM(_BaseHMM):
         params: str = "ste",
         init_params: str = "ste",
         implementation: HMMImplementation = "scaling",
+        n_jobs: int | None = None,
     ) -> None:
 
         self.n_components = n_components
@@ -100,6 +108,7 @@ class CategoricalHMM(_BaseHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_jobs = n_jobs
 
     def _check_X(self, X, *, fitting: bool):
         mask = None
@@ -177,7 +186,7 @@ class CategoricalHMM(_BaseHMM):
             m = self._m_fit
             self.emissionprob_ = _normalize(rng.random((self.n_components, m)), axis=1)
 
-    def _frames(self, Xv, log: bool):
+    def _frames(self, Xv, log: bool, cancel):
         table = np.ones((self.emissionprob_.shape[1] + 1, self.n_components))
         table[:-1] = self.emissionprob_.T
         return (_log0(table) if log else table), Xv, None

@@ -7,7 +7,6 @@ from typing import TypeVar
 import numpy as np
 from scipy import linalg
 
-from fastml._kernels import _hmm
 from fastml._typing import (
     ArrayLike,
     CovarianceType,
@@ -18,7 +17,7 @@ from fastml._typing import (
 from fastml._validation import (
     check_array,
 )
-from fastml.hmm._base import _BaseHMM, _ContinuousHMM
+from fastml.hmm._base import _BaseHMM, _ContinuousHMM, _hmm
 from fastml.mixture._kmeans import _lloyd, kmeans_plusplus
 
 __all__ = ["GaussianHMM"]
@@ -50,7 +49,8 @@ class GaussianHMM(_ContinuousHMM):
         Prior parameters, with hmmlearn's defaults and M-step formulas (note that for
         "full"/"tied" a scalar ``covars_prior`` is added to every matrix entry, as in
         hmmlearn).
-    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation
+    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation,
+    n_jobs
         As in :class:`CategoricalHMM`; emission letters are 'm' (means), 'c' (covars).
 
     Notes
@@ -94,6 +94,7 @@ class GaussianHMM(_ContinuousHMM):
         params: str = "stmc",
         init_params: str = "stmc",
         implementation: HMMImplementation = "scaling",
+        n_jobs: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -112,6 +113,7 @@ class GaussianHMM(_ContinuousHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_jobs = n_jobs
 
     @property
     def covars_(self) -> np.ndarray:
@@ -256,12 +258,12 @@ class GaussianHMM(_ContinuousHMM):
             np.ascontiguousarray(np.log(2 * np.pi * var).T),
         )
 
-    def _frames(self, Xv, log: bool):
+    def _frames(self, Xv, log: bool, cancel):
         if self.covariance_type not in ("diag", "spherical"):
-            return super()._frames(Xv, log)
+            return super()._frames(Xv, log, cancel)
         out = np.empty((Xv.shape[0], self.n_components), dtype=Xv.dtype)
         shift = np.empty(0 if log else Xv.shape[0])
-        _hmm.gaussian_diag_frames(Xv, *self._diag_params(), out, shift)
+        _hmm.gaussian_diag_frames(Xv, *self._diag_params(), out, shift, cancel)
         if not log:
             np.exp(out, out=out)  # numpy's SIMD exp: faster than a scalar kernel loop
         return out, np.empty(0, dtype=np.intp), (None if log else shift)
@@ -271,7 +273,8 @@ class GaussianHMM(_ContinuousHMM):
         dt = Xv.dtype
         k, d = self.means_.shape
         ct = self.covariance_type
-        miss = self._missing
+        # Xv may be a block of rows: its own NaN mask, not the one of all rows.
+        miss = None if self._missing is None else np.isnan(Xv)
         mu = self.means_
         if ct in ("diag", "spherical"):
             var = (
@@ -313,25 +316,45 @@ class GaussianHMM(_ContinuousHMM):
             lpr[miss.all(axis=1)] = 0.0
         return lpr
 
+    def _block_emission_stats(self, lo, hi, gamma):
+        """The "diag"/"spherical" M-step sums over rows ``lo:hi``: sum_t gamma_tk x_t,
+        sum_t gamma_tk x_t^2 and, with missing values, the posterior mass per state and
+        observed feature (NaN features count as 0). Computed per block of sequences in
+        the E-step threads and added in block order."""
+        if self.covariance_type not in ("diag", "spherical") or not (
+            "m" in self.params or "c" in self.params
+        ):
+            return None
+        g = gamma.astype(np.float64, copy=False)
+        x = self._xfit[lo:hi]
+        mass = ()
+        if self._missing is not None:
+            miss = self._missing[lo:hi]
+            x = np.where(miss, 0.0, x)
+            mass = (g.T @ (~miss).astype(np.float64),)
+        return (g.T @ x, g.T @ (x * x), *mass)
+
     def _mstep_emissions(self, stats) -> None:
         if "m" not in self.params and "c" not in self.params:
             return
-        g = stats["gamma"].astype(np.float64, copy=False)
-        x = self._xfit
         miss = self._missing
         ct = self.covariance_type
         mp, mw = self.means_prior, self.means_weight
         cp, cw = self.covars_prior, self.covars_weight
-        if miss is not None:
-            x = np.where(miss, 0.0, x)
-        if miss is not None and ct in ("diag", "spherical"):
-            denom = g.T @ (~miss).astype(np.float64)
-        elif miss is not None:
-            g = g * (~miss.all(axis=1))[:, None]
-            denom = g.sum(axis=0)[:, None]
+        if ct in ("diag", "spherical"):
+            obs, obs2, *mass = stats["emission"]
+            # sum_t gamma_t from the kernel, or per observed feature
+            denom = mass[0] if mass else stats["counts"][0][:, None]
         else:
-            denom = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
-        obs = g.T @ x
+            g = stats["gamma"].astype(np.float64, copy=False)
+            x = self._xfit
+            if miss is not None:
+                x = np.where(miss, 0.0, x)
+                g = g * (~miss.all(axis=1))[:, None]
+                denom = g.sum(axis=0)[:, None]
+            else:
+                denom = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
+            obs = g.T @ x
         if "m" in self.params:
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = (mw * mp + obs) / (mw + denom)
@@ -342,9 +365,6 @@ class GaussianHMM(_ContinuousHMM):
         mu = self.means_
         meandiff = mu - mp
         if ct in ("diag", "spherical"):
-            if self._xsq is None:
-                self._xsq = x * x  # fixed during fit: computed once
-            obs2 = g.T @ self._xsq
             c_n = mw * meandiff**2 + obs2 - 2 * mu * obs + mu**2 * denom
             c_d = max(cw - 1, 0) + denom
             cov = (cp + c_n) / np.maximum(c_d, 1e-5)
@@ -372,11 +392,10 @@ class GaussianHMM(_ContinuousHMM):
     def fit(self: _GHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _GHMM:
 
         self._xfit = check_array(X, "X", ndim=2, finite=False, dtype=np.float64)
-        self._xsq = None
         try:
             return super().fit(X, lengths)
         finally:
-            del self._xfit, self._xsq
+            del self._xfit
 
     fit.__doc__ = _BaseHMM.fit.__doc__
 

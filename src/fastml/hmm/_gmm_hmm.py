@@ -66,7 +66,7 @@ class GMMHMM(_ContinuousHMM):
     covars_prior, covars_weight : float or array, optional
         Prior on the covariances, hmmlearn's parameterisation and defaults (which give
         the maximum-likelihood update for "full", "diag" and "tied").
-    algorithm, random_state, n_iter, tol, verbose, implementation
+    algorithm, random_state, n_iter, tol, verbose, implementation, n_jobs
         As in :class:`GaussianHMM`.
     covariance_type : {"diag", "full", "spherical", "tied"}
         Shape of ``covars_``: (K, M), (K, M, D), (K, M, D, D); "tied": (K, D, D), one
@@ -107,6 +107,9 @@ class GMMHMM(_ContinuousHMM):
     """
 
     _emission_letters = "mcw"
+    # The GMM kernel runs once over all rows (its within-state responsibilities feed
+    # the M-step); the recursions still run per block of sequences on threads.
+    _frames_per_block = False
     _fitted_attrs = ("startprob_", "transmat_", "weights_", "means_", "covars_")
 
     def __init__(
@@ -130,6 +133,7 @@ class GMMHMM(_ContinuousHMM):
         params: str = "stmcw",
         init_params: str = "stmcw",
         implementation: HMMImplementation = "scaling",
+        n_jobs: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.n_mix = n_mix
@@ -150,6 +154,7 @@ class GMMHMM(_ContinuousHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_jobs = n_jobs
 
     # ---- shapes and validation ------------------------------------------------------
     def _covars_shape(self, k: int, m: int, d: int) -> tuple[int, ...]:

@@ -47,7 +47,7 @@ class MultinomialHMM(_ContinuousHMM):
         otherwise every row of ``X`` must sum to it. Sampling needs a single value.
     startprob_prior, transmat_prior : float or array
         Dirichlet prior parameters (1 = no prior).
-    algorithm, random_state, n_iter, tol, verbose, implementation
+    algorithm, random_state, n_iter, tol, verbose, implementation, n_jobs
         As in :class:`CategoricalHMM`.
     params, init_params : str
         Letters of the parameters to update / initialise: 's', 't', 'e'.
@@ -89,6 +89,7 @@ class MultinomialHMM(_ContinuousHMM):
         params: str = "ste",
         init_params: str = "ste",
         implementation: HMMImplementation = "scaling",
+        n_jobs: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.n_trials = n_trials
@@ -102,6 +103,7 @@ class MultinomialHMM(_ContinuousHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_jobs = n_jobs
 
     def _emission_sizes(self) -> dict:
         return {"e": self.n_components * (np.shape(self.emissionprob_)[1] - 1)}
@@ -189,9 +191,16 @@ class MultinomialHMM(_ContinuousHMM):
         log_coef = gammaln(Xv.sum(axis=1) + 1) - gammaln(Xv + 1).sum(axis=1)
         return np.ascontiguousarray(xl + log_coef[:, None])
 
+    def _block_emission_stats(self, lo, hi, gamma):
+        """sum_t gamma_tk x_t over rows ``lo:hi`` (computed per block of sequences in
+        the E-step threads, added in block order)."""
+        if "e" not in self.params:
+            return None
+        return (gamma.T @ self._xfit[lo:hi],)
+
     def _mstep_emissions(self, stats) -> None:
         if "e" in self.params:
-            obs = stats["gamma"].T @ self._xfit
+            (obs,) = stats["emission"]
             ep = _normalize(obs, axis=1)
             self.emissionprob_ = _keep_empty_rows(ep, self.emissionprob_)
 

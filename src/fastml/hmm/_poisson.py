@@ -29,7 +29,8 @@ class PoissonHMM(_ContinuousHMM):
     lambdas_prior, lambdas_weight : float or array
         Gamma(alpha, beta) prior on the rates; the M-step is
         ``lambdas_ = (alpha + sum_t gamma_tk x_t) / (beta + sum_t gamma_tk)``.
-    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation
+    algorithm, random_state, n_iter, tol, verbose, params, init_params, implementation,
+    n_jobs
         As in :class:`CategoricalHMM`; the emission letter is 'l'.
 
     Examples
@@ -63,6 +64,7 @@ class PoissonHMM(_ContinuousHMM):
         params: str = "stl",
         init_params: str = "stl",
         implementation: HMMImplementation = "scaling",
+        n_jobs: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.startprob_prior = startprob_prior
@@ -77,6 +79,7 @@ class PoissonHMM(_ContinuousHMM):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
+        self.n_jobs = n_jobs
 
     def _emission_sizes(self) -> dict:
         return {"l": int(np.size(self.lambdas_))}
@@ -134,11 +137,17 @@ class PoissonHMM(_ContinuousHMM):
         lpr = xl - lam.sum(1) - gammaln(Xv + 1).sum(1)[:, None]
         return np.ascontiguousarray(lpr)
 
+    def _block_emission_stats(self, lo, hi, gamma):
+        """sum_t gamma_tk x_t over rows ``lo:hi`` (computed per block of sequences in
+        the E-step threads, added in block order)."""
+        if "l" not in self.params:
+            return None
+        return (gamma.T @ self._xfit[lo:hi],)
+
     def _mstep_emissions(self, stats) -> None:
         if "l" in self.params:
-            g = stats["gamma"]
             post = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
-            obs = g.T @ self._xfit
+            (obs,) = stats["emission"]
             self.lambdas_ = (self.lambdas_prior + obs) / (self.lambdas_weight + post)
 
     def fit(self: _PHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _PHMM:
