@@ -18,17 +18,6 @@ from fastml.hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 IMPLS = ["scaling", "log"]
 
 
-@pytest.fixture(autouse=True)
-def _keep_fastml_thread_limit(monkeypatch):
-    """threadpoolctl (scikit-learn's k-means inside hmmlearn's fit, fastml's own
-    ``blas_single_threaded`` with n_jobs > 1) re-sets every registered library's limit
-    on exit, fastml's too (to the then-default thread count): keep the suite's state
-    as it was."""
-    from fastml import _parallel
-
-    monkeypatch.setattr(_parallel, "_threadpool_limit", _parallel._threadpool_limit)
-
-
 # ---------------------------------------------------------------- model factories
 def _random_chain(rng, k):
     startprob = rng.dirichlet(np.ones(k))

@@ -30,16 +30,6 @@ from fastml.hmm import (
 N_JOBS = [1, 2, 3, 4]
 
 
-@pytest.fixture(autouse=True)
-def _keep_fastml_thread_limit(monkeypatch):
-    """n_jobs > 1 runs the kernels under ``blas_single_threaded`` (threadpoolctl),
-    whose exit re-sets every registered library's limit, fastml's own too (to the
-    then-default thread count): keep the suite's state as it was."""
-    from fastml import _parallel
-
-    monkeypatch.setattr(_parallel, "_threadpool_limit", _parallel._threadpool_limit)
-
-
 def _chain(rng, k):
     return rng.dirichlet(np.ones(k)), rng.dirichlet(np.ones(k), size=k)
 

@@ -129,3 +129,17 @@ def test_threadpoolctl_nested_limits(monkeypatch):
             assert effective_n_jobs(None) == 4
         assert effective_n_jobs(None) == 2
     assert effective_n_jobs(None) == 8
+
+
+def test_blas_limit_and_sklearn_style_limits_leave_the_default(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = effective_n_jobs(None)
+    with _parallel.blas_single_threaded():
+        pass
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        pass
+    with threadpoolctl.threadpool_limits(limits=1):
+        pass
+    assert _parallel._threadpool_limit is None
+    assert effective_n_jobs(None) == before

@@ -5,7 +5,6 @@ forward-backward and Viterbi orchestration over many sequences, Baum-Welch (PRML
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import sys
@@ -16,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 from scipy import linalg
 
-from fastml import _parallel, exceptions
+from fastml import exceptions
 from fastml._base import BaseEstimator, check_is_fitted
 from fastml._kernels import variant
 from fastml._parallel import blas_single_threaded, effective_n_jobs, run_blocks
@@ -185,20 +184,6 @@ def _log0(a: np.ndarray) -> np.ndarray:
         return np.log(a)
 
 
-@contextlib.contextmanager
-def _blas_one_thread(active: bool):
-    """:func:`fastml._parallel.blas_single_threaded`, keeping fastml's own
-    threadpoolctl limit as it was: threadpoolctl's exit re-sets the limit of every
-    registered library, fastml's too (to its then-default thread count), which would
-    freeze fastml's default ``n_jobs`` for the rest of the process."""
-    limit = _parallel._threadpool_limit
-    try:
-        with blas_single_threaded(active):
-            yield
-    finally:
-        _parallel._threadpool_limit = limit
-
-
 #: Rows per block of the threaded loops (about 1 ms of forward-backward at K = 16).
 _BLOCK_ROWS = 8192
 
@@ -345,7 +330,7 @@ class _BaseHMM(BaseEstimator):
             return block_fn(blk, cancel)
 
         threads = min(effective_n_jobs(self.n_jobs), len(blocks))
-        with _blas_one_thread(threads > 1):
+        with blas_single_threaded(threads > 1):
             return run_blocks(run_one, len(blocks), threads)
 
     def _forward_backward(self, Xv, spans, *, stats: bool, counts: bool = False):
