@@ -361,7 +361,8 @@ def _compute(*graphs):
     try:
         return dask.compute(*graphs)
     except Exception as exc:
-        gone = type(exc).__name__ in {"CancelledError", "CommClosedError"} or (
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        gone = bool(names & {"CancelledError", "CommClosedError"}) or (
             "closed" in str(exc).lower() and "client" in str(exc).lower()
         )
         if not gone:

@@ -179,14 +179,20 @@ def _chunk_moments(chunk, dtype, axes):
     return n, shift, mean, m2
 
 
-def _dask_moments(x, axes: tuple[int, ...]):
-    """``_moments`` of a dask array: per-chunk moments on the workers, merged with
-    :func:`_chan_merge` in chunk order (the kept axes rechunked whole, so every chunk's
-    moments have the output's shape)."""
-    from fastml._parallel import check_dask_array, dask_reduce
+def _check_dask(x, axes: tuple[int, ...]):
+    """A checked dask array with the kept axes rechunked whole (so every chunk's
+    moments have the output's shape), and its kernel dtype."""
+    from fastml._parallel import check_dask_array
 
     kept = tuple(a for a in range(x.ndim) if a not in axes)
-    x, dtype = check_dask_array(x, "x", whole_axes=kept)
+    return check_dask_array(x, "x", whole_axes=kept)
+
+
+def _dask_moments(x, axes: tuple[int, ...], dtype):
+    """``_moments`` of a checked dask array: per-chunk moments on the workers, merged
+    with :func:`_chan_merge` in chunk order."""
+    from fastml._parallel import dask_reduce
+
     return dask_reduce(x, _chunk_moments, _chan_merge, args=(dtype, axes), name="x")
 
 
@@ -288,10 +294,11 @@ def mean_variance(
     n_jobs = effective_n_jobs(n_jobs)
     if is_dask_array(x):
         axes = _normalize_axis(axis, x.ndim)
+        x, dtype = _check_dask(x, axes)
         ddof = _check_ddof(
             ddof, int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
         )
-        n, shift, mean, m2 = _dask_moments(x, axes)
+        n, shift, mean, m2 = _dask_moments(x, axes, dtype)
         return _unwrap(shift + mean), _unwrap(m2 / (n - ddof))
     arr = check_array(x, "x", finite=False)
     axes = _normalize_axis(axis, arr.ndim)
@@ -399,7 +406,8 @@ class RunningMoments:
             )
         if x.shape[axes[0]] == 0:
             return self
-        self._merge(*_dask_moments(x, axes))
+        x, dtype = _check_dask(x, axes)
+        self._merge(*_dask_moments(x, axes, dtype))
         return self
 
     def merge(self, other: RunningMoments) -> RunningMoments:
