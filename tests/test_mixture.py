@@ -300,25 +300,24 @@ def test_em_pass_full_kernel_vs_numpy(dtype, rtol, n, d, K, tied):
 X_BIG = _blobs(n=20_000, d=3, k=3, seed=21)[0]
 
 
+def _fits_per_n_jobs(cls, k, ct, X):
+    """Four-iteration fits of ``cls`` with n_jobs = 1, 2, 3, 4 (same seed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return [
+            cls(
+                k, covariance_type=ct, max_iter=4, tol=0.0, random_state=0, n_jobs=j
+            ).fit(X)
+            for j in (1, 2, 3, 4)
+        ]
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("ct", COV_TYPES)
 def test_n_jobs_bit_identical(ct, dtype):
     X = X_BIG.astype(dtype)
-    fits = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for n_jobs in (1, 2, 3, 4):
-            gm = GaussianMixture(
-                3,
-                covariance_type=ct,
-                max_iter=4,
-                tol=0.0,
-                random_state=0,
-                n_jobs=n_jobs,
-            )
-            fits.append(gm.fit(X))
-    ref = fits[0]
-    for gm in fits[1:]:  # equality, not a tolerance (fixed blocks, block-order merge)
+    ref, *fits = _fits_per_n_jobs(GaussianMixture, 3, ct, X)
+    for gm in fits:  # equality, not a tolerance (fixed blocks, block-order merge)
         assert gm.lower_bound_ == ref.lower_bound_
         assert gm.lower_bounds_ == ref.lower_bounds_
         assert np.array_equal(gm.means_, ref.means_)
@@ -353,21 +352,8 @@ def test_n_jobs_matches_sklearn_on_many_blocks(ct):
 def test_bayesian_n_jobs_bit_identical(ct):
     from fastml.mixture import BayesianGaussianMixture
 
-    fits = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for n_jobs in (1, 2, 3, 4):
-            bgm = BayesianGaussianMixture(
-                4,
-                covariance_type=ct,
-                max_iter=4,
-                tol=0.0,
-                random_state=0,
-                n_jobs=n_jobs,
-            )
-            fits.append(bgm.fit(X_BIG))
-    ref = fits[0]
-    for bgm in fits[1:]:
+    ref, *fits = _fits_per_n_jobs(BayesianGaussianMixture, 4, ct, X_BIG)
+    for bgm in fits:
         assert bgm.lower_bounds_ == ref.lower_bounds_
         assert bgm.elbo_ == ref.elbo_
         assert np.array_equal(bgm.means_, ref.means_)

@@ -375,9 +375,8 @@ class RunningMoments:
         ``x`` may be a ``dask.array.Array``: its chunks' moments are computed on the
         active Dask scheduler and merged in chunk order (only the moments travel).
         """
-        if is_dask_array(x):
-            return self._update_dask(x)
-        arr = check_array(x, "x", allow_empty=True, finite=False)
+        dask_input = is_dask_array(x)
+        arr = x if dask_input else check_array(x, "x", allow_empty=True, finite=False)
         if arr.ndim == 0:
             raise ValueError("x must have a samples axis; got a 0-dimensional array")
         axes = _normalize_axis(self.axis, arr.ndim)
@@ -388,26 +387,15 @@ class RunningMoments:
             )
         if arr.shape[axes[0]] == 0:
             return self
+        if dask_input:
+            arr, dtype = _check_dask(arr, axes)
+            self._merge(*_dask_moments(arr, axes, dtype))
+            return self
         if arr.size == 0:
             raise ValueError(f"x has no features: shape {arr.shape}")
         n, shift, mean, m2 = _moments(arr, axes)
         _check_finite_result(arr, m2)
         self._merge(n, shift, mean, m2)
-        return self
-
-    def _update_dask(self, x) -> RunningMoments:
-        if x.ndim == 0:
-            raise ValueError("x must have a samples axis; got a 0-dimensional array")
-        axes = _normalize_axis(self.axis, x.ndim)
-        feat_shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
-        if self._mean is not None and feat_shape != self._mean.shape:
-            raise ValueError(
-                f"x has feature shape {feat_shape}, but earlier chunks had {self._mean.shape}"
-            )
-        if x.shape[axes[0]] == 0:
-            return self
-        x, dtype = _check_dask(x, axes)
-        self._merge(*_dask_moments(x, axes, dtype))
         return self
 
     def merge(self, other: RunningMoments) -> RunningMoments:
