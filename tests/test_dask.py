@@ -30,17 +30,21 @@ MEMORY_LIMIT = 250e6  # bytes per worker (a worker with fastml imported: ~90-150
 TIMEOUT = 90  # s: a fit that takes longer is a hang
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def _local_cluster(**kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cl = distributed.LocalCluster(
+        return distributed.LocalCluster(
             n_workers=2,
             processes=True,
             threads_per_worker=1,
-            memory_limit=MEMORY_LIMIT,
             dashboard_address=None,
+            **kw,
         )
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cl = _local_cluster()
     try:
         yield cl
     finally:
@@ -51,6 +55,18 @@ def cluster():
 def client(cluster):
     with distributed.Client(cluster) as c:
         yield c
+
+
+@pytest.fixture
+def own_client(request):
+    """A fresh cluster for a test that stresses it (memory limit, killed worker), so
+    no other test inherits its state."""
+    cl = _local_cluster(**getattr(request, "param", {}))
+    try:
+        with distributed.Client(cl) as c:
+            yield c
+    finally:
+        cl.close()
 
 
 def _blobs(n, d, k, seed):
@@ -118,6 +134,9 @@ def test_dask_predict_is_lazy_and_matches(client):
             assert (got == ref).mean() > 0.9999
         else:
             np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+    for name in ("score", "bic", "aic"):  # reduced on the workers
+        got, ref = getattr(gm, name)(dX), getattr(gm, name)(X_MEM)
+        assert got == pytest.approx(ref, rel=1e-12), name
 
 
 def test_dask_float32_and_feature_chunks(client):
@@ -240,7 +259,9 @@ def _worker_pids(client):
     return client.run(os.getpid)
 
 
-def test_data_larger_than_cluster_memory(client):
+@pytest.mark.parametrize("own_client", [dict(memory_limit=MEMORY_LIMIT)], indirect=True)
+def test_data_larger_than_cluster_memory(own_client):
+    client = own_client
     X = _big_array()
     assert X.nbytes >= 3 * 2 * MEMORY_LIMIT  # 3x the whole cluster's memory
     pids = _worker_pids(client)
@@ -272,7 +293,8 @@ def _fit_in_thread(est, X):
     return t, out
 
 
-def test_worker_killed_mid_fit(client):
+def test_worker_killed_mid_fit(own_client):
+    client = own_client
     X = da.from_array(_blobs(400_000, 4, 3, seed=3), chunks=(20_000, 4))
     kw = dict(
         covariance_type="full", max_iter=12, tol=0.0, **_init(X.compute(), 3, "full")
@@ -290,7 +312,6 @@ def test_worker_killed_mid_fit(client):
         got = out["est"]
         assert got.lower_bounds_ == ref.lower_bounds_
         assert np.array_equal(got.means_, ref.means_)
-    client.wait_for_workers(2, timeout=TIMEOUT)  # the nanny restarts the worker
 
 
 def test_client_closed_mid_fit(cluster):

@@ -13,6 +13,8 @@ only rows brought to the client), so it is deterministic for a given seed and ch
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from fastml._parallel import _compute, check_dask_array, dask_map_rows, dask_reduce
@@ -23,13 +25,19 @@ from fastml.mixture._gaussian_mixture import _em_pass
 INIT_SAMPLE = 20_000
 
 
+def _check_total(total, X):
+    """A non-finite log-likelihood from non-finite data is the data's fault: say so
+    (:func:`fastml._parallel.dask_reduce` adds which chunk)."""
+    if not np.isfinite(total) and not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinity")
+    return total
+
+
 def _chunk_stats(chunk, dtype, params, entropy):
     """E-step + statistics of one chunk: ``(total, (N_k, s_k, S_k), entropy)``."""
     X = np.ascontiguousarray(chunk, dtype=dtype)
     total, _, _, stats, ent = _em_pass(X, params, stats=True, entropy=entropy)
-    if not np.isfinite(total) and not np.isfinite(X).all():
-        raise ValueError("X contains NaN or infinity")
-    return total, stats, ent
+    return _check_total(total, X), stats, ent
 
 
 def _add(a, b):
@@ -110,9 +118,8 @@ def _chunk_predict(chunk, dtype, params):
     return np.argmax(_chunk_log_resp(chunk, dtype, params), axis=1)
 
 
-def lazy(est, X, what):
-    """Lazy per-row results on dask input: ``"score_samples"``, ``"predict_proba"``
-    or ``"predict"``; a dask array chunked as ``X``'s rows."""
+def _checked(est, X):
+    """The checked dask array (features as at fit), its dtype and kernel parameters."""
     X, dtype = check_dask_array(X, "X", ndim=2, whole_axes=(1,))
     d = X.shape[1]
     if d != est.n_features_in_:
@@ -120,7 +127,25 @@ def lazy(est, X, what):
             f"X has {d} features, but {type(est).__name__} is expecting "
             f"{est.n_features_in_} features as input."
         )
-    params = est._kernel_params(np.empty((0, d), dtype=dtype))
+    return X, dtype, est._kernel_params(np.empty((0, d), dtype=dtype))
+
+
+def _chunk_total(chunk, dtype, params):
+    X = np.ascontiguousarray(chunk, dtype=dtype)
+    return _check_total(_em_pass(X, params)[0], X)
+
+
+def total_log_likelihood(est, X):
+    """``(sum_n log p(x_n), n)`` of a dask array, the sum tree-reduced in chunk order."""
+    X, dtype, params = _checked(est, X)
+    total = dask_reduce(X, _chunk_total, operator.add, args=(dtype, params))
+    return total, X.shape[0]
+
+
+def lazy(est, X, what):
+    """Lazy per-row results on dask input: ``"score_samples"``, ``"predict_proba"``
+    or ``"predict"``; a dask array chunked as ``X``'s rows."""
+    X, dtype, params = _checked(est, X)
     K = est.means_.shape[0]
     if what == "score_samples":
         return dask_map_rows(X, _chunk_log_norm, args=(dtype, params), dtype=np.float64)

@@ -709,10 +709,21 @@ class GaussianMixture(BaseEstimator):
         X = self._check_fitted_X(X)
         return self._pass(X, norm=True)[2]
 
-    def score(self, X: ArrayLike, y: object = None) -> float:
-        """Mean log-likelihood per sample."""
+    def _total_log_likelihood(self, X):
+        """``(sum_n log p(x_n), n)``; on dask input, summed over the chunks on the
+        workers."""
+        if is_dask_array(X):
+            from fastml.mixture import _dask
+
+            check_is_fitted(self, ["means_", "precisions_cholesky_"])
+            return _dask.total_log_likelihood(self, X)
         X = self._check_fitted_X(X)
-        return self._pass(X)[0] / X.shape[0]
+        return self._pass(X)[0], X.shape[0]
+
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Mean log-likelihood per sample (computed on the workers for dask input)."""
+        total, n = self._total_log_likelihood(X)
+        return total / n
 
     def predict_proba(self, X: ArrayLike) -> FloatArray:
         """Responsibilities ``r_nk`` (PRML eq. 9.23), shape (n_samples, K); lazy for
@@ -768,10 +779,10 @@ class GaussianMixture(BaseEstimator):
 
     def bic(self, X: ArrayLike) -> float:
         """Bayesian information criterion (lower is better)."""
-        X = self._check_fitted_X(X)
-        return -2 * self._pass(X)[0] + self._n_parameters() * np.log(X.shape[0])
+        total, n = self._total_log_likelihood(X)
+        return -2 * total + self._n_parameters() * np.log(n)
 
     def aic(self, X: ArrayLike) -> float:
         """Akaike information criterion (lower is better)."""
-        X = self._check_fitted_X(X)
-        return -2 * self._pass(X)[0] + 2 * self._n_parameters()
+        total, _ = self._total_log_likelihood(X)
+        return -2 * total + 2 * self._n_parameters()
