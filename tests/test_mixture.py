@@ -407,3 +407,7 @@ def test_n_jobs_2_uses_at_most_2_busy_threads(monkeypatch):
         GaussianMixture(3, max_iter=3, random_state=0, n_jobs=2).fit(X_BIG)
     assert 1 <= peak[0] <= 2
     assert blas <= {1}
+    # and the BLAS pin leaves fastml's own default thread count alone afterwards
+    from fastml import _parallel
+
+    assert _parallel._threadpool_limit is None

@@ -225,11 +225,14 @@ def blas_single_threaded(active: bool = True) -> Iterator[None]:
         yield
         return
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    # select() first: threadpool_limits(user_api="blas") restores *every* library's
+    # thread count on exit, which would freeze fastml's own default (n_jobs=None) at
+    # its value of the moment.
+    with ThreadpoolController().select(user_api="blas").limit(limits=1):
         yield
 
 
