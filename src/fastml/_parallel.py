@@ -264,10 +264,13 @@ def _register_with_threadpoolctl() -> None:
             return default_n_jobs()
 
         def set_num_threads(self, num_threads: int) -> None:
+            # A limit at or above the unlimited default changes nothing: store none.
+            # threadpoolctl "restores" every library to the count it read on entry
+            # (even under user_api="blas"), which must not freeze fastml's default.
             global _threadpool_limit
-            _threadpool_limit = (
-                None if num_threads is None else max(int(num_threads), 1)
-            )
+            _threadpool_limit = None
+            if num_threads is not None and int(num_threads) < default_n_jobs():
+                _threadpool_limit = max(int(num_threads), 1)
 
         def get_version(self) -> str:
             from fastml import __version__
