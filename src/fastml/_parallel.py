@@ -76,13 +76,15 @@ def _omp_num_threads() -> int | None:
 def default_n_jobs() -> int:
     """Threads used for ``n_jobs=None``: the usable CPUs, capped by ``OMP_NUM_THREADS``
     and by a threadpoolctl limit in force."""
-    n = cpu_count()
-    omp = _omp_num_threads()
-    if omp is not None:
-        n = min(n, omp)
+    n = _default_without_threadpoolctl()
     if _threadpool_limit is not None:
         n = min(n, _threadpool_limit)
     return max(n, 1)
+
+
+def _default_without_threadpoolctl() -> int:
+    omp = _omp_num_threads()
+    return cpu_count() if omp is None else min(cpu_count(), omp)
 
 
 def effective_n_jobs(n_jobs: int | None, name: str = "n_jobs") -> int:
@@ -221,19 +223,30 @@ def blas_single_threaded(active: bool = True) -> Iterator[None]:
     OpenBLAS starts its own threads for d <= 22; larger d may then oversubscribe, which
     the README states.
     """
-    if not active:
+    controller = _blas_controller() if active else None
+    if controller is None:
         yield
         return
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
+    with controller.limit(limits=1):
         yield
-        return
-    # select() first: threadpool_limits(user_api="blas") restores *every* library's
-    # thread count on exit, which would freeze fastml's own default (n_jobs=None) at
-    # its value of the moment.
-    with ThreadpoolController().select(user_api="blas").limit(limits=1):
-        yield
+
+
+_BLAS: list = []  # [the threadpoolctl controller of the loaded BLAS, or None]
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries, made once: a fresh
+    ``threadpool_limits`` rescans every loaded library (~0.75 ms a call), this
+    ~0.04 ms. The kernels' BLAS (scipy's, via ``scipy.linalg.cython_blas``) is loaded
+    with the kernels, before the first call. None without threadpoolctl."""
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _BLAS.append(None)
+        else:
+            _BLAS.append(ThreadpoolController().select(user_api="blas"))
+    return _BLAS[0]
 
 
 # --- threadpoolctl integration --------------------------------------------------------
@@ -264,12 +277,14 @@ def _register_with_threadpoolctl() -> None:
             return default_n_jobs()
 
         def set_num_threads(self, num_threads: int) -> None:
-            # A limit at or above the unlimited default changes nothing: store none.
-            # threadpoolctl "restores" every library to the count it read on entry
-            # (even under user_api="blas"), which must not freeze fastml's default.
+            # threadpoolctl restores a limit by setting back what get_num_threads
+            # returned: a count no lower than the default without a limit means none.
             global _threadpool_limit
             _threadpool_limit = None
-            if num_threads is not None and int(num_threads) < default_n_jobs():
+            if (
+                num_threads is not None
+                and int(num_threads) < _default_without_threadpoolctl()
+            ):
                 _threadpool_limit = max(int(num_threads), 1)
 
         def get_version(self) -> str:
