@@ -32,3 +32,19 @@ def bench_variance_axis0(benchmark, impl, data):
     x = data["float64"].reshape(-1, 100)
     out = benchmark(IMPLS[impl], x, axis=0)
     assert out.shape == (100,)
+
+
+@pytest.fixture(scope="module")
+def x1e8():
+    return np.random.default_rng(1).standard_normal(100_000_000)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def bench_variance_1e8_threads(benchmark, n_jobs, x1e8):
+    """fastml.stats.variance on 1e8 float64 with 1 and 2 threads (floor: >= 1.6x)."""
+    benchmark.group = "variance-1e8-float64-threads"
+    benchmark.extra_info.update(n=x1e8.size, dtype="float64", n_jobs=n_jobs)
+    v = benchmark.pedantic(
+        lambda: variance(x1e8, n_jobs=n_jobs), rounds=3, iterations=1
+    )
+    assert abs(v - 1.0) < 1e-3

@@ -292,3 +292,122 @@ def test_em_pass_full_kernel_vs_numpy(dtype, rtol, n, d, K, tied):
     np.testing.assert_allclose(
         s2, np.einsum("nk,kni,knj->kij", r, D, D), rtol=rtol, atol=100 * rtol
     )
+
+
+# ------------------------------------------------------------------ threads
+# More rows than one block (8192), and a last block of a different size, so the
+# per-block statistics are merged; the results must be bit-identical for every n_jobs.
+X_BIG = _blobs(n=20_000, d=3, k=3, seed=21)[0]
+
+
+def _fits_per_n_jobs(cls, k, ct, X):
+    """Four-iteration fits of ``cls`` with n_jobs = 1, 2, 3, 4 (same seed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return [
+            cls(
+                k, covariance_type=ct, max_iter=4, tol=0.0, random_state=0, n_jobs=j
+            ).fit(X)
+            for j in (1, 2, 3, 4)
+        ]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_n_jobs_bit_identical(ct, dtype):
+    X = X_BIG.astype(dtype)
+    ref, *fits = _fits_per_n_jobs(GaussianMixture, 3, ct, X)
+    for gm in fits:  # equality, not a tolerance (fixed blocks, block-order merge)
+        assert gm.lower_bound_ == ref.lower_bound_
+        assert gm.lower_bounds_ == ref.lower_bounds_
+        assert np.array_equal(gm.means_, ref.means_)
+        assert np.array_equal(gm.covariances_, ref.covariances_)
+        assert np.array_equal(gm.weights_, ref.weights_)
+        assert np.array_equal(gm.score_samples(X), ref.score_samples(X))
+        assert np.array_equal(gm.predict_proba(X), ref.predict_proba(X))
+        assert np.array_equal(gm.predict(X), ref.predict(X))
+        assert gm.score(X) == ref.score(X)
+
+
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_n_jobs_matches_sklearn_on_many_blocks(ct):
+    """Threads over blocks keep the sklearn oracle (same initial parameters)."""
+    sk = pytest.importorskip("sklearn.mixture")
+    X = X_BIG
+    init = _sk_init(X, 3, ct)
+    kw = dict(covariance_type=ct, max_iter=8, tol=0.0, **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sk.GaussianMixture(3, **kw).fit(X)
+        got = GaussianMixture(3, n_jobs=2, **kw).fit(X)
+    assert got.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-9)  # sklearn
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        got.covariances_, ref.covariances_, rtol=1e-8, atol=1e-10
+    )
+    np.testing.assert_allclose(got.score_samples(X), ref.score_samples(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_bayesian_n_jobs_bit_identical(ct):
+    from fastml.mixture import BayesianGaussianMixture
+
+    ref, *fits = _fits_per_n_jobs(BayesianGaussianMixture, 4, ct, X_BIG)
+    for bgm in fits:
+        assert bgm.lower_bounds_ == ref.lower_bounds_
+        assert bgm.elbo_ == ref.elbo_
+        assert np.array_equal(bgm.means_, ref.means_)
+        assert np.array_equal(bgm.covariances_, ref.covariances_)
+        assert np.array_equal(bgm.weights_, ref.weights_)
+
+
+@pytest.mark.parametrize(
+    "n_jobs, err",
+    [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError)],
+)
+def test_bad_n_jobs(n_jobs, err):
+    with pytest.raises(err, match="n_jobs"):
+        GaussianMixture(2, n_jobs=n_jobs).fit(X_OK)
+
+
+def test_n_jobs_2_uses_at_most_2_busy_threads(monkeypatch):
+    """No oversubscription: the kernel runs on at most n_jobs threads at once, and BLAS
+    is pinned to one thread inside (threadpoolctl)."""
+    import threading
+
+    from fastml.mixture import _gaussian_mixture as gmm_mod
+
+    tpc = pytest.importorskip("threadpoolctl")
+    lock = threading.Lock()
+    busy, peak, blas = [0], [0], set()
+    kernel = gmm_mod._gmm.em_pass_full
+
+    def counting(*args):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+            blas.update(
+                p["num_threads"]
+                for p in tpc.threadpool_info()
+                if p["user_api"] == "blas"
+            )
+        try:
+            return kernel(*args)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    class Stub:
+        em_pass_full = staticmethod(counting)
+        em_pass_diag = staticmethod(gmm_mod._gmm.em_pass_diag)
+
+    monkeypatch.setattr(gmm_mod, "_gmm", Stub)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GaussianMixture(3, max_iter=3, random_state=0, n_jobs=2).fit(X_BIG)
+    assert 1 <= peak[0] <= 2
+    assert blas <= {1}
+    # and the BLAS pin leaves fastml's own default thread count alone afterwards
+    from fastml import _parallel
+
+    assert _parallel._threadpool_limit is None

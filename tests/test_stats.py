@@ -212,3 +212,56 @@ def test_variance_bias_reproducible_and_advances_generator():
 def test_variance_bias_bad_input(kw, err, msg):
     with pytest.raises(err, match=msg):
         variance_bias(**kw)
+
+
+# ------------------------------------------------------------------ threads
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((3_000_001,), None),  # one long row: column blocks merged in order
+        ((2, 1_500_000), 1),  # several long rows
+        ((1_200_000, 3), 0),  # long middle axis: row blocks of each slice
+        ((3, 400_000, 2), 1),
+        ((300, 5000), 1),  # short rows: blocks of whole rows
+        ((2000, 700), 0),
+        ((40, 300, 200), (0, 2)),
+    ],
+)
+def test_n_jobs_bit_identical_and_exact(shape, axis):
+    rng = np.random.default_rng(3)
+    x = 1e9 + rng.standard_normal(shape)
+    results = [mean_variance(x, ddof=1, axis=axis, n_jobs=j) for j in (1, 2, 3, 4)]
+    for m, v in results[1:]:  # fixed blocks merged in block order: the same bits
+        assert np.array_equal(m, results[0][0]) and np.array_equal(v, results[0][1])
+    got = np.asarray(results[0][1])
+    axes = (
+        tuple(range(x.ndim))
+        if axis is None
+        else (axis,)
+        if isinstance(axis, int)
+        else axis
+    )
+    moved = np.moveaxis(x, axes, tuple(range(-len(axes), 0)))
+    rows = moved.reshape(-1, int(np.prod([shape[a] for a in axes])))
+    ref = np.array([exact_var(r, ddof=1) for r in rows[:50]])  # oracle: fsum two-pass
+    np.testing.assert_allclose(got.ravel()[:50], ref, rtol=1e-11)
+    mean_ref = 1e9 + np.array([math.fsum(r - 1e9) / r.size for r in rows[:50]])
+    np.testing.assert_allclose(
+        np.asarray(results[0][0]).ravel()[:50], mean_ref, rtol=1e-15
+    )
+
+
+def test_n_jobs_float32_bit_identical():
+    x = np.random.default_rng(4).standard_normal(2_500_000).astype(np.float32)
+    v = [variance(x, n_jobs=j) for j in (1, 2, 3)]
+    assert v[0] == v[1] == v[2]
+    assert v[0] == pytest.approx(exact_var(x), rel=1e-12)  # double accumulators
+
+
+@pytest.mark.parametrize(
+    "n_jobs, err",
+    [(0, ValueError), (-3, ValueError), (2.0, TypeError), ("1", TypeError)],
+)
+def test_bad_n_jobs(n_jobs, err):
+    with pytest.raises(err, match="n_jobs"):
+        variance(np.ones(10), n_jobs=n_jobs)

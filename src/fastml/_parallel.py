@@ -39,9 +39,13 @@ import numpy as np
 __all__ = [
     "blas_single_threaded",
     "block_bounds",
+    "check_dask_array",
     "cpu_count",
+    "dask_map_rows",
+    "dask_reduce",
     "default_n_jobs",
     "effective_n_jobs",
+    "is_dask_array",
     "run_blocks",
 ]
 
@@ -302,6 +306,156 @@ def thread_info() -> dict[str, object]:
         "default_n_jobs": default_n_jobs(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
+
+
+# --- Dask: statistics per chunk on the workers, reduced in chunk order ------------------
+# The one home of fastml's Dask plumbing (STYLE.md sec. 7b). An estimator that fits on a
+# ``dask.array.Array`` writes a per-chunk function (the E-step and the sufficient
+# statistics, with the same compiled kernels as in memory) and an associative merge of
+# two statistics; :func:`dask_reduce` sends the current parameters to the workers once
+# per call, runs the function next to each chunk and tree-reduces only the statistics,
+# in chunk order, so a given chunking always gives the same bits. Nothing here imports
+# dask at module level: ``import fastml`` never loads it.
+
+
+def is_dask_array(x: object) -> bool:
+    """True for a ``dask.array.Array`` (without importing dask if it is not loaded)."""
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(x, da.Array)
+
+
+def check_dask_array(x, name: str = "X", *, ndim: int | None = None, whole_axes=()):
+    """Check a dask array for :func:`dask_reduce`: ``ndim`` dimensions (any if None),
+    known chunk sizes, a real numeric dtype, no empty axis; the axes in ``whole_axes``
+    are rechunked into one chunk each (e.g. the features of a sample matrix, so every
+    row is whole on one worker).
+
+    Returns the (possibly rechunked) array and its kernel dtype (float32 stays float32,
+    other numbers become float64).
+
+    Raises
+    ------
+    ValueError
+        Wrong ``ndim``, unknown chunk sizes (``nan`` in ``x.chunks``, e.g. after boolean
+        indexing: call ``x.compute_chunk_sizes()``), an empty axis.
+    TypeError
+        A non-numeric or complex dtype.
+    """
+    from fastml._validation import float_dtype
+
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {x.shape}")
+    if any(c != c for axis in x.chunks for c in axis):  # nan: unknown size
+        raise ValueError(
+            f"{name} has unknown chunk sizes ({name}.chunks contains nan, e.g. after "
+            f"boolean indexing); call {name}.compute_chunk_sizes() first"
+        )
+    dtype = float_dtype(x.dtype, name=name)
+    if x.ndim == 0 or any(s < 1 for s in x.shape):
+        raise ValueError(f"{name} must not be empty, got shape {x.shape}")
+    if any(len(x.chunks[a]) > 1 for a in whole_axes):
+        x = x.rechunk({a: -1 for a in whole_axes})
+    return x, dtype
+
+
+def _run_chunk(block, fn, where, name, args):
+    """``fn(block, *args)`` on a worker; errors name the chunk and where it lies."""
+    try:
+        return fn(block, *args)
+    except (ValueError, FloatingPointError) as exc:
+        raise type(exc)(f"{name} chunk {where}: {exc}") from exc
+
+
+def _fold(combine, *parts):
+    """Left fold of ``parts`` with ``combine``: the fixed order of the tree."""
+    acc = parts[0]
+    for p in parts[1:]:
+        acc = combine(acc, p)
+    return acc
+
+
+def _compute(*graphs):
+    """``dask.compute`` on the active scheduler (a ``distributed.Client`` if one is the
+    default, else dask's local one), with a clear error when the client goes away."""
+    import dask
+
+    try:
+        return dask.compute(*graphs)
+    except Exception as exc:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        gone = bool(names & {"CancelledError", "CommClosedError"}) or (
+            "closed" in str(exc).lower() and "client" in str(exc).lower()
+        )
+        if not gone:
+            raise
+        raise RuntimeError(
+            "the Dask client or its scheduler went away during the computation "
+            f"({type(exc).__name__}: {exc}); the fit was not completed. Keep the "
+            "Client open until fit returns (e.g. `with Client(...) as client:` "
+            "around the fit)"
+        ) from exc
+
+
+def dask_reduce(
+    x,
+    chunk_fn: Callable[..., T],
+    combine: Callable[[T, T], T],
+    *,
+    args: tuple = (),
+    name: str = "X",
+    split_every: int = 8,
+) -> T:
+    """Run ``chunk_fn(chunk, *args)`` on every chunk of the dask array ``x`` and merge
+    the results with ``combine`` in chunk order; return the merged value.
+
+    ``args`` (the current parameters: small arrays) enter the graph once and go to each
+    worker once, not per chunk; ``chunk_fn`` receives the chunk as a numpy array, on the
+    worker that holds it. Results are merged by a tree of fan-in ``split_every`` over the
+    chunks in C order of the chunk grid (left folds of consecutive chunks), whose shape
+    depends only on the chunking, so a given chunking gives the same bits on any
+    scheduler and any number of workers; only the results travel, never the data. For
+    row-wise statistics chunk ``x`` along axis 0 only (:func:`check_dask_array`). Runs on the
+    active scheduler.
+
+    Raises
+    ------
+    ValueError, FloatingPointError
+        From ``chunk_fn``, prefixed with the chunk's grid index and its slices.
+    RuntimeError
+        The Dask client went away during the computation.
+    """
+    import dask
+
+    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in x.chunks]
+    blocks = x.to_delayed().ravel()
+    params = dask.delayed(args, pure=True)
+    run = dask.delayed(_run_chunk, pure=True)
+    fold = dask.delayed(_fold, pure=True)
+    level = []
+    for blk, idx in zip(blocks, np.ndindex(*x.numblocks), strict=True):
+        span = ", ".join(f"{s[i]}:{s[i + 1]}" for s, i in zip(starts, idx, strict=True))
+        level.append(run(blk, chunk_fn, f"{idx} ([{span}])", name, params))
+    while len(level) > 1:
+        level = [
+            fold(combine, *level[i : i + split_every])
+            for i in range(0, len(level), split_every)
+        ]
+    return _compute(level[0])[0]
+
+
+def dask_map_rows(
+    x,
+    fn: Callable[..., np.ndarray],
+    *,
+    args: tuple = (),
+    dtype,
+    n_cols: int | None = None,
+):
+    """Lazy ``fn(chunk, *args)`` on every row chunk of ``x``: a dask array with the
+    rows of ``x`` and ``n_cols`` columns (``None``: one value per row, 1-D)."""
+    if n_cols is None:
+        return x.map_blocks(fn, *args, drop_axis=1, dtype=dtype)
+    return x.map_blocks(fn, *args, chunks=(x.chunks[0], (n_cols,)), dtype=dtype)
 
 
 import fastml._kernels._fastml_threadpool  # noqa: E402, F401  (what threadpoolctl finds)

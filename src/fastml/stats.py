@@ -13,6 +13,7 @@ from typing import NamedTuple, overload
 import numpy as np
 
 from fastml._kernels import _stats
+from fastml._parallel import block_bounds, effective_n_jobs, is_dask_array, run_blocks
 from fastml._typing import ArrayLike, FloatArray, RandomStateLike
 from fastml._validation import check_array, check_int, check_random_state, check_real
 
@@ -53,11 +54,106 @@ def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def _moments(x: np.ndarray, axes: tuple[int, ...]):
+# Values per parallel block (8 MiB of float64). Fixed, never the thread count: an
+# array is cut into the same blocks for every ``n_jobs`` and the blocks' moments are
+# merged in block order, so the result has the same bits for any number of threads.
+_BLOCK = 1 << 20
+
+
+def _chan_merge(a, b):
+    """Merge two ``(n, shift, mean, m2)`` partial moments (``mean`` relative to
+    ``shift``; b after a): Chan, Golub & LeVeque's pairwise update
+    ``M2 = M2_a + M2_b + delta^2 n_a n_b / n``.
+
+    b's mean relative to a's shift is ``(shift_b - shift_a) + mean_b``, the first
+    difference exact for data clustered far from zero, so merges lose no digits to the
+    offset (Chan et al. 1983).
+    """
+    n_a, shift_a, mean_a, m2_a = a
+    n_b, shift_b, mean_b, m2_b = b
+    if n_a == 0:
+        return b
+    n = n_a + n_b
+    delta = (shift_b - shift_a) + mean_b - mean_a
+    return (
+        n,
+        shift_a,
+        mean_a + delta * (n_b / n),
+        m2_a + m2_b + delta * delta * (n_a * n_b / n),
+    )
+
+
+def _moments_last(rows: np.ndarray, n_jobs: int):
+    """``(shift, mean, m2)`` of each row of ``rows`` (R, n) on ``n_jobs`` threads."""
+    R, n = rows.shape
+    if n > _BLOCK:  # long rows: column blocks of every row, merged in block order
+        cols = block_bounds(n, _BLOCK)
+
+        def block(t, cancel):
+            c0, c1 = cols[t // R]
+            part = rows[t % R : t % R + 1, c0:c1]
+            mean, m2 = np.empty(1), np.empty(1)
+            _stats.moments_last_axis(part, mean, m2, cancel)
+            return mean[0], m2[0]
+
+        parts = run_blocks(block, R * len(cols), n_jobs)
+        acc = (0, None, None, None)
+        for c, (c0, c1) in enumerate(cols):
+            got = np.array(parts[c * R : (c + 1) * R]).reshape(R, 2)
+            shift = rows[:, c0].astype(np.float64)
+            acc = _chan_merge(acc, (c1 - c0, shift, got[:, 0], got[:, 1]))
+        return acc[1:]
+    # short rows: blocks of whole rows, each writing its own slice of the outputs
+    bounds = block_bounds(R, max(1, _BLOCK // n))
+    mean, m2 = np.empty(R), np.empty(R)
+
+    def block(b, cancel):
+        r0, r1 = bounds[b]
+        _stats.moments_last_axis(rows[r0:r1], mean[r0:r1], m2[r0:r1], cancel)
+
+    run_blocks(block, len(bounds), n_jobs)
+    return rows[:, 0].astype(np.float64), mean, m2
+
+
+def _moments_middle(x3: np.ndarray, n_jobs: int):
+    """``(shift, mean, m2)`` of ``x3`` (pre, n, post) along its middle axis."""
+    pre, n, post = x3.shape
+    if n * post > _BLOCK:  # long slices: blocks of rows of every slice, merged in order
+        rows = block_bounds(n, max(1, _BLOCK // post))
+
+        def block(t, cancel):
+            r0, r1 = rows[t // pre]
+            p = t % pre
+            mean, m2 = np.empty((1, post)), np.empty((1, post))
+            _stats.moments_middle_axis(x3[p : p + 1, r0:r1], mean, m2, cancel)
+            return mean[0], m2[0]
+
+        parts = run_blocks(block, pre * len(rows), n_jobs)
+        acc = (0, None, None, None)
+        for c, (r0, r1) in enumerate(rows):
+            got = parts[c * pre : (c + 1) * pre]
+            shift = x3[:, r0, :].astype(np.float64)
+            mean = np.array([g[0] for g in got])
+            m2 = np.array([g[1] for g in got])
+            acc = _chan_merge(acc, (r1 - r0, shift, mean, m2))
+        return acc[1:]
+    bounds = block_bounds(pre, max(1, _BLOCK // (n * post)))
+    mean, m2 = np.empty((pre, post)), np.empty((pre, post))
+
+    def block(b, cancel):
+        p0, p1 = bounds[b]
+        _stats.moments_middle_axis(x3[p0:p1], mean[p0:p1], m2[p0:p1], cancel)
+
+    run_blocks(block, len(bounds), n_jobs)
+    return x3[:, 0, :].astype(np.float64), mean, m2
+
+
+def _moments(x: np.ndarray, axes: tuple[int, ...], n_jobs: int = 1):
     """Count, shift, shifted mean and sum of squared deviations of ``x`` over ``axes``.
 
-    The shift is the first value of each reduced slice; the mean is ``shift + mean``.
-    Keeping the two apart lets :class:`RunningMoments` merge means far from zero exactly.
+    The shift is the first value of each reduced slice (of its first block for slices
+    longer than ``_BLOCK``); the mean is ``shift + mean``. Keeping the two apart lets
+    :class:`RunningMoments` merge means far from zero exactly.
     """
     kept = [a for a in range(x.ndim) if a not in axes]
     out_shape = tuple(x.shape[a] for a in kept)
@@ -66,19 +162,38 @@ def _moments(x: np.ndarray, axes: tuple[int, ...]):
         a = axes[0]
         pre = int(np.prod(x.shape[:a], dtype=np.int64))
         post = int(np.prod(x.shape[a + 1 :], dtype=np.int64))
-        x3 = x.reshape(pre, n, post)
-        shift = x3[:, 0, :].astype(np.float64)
-        mean = np.empty((pre, post))
-        m2 = np.empty((pre, post))
-        _stats.moments_middle_axis(x3, mean, m2)
+        shift, mean, m2 = _moments_middle(x.reshape(pre, n, post), n_jobs)
     else:
         # Reduced axes last (a view when they already are, else one copy).
         rows = np.ascontiguousarray(np.transpose(x, kept + list(axes))).reshape(-1, n)
-        shift = rows[:, 0].astype(np.float64)
-        mean = np.empty(rows.shape[0])
-        m2 = np.empty(rows.shape[0])
-        _stats.moments_last_axis(rows, mean, m2)
+        shift, mean, m2 = _moments_last(rows, n_jobs)
     return n, shift.reshape(out_shape), mean.reshape(out_shape), m2.reshape(out_shape)
+
+
+def _chunk_moments(chunk, dtype, axes):
+    """Moments of one dask chunk over ``axes`` (one thread: the workers are parallel)."""
+    arr = np.ascontiguousarray(chunk, dtype=dtype)
+    n, shift, mean, m2 = _moments(arr, axes)
+    if not np.isfinite(m2).all():
+        _check_finite_result(arr, m2)
+    return n, shift, mean, m2
+
+
+def _check_dask(x, axes: tuple[int, ...]):
+    """A checked dask array with the kept axes rechunked whole (so every chunk's
+    moments have the output's shape), and its kernel dtype."""
+    from fastml._parallel import check_dask_array
+
+    kept = tuple(a for a in range(x.ndim) if a not in axes)
+    return check_dask_array(x, "x", whole_axes=kept)
+
+
+def _dask_moments(x, axes: tuple[int, ...], dtype):
+    """``_moments`` of a checked dask array: per-chunk moments on the workers, merged
+    with :func:`_chan_merge` in chunk order."""
+    from fastml._parallel import dask_reduce
+
+    return dask_reduce(x, _chunk_moments, _chan_merge, args=(dtype, axes), name="x")
 
 
 def _check_finite_result(arr: np.ndarray, m2: np.ndarray) -> None:
@@ -109,27 +224,38 @@ def _unwrap(a: np.ndarray):
 
 @overload
 def mean_variance(
-    x: ArrayLike, ddof: float = 0, axis: None = None
+    x: ArrayLike, ddof: float = 0, axis: None = None, n_jobs: int | None = None
 ) -> tuple[float, float]: ...
 @overload
 def mean_variance(
-    x: ArrayLike, ddof: float = 0, axis: int | tuple[int, ...] | None = None
+    x: ArrayLike,
+    ddof: float = 0,
+    axis: int | tuple[int, ...] | None = None,
+    n_jobs: int | None = None,
 ) -> tuple[float | FloatArray, float | FloatArray]: ...
 def mean_variance(
-    x: ArrayLike, ddof: float = 0, axis: int | tuple[int, ...] | None = None
+    x: ArrayLike,
+    ddof: float = 0,
+    axis: int | tuple[int, ...] | None = None,
+    n_jobs: int | None = None,
 ) -> tuple[float | FloatArray, float | FloatArray]:
     """Mean and variance of ``x`` in one pass over the data.
 
     Parameters
     ----------
-    x : array_like
+    x : array_like or dask.array.Array
         Real data, float32 or float64 (integers are converted to float64). Must be finite
-        and non-empty.
+        and non-empty. A dask array is reduced chunk by chunk on the active Dask
+        scheduler (per-chunk moments merged as below; only the moments travel).
     ddof : float, default 0
         Delta degrees of freedom: the divisor is ``n - ddof``. ``ddof=0`` is the
         maximum-likelihood estimate (PRML eq. 1.56), ``ddof=1`` the unbiased one.
     axis : None, int or tuple of ints, default None
         Axes to reduce; ``None`` reduces all.
+    n_jobs : int or None, default None
+        Threads: ``None`` all usable CPUs, ``-1`` all CPUs, ``k`` k threads. Arrays
+        are cut into blocks of 2**20 values whatever the thread count and merged in
+        block order, so every ``n_jobs`` gives the same bits.
 
     Returns
     -------
@@ -139,9 +265,10 @@ def mean_variance(
     Raises
     ------
     ValueError
-        Empty or non-finite input, ``ddof < 0`` or ``ddof >= n``, bad ``axis``.
+        Empty or non-finite input (for dask input: naming the chunk), ``ddof < 0`` or
+        ``ddof >= n``, bad ``axis``, ``n_jobs`` 0 or below -1.
     TypeError
-        Non-numeric input or a non-integer ``axis``.
+        Non-numeric input, a non-integer ``axis`` or ``n_jobs``.
 
     Notes
     -----
@@ -149,6 +276,8 @@ def mean_variance(
     pairwise with Chan, Golub & LeVeque's update
     ``M2 = M2_a + M2_b + delta^2 n_a n_b / n``; reductions over a non-final axis use
     Welford's update row by row. Either way each value is read from memory once.
+    Slices longer than 2**20 values are cut into such blocks for the threads, each
+    shifted by its own first value, and merged with the same update.
 
     References
     ----------
@@ -162,24 +291,42 @@ def mean_variance(
     >>> mean_variance(np.array([1.0, 2.0, 3.0, 4.0]), ddof=1)
     (2.5, 1.6666666666666667)
     """
+    n_jobs = effective_n_jobs(n_jobs)
+    if is_dask_array(x):
+        axes = _normalize_axis(axis, x.ndim)
+        x, dtype = _check_dask(x, axes)
+        ddof = _check_ddof(
+            ddof, int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+        )
+        n, shift, mean, m2 = _dask_moments(x, axes, dtype)
+        return _unwrap(shift + mean), _unwrap(m2 / (n - ddof))
     arr = check_array(x, "x", finite=False)
     axes = _normalize_axis(axis, arr.ndim)
     ddof = _check_ddof(ddof, int(np.prod([arr.shape[a] for a in axes], dtype=np.int64)))
-    n, shift, mean, m2 = _moments(arr, axes)
+    n, shift, mean, m2 = _moments(arr, axes, n_jobs)
     _check_finite_result(arr, m2)
     return _unwrap(shift + mean), _unwrap(m2 / (n - ddof))
 
 
 @overload
-def variance(x: ArrayLike, ddof: float = 0, axis: None = None) -> float: ...
+def variance(
+    x: ArrayLike, ddof: float = 0, axis: None = None, n_jobs: int | None = None
+) -> float: ...
 @overload
 def variance(
-    x: ArrayLike, ddof: float = 0, axis: int | tuple[int, ...] | None = None
+    x: ArrayLike,
+    ddof: float = 0,
+    axis: int | tuple[int, ...] | None = None,
+    n_jobs: int | None = None,
 ) -> float | FloatArray: ...
 def variance(
-    x: ArrayLike, ddof: float = 0, axis: int | tuple[int, ...] | None = None
+    x: ArrayLike,
+    ddof: float = 0,
+    axis: int | tuple[int, ...] | None = None,
+    n_jobs: int | None = None,
 ) -> float | FloatArray:
-    """Variance of ``x`` in one numerically stable pass (see :func:`mean_variance`).
+    """Variance of ``x`` in one numerically stable pass (see :func:`mean_variance`,
+    which documents the parameters; ``x`` may be a dask array).
 
     Examples
     --------
@@ -188,7 +335,7 @@ def variance(
     >>> variance(1e9 + np.array([1.0, 2.0, 3.0, 4.0]))
     1.25
     """
-    return mean_variance(x, ddof=ddof, axis=axis)[1]
+    return mean_variance(x, ddof=ddof, axis=axis, n_jobs=n_jobs)[1]
 
 
 class RunningMoments:
@@ -223,8 +370,13 @@ class RunningMoments:
         self._m2: np.ndarray | None = None
 
     def update(self, x: ArrayLike) -> RunningMoments:
-        """Add a chunk of samples (an empty chunk is a no-op); returns ``self``."""
-        arr = check_array(x, "x", allow_empty=True, finite=False)
+        """Add a chunk of samples (an empty chunk is a no-op); returns ``self``.
+
+        ``x`` may be a ``dask.array.Array``: its chunks' moments are computed on the
+        active Dask scheduler and merged in chunk order (only the moments travel).
+        """
+        dask_input = is_dask_array(x)
+        arr = x if dask_input else check_array(x, "x", allow_empty=True, finite=False)
         if arr.ndim == 0:
             raise ValueError("x must have a samples axis; got a 0-dimensional array")
         axes = _normalize_axis(self.axis, arr.ndim)
@@ -234,6 +386,10 @@ class RunningMoments:
                 f"x has feature shape {feat_shape}, but earlier chunks had {self._mean.shape}"
             )
         if arr.shape[axes[0]] == 0:
+            return self
+        if dask_input:
+            arr, dtype = _check_dask(arr, axes)
+            self._merge(*_dask_moments(arr, axes, dtype))
             return self
         if arr.size == 0:
             raise ValueError(f"x has no features: shape {arr.shape}")
@@ -257,19 +413,14 @@ class RunningMoments:
         return self
 
     def _merge(self, n_b: int, shift_b, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
-        # Means are kept relative to the first value seen (self._shift); b's mean relative to
-        # that shift is (shift_b - shift) + mean_b, with the first difference exact for data
-        # clustered far from zero, so merges lose no digits to the offset (Chan et al. 1983).
         if self.n == 0:
             self.n, self._shift = n_b, shift_b
             self._mean, self._m2 = mean_b.copy(), m2_b.copy()
             return
-        n_a = self.n
-        n = n_a + n_b
-        delta = (shift_b - self._shift) + mean_b - self._mean
-        self._mean = self._mean + delta * (n_b / n)
-        self._m2 = self._m2 + m2_b + delta * delta * (n_a * n_b / n)
-        self.n = n
+        a = (self.n, self._shift, self._mean, self._m2)
+        self.n, self._shift, self._mean, self._m2 = _chan_merge(
+            a, (n_b, shift_b, mean_b, m2_b)
+        )
 
     def _require_data(self) -> None:
         if self.n == 0:

@@ -15,6 +15,7 @@ def em_pass_full(
     nk_out: NDArray[np.float64],
     sum_out: NDArray[np.float64],
     scatter_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8] | None = None,
 ) -> float: ...
 def em_pass_diag(
     X: NDArray[_F],
@@ -26,4 +27,5 @@ def em_pass_diag(
     nk_out: NDArray[np.float64],
     sum_out: NDArray[np.float64],
     sumsq_out: NDArray[np.float64],
+    cancel: NDArray[np.uint8] | None = None,
 ) -> float: ...

@@ -59,7 +59,7 @@ def em_pass_full(const real[:, ::1] X, const real[:, ::1] means,
                  const real[:, :, ::1] prec_chol, const double[::1] log_const,
                  real[:, ::1] log_resp_out, double[::1] log_norm_out,
                  double[::1] nk_out, double[:, ::1] sum_out,
-                 double[:, :, ::1] scatter_out):
+                 double[:, :, ::1] scatter_out, const unsigned char[::1] cancel=None):
     """E-step and M-step statistics for full (or tied) covariances, one pass.
 
     ``prec_chol`` is (K, d, d) or (1, d, d) (tied); component k's Mahalanobis term is
@@ -71,6 +71,8 @@ def em_pass_full(const real[:, ::1] X, const real[:, ::1] means,
     (pass 0 rows to skip), and the statistics about the current means
     ``nk_out`` (K,), ``sum_out`` (K, d), ``scatter_out`` (K, d, d) when ``nk_out`` has
     K entries (else skipped). Returns ``sum_n log p(x_n)`` (double).
+    ``cancel`` (one byte, optional) is polled with Ctrl-C: a nonzero value set by
+    another thread stops the pass (``_parallel.run_blocks``).
     """
     cdef idx_t n = X.shape[0], d = X.shape[1], K = means.shape[0]
     cdef idx_t Kp = prec_chol.shape[0]
@@ -104,6 +106,9 @@ def em_pass_full(const real[:, ::1] X, const real[:, ::1] means,
     cdef double rsum
     cdef int di = <int> d, nbi
     cdef idx_t left = POLL_WORK
+    if cancel is not None and cancel.shape[0] != 1:
+        raise ValueError("cancel must hold one byte")
+    cdef const unsigned char *stop = NULL if cancel is None else &cancel[0]
     with nogil:
         if want_stats:
             for k in range(K):
@@ -115,7 +120,7 @@ def em_pass_full(const real[:, ::1] X, const real[:, ::1] means,
         start = 0
         while start < n:
             nb = min(B, n - start)
-            poll(&left, 4 * nb * K * (d * d + 4), NULL)
+            poll(&left, 4 * nb * K * (d * d + 4), stop)
             nbi = <int> nb
             for k in range(K):
                 Dk = &Dbuf[k, 0, 0]
@@ -174,7 +179,8 @@ def em_pass_full(const real[:, ::1] X, const real[:, ::1] means,
 def em_pass_diag(const real[:, ::1] X, const real[:, ::1] means,
                  const real[:, ::1] prec_chol, const double[::1] log_const,
                  real[:, ::1] log_resp_out, double[::1] log_norm_out,
-                 double[::1] nk_out, double[:, ::1] sum_out, double[:, ::1] sumsq_out):
+                 double[::1] nk_out, double[:, ::1] sum_out, double[:, ::1] sumsq_out,
+                 const unsigned char[::1] cancel=None):
     """E-step and M-step statistics for diagonal (or spherical) covariances, one pass.
 
     ``prec_chol[k, j]`` is ``1 / sigma_kj``; the Mahalanobis term is
@@ -183,7 +189,7 @@ def em_pass_diag(const real[:, ::1] X, const real[:, ::1] means,
     scatter matrices.
 
     Assumes: arrays validated, C-contiguous, finite.
-    Returns ``sum_n log p(x_n)`` (double).
+    Returns ``sum_n log p(x_n)`` (double); ``cancel`` as in :func:`em_pass_full`.
     """
     cdef idx_t n = X.shape[0], d = X.shape[1], K = means.shape[0]
     cdef bint want_resp = log_resp_out.shape[0] == n
@@ -201,6 +207,9 @@ def em_pass_diag(const real[:, ::1] X, const real[:, ::1] means,
     cdef idx_t i, j, k
     cdef double total = 0.0, acc, v, r, ln
     cdef idx_t left = POLL_WORK
+    if cancel is not None and cancel.shape[0] != 1:
+        raise ValueError("cancel must hold one byte")
+    cdef const unsigned char *stop = NULL if cancel is None else &cancel[0]
     with nogil:
         if want_stats:
             for k in range(K):
@@ -209,7 +218,7 @@ def em_pass_diag(const real[:, ::1] X, const real[:, ::1] means,
                     sum_out[k, j] = 0.0
                     sumsq_out[k, j] = 0.0
         for i in range(n):
-            poll(&left, 8 * K * d + 16, NULL)
+            poll(&left, 8 * K * d + 16, stop)
             for k in range(K):
                 acc = 0.0
                 for j in range(d):

@@ -85,24 +85,31 @@ cdef inline void _moments(const real *x, idx_t n, double *mean, double *m2) noex
     _pairwise(x, n, <double> x[0], mean, m2)
 
 
-def moments_last_axis(const real[:, ::1] x, double[::1] mean_out, double[::1] m2_out):
+def moments_last_axis(const real[:, ::1] x, double[::1] mean_out, double[::1] m2_out,
+                      const unsigned char[::1] cancel=None):
     """Per-row shifted mean and sum of squared deviations of ``x`` (pairwise, Chan et al.).
 
     Assumes: ``x`` validated, C-contiguous, with at least one column.
     Writes ``mean_out[r] = mean(x[r] - x[r, 0])`` (the caller adds the shift back, so a
     mean far from zero loses no precision in merges) and
-    ``m2_out[r] = sum_i (x[r, i] - mean[r])**2``.
+    ``m2_out[r] = sum_i (x[r, i] - mean[r])**2``. Polls for Ctrl-C (and the optional
+    ``cancel`` byte of ``_parallel.run_blocks``) between rows.
     """
     cdef idx_t rows = x.shape[0], n = x.shape[1], r
     if mean_out.shape[0] != rows or m2_out.shape[0] != rows or n < 1:
         raise ValueError(f"moments_last_axis: shape mismatch (rows={rows}, n={n})")
+    cdef idx_t left = POLL_WORK
+    if cancel is not None and cancel.shape[0] != 1:
+        raise ValueError("cancel must hold one byte")
+    cdef const unsigned char *stop = NULL if cancel is None else &cancel[0]
     with nogil:
         for r in range(rows):
+            poll(&left, 2 * n, stop)
             _moments(&x[r, 0], n, &mean_out[r], &m2_out[r])
 
 
 def moments_middle_axis(const real[:, :, ::1] x, double[:, ::1] mean_out,
-                        double[:, ::1] m2_out):
+                        double[:, ::1] m2_out, const unsigned char[::1] cancel=None):
     """Moments of ``x`` (pre, n, post) along its middle axis, column-blocked.
 
     Blocks of rows (about 64 KiB) are reduced with the corrected two-pass formula, all
@@ -112,6 +119,7 @@ def moments_middle_axis(const real[:, :, ::1] x, double[:, ::1] mean_out,
 
     Assumes: ``x`` validated, C-contiguous, ``n >= 1``.
     Writes ``mean_out[p, j] = mean(x[p, :, j] - x[p, 0, j])`` and ``m2_out`` (pre, post).
+    Polls for Ctrl-C (and the optional ``cancel`` byte) between blocks.
     """
     cdef idx_t pre = x.shape[0], n = x.shape[1], post = x.shape[2], p, i, j, b, nb
     if (mean_out.shape[0] != pre or mean_out.shape[1] != post or m2_out.shape[0] != pre
@@ -121,12 +129,17 @@ def moments_middle_axis(const real[:, :, ::1] x, double[:, ::1] mean_out,
     cdef double[:, ::1] scratch = np.empty((3, post))
     cdef double[::1] bmean = scratch[0], bdev = scratch[1], bm2 = scratch[2]
     cdef double d, done
+    cdef idx_t left = POLL_WORK
+    if cancel is not None and cancel.shape[0] != 1:
+        raise ValueError("cancel must hold one byte")
+    cdef const unsigned char *stop = NULL if cancel is None else &cancel[0]
     with nogil:
         for p in range(pre):
             done = 0.0
             b = 0
             while b < n:
                 nb = min(block, n - b)
+                poll(&left, 4 * nb * post, stop)
                 for j in range(post):
                     bmean[j] = 0.0
                     bdev[j] = 0.0

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.special import betaln, gammaln, psi
 
 from fastml import exceptions
+from fastml._parallel import effective_n_jobs, is_dask_array
 from fastml._typing import ArrayLike, CovarianceType, MixtureInit, RandomStateLike
 from fastml._validation import (
     check_array,
@@ -73,8 +74,9 @@ class BayesianGaussianMixture(GaussianMixture):
         Upper bound on the number of components; unneeded ones get negligible weight.
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
     tol, reg_covar, max_iter, n_init, init_params, random_state, warm_start, verbose,
-    verbose_interval
-        As :class:`GaussianMixture`.
+    verbose_interval, n_jobs
+        As :class:`GaussianMixture` (``n_jobs``: threads over fixed row blocks, the
+        same bits for every thread count).
     weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}
         "dirichlet_process" (default, as scikit-learn): stick-breaking weights
         ``pi_k = v_k prod_{j<k} (1 - v_j)`` with ``v_k ~ Beta(1, alpha0)``, truncated at
@@ -172,6 +174,7 @@ class BayesianGaussianMixture(GaussianMixture):
         warm_start: bool = False,
         verbose: int = 0,
         verbose_interval: int = 10,
+        n_jobs: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -191,6 +194,7 @@ class BayesianGaussianMixture(GaussianMixture):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.n_jobs = n_jobs
 
     # parameters GaussianMixture reads in _check_parameters
     weights_init = means_init = precisions_init = None
@@ -215,9 +219,15 @@ class BayesianGaussianMixture(GaussianMixture):
             if b0 is None
             else check_real(b0, "mean_precision_prior", low=0.0, low_open=True)
         )
-        Xd = X.astype(np.float64, copy=False)
+        if is_dask_array(X):
+            from fastml.mixture._dask import mean_cov
+
+            data_mean, data_cov = mean_cov(X)
+        else:
+            Xd = X.astype(np.float64, copy=False)
+            data_mean, data_cov = Xd.mean(axis=0), np.atleast_2d(np.cov(Xd.T))
         if self.mean_prior is None:
-            self.mean_prior_ = Xd.mean(axis=0)
+            self.mean_prior_ = data_mean
         else:
             m0 = check_array(self.mean_prior, "mean_prior", ndim=1, dtype=np.float64)
             if m0.shape != (d,):
@@ -238,10 +248,10 @@ class BayesianGaussianMixture(GaussianMixture):
         cp = self.covariance_prior
         if cp is None:
             cp = {
-                "full": np.atleast_2d(np.cov(Xd.T)),
-                "tied": np.atleast_2d(np.cov(Xd.T)),
-                "diag": np.var(Xd, axis=0, ddof=1),
-                "spherical": np.var(Xd, axis=0, ddof=1).mean(),
+                "full": data_cov,
+                "tied": data_cov,
+                "diag": np.diag(data_cov).copy(),
+                "spherical": np.diag(data_cov).mean(),
             }[ct]
         elif ct in ("full", "tied"):
             cp = check_array(cp, "covariance_prior", ndim=2, dtype=np.float64)
@@ -347,13 +357,12 @@ class BayesianGaussianMixture(GaussianMixture):
         )
         return np.ascontiguousarray(np.broadcast_to(c, ew.shape), dtype=np.float64)
 
-    def _bound(self, log_resp, n):
-        """scikit-learn's lower bound, and the exact ELBO (full covariances)."""
+    def _bound(self, ent, n):
+        """scikit-learn's lower bound, and the exact ELBO (full covariances), from the
+        entropy ``-sum r log r`` of the responsibilities."""
         d = self.means_.shape[1]
         K = self.n_components
         ct = self.covariance_type
-        lr = log_resp.astype(np.float64)
-        ent = -float(np.sum(np.exp(lr) * lr))
         half_logdet_w = _log_det_chol(
             self.precisions_cholesky_, ct, d
         ) - 0.5 * d * np.log(self.degrees_of_freedom_)
@@ -397,7 +406,8 @@ class BayesianGaussianMixture(GaussianMixture):
     # ------------------------------------------------------------ fit
     def fit(self: _BGM, X: ArrayLike, y: object = None) -> _BGM:
         """Coordinate-ascent variational inference (best of ``n_init`` runs)."""
-        X = self._validate_X(X, reset=True)
+        n_jobs = effective_n_jobs(self.n_jobs)
+        X, init_rows, stats_pass = self._prepare_fit(X, n_jobs)
         n = X.shape[0]
         self._check_parameters(X)
         self._check_priors(X)
@@ -407,7 +417,7 @@ class BayesianGaussianMixture(GaussianMixture):
         max_lb = -np.inf
         best = None
         self.converged_ = False
-        Xd = X.astype(np.float64, copy=False)
+        Xd = init_rows().astype(np.float64, copy=False) if do_init else None
         for init in range(n_init):
             if self.verbose:
                 print(f"Initialization {init}", file=sys.stdout)
@@ -424,13 +434,13 @@ class BayesianGaussianMixture(GaussianMixture):
             for n_iter in range(1, self.max_iter + 1):
                 t0 = time.perf_counter()
                 prev = lb
-                _, log_resp, _, stats = self._pass(X, resp=True, stats=True)
+                _, stats, ent = stats_pass(True)
                 nk, xk, sk = _stats_to_params(
                     self.means_, stats, self.reg_covar, self.covariance_type
                 )
                 self._vb_m_step(nk, xk, sk)
                 self._check_diverged(n_iter)
-                lb, elbo = self._bound(log_resp, n)
+                lb, elbo = self._bound(ent, n)
                 lbs.append(lb)
                 if elbo is not None:
                     elbos.append(elbo)
