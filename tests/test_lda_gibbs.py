@@ -157,8 +157,11 @@ def _check_state(chain, csr):
         chain.ndk, np.bincount(doc_of * K + z, minlength=D * K).reshape(D, K)
     )
     np.testing.assert_array_equal(
-        chain.nwk, np.bincount(words * K + z, minlength=V * K).reshape(V, K)
+        chain.topic_word_counts(),
+        np.bincount(words * K + z, minlength=V * K).reshape(V, K),
     )
+    # internal word ids: each word part's words are consecutive rows
+    assert sorted(chain.word_id) == list(range(V))
     np.testing.assert_array_equal(chain.nk, np.bincount(z, minlength=K))
     if chain.sparse:  # the topic lists are the nonzero counts
         for rows, topics, ptr, nnz in (

@@ -551,9 +551,9 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             self.max_iter, self.n_jobs, self.evaluate_every, report
         )
         self.n_iter_ = self.max_iter
-        self.components_ = chain.nwk.T.astype(np.float64) + eta
+        self.nwk_ = chain.topic_word_counts()
+        self.components_ = self.nwk_.T.astype(np.float64) + eta
         self.doc_topic_ = (chain.ndk + alpha) / (nd[:, None] + K * alpha)
-        self.nwk_ = chain.nwk
         self.ndk_ = chain.ndk
         self.nk_ = chain.nk
         self.z_ = chain.topics()
