@@ -143,3 +143,39 @@ def test_blas_limit_and_sklearn_style_limits_leave_the_default(monkeypatch):
         pass
     assert _parallel._threadpool_limit is None
     assert effective_n_jobs(None) == before
+
+
+def test_ctrl_c_while_waiting_for_the_other_threads():
+    # The caller finishes its own block and waits for a pool thread still in a long
+    # kernel; a Ctrl-C arriving during that wait must cancel the pool thread and raise
+    # KeyboardInterrupt (not be swallowed while the loop goes on). A real SIGINT sent
+    # to the main thread: it interrupts the wait (interrupt_main would only be seen
+    # once the wait is over).
+    import signal
+
+    if not hasattr(signal, "pthread_kill"):
+        pytest.skip("needs signal.pthread_kill (POSIX)")
+    started = threading.Event()
+    main = threading.get_ident()
+
+    def fn(b, cancel):
+        if threading.get_ident() == main:
+            started.wait(5)  # let the pool thread take the other block
+            return b
+        started.set()
+        t_end = time.perf_counter() + 20
+        while time.perf_counter() < t_end:  # a kernel polling its cancel byte
+            if cancel[0]:
+                raise KeyboardInterrupt("cancelled: another thread was interrupted")
+            time.sleep(1e-3)
+        return b
+
+    timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt) as info:
+        run_blocks(fn, 2, 2)
+    timer.join()
+    assert time.perf_counter() - t0 < 5
+    assert "cancelled" not in str(info.value)  # the caller's own interruption
+    assert run_blocks(lambda b, c: b, 4, 2) == [0, 1, 2, 3]  # the pool works again

@@ -196,13 +196,24 @@ def run_blocks(
 
     pool = _get_pool(threads - 1)
     futures = [pool.submit(work) for _ in range(threads - 1)]
-    try:
-        work()
-    finally:
-        cancel[0] = cancel[0] or bool(errors)
-        for f in futures:
-            with contextlib.suppress(BaseException):
+    work()  # catches everything, so the waits below always run
+    if errors:
+        cancel[0] = 1
+    # ``work`` never raises, so ``result()`` raises only when the caller is interrupted
+    # (Ctrl-C) while it waits for the other threads: cancel them, keep waiting until
+    # they have stopped (milliseconds), then re-raise the interruption.
+    interrupted: BaseException | None = None
+    for f in futures:
+        while True:
+            try:
                 f.result()
+                break
+            except BaseException as exc:
+                cancel[0] = 1
+                if interrupted is None:
+                    interrupted = exc
+    if interrupted is not None:
+        raise interrupted
     if errors:
         # The caller's own error (e.g. KeyboardInterrupt) wins over the "cancelled"
         # errors it provoked in the other threads.
