@@ -179,3 +179,20 @@ def test_ctrl_c_while_waiting_for_the_other_threads():
     assert time.perf_counter() - t0 < 5
     assert "cancelled" not in str(info.value)  # the caller's own interruption
     assert run_blocks(lambda b, c: b, 4, 2) == [0, 1, 2, 3]  # the pool works again
+
+
+def test_nested_run_blocks_do_not_deadlock():
+    # a block that itself calls run_blocks (e.g. an estimator inside another's block)
+    # runs its inner blocks serially instead of waiting for busy pool threads
+    def inner(b, cancel):
+        return b
+
+    def outer(b, cancel):
+        return sum(run_blocks(inner, 5, 2)) + b
+
+    done = []
+    t = threading.Thread(target=lambda: done.append(run_blocks(outer, 8, 2)))
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "nested run_blocks deadlocked"
+    assert done == [[10 + b for b in range(8)]]

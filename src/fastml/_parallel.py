@@ -152,9 +152,13 @@ def _get_pool(n_workers: int) -> ThreadPoolExecutor:
                 max_workers=n_workers, thread_name_prefix="fastml"
             )
             _pool_size = n_workers
-            if old is not None:
-                old.shutdown(wait=False)
+            # The old pool is not shut down: a concurrent call may still be about to
+            # submit to it. Once unreferenced it is collected and its threads exit.
+            del old
         return _pool
+
+
+_inside = threading.local()  # .blocks: this thread is running a block of run_blocks
 
 
 def run_blocks(
@@ -177,13 +181,16 @@ def run_blocks(
     if n_blocks <= 0:
         return []
     threads = min(effective_n_jobs(n_jobs), n_blocks)
-    if threads == 1:
+    if threads == 1 or getattr(_inside, "blocks", False):
+        # one thread, or a call made from inside a block of another run_blocks (whose
+        # threads are all busy): serial, so nested calls cannot wait on each other
         return [fn(b, cancel) for b in range(n_blocks)]
     results: list = [None] * n_blocks
     counter = itertools.count()
     errors: list[BaseException] = []
 
     def work() -> None:
+        _inside.blocks = True
         try:
             while not cancel[0]:
                 b = next(counter)
@@ -193,6 +200,8 @@ def run_blocks(
         except BaseException as exc:
             cancel[0] = 1
             errors.append(exc)
+        finally:
+            _inside.blocks = False
 
     pool = _get_pool(threads - 1)
     futures = [pool.submit(work) for _ in range(threads - 1)]
