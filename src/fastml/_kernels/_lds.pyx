@@ -6,6 +6,7 @@ covariance are factorised by Cholesky and solved against. Covariance updates use
 Joseph form and are symmetrised after every step. float64 only (the recursions
 subtract nearly equal covariances; float32 loses positive definiteness).
 """
+cimport cython
 import numpy as np
 
 from libc.math cimport log, sqrt
@@ -339,6 +340,7 @@ cdef idx_t _filter_series(const _Model *M, idx_t T, const double *Y, double *pm,
     return 0
 
 
+@cython.auto_pickle(False)  # private scratch: no pickling functions in the module
 cdef class _Scratch:
     """Per-call buffers of the kernels: step workspace and the :class:`_Cache`."""
     cdef double[::1] work, Kt, L, Jt
