@@ -339,3 +339,34 @@ def test_client_closed_mid_fit(cluster):
     assert not t.is_alive(), "the fit hung after the client closed"
     assert isinstance(out.get("error"), RuntimeError), out
     assert "client" in str(out["error"]) and "went away" in str(out["error"])
+
+
+def _sum_rows_times(block, scale, offset):
+    return block.sum() * scale + offset
+
+
+def test_dask_reduce_chunk_args_reach_their_chunk():
+    """``chunk_args[i]`` reaches chunk ``i`` only (C order of the chunk grid), after the
+    shared ``args``; a wrong count is refused."""
+    from fastml._parallel import dask_reduce
+
+    x = np.arange(20.0)
+    dx = da.from_array(x, chunks=(5, 7, 8))
+    offsets = [(1000.0,), (20000.0,), (300000.0,)]
+    got = dask_reduce(
+        dx,
+        _sum_rows_times,
+        lambda a, b: a + b,
+        args=(2.0,),
+        chunk_args=offsets,
+        name="x",
+    )
+    want = sum(
+        x[a:b].sum() * 2.0 + o[0]
+        for (a, b), o in zip([(0, 5), (5, 12), (12, 20)], offsets, strict=True)
+    )
+    assert got == want
+    with pytest.raises(ValueError, match="3 chunks"):
+        dask_reduce(
+            dx, _sum_rows_times, lambda a, b: a + b, args=(2.0,), chunk_args=offsets[:2]
+        )

@@ -30,7 +30,7 @@ import numbers
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -378,10 +378,11 @@ def check_dask_array(x, name: str = "X", *, ndim: int | None = None, whole_axes=
     return x, dtype
 
 
-def _run_chunk(block, fn, where, name, args):
-    """``fn(block, *args)`` on a worker; errors name the chunk and where it lies."""
+def _run_chunk(block, fn, where, name, args, extra=()):
+    """``fn(block, *args, *extra)`` on a worker; errors name the chunk and where it
+    lies."""
     try:
-        return fn(block, *args)
+        return fn(block, *args, *extra)
     except (ValueError, FloatingPointError) as exc:
         raise type(exc)(f"{name} chunk {where}: {exc}") from exc
 
@@ -422,14 +423,18 @@ def dask_reduce(
     combine: Callable[[T, T], T],
     *,
     args: tuple = (),
+    chunk_args: Sequence[tuple] | None = None,
     name: str = "X",
     split_every: int = 8,
 ) -> T:
-    """Run ``chunk_fn(chunk, *args)`` on every chunk of the dask array ``x`` and merge
-    the results with ``combine`` in chunk order; return the merged value.
+    """Run ``chunk_fn(chunk, *args, *chunk_args[i])`` on every chunk ``i`` of the dask
+    array ``x`` and merge the results with ``combine`` in chunk order; return the merged
+    value.
 
     ``args`` (the current parameters: small arrays) enter the graph once and go to each
-    worker once, not per chunk; ``chunk_fn`` receives the chunk as a numpy array, on the
+    worker once, not per chunk; ``chunk_args`` (optional, one tuple per chunk in C order
+    of the chunk grid, e.g. the lengths of the sequences a chunk holds) is small data
+    that differs per chunk. ``chunk_fn`` receives the chunk as a numpy array, on the
     worker that holds it. Results are merged by a tree of fan-in ``split_every`` over the
     chunks in C order of the chunk grid (left folds of consecutive chunks), whose shape
     depends only on the chunking, so a given chunking gives the same bits on any
@@ -446,15 +451,20 @@ def dask_reduce(
     """
     import dask
 
+    if chunk_args is not None and len(chunk_args) != x.npartitions:
+        raise ValueError(
+            f"chunk_args has {len(chunk_args)} entries for {x.npartitions} chunks"
+        )
     starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in x.chunks]
     blocks = x.to_delayed().ravel()
     params = dask.delayed(args, pure=True)
     run = dask.delayed(_run_chunk, pure=True)
     fold = dask.delayed(_fold, pure=True)
     level = []
-    for blk, idx in zip(blocks, np.ndindex(*x.numblocks), strict=True):
+    for k, (blk, idx) in enumerate(zip(blocks, np.ndindex(*x.numblocks), strict=True)):
         span = ", ".join(f"{s[i]}:{s[i + 1]}" for s, i in zip(starts, idx, strict=True))
-        level.append(run(blk, chunk_fn, f"{idx} ([{span}])", name, params))
+        extra = () if chunk_args is None else tuple(chunk_args[k])
+        level.append(run(blk, chunk_fn, f"{idx} ([{span}])", name, params, extra))
     while len(level) > 1:
         level = [
             fold(combine, *level[i : i + split_every])
