@@ -96,8 +96,14 @@ def test_grid_bp_ctrl_c_stops_every_thread():
 
 # ------------------------------------------------------------------------- Conv2d
 # (batch, C, H, W, F, k, stride, padding): 500 small images make blocks of 388 (float32)
-# or 194 (float64) images, 5 images of 16 x 32 x 32 one block per image
-CONV_PROBLEMS = [(500, 3, 9, 9, 4, 3, 2, 1), (5, 16, 32, 32, 8, 3, 1, 1)]
+# or 194 (float64) images, 5 images of 16 x 32 x 32 one block per image; the layer runs
+# the last two on the direct kernels where the CPU has AVX-512, the last one in blocks
+# of 7 (forward) and 2 (backward) images
+CONV_PROBLEMS = [
+    (500, 3, 9, 9, 4, 3, 2, 1),
+    (5, 16, 32, 32, 8, 3, 1, 1),
+    (24, 16, 32, 32, 32, 3, 1, 1),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -188,6 +194,15 @@ def test_conv_kernels_stop_on_the_cancel_byte():
         _functional._conv.im2col(x, 3, 3, 1, 1, cols, stop)
     with pytest.raises(KeyboardInterrupt, match="cancelled"):
         _functional._conv.col2im(cols, 3, 3, 1, 1, np.empty_like(x), stop)
+    if _functional._DIRECT:
+        w = np.ones((8, 16, 3, 3), np.float32)
+        y = np.empty((32, 8, 32, 32), np.float32)
+        with pytest.raises(KeyboardInterrupt, match="cancelled"):
+            _functional._conv.conv2d_direct_forward(x, w, None, 1, y, stop)
+        with pytest.raises(KeyboardInterrupt, match="cancelled"):
+            _functional._conv.conv2d_direct_backward(
+                y, x, w, 1, np.empty_like(x), np.empty_like(w), stop
+            )
     _functional._conv.im2col(x, 3, 3, 1, 1, cols, np.zeros(1, np.uint8))
     assert (cols[:, 4 * 9 + 4] == 1).all()  # the centre tap reads every pixel
 

@@ -57,6 +57,11 @@ class Conv2d(Layer):
     columns), im2col is computed into a per-thread buffer just before the GEMMs that
     read it, in the forward pass and again in the backward pass (cheaper than keeping
     the whole column matrix, which does not stay in cache).
+
+    With stride 1, padding below the kernel size and a CPU with AVX-512, both passes
+    run instead on direct convolution kernels that read the padded image in place (no
+    column matrix; the input gradient as a convolution of the padded output gradient
+    with the flipped kernel), over the same kind of fixed blocks of images.
     """
 
     ndim = (4,)
