@@ -23,6 +23,7 @@ from fastml._parallel import (
 from fastml._typing import ArrayLike, RealArray
 from fastml._validation import (
     check_array,
+    check_finite,
     check_int,
 )
 
@@ -42,13 +43,15 @@ def _use_direct(s: int, p: int, kh: int, kw: int) -> bool:
     return _DIRECT and s == 1 and p < min(kh, kw)
 
 
-_DIRECT_BLOCK_FLOPS = 1 << 26  # images per direct block: ~0.5 ms of multiply-adds
+_DIRECT_BLOCK_FLOPS = 1 << 25  # forward flops per direct block: ~0.25 ms
 
 
-def _direct_bounds(n, flops_per_image):
-    """Fixed blocks of images for the direct kernels (from the problem size only)."""
+def _direct_bounds(x_shape, w_shape, out_pixels):
+    """Fixed blocks of images for the direct kernels, the same for the forward and the
+    backward pass (from the problem size only, never the thread count)."""
+    flops = 2 * int(np.prod(w_shape)) * out_pixels
     return block_bounds(
-        n, max(1, min(n, _DIRECT_BLOCK_FLOPS // max(flops_per_image, 1)))
+        x_shape[0], max(1, min(x_shape[0], _DIRECT_BLOCK_FLOPS // max(flops, 1)))
     )
 
 
@@ -252,14 +255,23 @@ def _thread_buffer(bufs, role, shape, dtype):
     return buf
 
 
-def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
+def _take_images(x, a, e, x_copy):
+    """A layer's block of images ``[a, e)``: checked for NaN and infinity (the error
+    names the image index in the whole batch) and copied into the layer's cache."""
+    check_finite(x[a:e], "x", a)
+    np.copyto(x_copy[a:e], x[a:e])
+
+
+def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None, x_copy=None):
     """y = conv(x, w) + b, over fixed blocks of images (``_chunk_images``) on up to
     ``n_jobs`` threads: per block, im2col then one GEMM per image into its rows of y.
     Returns (y, cols). Without ``bufs``, cols is the whole (N, K, P) im2col matrix (the
     functional API keeps it for the backward pass); with ``bufs`` (the layer's
     per-thread buffers, see ``_thread_buffer``) each block's columns live in its
     thread's buffer, still in cache when the GEMM reads them, and cols is None; a layer
-    whose convolution qualifies (``_use_direct``) runs the direct kernels instead."""
+    whose convolution qualifies (``_use_direct``) runs the direct kernels instead. A
+    layer also passes ``x_copy``: each block checks its images and copies them there
+    (``_take_images``)."""
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     _geometry(x.shape, (kh, kw), s, p)
@@ -269,10 +281,12 @@ def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
         raise ValueError("conv2d: a dimension exceeds the 32-bit BLAS limit")
     if bufs is not None and _use_direct(s, p, kh, kw):
         y4 = np.empty((n, f, oh, ow), dtype=x.dtype)
-        dbounds = _direct_bounds(n, 2 * f * k * oh * ow)
+        dbounds = _direct_bounds(x.shape, w.shape, oh * ow)
 
         def direct(i, cancel):
             a, e = dbounds[i]
+            if x_copy is not None:
+                _take_images(x, a, e, x_copy)
             _conv.conv2d_direct_forward(x[a:e], w, b, p, y4[a:e], cancel)
 
         run_blocks(direct, len(dbounds), n_jobs)
@@ -285,6 +299,8 @@ def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
 
     def block(i, cancel):
         a, e = bounds[i]
+        if x_copy is not None:
+            _take_images(x, a, e, x_copy)
         if cols is None:
             col = _thread_buffer(bufs, "cols", (m, k, oh * ow), x.dtype)[: e - a]
         else:
@@ -303,12 +319,12 @@ def _direct_backward(g, x, w, p, n_jobs):
     """(gx, gw, gb) by the direct kernels over fixed blocks of images; each block's
     weight and bias gradients are summed over its images in order, and the blocks'
     sums are added in block order (bit-identical for every ``n_jobs``)."""
-    n, f = g.shape[0], g.shape[1]
     gx = np.empty(x.shape, dtype=w.dtype)
-    dbounds = _direct_bounds(n, 6 * f * w[0].size * g.shape[2] * g.shape[3])
+    dbounds = _direct_bounds(x.shape, w.shape, g.shape[2] * g.shape[3])
 
     def direct(i, cancel):
         a, e = dbounds[i]
+        check_finite(g[a:e], "grad_out", a)
         gw = np.empty_like(w)
         _conv.conv2d_direct_backward(g[a:e], x[a:e], w, p, gx[a:e], gw, cancel)
         return gw, g[a:e].sum(axis=(0, 2, 3))
@@ -415,6 +431,7 @@ def _conv2d_backward(g, x_shape, w, cols, s, p, n_jobs, x=None, bufs=None):
     def block(i, cancel):
         a, e = bounds[i]
         if cols is None:
+            check_finite(g[a:e], "grad_out", a)  # the layer's: see Conv2d._check_x
             col = _thread_buffer(bufs, "cols", (m, k, P), dt)[: e - a]
             _conv.im2col(x[a:e], kh, kw, s, p, col, cancel)
         else:
