@@ -36,7 +36,6 @@
 #include <stddef.h>
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define FML_DIRECT 1
 #define FML_TARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define FML_FB 8 /* forward: filters per tile */
 #define FML_NV 2 /* forward: vectors per row segment */
@@ -142,8 +141,8 @@ FML_DEFINE_DIRECT(float, fml_v16f)
 FML_DEFINE_DIRECT(double, fml_v8d)
 
 #else /* no AVX-512 code on this compiler or architecture: never called */
-#define FML_DIRECT 0
 #define FML_FB 1
+#define FML_NV 1
 #define FML_FW 1
 #define FML_JB 1
 static inline int fml_conv_direct_available(void) { return 0; }
