@@ -239,6 +239,16 @@ def _check_possible(logprob: np.ndarray, spans: np.ndarray) -> None:
         )
 
 
+def _in_memory(X, method: str):
+    """``X`` unless it is a dask array: only ``fit`` runs on Dask."""
+    if is_dask_array(X):
+        raise TypeError(
+            f"{method} takes X in memory, got a dask array; compute it first "
+            "(X.compute(), or a slice of it): only fit runs on Dask"
+        )
+    return X
+
+
 _HMM = TypeVar("_HMM", bound="_BaseHMM")
 
 
@@ -465,7 +475,7 @@ class _BaseHMM(BaseEstimator):
         float
         """
         self._check_fitted()
-        Xv = self._check_X(X, fitting=False)
+        Xv = self._check_X(_in_memory(X, "score"), fitting=False)
         spans = _spans(lengths, Xv.shape[0])
         return float(self._score_spans(Xv, spans).sum())
 
@@ -480,7 +490,7 @@ class _BaseHMM(BaseEstimator):
         posteriors : ndarray, shape (n_samples, n_components)
         """
         self._check_fitted()
-        Xv = self._check_X(X, fitting=False)
+        Xv = self._check_X(_in_memory(X, "score_samples"), fitting=False)
         spans = _spans(lengths, Xv.shape[0])
         gamma, logprob, *_ = self._forward_backward(Xv, spans, stats=False)
         return float(logprob.sum()), gamma
@@ -518,7 +528,7 @@ class _BaseHMM(BaseEstimator):
         algorithm = self.algorithm if algorithm is None else algorithm
         if algorithm not in ("viterbi", "map"):
             raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
-        Xv = self._check_X(X, fitting=False)
+        Xv = self._check_X(_in_memory(X, "decode"), fitting=False)
         spans = _spans(lengths, Xv.shape[0])
         if algorithm == "map":
             gamma, *_ = self._forward_backward(Xv, spans, stats=False)
@@ -553,7 +563,7 @@ class _BaseHMM(BaseEstimator):
     def bic(self, X: ArrayLike, lengths: ArrayLike | None = None) -> float:
         """Bayesian information criterion: -2 log p(X) + log(n_samples) (number of
         free parameters in ``params``)."""
-        n = len(self._check_X(X, fitting=False))
+        n = len(self._check_X(_in_memory(X, "bic"), fitting=False))
         return -2 * self.score(X, lengths) + np.log(n) * self._n_free_parameters()
 
     def fit(self: _HMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _HMM:
