@@ -21,6 +21,7 @@ from fastml._parallel import _compute, check_dask_array, dask_reduce
 from fastml._validation import check_random_state
 from fastml.hmm._base import _spans
 from fastml.hmm._categorical import CategoricalHMM
+from fastml.hmm._gaussian import GaussianHMM
 from fastml.hmm._multinomial import MultinomialHMM
 
 #: Rows the emission initialisation sees (k-means, data covariance, rates).
@@ -65,9 +66,10 @@ def _shipped(est):
 
 
 def _chunk_check(chunk, model, trials):
-    """Validate one chunk (the in-memory checks) and return what the initialisation
-    needs from every row: CategoricalHMM the largest symbol, MultinomialHMM the
-    smallest and largest row sums, the others None."""
+    """Validate one chunk (the in-memory checks) and return what the fit needs to
+    know about every row: CategoricalHMM the largest symbol, MultinomialHMM the
+    smallest and largest row sums, GaussianHMM whether values are missing (NaN), the
+    others None."""
     model = copy.copy(model)
     if trials is not None:
         model.n_trials = trials
@@ -78,6 +80,8 @@ def _chunk_check(chunk, model, trials):
     if isinstance(model, MultinomialHMM):
         sums = Xv.sum(axis=1)
         return float(sums.min()), float(sums.max())
+    if isinstance(model, GaussianHMM):
+        return model._missing is not None
     return None
 
 
@@ -154,10 +158,14 @@ def _row_sums(X) -> np.ndarray:
 # ---- the E-step on the workers -------------------------------------------------------
 
 
-def _chunk_estep(chunk, model, lengths):
-    """The in-memory E-step on one chunk of whole sequences: ``(stats, log p)``."""
+def _chunk_estep(chunk, model, missing, lengths):
+    """The in-memory E-step on one chunk of whole sequences: ``(stats, log p)``.
+    ``missing``: values are missing in some chunk (GaussianHMM), so every chunk sums
+    the posterior mass per observed feature, as in memory."""
     model = copy.copy(model)  # tasks on one worker share the unpickled parameters
     Xv = model._fit_X(chunk)
+    if missing and model._missing is None:
+        model._missing = np.zeros(Xv.shape, dtype=bool)
     return model._do_estep(Xv, _spans(lengths, Xv.shape[0]))
 
 
@@ -184,7 +192,8 @@ def fit(est, X, lengths):
     _initialise(est, X, check_random_state(est.random_state), summary)
 
     def estep():
-        return dask_reduce(X, _chunk_estep, _add, args=(_shipped(est),),
+        missing = isinstance(est, GaussianHMM) and summary
+        return dask_reduce(X, _chunk_estep, _add, args=(_shipped(est), missing),
                            chunk_args=chunk_lengths)  # fmt: skip
 
     return est._em(estep, stacklevel=4)
