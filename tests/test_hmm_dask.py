@@ -7,7 +7,6 @@ relative (the statistics are summed per chunk, then over the chunks: rounding on
 Skipped without dask.distributed.
 """
 
-import os
 import threading
 import time
 import warnings
@@ -32,35 +31,8 @@ RTOL = 1e-10
 TIMEOUT = 90  # s: a fit that takes longer is a hang
 
 
-@pytest.fixture(autouse=True)
-def _restore_environ():
-    """distributed sets OMP_NUM_THREADS=1 in this process when it starts a worker."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    saved = dict(os.environ)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cl = distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        )
-    os.environ.clear()
-    os.environ.update(saved)
-    try:
-        yield cl
-    finally:
-        cl.close()
-
-
-@pytest.fixture
-def client(cluster):
-    with distributed.Client(cluster) as c:
-        yield c
+# ``cluster`` / ``client``: conftest.py (one 2-process LocalCluster for this module).
+pytestmark = pytest.mark.usefixtures("restore_environ")
 
 
 RNG = np.random.default_rng(7)
