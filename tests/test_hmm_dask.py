@@ -224,9 +224,27 @@ def test_dask_bad_input(client):
     with pytest.raises(ValueError, match="n_jobs"):
         PoissonHMM(2, n_jobs=0).fit(dX, LENGTHS)
     m = _fit(PoissonHMM(2, n_iter=1, random_state=0), X, LENGTHS)
-    for method in ("score", "predict", "predict_proba", "score_samples", "decode"):
+    for method in ("score_samples", "decode"):
         with pytest.raises(TypeError, match=r"dask array; compute it first"):
             getattr(m, method)(dX, LENGTHS)
+
+
+def test_dask_score_and_lazy_predictions(client):
+    """score (reduced on the workers) and the lazy predict / predict_proba (one task
+    per chunk of whole sequences) equal the in-memory results: the same kernels on
+    the same sequences, so the per-row results have the same bits."""
+    X = _data("gaussian-diag")  # with missing values
+    m = _fit(_model("gaussian-diag"), X)
+    dX = da.from_array(X, chunks=(500, 1))
+    proba, path = m.predict_proba(dX, LENGTHS), m.predict(dX, LENGTHS)
+    assert isinstance(proba, da.Array) and isinstance(path, da.Array)
+    assert proba.shape == (N, 3) and proba.chunks[0] == path.chunks[0]
+    proba, path = proba.compute(), path.compute()
+    # oracle: the in-memory methods
+    np.testing.assert_array_equal(proba, m.predict_proba(X, LENGTHS))
+    np.testing.assert_array_equal(path, m.predict(X, LENGTHS))
+    assert m.score(dX, LENGTHS) == pytest.approx(m.score(X, LENGTHS), rel=1e-12)
+    assert m.bic(dX, LENGTHS) == pytest.approx(m.bic(X, LENGTHS), rel=1e-12)
 
 
 def test_client_closed_mid_fit(cluster):

@@ -240,11 +240,13 @@ def _check_possible(logprob: np.ndarray, spans: np.ndarray) -> None:
 
 
 def _in_memory(X, method: str):
-    """``X`` unless it is a dask array: only ``fit`` runs on Dask."""
+    """``X`` unless it is a dask array (which ``fit``, ``score``, ``predict`` and
+    ``predict_proba`` take, not ``method``)."""
     if is_dask_array(X):
         raise TypeError(
             f"{method} takes X in memory, got a dask array; compute it first "
-            "(X.compute(), or a slice of it): only fit runs on Dask"
+            "(X.compute(), or a slice of it). On dask arrays use fit, score, or "
+            "predict / predict_proba (lazy)"
         )
     return X
 
@@ -465,8 +467,10 @@ class _BaseHMM(BaseEstimator):
 
         Parameters
         ----------
-        X : array_like, shape (n_samples, n_features)
-            Observations of all sequences, concatenated.
+        X : array_like or dask.array.Array, shape (n_samples, n_features)
+            Observations of all sequences, concatenated. On a dask array the
+            sequences' log-likelihoods are computed per chunk of whole sequences on
+            the workers and summed in chunk order (as in :meth:`fit`).
         lengths : array_like of int, optional
             Length of each sequence; must sum to ``n_samples``.
 
@@ -474,8 +478,12 @@ class _BaseHMM(BaseEstimator):
         -------
         float
         """
+        if is_dask_array(X):
+            from fastml.hmm import _dask
+
+            return _dask.score(self, X, lengths)
         self._check_fitted()
-        Xv = self._check_X(_in_memory(X, "score"), fitting=False)
+        Xv = self._check_X(X, fitting=False)
         spans = _spans(lengths, Xv.shape[0])
         return float(self._score_spans(Xv, spans).sum())
 
@@ -498,7 +506,15 @@ class _BaseHMM(BaseEstimator):
     def predict_proba(
         self, X: ArrayLike, lengths: ArrayLike | None = None
     ) -> FloatArray:
-        """State posteriors p(z_n | X), shape (n_samples, n_components)."""
+        """State posteriors p(z_n | X), shape (n_samples, n_components).
+
+        On a dask array ``X``: a lazy dask array, computed per chunk of whole
+        sequences (``X`` rechunked as in :meth:`fit`), with those row chunks.
+        """
+        if is_dask_array(X):
+            from fastml.hmm import _dask
+
+            return _dask.lazy(self, X, lengths, "predict_proba")
         return self.score_samples(X, lengths)[1]
 
     def decode(
@@ -539,7 +555,15 @@ class _BaseHMM(BaseEstimator):
         return self._viterbi(Xv, spans)
 
     def predict(self, X: ArrayLike, lengths: ArrayLike | None = None) -> IntArray:
-        """Most likely state of each sample (by ``self.algorithm``)."""
+        """Most likely state of each sample (by ``self.algorithm``).
+
+        On a dask array ``X``: a lazy dask array, computed per chunk of whole
+        sequences (``X`` rechunked as in :meth:`fit`), with those row chunks.
+        """
+        if is_dask_array(X):
+            from fastml.hmm import _dask
+
+            return _dask.lazy(self, X, lengths, "predict")
         return self.decode(X, lengths)[1]
 
     def get_stationary_distribution(self) -> np.ndarray:
@@ -563,7 +587,7 @@ class _BaseHMM(BaseEstimator):
     def bic(self, X: ArrayLike, lengths: ArrayLike | None = None) -> float:
         """Bayesian information criterion: -2 log p(X) + log(n_samples) (number of
         free parameters in ``params``)."""
-        n = len(self._check_X(_in_memory(X, "bic"), fitting=False))
+        n = X.shape[0] if is_dask_array(X) else len(self._check_X(X, fitting=False))
         return -2 * self.score(X, lengths) + np.log(n) * self._n_free_parameters()
 
     def fit(self: _HMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _HMM:
@@ -615,8 +639,9 @@ class _BaseHMM(BaseEstimator):
         without replacement by ``random_state`` (all rows, in order, when there are
         no more: then the whole fit equals the in-memory one); CategoricalHMM's
         ``n_features`` and MultinomialHMM's ``n_trials``, when unset, come from all
-        rows. Deterministic for a given ``random_state`` and chunking. ``score``,
-        ``predict`` and the other inference methods take numpy input (compute first).
+        rows. Deterministic for a given ``random_state`` and chunking. ``score``
+        (a float), ``predict`` and ``predict_proba`` (lazy dask arrays) take dask
+        arrays too; ``score_samples`` and ``decode`` take numpy input.
         """
         if is_dask_array(X):
             from fastml.hmm import _dask

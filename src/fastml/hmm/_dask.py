@@ -8,16 +8,19 @@ E-step (:meth:`_BaseHMM._do_estep`: the same compiled forward-backward, transiti
 emission statistics, log-likelihood) on every chunk where it lives, with that chunk's
 lengths, and tree-reduces only the statistics in chunk order
 (:func:`fastml._parallel.dask_reduce`); the M-step runs on the client, the same code
-as in memory. Imported only when a dask array is passed.
+as in memory. ``score`` reduces the per-chunk log-likelihoods the same way;
+``predict`` and ``predict_proba`` are lazy, one task per chunk of whole sequences.
+Imported only when a dask array is passed.
 """
 
 from __future__ import annotations
 
 import copy
+import operator
 
 import numpy as np
 
-from fastml._parallel import _compute, check_dask_array, dask_reduce
+from fastml._parallel import _compute, _run_chunk, check_dask_array, dask_reduce
 from fastml._validation import check_random_state
 from fastml.hmm._base import _spans
 from fastml.hmm._categorical import CategoricalHMM
@@ -197,3 +200,61 @@ def fit(est, X, lengths):
                            chunk_args=chunk_lengths)  # fmt: skip
 
     return est._em(estep, stacklevel=4)
+
+
+# ---- inference ---------------------------------------------------------------------------
+
+
+def _prepared(est, X, lengths):
+    """Fitted ``est`` and dask ``X``: X in chunks of whole sequences, their lengths,
+    and the parameters to ship."""
+    est._check_fitted()
+    X, _ = check_dask_array(X, "X", ndim=2, whole_axes=(1,))
+    spans = _spans(lengths, X.shape[0])
+    X, chunk_lengths = whole_sequences(X, spans[:, 1] - spans[:, 0])
+    model = _shipped(est)
+    if isinstance(est, MultinomialHMM) and np.ndim(est.n_trials) == 0:
+        model.n_trials = est.n_trials  # every row must sum to it, as in memory
+    return X, chunk_lengths, model
+
+
+def _chunk_score(chunk, model, lengths):
+    """The in-memory ``score`` of one chunk of whole sequences."""
+    return copy.copy(model).score(chunk, lengths)
+
+
+def score(est, X, lengths) -> float:
+    """:meth:`_BaseHMM.score` of a dask array: per-chunk sums added in chunk order."""
+    X, chunk_lengths, model = _prepared(est, X, lengths)
+    return dask_reduce(X, _chunk_score, operator.add, args=(model,),
+                       chunk_args=chunk_lengths)  # fmt: skip
+
+
+def _chunk_lazy(chunk, model, method, lengths):
+    """The in-memory ``predict`` / ``predict_proba`` of one chunk of whole
+    sequences."""
+    return getattr(copy.copy(model), method)(chunk, lengths)
+
+
+def lazy(est, X, lengths, method: str):
+    """``predict`` or ``predict_proba`` of a dask array: a lazy dask array with one
+    task per chunk of whole sequences (errors name the chunk, as in :meth:`fit`)."""
+    import dask
+    import dask.array as da
+
+    X, chunk_lengths, model = _prepared(est, X, lengths)
+    params = dask.delayed((model, method))
+    run = dask.delayed(_run_chunk, pure=True)
+    k, d = est.n_components, X.shape[1]
+    dtype = np.intp if method == "predict" else est._frame_dtype(X)
+    ends = np.cumsum((0,) + X.chunks[0])
+    parts = []
+    for i, (blk, (lens,)) in enumerate(
+        zip(X.to_delayed().ravel(), chunk_lengths, strict=True)
+    ):
+        where = f"({i}, 0) ([{ends[i]}:{ends[i + 1]}, 0:{d}])"
+        out = run(blk, _chunk_lazy, where, "X", params, (lens,))
+        rows = int(ends[i + 1] - ends[i])
+        shape = (rows,) if method == "predict" else (rows, k)
+        parts.append(da.from_delayed(out, shape=shape, dtype=dtype))
+    return da.concatenate(parts)
