@@ -7,7 +7,9 @@ workers).
 - GaussianMixture: n=2,000,000, d=8, k=16, full covariance, chunks of 125,000 rows.
   Floor: dask <= 1.5x in memory.
 - GaussianHMM (diag): 64 sequences x 5,000 steps, d=4, K=16, chunks of 8 whole
-  sequences (no rechunking). No floor.
+  sequences (no rechunking), from given parameters (``init_params=""``). The dask
+  time includes the fit's one validation pass over the chunks and the fetch of the
+  initialisation rows (about one more iteration). No floor.
 """
 
 import warnings

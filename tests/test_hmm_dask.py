@@ -60,7 +60,7 @@ def _data(kind):
 
 
 def _model(kind, **kw):
-    kw = dict(n_iter=3, random_state=0, tol=-1e300, **kw)
+    kw = dict(n_iter=2, random_state=0, tol=-1e300, **kw)
     if kind == "categorical":
         return CategoricalHMM(3, **kw)
     if kind == "poisson":
@@ -106,7 +106,7 @@ def test_dask_fit_equals_in_memory_fit(client, kind):
     ref = _fit(_model(kind), X)
     dX = da.from_array(X, chunks=(500, 1))  # rows cut inside sequences, features too
     got = _fit(_model(kind), dX)
-    assert len(ref.monitor_.history) == 3
+    assert len(ref.monitor_.history) == 2
     _assert_same_fit(got, ref, kind)
     if kind == "multinomial":  # set from the data: every row sums to 4
         assert got.n_trials == 4 and (ref.n_trials == 4).all()
@@ -114,11 +114,11 @@ def test_dask_fit_equals_in_memory_fit(client, kind):
         assert got.n_features == ref.n_features == 5
 
 
-@pytest.mark.parametrize("kind", ["gaussian-full", "gmm-diag"])
-def test_dask_fit_does_not_depend_on_the_chunking(client, kind):
+def test_dask_fit_does_not_depend_on_the_chunking(client):
+    kind = "gmm-full"
     X = _data(kind)
     a, b = (_fit(_model(kind), da.from_array(X, chunks=(r, 2))) for r in (300, 1111))
-    assert len(b.monitor_.history) == 3
+    assert len(b.monitor_.history) == 2
     _assert_same_fit(a, b, kind)
 
 
