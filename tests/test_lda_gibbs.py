@@ -293,6 +293,7 @@ def test_sampler_auto_picks_by_K():
 
 def test_default_partitions_depend_on_the_corpus_only():
     assert default_partitions(2**18 - 1) == 1 and default_partitions(2**18) == 4
+    assert default_partitions(2**20 - 1) == 4 and default_partitions(2**20) == 8
     X, _ = _zipf_lda_corpus(60, 4, 300, 30, seed=8)  # 1,800 tokens: one partition
     a = _fit(X, 50, max_iter=3, n_jobs=2)
     b = _fit(X, 50, max_iter=3, n_partitions=1, n_jobs=1)
