@@ -119,7 +119,7 @@ def bench_variational_reuters(benchmark, impl, reuters):
 
 # ----------------------------------------------------- Gibbs at scale (issue 13)
 # Synthetic corpus (bench/make_synthetic_corpus.py: ~2.2e6 tokens, V = 20,000): tokens/s
-# of fastml's Gibbs sweep (defaults: sparse from K = 40, n_partitions = 4 here)
+# of fastml's Gibbs sweep (defaults: sparse from K = 40, n_partitions = 8 here)
 # against tomotopy LDAModel.train(workers=...) with the same priors, K = 20 ... 1000.
 # Each round times SYNTH_SWEEPS sweeps of a chain initialised (and burnt in for
 # SYNTH_BURN sweeps, so the counts are sparse as in real use) outside the timing.
@@ -141,7 +141,7 @@ def synthetic():
 
 
 def _fastml_chain(csr, k, alpha, eta, sampler="auto", burn=0, burn_jobs=1):
-    """fastml's Gibbs chain as the estimator builds it (default n_partitions: 4 on
+    """fastml's Gibbs chain as the estimator builds it (default n_partitions: 8 on
     the synthetic corpus, 1 on Reuters)."""
     from fastml.lda._gibbs import GibbsSampler, default_partitions, use_sparse
 
