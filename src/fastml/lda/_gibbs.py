@@ -4,8 +4,8 @@
 (n_dk + alpha) / (n_k + V eta)`` (Griffiths & Steyvers 2004, eq. 5), the same model and
 the same ``log p(w, z)`` for both samplers:
 
-- ``"dense"``: the O(K) cumulative-sum draw of the original sweep, document by
-  document;
+- ``"dense"``: the O(K) cumulative-sum draw, document by document (with ``P = 1``
+  the plain serial sweep of G&S);
 - ``"sparse"``: an exact sparse draw, word by word (the tokens of a block sorted by
   word, then document), by one of two splits of the same weight:
 
