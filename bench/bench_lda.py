@@ -1,7 +1,9 @@
 """LDA on Reuters (395 docs, 4258 words, 84,010 tokens), one thread.
 
 - Gibbs: 10 collapsed Gibbs sweeps (20 topics, alpha 0.1, eta 0.01) per call:
-  fastml's kernel, the ``lda`` package's sweep (with its per-iteration shuffle of the
+  fastml's chain as the estimator runs it (``"fastml"``: the default sampler, dense at
+  K = 20, one partition on this corpus, i.e. the serial dense sweep; ``"fastml-sparse"``:
+  the sparse draw), the ``lda`` package's sweep (with its per-iteration shuffle of the
   uniform pool, as in ``LDA._fit``) and tomotopy ``LDAModel.train(10, workers=1)``.
   tokens/s = 10 * 84,010 / time, recorded in ``extra_info``.
 - Variational: ``N_ITER`` batch EM iterations, fastml vs scikit-learn
@@ -13,7 +15,6 @@ import logging
 import numpy as np
 import pytest
 
-from fastml._kernels import _lda as kernels
 from fastml.lda import LatentDirichletAllocation, check_counts
 from fastml.lda._counts import _tokens
 
@@ -26,25 +27,13 @@ def reuters():
     return ds.load_reuters(), ds.load_reuters_vocab()
 
 
-def _fastml_gibbs(X):
-    csr = check_counts(X, integer=True)
-    words, doc_ptr, nd = _tokens(csr)
-    D, V = X.shape
-    rng = np.random.default_rng(0)
-    z = rng.integers(K, size=words.shape[0]).astype(np.intc)
-    ndk = np.bincount(np.repeat(np.arange(D), nd) * K + z, minlength=D * K)
-    ndk = ndk.astype(np.intc).reshape(D, K)
-    nwk = np.bincount(words * K + z, minlength=V * K).astype(np.intc).reshape(V, K)
-    nk = np.bincount(z, minlength=K).astype(np.intc)
-    scratch = np.empty(3 * K)
-    bg = rng.bit_generator
+def _fastml_gibbs(X, sampler):
+    chain = _fastml_chain(check_counts(X, integer=True), K, ALPHA, ETA, sampler)
 
     def run():
         for _ in range(SWEEPS):
-            kernels.gibbs_sweep(
-                bg, words, doc_ptr, z, ndk, nwk, nk, ALPHA, ETA, scratch
-            )
-        return nk
+            chain.sweep(1)
+        return chain.nk
 
     return run
 
@@ -95,11 +84,11 @@ def _tomotopy_gibbs(X, vocab):
     return run
 
 
-@pytest.mark.parametrize("impl", ["fastml", "lda", "tomotopy"])
+@pytest.mark.parametrize("impl", ["fastml", "fastml-sparse", "lda", "tomotopy"])
 def bench_gibbs_sweep_reuters(benchmark, impl, reuters):
     X, vocab = reuters
-    if impl == "fastml":
-        fn = _fastml_gibbs(X)
+    if impl.startswith("fastml"):
+        fn = _fastml_gibbs(X, "sparse" if impl == "fastml-sparse" else "auto")
     elif impl == "lda":
         fn = _lda_gibbs(X)
     else:
@@ -130,7 +119,7 @@ def bench_variational_reuters(benchmark, impl, reuters):
 
 # ----------------------------------------------------- Gibbs at scale (issue 13)
 # Synthetic corpus (bench/make_synthetic_corpus.py: ~2.2e6 tokens, V = 20,000): tokens/s
-# of fastml's Gibbs sweep (defaults: sparse from K = 40, n_partitions = 4 here)
+# of fastml's Gibbs sweep (defaults: sparse from K = 40, n_partitions = 8 here)
 # against tomotopy LDAModel.train(workers=...) with the same priors, K = 20 ... 1000.
 # Each round times SYNTH_SWEEPS sweeps of a chain initialised (and burnt in for
 # SYNTH_BURN sweeps, so the counts are sparse as in real use) outside the timing.
@@ -152,7 +141,7 @@ def synthetic():
 
 
 def _fastml_chain(csr, k, alpha, eta, sampler="auto", burn=0, burn_jobs=1):
-    """fastml's Gibbs chain as the estimator builds it (default n_partitions: 4 on
+    """fastml's Gibbs chain as the estimator builds it (default n_partitions: 8 on
     the synthetic corpus, 1 on Reuters)."""
     from fastml.lda._gibbs import GibbsSampler, default_partitions, use_sparse
 
@@ -239,23 +228,6 @@ def bench_gibbs_synthetic_2threads(benchmark, impl, k, synthetic, all_cores):
 def bench_gibbs_synthetic_fastml_threads(benchmark, n_jobs, k, synthetic, all_cores):
     benchmark.group = f"lda-gibbs-synthetic-K{k}-fastml-1-vs-2-threads"
     _bench_synthetic(benchmark, "fastml", k, n_jobs, synthetic)
-
-
-@pytest.mark.parametrize("sampler", ["dense", "auto"])
-def bench_gibbs_estimator_reuters(benchmark, sampler, reuters):
-    """The estimator's Gibbs path (default n_partitions, one thread) on Reuters K = 20,
-    in the same units as ``lda-gibbs-reuters-K20-10sweeps`` (today's dense sweep)."""
-    X, _ = reuters
-    chain = _fastml_chain(check_counts(X, integer=True), K, ALPHA, ETA, sampler)
-
-    def run():
-        for _ in range(SWEEPS):
-            chain.sweep(1)
-
-    benchmark.group = "lda-gibbs-reuters-K20-10sweeps"
-    n_tokens = int(X.sum())
-    benchmark.extra_info.update(tokens=n_tokens, sweeps=SWEEPS, K=K, sampler=sampler)
-    _timed_with_cpu(benchmark, run, SWEEPS * n_tokens, rounds=10)
 
 
 # =====================================================================================

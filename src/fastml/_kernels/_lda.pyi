@@ -4,18 +4,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 def digamma(x: NDArray[np.float64], out: NDArray[np.float64]) -> None: ...
-def gibbs_sweep(
-    bit_generator: Any,
-    words: NDArray[np.intc],
-    doc_ptr: NDArray[np.intp],
-    z: NDArray[np.intc],
-    ndk: NDArray[np.intc],
-    nwk: NDArray[np.intc],
-    nk: NDArray[np.intc],
-    alpha: float,
-    eta: float,
-    scratch: NDArray[np.float64],
-) -> None: ...
 def gibbs_sweep_block(
     bit_generator: Any,
     words: NDArray[np.intc],

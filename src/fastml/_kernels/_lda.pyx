@@ -100,46 +100,6 @@ cdef void _dense_segment(bitgen_t *rng, const int *words, int *z, idx_t lo, idx_
         A[k] = (nd[k] + alpha) * inv_den[k]
 
 
-def gibbs_sweep(object bit_generator, const int[::1] words, const idx_t[::1] doc_ptr,
-                int[::1] z, int[:, ::1] ndk, int[:, ::1] nwk, int[::1] nk,
-                double alpha, double eta, double[::1] scratch):
-    """One collapsed Gibbs sweep over all tokens, in place (Griffiths & Steyvers eq. 5).
-
-    ``words[i]`` is token i's word id, tokens of document d are
-    ``doc_ptr[d]:doc_ptr[d + 1]``, ``z`` their topics; ``ndk`` (D, K), ``nwk`` (V, K)
-    and ``nk`` (K,) the counts of ``z``. ``scratch`` has 3K doubles.
-
-    Assumes: counts consistent with ``z``; word ids < V; ``alpha, eta > 0``.
-    Draws one uniform per token from ``bit_generator`` (under its lock), in token order.
-    Polls for Ctrl-C between documents: on KeyboardInterrupt the documents before the
-    current one are resampled, the rest keep their topics, and the counts match ``z``.
-    """
-    cdef bitgen_t *rng = get_bitgen(bit_generator)
-    cdef idx_t D = ndk.shape[0], V = nwk.shape[0], N = words.shape[0]
-    cdef int K = <int> ndk.shape[1]
-    cdef idx_t d
-    cdef int k
-    cdef double Veta = V * eta
-    cdef double *inv_den
-    cdef double *A
-    cdef double *cum
-    if (nwk.shape[1] != K or nk.shape[0] != K or z.shape[0] != N
-            or doc_ptr.shape[0] != D + 1 or scratch.shape[0] < 3 * K or K < 1):
-        raise ValueError("gibbs_sweep: shape mismatch")
-    inv_den = &scratch[0]
-    A = &scratch[K]
-    cum = &scratch[2 * K]
-    cdef idx_t left = POLL_WORK
-    with bit_generator.lock, nogil:
-        for k in range(K):
-            inv_den[k] = 1.0 / (nk[k] + Veta)
-        for d in range(D):
-            poll(&left, 4 * (doc_ptr[d + 1] - doc_ptr[d] + 1) * K, NULL)
-            _dense_segment(rng, &words[0], &z[0], doc_ptr[d], doc_ptr[d + 1],
-                           &ndk[d, 0], &nwk[0, 0], &nk[0], alpha, eta, Veta, K,
-                           inv_den, A, cum)
-
-
 cdef inline void _list_remove(int *lst, int *nnz, int k) noexcept nogil:
     """Remove topic ``k`` from the unordered list ``lst[:nnz]`` (swap with the last)."""
     cdef int j = 0, n = nnz[0] - 1
@@ -266,9 +226,8 @@ def gibbs_sweep_block(object bit_generator, const int[::1] words, int[::1] z,
     topics ``z``); ``ndk`` (D, K), ``nwk`` (V, K) and ``nk`` (K,) are the counts. The
     block reads and writes only the rows of ``ndk`` and ``nwk`` of its own documents
     and words and its own ``nk`` (the caller's copy), so blocks with disjoint documents
-    and words run concurrently. The draw is :func:`gibbs_sweep`'s, with the same
-    arithmetic: one block holding the whole corpus in order gives its bits.
-    ``scratch`` has 3K doubles.
+    and words run concurrently; one block holding the whole corpus, document by
+    document, is the serial sweep. ``scratch`` has 3K doubles.
 
     Assumes: counts consistent with ``z``; ids in range; ``alpha, eta > 0``. Draws one
     uniform per token from ``bit_generator`` (under its lock), in token order. Polls

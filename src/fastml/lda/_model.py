@@ -130,9 +130,9 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         sweep runs as ``n_partitions`` rounds of independent (document part, word
         part) blocks (tomotopy's PARTITION scheme), spread over ``n_jobs`` threads.
         The result depends on ``random_state`` and ``n_partitions``, never on
-        ``n_jobs``; 1 is the serial sampler. Default (None): 4 for corpora of
-        2**18 tokens or more, else 1 (a sweep then takes milliseconds, less than
-        the partitions' hand-offs save).
+        ``n_jobs``; 1 is the serial sampler. Default (None): from the corpus size,
+        1 below 2**18 tokens (a sweep then takes milliseconds, less than the
+        partitions' hand-offs save), 4 below 2**20, 8 from 2**20 tokens.
     random_state : None, int or numpy.random.Generator
         Initial ``lambda`` ~ Gamma(100, 1/100) and, for every training E-step, the
         starting gamma ~ Gamma(100, 1/100) (as scikit-learn and Hoffman's
