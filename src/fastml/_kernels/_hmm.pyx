@@ -11,11 +11,35 @@ Accumulators (log-probabilities, expected counts) are double for float32 input t
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, exp, log
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 
 from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
+
+
+cdef extern from "_hmm4.h" nogil:
+    # K = 4 recursions in AVX2 registers (see the header); FASTML_HMM4 is 0 where the
+    # build does not target AVX2 + FMA, and the kernels then take their generic loops.
+    enum: FASTML_HMM4
+    ctypedef struct fastml_hmm4_fwd:
+        double u[4]
+        int64_t e1, e2, e3, k1, k2, ksum
+        double smallest
+    void fastml_hmm4_forward(fastml_hmm4_fwd *st, const double *A, const double *tab,
+                             const idx_t *rows, idx_t t0, idx_t ta, idx_t tb,
+                             double *alpha, double *cscale)
+    void fastml_hmm4_backward(double *beta, const double *A, const double *tab,
+                              const idx_t *rows, idx_t t0, idx_t ta, idx_t tb,
+                              const double *alpha, const double *cscale, double *gamma,
+                              double *counts, double *xi)
+    void fastml_hmm4_viterbi(double *delta, const double *LA, const double *tab,
+                             const idx_t *rows, idx_t t0, idx_t ta, idx_t tb,
+                             unsigned char *bp)
+
+
+# Steps per call of the K = 4 recursions (the kernels poll for Ctrl-C between calls).
+cdef idx_t _CHUNK4 = 4096
 
 # Scaling factors below this are treated as an underflow (alpha-hat would lose
 # precision): the sequence is reported as failed and redone in log space.
@@ -124,6 +148,47 @@ cdef inline double _forward_step(const double *cur, const double *A, const real 
     return _sum(nxt, K)
 
 
+cdef inline int64_t _exponent(double c) noexcept nogil:
+    """Binary exponent e of a positive normal c = m 2^e, 1 <= m < 2 (from its bits)."""
+    cdef uint64_t bits
+    memcpy(&bits, &c, 8)
+    return <int64_t> ((bits >> 52) & 0x7FF) - 1023
+
+
+cdef double _forward4_seq(const double *pi, const double *A, const double *tab,
+                          const idx_t *rp, idx_t t0, idx_t t1, double *alpha,
+                          double *cscale, idx_t *left,
+                          const unsigned char *cancel) except? -1.0 nogil:
+    """:func:`_forward_scaled_seq` for K = 4 in AVX2 registers (``_hmm4.h``): the same
+    outputs, with the scale factors of the header (stored alpha-hat rows sum to
+    [2^(3 phi), 2) instead of [1, 2)). Returns log p(X), or NaN on underflow."""
+    cdef fastml_hmm4_fwd st
+    cdef const double *b = _frame_p(tab, rp, t0, 4)
+    cdef idx_t j, ta, tb
+    cdef double c
+    for j in range(4):
+        st.u[j] = pi[j] * b[j]
+    c = _sum(st.u, 4)
+    if not c >= _TINY:
+        return NAN
+    st.e1 = _exponent(c)
+    st.e2 = st.e3 = st.k1 = st.k2 = st.ksum = 0
+    st.smallest = c
+    if alpha != NULL:
+        cscale[0] = 1.0
+        for j in range(4):
+            alpha[j] = st.u[j]
+    ta = t0 + 1
+    while ta < t1:
+        tb = min(ta + _CHUNK4, t1)
+        poll(left, 40 * (tb - ta), cancel)
+        fastml_hmm4_forward(&st, A, tab, rp, t0, ta, tb, alpha, cscale)
+        ta = tb
+    if not st.smallest >= _TINY:
+        return NAN
+    return log(_sum(st.u, 4)) - st.ksum * _LN2
+
+
 cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 const real[:, ::1] table, const idx_t[::1] rows,
                                 idx_t t0, idx_t t1, idx_t K, double *cur,
@@ -150,6 +215,9 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
     cdef double *tmp
     cdef const real *tab = &table[0, 0]
     cdef const idx_t *rp = _rows_ptr(rows)
+    if real is double:
+        if FASTML_HMM4 and K == 4:
+            return _forward4_seq(pi, A, tab, rp, t0, t1, alpha, cscale, left, cancel)
     b = _frame_p(tab, rp, t0, K)
     for j in range(K):
         cur[j] = pi[j] * b[j]
@@ -288,7 +356,7 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
     Assumes: as :func:`forward_scaled`.
     """
     _check_common(startprob, transmat, table, rows, spans)
-    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j
+    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, t0b, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
     cdef bint in_gamma = alpha.shape[0] == 0 and real is double
     if (logprob_out.shape[0] != S or alpha.shape[1] != K or gamma_out.shape[1] != K
@@ -336,6 +404,17 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
             for j in range(K):
                 beta[j] = norm
             t = t1 - 1
+            if real is double:
+                if FASTML_HMM4 and K == 4:
+                    # rows t1 - 1 .. t0 + 1 in registers (_hmm4.h), then row t0 below
+                    while t > t0:
+                        t0b = max(t - _CHUNK4, t0)
+                        poll(&left, 80 * (t - t0b), cp)
+                        fastml_hmm4_backward(
+                            beta, A, tab, rp, t0, t, t0b, al, &cscale[0],
+                            <double *> &gamma_out[0, 0],
+                            &counts_out[0, 0] if do_counts else NULL, xi)
+                        t = t0b
             while True:
                 poll(&left, 4 * K * K + 8, cp)
                 crow = NULL
@@ -591,6 +670,39 @@ cdef inline idx_t _argmax_plus(const double *v, const double *col, idx_t K) noex
     return arg
 
 
+cdef int _viterbi4_seq(const double *log_pi, const double *LA, const double *tab,
+                       const idx_t *rp, idx_t t0, idx_t t1, unsigned char *bp,
+                       idx_t *path, double *logprob, idx_t *left,
+                       const unsigned char *cancel) except -1 nogil:
+    """Viterbi for K = 4 in AVX2 registers (``_hmm4.h``): the recursion stores one byte
+    of back-pointers per step in ``bp`` (row t - t0) instead of the lattice, and the
+    backtracking follows them. Same delta values, path and ties as the generic loop."""
+    cdef double d[4]
+    cdef const double *b = _frame_p(tab, rp, t0, 4)
+    cdef idx_t j, ta, tb, t, arg = 0
+    cdef unsigned char byte
+    for j in range(4):
+        d[j] = log_pi[j] + b[j]
+    ta = t0 + 1
+    while ta < t1:
+        tb = min(ta + _CHUNK4, t1)
+        poll(left, 24 * (tb - ta), cancel)
+        fastml_hmm4_viterbi(d, LA, tab, rp, t0, ta, tb, bp)
+        ta = tb
+    for j in range(1, 4):
+        if d[j] > d[arg]:
+            arg = j
+    logprob[0] = d[arg]
+    t = t1 - 1
+    path[t] = arg
+    while t > t0:
+        byte = bp[t - t0]
+        arg = ((byte >> arg) & 1) | (((byte >> (arg + 4)) & 1) << 1)
+        t -= 1
+        path[t] = arg
+    return 0
+
+
 def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transmat,
                 const double[:, ::1] log_transmat_T, const real[:, ::1] log_table,
                 const idx_t[::1] rows, const idx_t[:, ::1] spans, double[:, ::1] delta,
@@ -625,11 +737,19 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
     cdef const unsigned char *cp = _cancel_ptr(cancel)
     cdef const real *tab = &log_table[0, 0]
     cdef const idx_t *rp = _rows_ptr(rows)
+    cdef bint fast4 = False
+    if real is double:
+        fast4 = FASTML_HMM4 and K == 4
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
             b = _frame_p(tab, rp, t0, K)
+            if fast4:
+                _viterbi4_seq(&log_startprob[0], LA, <const double *> tab, rp, t0, t1,
+                              <unsigned char *> &delta[0, 0], &path_out[0],
+                              &logprob_out[s], &left, cp)
+                continue
             cur = &delta[0, 0]
             for j in range(K):
                 cur[j] = log_startprob[j] + b[j]
