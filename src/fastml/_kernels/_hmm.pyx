@@ -11,7 +11,7 @@ Accumulators (log-probabilities, expected counts) are double for float32 input t
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, exp, log
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint64_t
 from libc.string cimport memcpy
 
 from fastml._kernels._interrupt cimport POLL_WORK, poll
@@ -35,7 +35,7 @@ cdef extern from "_hmm4.h" nogil:
                               double *counts, double *xi)
     void fastml_hmm4_viterbi(double *delta, const double *LA, const double *tab,
                              const idx_t *rows, idx_t t0, idx_t ta, idx_t tb,
-                             unsigned char *bp)
+                             uint16_t *bp)
 
 
 # Steps per call of the K = 4 recursions (the kernels poll for Ctrl-C between calls).
@@ -671,16 +671,15 @@ cdef inline idx_t _argmax_plus(const double *v, const double *col, idx_t K) noex
 
 
 cdef int _viterbi4_seq(const double *log_pi, const double *LA, const double *tab,
-                       const idx_t *rp, idx_t t0, idx_t t1, unsigned char *bp,
+                       const idx_t *rp, idx_t t0, idx_t t1, uint16_t *bp,
                        idx_t *path, double *logprob, idx_t *left,
                        const unsigned char *cancel) except -1 nogil:
-    """Viterbi for K = 4 in AVX2 registers (``_hmm4.h``): the recursion stores one byte
-    of back-pointers per step in ``bp`` (row t - t0) instead of the lattice, and the
+    """Viterbi for K = 4 in AVX2 registers (``_hmm4.h``): the recursion stores 16 bits
+    of back-pointers per step in ``bp`` (entry t - t0) instead of the lattice, and the
     backtracking follows them. Same delta values, path and ties as the generic loop."""
     cdef double d[4]
     cdef const double *b = _frame_p(tab, rp, t0, 4)
-    cdef idx_t j, ta, tb, t, arg = 0
-    cdef unsigned char byte
+    cdef idx_t j, ta, tb, t, arg = 0, sh
     for j in range(4):
         d[j] = log_pi[j] + b[j]
     ta = t0 + 1
@@ -695,11 +694,11 @@ cdef int _viterbi4_seq(const double *log_pi, const double *LA, const double *tab
     logprob[0] = d[arg]
     t = t1 - 1
     path[t] = arg
+    sh = 4 * arg
     while t > t0:
-        byte = bp[t - t0]
-        arg = ((byte >> arg) & 1) | (((byte >> (arg + 4)) & 1) << 1)
+        sh = (bp[t - t0] >> sh) & 15
         t -= 1
-        path[t] = arg
+        path[t] = sh >> 2
     return 0
 
 
@@ -747,7 +746,7 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
             b = _frame_p(tab, rp, t0, K)
             if fast4:
                 _viterbi4_seq(&log_startprob[0], LA, <const double *> tab, rp, t0, t1,
-                              <unsigned char *> &delta[0, 0], &path_out[0],
+                              <uint16_t *> &delta[0, 0], &path_out[0],
                               &logprob_out[s], &left, cp)
                 continue
             cur = &delta[0, 0]

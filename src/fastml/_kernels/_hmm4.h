@@ -215,11 +215,16 @@ static void fastml_hmm4_backward(double *beta_io, const double *A, const double 
  *
  * the same sums and maxima as the generic loop, bit for bit (a maximum is exact in any
  * order). bp[t - t0] gets the back-pointers of step t, the lowest i reaching the
- * maximum for each j: bit j holds its low bit and bit j + 4 its high bit. */
+ * maximum for each j, as 4 i in bits 4 j .. 4 j + 3: the backtracking step is then
+ * sh <- (bp[t] >> sh) & 15 with sh = 4 z_t (a shift and a mask per step). */
 static void fastml_hmm4_viterbi(double *delta_io, const double *LA, const double *tab,
                                 const ptrdiff_t *rows, ptrdiff_t t0, ptrdiff_t ta,
-                                ptrdiff_t tb, unsigned char *bp)
+                                ptrdiff_t tb, uint16_t *bp)
 {
+    /* spread[n]: bit j of the 4-bit mask n moved to bit 4 j + 2 */
+    static const uint16_t spread[16] = {
+        0x0000, 0x0004, 0x0040, 0x0044, 0x0400, 0x0404, 0x0440, 0x0444,
+        0x4000, 0x4004, 0x4040, 0x4044, 0x4400, 0x4404, 0x4440, 0x4444};
     const __m256d r0 = _mm256_loadu_pd(LA), r1 = _mm256_loadu_pd(LA + 4),
                   r2 = _mm256_loadu_pd(LA + 8), r3 = _mm256_loadu_pd(LA + 12);
     __m256d d = _mm256_loadu_pd(delta_io);
@@ -236,8 +241,8 @@ static void fastml_hmm4_viterbi(double *delta_io, const double *LA, const double
         __m256d c3 = _mm256_cmp_pd(s3, _mm256_max_pd(m01, s2), _CMP_GT_OQ);
         __m256d lo = _mm256_or_pd(_mm256_andnot_pd(c2, c1), c3);
         __m256d hi = _mm256_or_pd(c2, c3);
-        bp[t - t0] = (unsigned char)(_mm256_movemask_pd(lo) |
-                                     (_mm256_movemask_pd(hi) << 4));
+        bp[t - t0] = (uint16_t)(spread[_mm256_movemask_pd(lo)] |
+                                (spread[_mm256_movemask_pd(hi)] << 1));
         d = _mm256_add_pd(_mm256_max_pd(m01, m23),
                           _mm256_loadu_pd(fastml_hmm4_row(tab, rows, t)));
     }
@@ -256,7 +261,7 @@ static void fastml_hmm4_backward(double *beta_io, const double *A, const double 
                                  double *gamma, double *counts, double *xi) {}
 static void fastml_hmm4_viterbi(double *delta_io, const double *LA, const double *tab,
                                 const ptrdiff_t *rows, ptrdiff_t t0, ptrdiff_t ta,
-                                ptrdiff_t tb, unsigned char *bp) {}
+                                ptrdiff_t tb, uint16_t *bp) {}
 #endif
 
 #endif
