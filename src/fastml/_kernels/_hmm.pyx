@@ -259,13 +259,27 @@ cdef const unsigned char *_cancel_ptr(const unsigned char[::1] cancel) except NU
     return &cancel[0]
 
 
-cdef int _check_common(const double[::1] pi, const double[:, ::1] A,
-                       const real[:, ::1] table, const idx_t[::1] rows,
-                       const idx_t[:, ::1] spans) except -1:
-    cdef idx_t K = pi.shape[0]
+cdef inline idx_t _n_frames(const real[:, ::1] table, const idx_t[::1] rows) noexcept:
+    """Number of frames: ``rows``' length, or the table's rows when ``rows`` is empty."""
+    return rows.shape[0] if rows.shape[0] != 0 else table.shape[0]
+
+
+cdef idx_t _check_common(const double[::1] pi, const double[:, ::1] A,
+                         const real[:, ::1] table, const idx_t[::1] rows,
+                         const idx_t[:, ::1] spans) except -1:
+    """Shapes agree and every span is a non-empty [start, end) inside the frames (O(S),
+    so that no recursion runs outside its buffers); returns the longest span's length."""
+    cdef idx_t K = pi.shape[0], s, longest = 0
+    cdef idx_t n = _n_frames(table, rows)
     if A.shape[0] != K or A.shape[1] != K or table.shape[1] != K or spans.shape[1] != 2:
         raise ValueError(f"HMM kernel: shape mismatch (K={K})")
-    return 0
+    if spans.shape[0] == 0:
+        raise ValueError("HMM kernel: no spans")
+    for s in range(spans.shape[0]):
+        if not 0 <= spans[s, 0] < spans[s, 1] <= n:
+            raise ValueError(f"HMM kernel: span {s} is not inside the {n} frames")
+        longest = max(longest, spans[s, 1] - spans[s, 0])
+    return longest
 
 
 def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
@@ -355,13 +369,14 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
 
     Assumes: as :func:`forward_scaled`.
     """
-    _check_common(startprob, transmat, table, rows, spans)
+    cdef idx_t longest = _check_common(startprob, transmat, table, rows, spans)
     cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, t0b, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
     cdef bint in_gamma = alpha.shape[0] == 0 and real is double
     if (logprob_out.shape[0] != S or alpha.shape[1] != K or gamma_out.shape[1] != K
-            or (alpha.shape[0] == 0 and not in_gamma)
-            or cscale.shape[0] < alpha.shape[0] or transmat_T.shape[0] != K
+            or (alpha.shape[0] < longest and not in_gamma)
+            or gamma_out.shape[0] < _n_frames(table, rows)
+            or cscale.shape[0] < longest or transmat_T.shape[0] != K
             or transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
             or (do_counts and (counts_out.shape[1] != K or counts_out.shape[0] != (
@@ -532,10 +547,13 @@ def forward_backward_log(const double[::1] log_startprob,
     ``log_alpha`` (longest span x K) is stored, beta is kept as two K-vectors.
     Assumes: as :func:`forward_log`.
     """
-    _check_common(log_startprob, log_transmat, log_table, rows, spans)
+    cdef idx_t longest = _check_common(log_startprob, log_transmat, log_table, rows,
+                                       spans)
     cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
     if (logprob_out.shape[0] != S or log_alpha.shape[1] != K
+            or log_alpha.shape[0] < longest
+            or gamma_out.shape[0] < _n_frames(log_table, rows)
             or gamma_out.shape[1] != K or log_transmat_T.shape[0] != K
             or log_transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
@@ -720,11 +738,12 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
 
     Assumes: as :func:`forward_log`.
     """
-    _check_common(log_startprob, log_transmat, log_table, rows, spans)
+    cdef idx_t longest = _check_common(log_startprob, log_transmat, log_table, rows,
+                                       spans)
     cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j, arg
-    if (logprob_out.shape[0] != S or delta.shape[1] != K
+    if (logprob_out.shape[0] != S or delta.shape[1] != K or delta.shape[0] < longest
             or log_transmat_T.shape[0] != K or log_transmat_T.shape[1] != K
-            or path_out.shape[0] < spans[S - 1, 1]):
+            or path_out.shape[0] < _n_frames(log_table, rows)):
         raise ValueError("viterbi_log: shape mismatch")
     cdef const double *LA = &log_transmat[0, 0]
     cdef const double *LAT = &log_transmat_T[0, 0]
