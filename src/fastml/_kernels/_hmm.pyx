@@ -7,6 +7,11 @@ built; continuous models pass their T x K frame matrix and an empty ``rows``.
 
 Sequences are given as ``spans`` (S, 2) of [start, end) rows, processed in one call.
 Accumulators (log-probabilities, expected counts) are double for float32 input too.
+
+With K = 4 states and double frames, the AVX2 + FMA build runs the scaled forward,
+backward and Viterbi recursions with the state vector in one register (``_hmm4.h``):
+at small K a step is a short chain of dependent operations, and its latency, not its
+arithmetic, sets the speed.
 """
 import numpy as np
 
@@ -734,7 +739,10 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
     ``delta_{t-1}(i) + log A_ij`` over i (from ``log_transmat_T``, the same sums
     bit for bit) and takes its argmax. Ties go to the lowest state index, both for the
     predecessor of a state and for the final state. Writes the path into the span's
-    rows of ``path_out`` and max log p(X, Z) into ``logprob_out``.
+    rows of ``path_out`` and max log p(X, Z) into ``logprob_out``. With K = 4 in the
+    AVX2 build (double frames) the recursion runs in registers (``_hmm4.h``) and keeps
+    16 bits of back-pointers per step in ``delta``'s memory instead of the lattice:
+    the same sums and maxima, path and ties.
 
     Assumes: as :func:`forward_log`.
     """
