@@ -1,18 +1,17 @@
 """The K = 4 recursions kept in AVX2 registers (``_hmm4.h``, in the ``_hmm_avx2`` build).
 
 Oracles: the generic loops of the baseline build on the same inputs (Viterbi: the same
-bits; the scaled recursions: rounding only), brute force over all 4^T paths on tiny
-sequences (likelihood, posteriors, the Viterbi path and its tie rule), the log-space
-implementation on sequences whose per-step likelihoods are tiny (the scale factors of
-the K = 4 path are chosen three steps ahead), and the closed-form likelihood of a chain
-whose observations are i.i.d.
+bits; the scaled recursions: rounding only), the log-space implementation on sequences
+whose per-step likelihoods are tiny (the scale factors of the K = 4 path are chosen
+three steps ahead), and the closed-form likelihood of a chain whose observations are
+i.i.d. Brute force over all 4^T paths, with a missing symbol, and the Viterbi tie rule
+at K = 4 are in tests/test_hmm.py (``test_categorical_brute_force``) and
+tests/test_hmm_threads.py (``test_viterbi_ties_go_to_the_lowest_index``), which run
+through the same estimators and so through this path.
 """
-
-import itertools
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
 
 from fastml._kernels import builds
 from fastml.hmm import CategoricalHMM, GaussianHMM
@@ -108,43 +107,6 @@ def test_k4_path_agrees_with_generic_loops():
             assert np.allclose(gamma.sum(axis=1), 1.0, rtol=0, atol=1e-13)
         if name == "twins":  # the case has real ties: states 1 and 3 are copies
             assert (ref[0] == 1).any() and not (ref[0] == 3).any()
-
-
-def _brute(log_pi, log_a, log_b):
-    t = len(log_b)
-    paths = np.array(list(itertools.product(range(K), repeat=t)))
-    lj = log_pi[paths[:, 0]] + log_b[0, paths[:, 0]]
-    for i in range(1, t):
-        lj = lj + log_a[paths[:, i - 1], paths[:, i]] + log_b[i, paths[:, i]]
-    lp = logsumexp(lj)
-    w = np.exp(lj - lp)
-    post = np.stack([np.bincount(paths[:, i], w, minlength=K) for i in range(t)])
-    best = lj.max()
-    # documented tie rule: among the optimal paths, the smallest read last state first
-    path = min(paths[lj == best].tolist(), key=lambda p: p[::-1])
-    return lp, post, path, best
-
-
-@pytest.mark.parametrize("t", [1, 2, 3, 6])
-@pytest.mark.parametrize("tie", [False, True])
-def test_k4_brute_force(t, tie):
-    rng = np.random.default_rng(10 * t + tie)
-    m = 3
-    sp = rng.dirichlet(np.ones(K))
-    tm = rng.dirichlet(np.ones(K), size=K)
-    ep = rng.dirichlet(np.ones(m), size=K)
-    if tie:  # every state alike: all 4^t paths tie, and the rule picks all zeros
-        sp, tm, ep = np.full(K, 0.25), np.full((K, K), 0.25), np.full((K, m), 1 / m)
-    x = rng.integers(0, m, size=(t, 1))
-    model = _set(CategoricalHMM(K), startprob_=sp, transmat_=tm, emissionprob_=ep)
-    lp, post, path, best = _brute(np.log(sp), np.log(tm), np.log(ep[:, x[:, 0]].T))
-    assert model.score(x) == pytest.approx(lp, rel=1e-12)
-    np.testing.assert_allclose(model.predict_proba(x), post, rtol=0, atol=1e-12)
-    lv, vpath = model.decode(x)
-    assert vpath.tolist() == path
-    assert lv == pytest.approx(best, rel=1e-12)
-    if tie:
-        assert path == [0] * t
 
 
 def _tiny_emissions(scale):
