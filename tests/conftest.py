@@ -5,9 +5,13 @@ many tests skipped for it (torch above all: it is not in the ``test`` extra, bec
 plain ``torch`` requirement pulls a multi-GB CUDA build).
 """
 
+import os
 import pathlib
 import re
+import warnings
 from collections import Counter
+
+import pytest
 
 import fastml
 
@@ -47,3 +51,58 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{n} test(s) skipped because {module} is not importable; "
             f"to run them: {how}"
         )
+
+
+# ---- a real 2-process Dask cluster (test_dask.py, test_hmm_dask.py) -----------------
+
+
+def _local_cluster(**kw):
+    import dask.distributed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dask.distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            **kw,
+        )
+
+
+@pytest.fixture
+def local_cluster():
+    """``local_cluster(**kw)``: a new 2-worker LocalCluster (processes, 1 thread each)."""
+    return _local_cluster
+
+
+@pytest.fixture
+def restore_environ():
+    """distributed sets OMP_NUM_THREADS=1 (and the MKL/OpenBLAS ones) in this
+    process's environment when it starts or restarts a worker; restore it so other
+    tests see the real default thread count."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One LocalCluster per test module that asks for it."""
+    saved = dict(os.environ)
+    cl = _local_cluster()
+    os.environ.clear()
+    os.environ.update(saved)
+    try:
+        yield cl
+    finally:
+        cl.close()
+
+
+@pytest.fixture
+def client(cluster):
+    import dask.distributed
+
+    with dask.distributed.Client(cluster) as c:
+        yield c

@@ -33,6 +33,8 @@ def test_info_lists_every_kernel_and_the_build():
     for name in _build_config.KERNEL_VARIANTS:  # each AVX2 build, used or not and why
         line = next(ln for ln in out.splitlines() if name in ln)
         assert "in use" in line or "not used (" in line
+    line = next(ln for ln in out.splitlines() if "direct convolution kernels" in ln)
+    assert "in use" in line or "not used (" in line
 
 
 @pytest.mark.parametrize("name", list(DEMOS))

@@ -30,52 +30,16 @@ MEMORY_LIMIT = 350e6  # bytes per worker (a worker with fastml imported: ~90-150
 TIMEOUT = 90  # s: a fit that takes longer is a hang
 
 
-def _local_cluster(**kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            dashboard_address=None,
-            **kw,
-        )
-
-
-@pytest.fixture(autouse=True)
-def _restore_environ():
-    """distributed sets OMP_NUM_THREADS=1 (and the MKL/OpenBLAS ones) in this
-    process's environment when it starts or restarts a worker; restore it so other
-    tests see the real default thread count."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    saved = dict(os.environ)
-    cl = _local_cluster()
-    os.environ.clear()
-    os.environ.update(saved)
-    try:
-        yield cl
-    finally:
-        cl.close()
+# The 2-process cluster fixtures (``cluster``, ``client``, ``restore_environ``,
+# ``local_cluster``) live in conftest.py, shared with test_hmm_dask.py.
+pytestmark = pytest.mark.usefixtures("restore_environ")
 
 
 @pytest.fixture
-def client(cluster):
-    with distributed.Client(cluster) as c:
-        yield c
-
-
-@pytest.fixture
-def own_client(request):
+def own_client(request, local_cluster):
     """A fresh cluster for a test that stresses it (memory limit, killed worker), so
     no other test inherits its state."""
-    cl = _local_cluster(**getattr(request, "param", {}))
+    cl = local_cluster(**getattr(request, "param", {}))
     try:
         with distributed.Client(cl) as c:
             yield c

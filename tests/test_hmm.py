@@ -7,6 +7,7 @@ Baum-Welch step 1e-8 absolute. float32 input: 1e-4 relative on the log-likelihoo
 
 import itertools
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -971,3 +972,50 @@ def test_one_dimensional_X_is_refused_consistently():
         GaussianHMM(2).fit(np.arange(10.0))
     with pytest.raises(ValueError, match="2"):
         PoissonHMM(2).fit(np.arange(10.0))
+
+
+@pytest.mark.parametrize(
+    "kind, ct",
+    [("gaussian", "full"), ("gaussian", "tied")]
+    + [("gmm", ct) for ct in ("diag", "spherical", "full", "tied")],
+)
+def test_several_em_iterations_match_hmmlearn(kind, ct):
+    """Every E-step uses the parameters of the M-step before it (the Cholesky factors
+    and precisions derived from covars_ / weights_ are refreshed): the log-likelihood
+    history of 4 iterations equals hmmlearn's. GMMHMM without re-estimating the
+    means, where hmmlearn's centring of the covariances equals ours."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 2))
+    X[200:] += 3
+    p = dict(
+        startprob_=np.array([0.5, 0.5]), transmat_=np.array([[0.9, 0.1], [0.2, 0.8]])
+    )
+    if kind == "gaussian":
+        p["means_"] = np.array([[0.0, 0.5], [2.0, 2.5]])
+        p["covars_"] = np.eye(2) if ct == "tied" else np.stack([np.eye(2)] * 2)
+        make = {"ours": GaussianHMM, "peer": hmm.GaussianHMM}
+        kw = dict(covariance_type=ct)
+    else:
+        p["weights_"] = np.array([[0.3, 0.7], [0.6, 0.4]])
+        p["means_"] = rng.normal(size=(2, 2, 2)) + 1.5
+        p["covars_"] = {
+            "diag": np.ones((2, 2, 2)),
+            "spherical": np.ones((2, 2)),
+            "full": np.tile(np.eye(2), (2, 2, 1, 1)),
+            "tied": np.tile(np.eye(2), (2, 1, 1)),
+        }[ct]
+        from fastml.hmm import GMMHMM
+
+        make = {"ours": lambda *a, **k: GMMHMM(*a, 2, **k),
+                "peer": lambda *a, **k: hmm.GMMHMM(*a, 2, **k)}  # fmt: skip
+        kw = dict(covariance_type=ct, params="stcw")
+    hist = {}
+    for who, cls in make.items():
+        model = _set(cls(2, n_iter=4, tol=-1e300, init_params="", **kw), **p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X)
+        hist[who] = list(model.monitor_.history)[-2:]  # hmmlearn keeps the last 2
+    # oracle: hmmlearn from the same start, every iteration
+    np.testing.assert_allclose(hist["ours"], hist["peer"], rtol=1e-8)

@@ -236,6 +236,75 @@ def test_conv2d_functional_matches_layer():
     np.testing.assert_allclose(gb, layer.grads["bias"], rtol=1e-14)
 
 
+# ------------------------------------------------- direct stride-1 convolution (AVX-512)
+# (N, C, H, W, F, kh, kw, padding): output widths below, at and above the 32-float /
+# 16-double row tiles, filter counts around the 8-filter tiles and the 4 x 6 weight-
+# gradient tiles, every padding below the kernel size, non-square kernels, 1 x 1 images
+DIRECT_CASES = [
+    (3, 2, 7, 9, 5, 3, 3, 1),
+    (2, 3, 5, 5, 9, 2, 3, 0),
+    (2, 1, 1, 1, 1, 1, 1, 0),
+    (2, 16, 32, 32, 32, 3, 3, 1),
+    (2, 3, 6, 40, 17, 5, 3, 2),
+    (1, 2, 3, 3, 3, 3, 3, 2),
+    (2, 4, 4, 33, 8, 3, 3, 0),
+    (1, 5, 9, 17, 12, 4, 4, 3),
+    (1, 7, 2, 70, 3, 1, 5, 0),
+]
+direct_kernels = pytest.mark.skipif(
+    not builds("_conv")[0].direct_available(), reason="needs AVX-512 (F, VL)"
+)
+
+
+@direct_kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", DIRECT_CASES)
+def test_direct_conv_kernels_match_im2col_gemm(case, dtype):
+    # oracle: the im2col + GEMM functional path (itself checked against torch and
+    # finite differences above), in every build of _conv; outputs start as NaN so an
+    # element the kernels skip shows
+    n, c, h, w, f, kh, kw, p = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((f, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    y_ref, cols = nn.conv2d_forward(x, wt, b, 1, p, n_jobs=1)
+    g = rng.standard_normal(y_ref.shape).astype(dtype)
+    gx_ref, gw_ref, _ = nn.conv2d_backward(g, x.shape, wt, cols, 1, p, n_jobs=1)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for mod in builds("_conv"):
+        y = np.full_like(y_ref, np.nan)
+        mod.conv2d_direct_forward(x, wt, b, p, y)
+        gx, gw = np.full_like(x, np.nan), np.full_like(wt, np.nan)
+        mod.conv2d_direct_backward(g, x, wt, p, gx, gw)
+        for ours, ref in [(y, y_ref), (gx, gx_ref), (gw, gw_ref)]:
+            assert rel_err(ours, ref) <= tol, mod.__name__
+
+
+@direct_kernels
+def test_direct_conv_kernels_refuse_what_they_cannot_do():
+    from fastml.nn._functional import _conv, _use_direct
+
+    x, w = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    with pytest.raises(ValueError, match="padding"):  # p >= k: not a padded convolution
+        _conv.conv2d_direct_forward(x, w, None, 3, np.empty((1, 3, 9, 9)))
+    with pytest.raises(ValueError, match="shapes"):
+        _conv.conv2d_direct_forward(x, w, None, 1, np.empty((1, 3, 4, 5)))
+    assert _use_direct(1, 2, 3, 3) and not _use_direct(2, 1, 3, 3)
+    assert not _use_direct(1, 3, 3, 3) and not _use_direct(1, 1, 1, 3)
+
+
+def test_direct_conv_off_with_fastml_disable_simd():
+    import subprocess
+    import sys
+
+    code = "from fastml.nn import _functional as f; print(f._DIRECT)"
+    env = dict(__import__("os").environ, FASTML_DISABLE_SIMD="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == "False"
+
+
 # -------------------------------------------------------------- dense / activations
 @pytest.mark.parametrize(
     "make",

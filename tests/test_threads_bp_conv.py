@@ -96,8 +96,14 @@ def test_grid_bp_ctrl_c_stops_every_thread():
 
 # ------------------------------------------------------------------------- Conv2d
 # (batch, C, H, W, F, k, stride, padding): 500 small images make blocks of 388 (float32)
-# or 194 (float64) images, 5 images of 16 x 32 x 32 one block per image
-CONV_PROBLEMS = [(500, 3, 9, 9, 4, 3, 2, 1), (5, 16, 32, 32, 8, 3, 1, 1)]
+# or 194 (float64) images, 5 images of 16 x 32 x 32 one block per image; the layer runs
+# the last two on the direct kernels where the CPU has AVX-512, the last one in blocks
+# of 3 images
+CONV_PROBLEMS = [
+    (500, 3, 9, 9, 4, 3, 2, 1),
+    (5, 16, 32, 32, 8, 3, 1, 1),
+    (24, 16, 32, 32, 32, 3, 1, 1),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -188,6 +194,15 @@ def test_conv_kernels_stop_on_the_cancel_byte():
         _functional._conv.im2col(x, 3, 3, 1, 1, cols, stop)
     with pytest.raises(KeyboardInterrupt, match="cancelled"):
         _functional._conv.col2im(cols, 3, 3, 1, 1, np.empty_like(x), stop)
+    if _functional._DIRECT:
+        w = np.ones((8, 16, 3, 3), np.float32)
+        y = np.empty((32, 8, 32, 32), np.float32)
+        with pytest.raises(KeyboardInterrupt, match="cancelled"):
+            _functional._conv.conv2d_direct_forward(x, w, None, 1, y, stop)
+        with pytest.raises(KeyboardInterrupt, match="cancelled"):
+            _functional._conv.conv2d_direct_backward(
+                y, x, w, 1, np.empty_like(x), np.empty_like(w), stop
+            )
     _functional._conv.im2col(x, 3, 3, 1, 1, cols, np.zeros(1, np.uint8))
     assert (cols[:, 4 * 9 + 4] == 1).all()  # the centre tap reads every pixel
 
@@ -210,3 +225,27 @@ def test_bad_n_jobs(bad, err, msg):
                            n_jobs=bad)  # fmt: skip
     with pytest.raises(err, match=f"n_jobs.*{msg}"):
         nn.Conv2d(1, 1, 3, n_jobs=bad)
+
+
+@pytest.mark.parametrize("stride", [1, 2])  # the direct kernels (AVX-512) and im2col
+def test_conv2d_layer_finds_nan_in_any_block(stride):
+    # the layer checks x and grad_out block by block on its threads: the error names
+    # the index in the whole batch, and no backward runs on a half-copied cache
+    layer = nn.Conv2d(16, 32, 3, stride, 1, random_state=0, dtype=np.float32, n_jobs=2)
+    x = np.ones((40, 16, 32, 32), np.float32)
+    y = layer.forward(x)
+    x[37, 5, 3, 4] = np.inf
+    with pytest.raises(
+        ValueError, match=r"x must be finite .*inf at index \(37, 5, 3, 4\)"
+    ):
+        layer.forward(x)
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.ones_like(y))
+    x[37, 5, 3, 4] = 1
+    y = layer.forward(x)
+    g = np.ones_like(y)
+    g[29, 1, 0, 2] = np.nan
+    with pytest.raises(
+        ValueError, match=r"grad_out must be finite .*index \(29, 1, 0, 2\)"
+    ):
+        layer.backward(g)

@@ -216,14 +216,27 @@ def check_array(
     )  # (ascontiguousarray would make 0-d 1-d)
     if not out.flags.aligned:  # e.g. np.frombuffer(buf, offset=1): kernels need aligned
         out = out.copy()
-    if finite and not np.isfinite(out).all():
-        bad = np.argwhere(~np.isfinite(out))[0]
-        where = tuple(int(i) for i in bad) if out.ndim else ()
-        raise ValueError(
-            f"{name} must be finite (no NaN or infinity); "
-            f"found {float(out[where])} at index {where}"
-        )
+    if finite:
+        check_finite(out, name)
     return out
+
+
+def check_finite(arr: np.ndarray, name: str, offset: int = 0) -> None:
+    """Raise a ValueError naming ``name`` and the first NaN or infinity in ``arr``.
+
+    ``offset`` is added to the first index, for ``arr`` a block of rows
+    ``[offset, ...)`` of the array the user passed (checks run block by block on
+    threads).
+    """
+    if np.isfinite(arr).all():
+        return
+    bad = np.argwhere(~np.isfinite(arr))[0]
+    where = tuple(int(i) for i in bad) if arr.ndim else ()
+    shown = (where[0] + offset, *where[1:]) if where else ()
+    raise ValueError(
+        f"{name} must be finite (no NaN or infinity); "
+        f"found {float(arr[where])} at index {shown}"
+    )
 
 
 def check_int(

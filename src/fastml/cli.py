@@ -72,6 +72,16 @@ def _info(out: TextIO) -> int:
             else:
                 status = "in use"
             print(f"  {name:<{width + 20}}{status}", file=out)
+    if not failed:
+        from fastml.nn import _functional
+
+        if _functional._DIRECT:
+            status = "in use (Conv2d, stride 1)"
+        elif _functional._conv.direct_available():
+            status = "not used (FASTML_DISABLE_SIMD is set)"
+        else:
+            status = "not used (this CPU lacks AVX-512 F/VL, or not x86-64 GCC/Clang)"
+        print(f"direct convolution kernels (AVX-512): {status}", file=out)
     return 1 if failed else 0
 
 

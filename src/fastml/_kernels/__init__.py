@@ -31,11 +31,17 @@ def _usable_variant(name: str) -> str | None:
     return fast if fast in _build_config.KERNEL_VARIANTS and simd_supported() else None
 
 
+def simd_enabled() -> bool:
+    """False when the environment variable ``FASTML_DISABLE_SIMD`` asks for the baseline
+    code (set to anything but "" or "0")."""
+    return os.environ.get("FASTML_DISABLE_SIMD", "") in ("", "0")
+
+
 def variant(name: str) -> ModuleType:
     """The kernel module ``fastml._kernels.<name>``, or its AVX2 + FMA build when one was
     compiled, the CPU supports it and ``FASTML_DISABLE_SIMD`` is not set."""
     fast = _usable_variant(name)
-    if fast and os.environ.get("FASTML_DISABLE_SIMD", "") in ("", "0"):
+    if fast and simd_enabled():
         return importlib.import_module(fast)
     return importlib.import_module(f"fastml._kernels.{name}")
 

@@ -36,3 +36,21 @@ def maxpool2d_backward(
     argmax: NDArray[np.intp],
     grad_in: NDArray[_F],
 ) -> None: ...
+def direct_available() -> bool: ...
+def conv2d_direct_forward(
+    x: NDArray[_F],
+    w: NDArray[_F],
+    bias: NDArray[_F] | None,
+    padding: int,
+    y: NDArray[_F],
+    cancel: NDArray[np.uint8] | None = None,
+) -> None: ...
+def conv2d_direct_backward(
+    g: NDArray[_F],
+    x: NDArray[_F],
+    w: NDArray[_F],
+    padding: int,
+    gx: NDArray[_F],
+    gw: NDArray[_F],
+    cancel: NDArray[np.uint8] | None = None,
+) -> None: ...

@@ -13,6 +13,7 @@ kernels poll for Ctrl-C between images (pooling: between output rows); im2col an
 col2im also watch the ``cancel`` byte of the other threads when ``fastml.nn`` runs
 blocks of images on threads (``fastml._parallel.run_blocks``).
 """
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
 from fastml._kernels._interrupt cimport POLL_WORK, poll
@@ -21,6 +22,25 @@ from fastml._kernels._types cimport idx_t, real
 cdef extern from "_gather.h" nogil:
     void fastml_gather2_f32(const float *src, float *dst, idx_t n)
     void fastml_gather2_f64(const double *src, double *dst, idx_t n)
+
+cdef extern from "_conv_direct.h" nogil:
+    enum:
+        FML_FB
+        FML_NV
+        FML_FW
+        FML_JB
+        FML_VBYTES
+    int fml_conv_direct_available()
+    void fml_conv_fwd_float(const float *xp, idx_t WP, const idx_t *off, idx_t taps,
+                            const float *wp, idx_t F, const float *bias, idx_t OH,
+                            idx_t OW, float *y)
+    void fml_conv_fwd_double(const double *xp, idx_t WP, const idx_t *off, idx_t taps,
+                             const double *wp, idx_t F, const double *bias, idx_t OH,
+                             idx_t OW, double *y)
+    void fml_conv_dw_float(const float *xp, const idx_t *off, idx_t taps, const float *gp,
+                           idx_t GP, idx_t F, idx_t NQ, float *dw)
+    void fml_conv_dw_double(const double *xp, const idx_t *off, idx_t taps,
+                            const double *gp, idx_t GP, idx_t F, idx_t NQ, double *dw)
 
 
 cdef inline void _valid_range(idx_t n_in, idx_t n_out, idx_t s, idx_t p, idx_t j,
@@ -255,3 +275,186 @@ def maxpool2d_backward(const real[:, :, :, ::1] grad_out, const idx_t[:, :, :, :
                 for oh in range(OH):
                     for ow in range(OW):
                         plane[argmax[n, c, oh, ow]] += grad_out[n, c, oh, ow]
+
+
+# --- direct convolution at stride 1 (AVX-512; _conv_direct.h) ------------------------
+
+
+def direct_available():
+    """Whether this CPU (and OS) runs the AVX-512 direct convolution kernels."""
+    return bool(fml_conv_direct_available())
+
+
+cdef inline idx_t _round_up(idx_t n, idx_t m) noexcept nogil:
+    return (n + m - 1) // m * m
+
+
+cdef inline void _fwd(const real *xp, idx_t WP, const idx_t *off, idx_t taps,
+                      const real *wp, idx_t F, const real *bias, idx_t OH, idx_t OW,
+                      real *y) noexcept nogil:
+    if real is float:
+        fml_conv_fwd_float(xp, WP, off, taps, wp, F, bias, OH, OW, y)
+    else:
+        fml_conv_fwd_double(xp, WP, off, taps, wp, F, bias, OH, OW, y)
+
+
+cdef inline void _dw(const real *xp, const idx_t *off, idx_t taps, const real *gp,
+                     idx_t GP, idx_t F, idx_t NQ, real *dw) noexcept nogil:
+    if real is float:
+        fml_conv_dw_float(xp, off, taps, gp, GP, F, NQ, dw)
+    else:
+        fml_conv_dw_double(xp, off, taps, gp, GP, F, NQ, dw)
+
+
+cdef void _pad_planes(const real *src, idx_t planes, idx_t rows, idx_t cols, real *dst,
+                      idx_t plane_stride, idx_t row_stride, idx_t top,
+                      idx_t left) noexcept nogil:
+    """Copy ``planes`` (rows, cols) planes into a zeroed buffer at (top, left) of each
+    padded plane; the padding is never written, so it stays zero."""
+    cdef idx_t c, r
+    for c in range(planes):
+        for r in range(rows):
+            memcpy(dst + c * plane_stride + (top + r) * row_stride + left,
+                   src + (c * rows + r) * cols, cols * sizeof(real))
+
+
+cdef int _check_direct(idx_t N, idx_t C, idx_t H, idx_t W, idx_t F, idx_t C2, idx_t kh,
+                       idx_t kw, idx_t p, idx_t yN, idx_t yF, idx_t yH,
+                       idx_t yW) except -1:
+    if not fml_conv_direct_available():
+        raise RuntimeError("the direct convolution kernels need AVX-512 (F, VL)")
+    if (C2 != C or p < 0 or p >= kh or p >= kw or H + 2 * p < kh or W + 2 * p < kw
+            or yN != N or yF != F or yH != H + 2 * p - kh + 1
+            or yW != W + 2 * p - kw + 1):
+        raise ValueError("direct convolution: shapes or padding do not agree")
+    return 0
+
+
+def conv2d_direct_forward(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w,
+                          const real[::1] bias, idx_t padding, real[:, :, :, ::1] y,
+                          const unsigned char[::1] cancel=None):
+    """``y[n, f] = bias[f] + sum_{c, i, j} w[f, c, i, j] xp[n, c, oh + i, ow + j]`` at
+    stride 1, zero padding ``p``, without an im2col matrix (``_conv_direct.h``).
+
+    Per image: the image is copied into a zero-padded buffer whose rows are wide enough
+    for whole vector tiles, then the AVX-512 kernel runs tiles of filters x output row
+    segments over the C kh kw taps. Assumes: C-contiguous arrays, ``y`` (N, F, OH, OW)
+    with OH = H + 2p - kh + 1 (likewise OW), ``bias`` (F,) or None, ``p < min(kh, kw)``,
+    :func:`direct_available`. ``cancel``: as :func:`im2col`.
+    """
+    cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef idx_t F = w.shape[0], kh = w.shape[2], kw = w.shape[3], p = padding
+    _check_direct(N, C, H, W, F, w.shape[1], kh, kw, p, y.shape[0], y.shape[1],
+                  y.shape[2], y.shape[3])
+    if bias is not None and bias.shape[0] != F:
+        raise ValueError("direct convolution: bias must have one entry per filter")
+    cdef idx_t OH = y.shape[2], OW = y.shape[3], taps = C * kh * kw
+    cdef idx_t VW = FML_VBYTES // sizeof(real)
+    cdef idx_t HP = H + 2 * p
+    cdef idx_t WP = max(W + 2 * p, _round_up(OW, FML_NV * VW) + kw - 1)
+    cdef idx_t nfb = (F + FML_FB - 1) // FML_FB, n, f, t, c, i, j
+    cdef const real *b = &bias[0] if bias is not None else NULL
+    if N == 0 or F == 0 or C == 0:
+        return
+    cdef real *xp = <real *> calloc(C * HP * WP, sizeof(real))
+    cdef real *wp = <real *> calloc(nfb * taps * FML_FB, sizeof(real))
+    cdef idx_t *off = <idx_t *> calloc(taps, sizeof(idx_t))
+    cdef idx_t left = POLL_WORK
+    cdef const unsigned char *stop = _cancel_ptr(cancel)
+    try:
+        if xp == NULL or wp == NULL or off == NULL:
+            raise MemoryError()
+        with nogil:
+            for c in range(C):
+                for i in range(kh):
+                    for j in range(kw):
+                        off[(c * kh + i) * kw + j] = (c * HP + i) * WP + j
+            for f in range(F):
+                for t in range(taps):
+                    wp[((f // FML_FB) * taps + t) * FML_FB + f % FML_FB] = (
+                        (&w[f, 0, 0, 0])[t])
+            for n in range(N):
+                poll(&left, 2 * F * taps * OH * OW, stop)
+                _pad_planes(&x[n, 0, 0, 0], C, H, W, xp, HP * WP, WP, p, p)
+                _fwd(xp, WP, off, taps, wp, F, b, OH, OW, &y[n, 0, 0, 0])
+    finally:
+        free(xp)
+        free(wp)
+        free(off)
+
+
+def conv2d_direct_backward(const real[:, :, :, ::1] g, const real[:, :, :, ::1] x,
+                           const real[:, :, :, ::1] w, idx_t padding,
+                           real[:, :, :, ::1] gx, real[:, :, :, ::1] gw,
+                           const unsigned char[::1] cancel=None):
+    """Gradients of :func:`conv2d_direct_forward` for the images of ``x``: ``gx``
+    (overwritten) and ``gw`` (overwritten with the sum over these images, in image
+    order); the bias gradient is the caller's (a sum of ``g``).
+
+    ``gx`` is the stride-1 adjoint, a direct convolution of ``g`` zero-padded by
+    ``k - 1 - p`` with ``w`` flipped and its channel axes swapped; ``gw[f, c, i, j] =
+    sum g[n, f, oh, ow] xp[n, c, oh + i, ow + j]`` runs on both padded planes with the
+    pixels flattened on one row width (``_conv_direct.h``). Assumes: as
+    :func:`conv2d_direct_forward`, ``g`` (N, F, OH, OW), ``gx`` the shape of ``x``,
+    ``gw`` the shape of ``w``.
+    """
+    cdef idx_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef idx_t F = w.shape[0], kh = w.shape[2], kw = w.shape[3], p = padding
+    _check_direct(N, C, H, W, F, w.shape[1], kh, kw, p, g.shape[0], g.shape[1],
+                  g.shape[2], g.shape[3])
+    if (gx.shape[0] != N or gx.shape[1] != C or gx.shape[2] != H or gx.shape[3] != W
+            or gw.shape[0] != F or gw.shape[1] != C or gw.shape[2] != kh
+            or gw.shape[3] != kw):
+        raise ValueError("direct convolution: gradient shapes do not agree")
+    cdef idx_t OH = g.shape[2], OW = g.shape[3], taps = C * kh * kw
+    cdef idx_t taps2 = F * kh * kw, VW = FML_VBYTES // sizeof(real)
+    cdef idx_t HP = H + 2 * p, HG = H + kh - 1
+    cdef idx_t WP = max(W + 2 * p, _round_up(W, FML_NV * VW) + kw - 1)
+    cdef idx_t NQ = _round_up(OH * WP, VW)
+    cdef idx_t XP = HP * WP, GP = HG * WP + VW  # plane strides (g: a vector of slack)
+    cdef idx_t FP = _round_up(F, FML_FW), slack = WP + VW + kw
+    cdef idx_t nfb = (C + FML_FB - 1) // FML_FB, n, f, c, i, j
+    cdef idx_t gtop = kh - 1 - p, gleft = kw - 1 - p
+    if N == 0 or F == 0 or C == 0:
+        if F * taps > 0:
+            memset(&gw[0, 0, 0, 0], 0, F * taps * sizeof(real))
+        return
+    cdef real *xp = <real *> calloc(C * XP + slack, sizeof(real))
+    cdef real *gp = <real *> calloc(FP * GP + slack, sizeof(real))
+    cdef real *wp = <real *> calloc(nfb * taps2 * FML_FB, sizeof(real))
+    cdef real *dw = <real *> calloc(F * taps, sizeof(real))
+    cdef idx_t *off = <idx_t *> calloc(_round_up(taps, FML_JB), sizeof(idx_t))
+    cdef idx_t *off2 = <idx_t *> calloc(taps2, sizeof(idx_t))
+    cdef idx_t left = POLL_WORK
+    cdef const unsigned char *stop = _cancel_ptr(cancel)
+    try:
+        if (xp == NULL or gp == NULL or wp == NULL or dw == NULL or off == NULL
+                or off2 == NULL):
+            raise MemoryError()
+        with nogil:
+            for c in range(C):
+                for i in range(kh):
+                    for j in range(kw):
+                        off[(c * kh + i) * kw + j] = c * XP + i * WP + j
+            for f in range(F):
+                for i in range(kh):
+                    for j in range(kw):
+                        off2[(f * kh + i) * kw + j] = f * GP + i * WP + j
+                        for c in range(C):
+                            wp[((c // FML_FB) * taps2 + (f * kh + i) * kw + j) * FML_FB
+                               + c % FML_FB] = w[f, c, kh - 1 - i, kw - 1 - j]
+            for n in range(N):
+                poll(&left, 6 * F * taps * OH * OW, stop)
+                _pad_planes(&x[n, 0, 0, 0], C, H, W, xp, XP, WP, p, p)
+                _pad_planes(&g[n, 0, 0, 0], F, OH, OW, gp, GP, WP, gtop, gleft)
+                _fwd(gp, WP, off2, taps2, wp, C, <const real *> NULL, H, W,
+                     &gx[n, 0, 0, 0])
+                _dw(xp, off, taps, gp + gtop * WP + gleft, GP, F, NQ, dw)
+            memcpy(&gw[0, 0, 0, 0], dw, F * taps * sizeof(real))
+    finally:
+        free(xp)
+        free(gp)
+        free(wp)
+        free(dw)
+        free(off)
+        free(off2)

@@ -18,7 +18,12 @@ from scipy import linalg
 from fastml import exceptions
 from fastml._base import BaseEstimator, check_is_fitted
 from fastml._kernels import variant
-from fastml._parallel import blas_single_threaded, effective_n_jobs, run_blocks
+from fastml._parallel import (
+    blas_single_threaded,
+    effective_n_jobs,
+    is_dask_array,
+    run_blocks,
+)
 from fastml._typing import (
     ArrayLike,
     FloatArray,
@@ -234,6 +239,18 @@ def _check_possible(logprob: np.ndarray, spans: np.ndarray) -> None:
         )
 
 
+def _in_memory(X, method: str):
+    """``X`` unless it is a dask array (which ``fit``, ``score``, ``predict`` and
+    ``predict_proba`` take, not ``method``)."""
+    if is_dask_array(X):
+        raise TypeError(
+            f"{method} takes X in memory, got a dask array; compute it first "
+            "(X.compute(), or a slice of it). On dask arrays use fit, score, or "
+            "predict / predict_proba (lazy)"
+        )
+    return X
+
+
 _HMM = TypeVar("_HMM", bound="_BaseHMM")
 
 
@@ -286,9 +303,9 @@ class _BaseHMM(BaseEstimator):
         self._check_params()
 
     def _block_emission_stats(self, lo, hi, gamma):
-        """Emission M-step sums over rows ``lo:hi`` given their posteriors (a tuple of
-        arrays, added over the blocks in block order), or None: the M-step then uses
-        ``stats["gamma"]``."""
+        """Emission M-step sums over rows ``lo:hi`` given their posteriors ``gamma``: a
+        tuple of arrays, added over the blocks in block order, or None when the M-step
+        needs only the kernel's counts."""
         return None
 
     # ---- E-step: blocks of whole sequences on threads --------------------------------
@@ -450,8 +467,10 @@ class _BaseHMM(BaseEstimator):
 
         Parameters
         ----------
-        X : array_like, shape (n_samples, n_features)
-            Observations of all sequences, concatenated.
+        X : array_like or dask.array.Array, shape (n_samples, n_features)
+            Observations of all sequences, concatenated. On a dask array the
+            sequences' log-likelihoods are computed per chunk of whole sequences on
+            the workers and summed in chunk order (as in :meth:`fit`).
         lengths : array_like of int, optional
             Length of each sequence; must sum to ``n_samples``.
 
@@ -459,6 +478,10 @@ class _BaseHMM(BaseEstimator):
         -------
         float
         """
+        if is_dask_array(X):
+            from fastml.hmm import _dask
+
+            return _dask.score(self, X, lengths)
         self._check_fitted()
         Xv = self._check_X(X, fitting=False)
         spans = _spans(lengths, Xv.shape[0])
@@ -475,7 +498,7 @@ class _BaseHMM(BaseEstimator):
         posteriors : ndarray, shape (n_samples, n_components)
         """
         self._check_fitted()
-        Xv = self._check_X(X, fitting=False)
+        Xv = self._check_X(_in_memory(X, "score_samples"), fitting=False)
         spans = _spans(lengths, Xv.shape[0])
         gamma, logprob, *_ = self._forward_backward(Xv, spans, stats=False)
         return float(logprob.sum()), gamma
@@ -483,7 +506,15 @@ class _BaseHMM(BaseEstimator):
     def predict_proba(
         self, X: ArrayLike, lengths: ArrayLike | None = None
     ) -> FloatArray:
-        """State posteriors p(z_n | X), shape (n_samples, n_components)."""
+        """State posteriors p(z_n | X), shape (n_samples, n_components).
+
+        On a dask array ``X``: a lazy dask array, computed per chunk of whole
+        sequences (``X`` rechunked as in :meth:`fit`), with those row chunks.
+        """
+        if is_dask_array(X):
+            from fastml.hmm import _dask
+
+            return _dask.lazy(self, X, lengths, "predict_proba")
         return self.score_samples(X, lengths)[1]
 
     def decode(
@@ -513,7 +544,7 @@ class _BaseHMM(BaseEstimator):
         algorithm = self.algorithm if algorithm is None else algorithm
         if algorithm not in ("viterbi", "map"):
             raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
-        Xv = self._check_X(X, fitting=False)
+        Xv = self._check_X(_in_memory(X, "decode"), fitting=False)
         spans = _spans(lengths, Xv.shape[0])
         if algorithm == "map":
             gamma, *_ = self._forward_backward(Xv, spans, stats=False)
@@ -524,7 +555,15 @@ class _BaseHMM(BaseEstimator):
         return self._viterbi(Xv, spans)
 
     def predict(self, X: ArrayLike, lengths: ArrayLike | None = None) -> IntArray:
-        """Most likely state of each sample (by ``self.algorithm``)."""
+        """Most likely state of each sample (by ``self.algorithm``).
+
+        On a dask array ``X``: a lazy dask array, computed per chunk of whole
+        sequences (``X`` rechunked as in :meth:`fit`), with those row chunks.
+        """
+        if is_dask_array(X):
+            from fastml.hmm import _dask
+
+            return _dask.lazy(self, X, lengths, "predict")
         return self.decode(X, lengths)[1]
 
     def get_stationary_distribution(self) -> np.ndarray:
@@ -548,7 +587,7 @@ class _BaseHMM(BaseEstimator):
     def bic(self, X: ArrayLike, lengths: ArrayLike | None = None) -> float:
         """Bayesian information criterion: -2 log p(X) + log(n_samples) (number of
         free parameters in ``params``)."""
-        n = len(self._check_X(X, fitting=False))
+        n = X.shape[0] if is_dask_array(X) else len(self._check_X(X, fitting=False))
         return -2 * self.score(X, lengths) + np.log(n) * self._n_free_parameters()
 
     def fit(self: _HMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _HMM:
@@ -560,27 +599,92 @@ class _BaseHMM(BaseEstimator):
 
         Parameters
         ----------
-        X : array_like, shape (n_samples, n_features)
+        X : array_like or dask.array.Array, shape (n_samples, n_features)
+            Observations of all sequences, concatenated. A ``dask.array.Array``
+            (chunked along the rows) is fitted on the Dask workers: see Notes.
         lengths : array_like of int, optional
+            Length of each sequence (a numpy array also with dask ``X``); must sum to
+            ``n_samples``. None: one sequence.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            ``lengths`` not summing to ``n_samples`` or holding a zero, invalid values
+            in ``X`` (on dask input the message names the chunk), parameters that
+            became non-finite.
+        RuntimeError
+            The Dask client went away during a fit on dask input.
+
+        Notes
+        -----
+        Dask (:mod:`fastml.hmm._dask`): ``fit(X, lengths)`` with ``X`` a dask array and
+        ``lengths`` a numpy array -- the same call as in memory and as hmmlearn's API,
+        so a pipeline switches by passing a dask array (a bag or a list of dask arrays
+        would need a second calling convention). ``X`` is rechunked so that every
+        chunk holds whole consecutive sequences (each sequence goes to the input chunk
+        its first row lies in; chunks that already end at sequence boundaries stay as
+        they are) and the features into one chunk. Each EM iteration sends the
+        parameters to the workers once, runs this E-step (the same compiled
+        forward-backward and statistics) on every chunk where it lives, and reduces
+        only the sums in chunk order; the M-step runs here. From the same start the
+        result equals the in-memory fit up to rounding.
+
+        Initialisation on dask input: ``startprob_`` and ``transmat_`` are drawn as in
+        memory; the emission initialisation (k-means means, data covariance, rates)
+        runs the in-memory one on a sample of ``min(n_samples, 20000)`` rows drawn
+        without replacement by ``random_state`` (all rows, in order, when there are
+        no more: then the whole fit equals the in-memory one); CategoricalHMM's
+        ``n_features`` and MultinomialHMM's ``n_trials``, when unset, come from all
+        rows. Deterministic for a given ``random_state`` and chunking. ``score``
+        (a float), ``predict`` and ``predict_proba`` (lazy dask arrays) take dask
+        arrays too; ``score_samples`` and ``decode`` take numpy input.
         """
-        k = self._check_hyper()
-        Xv = self._check_X(X, fitting=True)
-        spans = _spans(lengths, Xv.shape[0])
-        rng = check_random_state(self.random_state)
+        if is_dask_array(X):
+            from fastml.hmm import _dask
+
+            return _dask.fit(self, X, lengths)
+        self._check_hyper()
+        try:
+            Xv = self._fit_X(X)
+            spans = _spans(lengths, Xv.shape[0])
+            rng = check_random_state(self.random_state)
+            self._init_chain(rng)
+            self._init_emissions(Xv, rng)
+            return self._em(lambda: self._do_estep(Xv, spans), stacklevel=3)
+        finally:
+            self._drop_fit_data()
+
+    def _fit_X(self, X):
+        """``X`` checked for fitting (``_check_X``); subclasses also keep what their
+        emission statistics read (``_xfit``), dropped by :meth:`_drop_fit_data`."""
+        return self._check_X(X, fitting=True)
+
+    def _drop_fit_data(self) -> None:
+        for name in ("_xfit", "_within"):
+            self.__dict__.pop(name, None)
+
+    def _init_chain(self, rng) -> None:
+        """Draw ``startprob_`` / ``transmat_`` (Dirichlet(1/K)) where ``init_params``
+        asks or they are unset: the first random numbers of a fit, in this order."""
+        k = self.n_components
         init = 1.0 / k
         if "s" in self.init_params or not hasattr(self, "startprob_"):
             self.startprob_ = rng.dirichlet(np.full(k, init))
         if "t" in self.init_params or not hasattr(self, "transmat_"):
             self.transmat_ = rng.dirichlet(np.full(k, init), size=k)
-        self._init_emissions(Xv, rng)
+
+    def _em(self: _HMM, estep, stacklevel: int) -> _HMM:
+        """Baum-Welch from the current parameters: ``estep()`` returns the summed
+        statistics of :meth:`_do_estep` and log p(X) (in memory, or reduced over the
+        chunks of a dask array), the M-step runs here."""
         self._check_params()
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         for it in range(self.n_iter):
-            stats, logprob = self._do_estep(Xv, spans)
+            stats, logprob = estep()
             self._do_mstep(stats)
             check_diverged(
                 self,
@@ -588,6 +692,9 @@ class _BaseHMM(BaseEstimator):
                 "check X's scale, or raise min_covar / the priors",
                 **{name: getattr(self, name) for name in self._fitted_attrs},
             )
+            # refresh what the E-step derives from the parameters (Cholesky factors,
+            # precisions), which the M-step left stale
+            self._check_emissions(self.n_components)
             self.monitor_.report(logprob)
             if self.monitor_.converged:
                 break
@@ -596,11 +703,15 @@ class _BaseHMM(BaseEstimator):
                 f"{type(self).__name__} stopped at n_iter={self.n_iter} before the "
                 f"log-likelihood gain fell below tol={self.tol}; increase n_iter or tol.",
                 exceptions.ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,  # the frame of the user's call to fit
             )
         return self
 
     def _do_estep(self, Xv, spans):
+        """The M-step's statistics of the sequences ``spans`` of ``Xv`` and their
+        log p(X): sums over the sequences only (never per-row arrays), so the
+        statistics of chunks of whole sequences add up to those of all of them
+        (:mod:`fastml.hmm._dask`)."""
         # Categorical: emission counts per symbol; others: posterior mass per state.
         need_counts = any(c in self.params for c in self._emission_letters)
         gamma, logprob, xi, cnt, em = self._forward_backward(
@@ -609,7 +720,6 @@ class _BaseHMM(BaseEstimator):
         stats = {
             "start": gamma[spans[:, 0]].sum(axis=0, dtype=np.float64),
             "trans": xi,
-            "gamma": gamma,
             "counts": cnt,
             "emission": em,
         }
@@ -696,6 +806,11 @@ class _ContinuousHMM(_BaseHMM):
         assigned = self.__dict__.get("_n_features")
         if assigned is not None and d != assigned:
             raise ValueError(f"{what} has {d} features, but n_features={assigned}")
+
+    def _fit_X(self, X):
+        Xv = self._check_X(X, fitting=True)
+        self._xfit = Xv.astype(np.float64, copy=False)  # the emission statistics' rows
+        return Xv
 
     def _frames(self, Xv, log: bool, cancel):
         logb = self._log_likelihood(Xv)

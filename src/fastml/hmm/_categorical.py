@@ -149,7 +149,7 @@ class CategoricalHMM(_BaseHMM):
             raise ValueError(
                 f"X symbols must be >= 0 (or -1 for missing); X[{i}] = {sym[i]}"
             )
-        if fitting and self.n_features is None and not hasattr(self, "emissionprob_"):
+        if fitting and self._n_features_unset():
             if top < 0:
                 raise ValueError("X has no observed symbol (all -1)")
             m = top + 1
@@ -166,6 +166,10 @@ class CategoricalHMM(_BaseHMM):
 
     def _emission_sizes(self) -> dict:
         return {"e": self.n_components * (self.emissionprob_.shape[1] - 1)}
+
+    def _n_features_unset(self) -> bool:
+        """True when fit takes ``n_features`` from the data (max symbol + 1)."""
+        return self.n_features is None and not hasattr(self, "emissionprob_")
 
     def _n_symbols(self) -> int:
         if self.n_features is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import numpy as np
 from scipy import linalg
 
@@ -17,7 +15,7 @@ from fastml._typing import (
 from fastml._validation import (
     check_array,
 )
-from fastml.hmm._base import _BaseHMM, _ContinuousHMM, _hmm
+from fastml.hmm._base import _ContinuousHMM, _hmm
 from fastml.mixture._kmeans import _lloyd, kmeans_plusplus
 
 __all__ = ["GaussianHMM"]
@@ -27,9 +25,6 @@ COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 
 
 _KMEANS_ROWS = 10_000  # rows that the k-means initialisation of the means uses
-
-
-_GHMM = TypeVar("_GHMM", bound="GaussianHMM")
 
 
 class GaussianHMM(_ContinuousHMM):
@@ -317,44 +312,41 @@ class GaussianHMM(_ContinuousHMM):
         return lpr
 
     def _block_emission_stats(self, lo, hi, gamma):
-        """The "diag"/"spherical" M-step sums over rows ``lo:hi``: sum_t gamma_tk x_t,
-        sum_t gamma_tk x_t^2 and, with missing values, the posterior mass per state and
-        observed feature (NaN features count as 0). Computed per block of sequences in
-        the E-step threads and added in block order."""
-        if self.covariance_type not in ("diag", "spherical") or not (
-            "m" in self.params or "c" in self.params
-        ):
+        """The emission M-step sums over rows ``lo:hi`` (computed per block of
+        sequences in the E-step threads and added in block order): sum_t gamma_tk x_t;
+        for "diag"/"spherical" sum_t gamma_tk x_t^2 (elementwise) and, with missing
+        values, the posterior mass per state and observed feature (NaN features count
+        as 0); for "full"/"tied" sum_t gamma_tk x_t x_t^T (if ``"c"`` in ``params``)
+        and, with missing rows, the posterior mass of the observed rows."""
+        if "m" not in self.params and "c" not in self.params:
             return None
         g = gamma.astype(np.float64, copy=False)
         x = self._xfit[lo:hi]
-        mass = ()
-        if self._missing is not None:
-            miss = self._missing[lo:hi]
+        miss = None if self._missing is None else self._missing[lo:hi]
+        if miss is not None:
             x = np.where(miss, 0.0, x)
-            mass = (g.T @ (~miss).astype(np.float64),)
-        return (g.T @ x, g.T @ (x * x), *mass)
+        if self.covariance_type in ("diag", "spherical"):
+            mass = () if miss is None else (g.T @ (~miss).astype(np.float64),)
+            return (g.T @ x, g.T @ (x * x), *mass)
+        k, d = g.shape[1], x.shape[1]
+        oo = np.zeros((k if "c" in self.params else 0, d, d))
+        for c in range(len(oo)):
+            oo[c] = (x * g[:, c, None]).T @ x
+        mass = () if miss is None else (g[~miss.all(axis=1)].sum(axis=0),)
+        return (g.T @ x, oo, *mass)
 
     def _mstep_emissions(self, stats) -> None:
         if "m" not in self.params and "c" not in self.params:
             return
-        miss = self._missing
         ct = self.covariance_type
         mp, mw = self.means_prior, self.means_weight
         cp, cw = self.covars_prior, self.covars_weight
+        obs, obs2, *mass = stats["emission"]  # obs2: sum gamma x^2 or x x^T
         if ct in ("diag", "spherical"):
-            obs, obs2, *mass = stats["emission"]
             # sum_t gamma_t from the kernel, or per observed feature
             denom = mass[0] if mass else stats["counts"][0][:, None]
-        else:
-            g = stats["gamma"].astype(np.float64, copy=False)
-            x = self._xfit
-            if miss is not None:
-                x = np.where(miss, 0.0, x)
-                g = g * (~miss.all(axis=1))[:, None]
-                denom = g.sum(axis=0)[:, None]
-            else:
-                denom = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
-            obs = g.T @ x
+        else:  # sum_t gamma_t over the observed rows, or from the kernel
+            denom = (mass[0] if mass else stats["counts"][0])[:, None]
         if "m" in self.params:
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = (mw * mp + obs) / (mw + denom)
@@ -374,11 +366,10 @@ class GaussianHMM(_ContinuousHMM):
         post = denom[:, 0]
         c_n = np.empty((k, d, d))
         for c in range(k):
-            oo = (x * g[:, c, None]).T @ x
             om = np.outer(obs[c], mu[c])
             c_n[c] = (
                 mw * np.outer(meandiff[c], meandiff[c])
-                + oo
+                + obs2[c]
                 - om
                 - om.T
                 + np.outer(mu[c], mu[c]) * post[c]
@@ -388,16 +379,6 @@ class GaussianHMM(_ContinuousHMM):
             self._covars_ = (cp + c_n.sum(axis=0)) / (cvw + post.sum())
         else:
             self._covars_ = (cp + c_n) / (cvw + post[:, None, None])
-
-    def fit(self: _GHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _GHMM:
-
-        self._xfit = check_array(X, "X", ndim=2, finite=False, dtype=np.float64)
-        try:
-            return super().fit(X, lengths)
-        finally:
-            del self._xfit
-
-    fit.__doc__ = _BaseHMM.fit.__doc__
 
     def _sample_emissions(self, states, rng) -> np.ndarray:
         k, d = self.means_.shape

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import numpy as np
 from scipy import linalg
 
@@ -16,13 +14,11 @@ from fastml._typing import (
     RandomStateLike,
 )
 from fastml._validation import check_array, check_int, check_real
-from fastml.hmm._base import _BaseHMM, _check_distribution, _ContinuousHMM
+from fastml.hmm._base import _check_distribution, _ContinuousHMM
 from fastml.hmm._gaussian import _KMEANS_ROWS, COVARIANCE_TYPES
 from fastml.mixture._kmeans import _lloyd, kmeans_plusplus
 
 __all__ = ["GMMHMM"]
-
-_GHMM = TypeVar("_GHMM", bound="GMMHMM")
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -319,16 +315,40 @@ class GMMHMM(_ContinuousHMM):
         return ll
 
     # ---- M-step ---------------------------------------------------------------------
+    def _block_emission_stats(self, lo, hi, gamma):
+        """Sums over rows ``lo:hi`` (per block of sequences in the E-step threads,
+        added in block order) with the weights ``w_tkm = gamma_tk r_tkm`` (PRML eq.
+        13.17 with eqs. 9.24-9.27 inside each state): sum_t gamma_tk, sum_t w_tkm,
+        sum_t w_tkm x_t and, if ``"c"`` in ``params``, the second moments: "diag" /
+        "spherical" sum_t w_tkm x_t^2 (elementwise), "full" / "tied" the scatter
+        sum_t w_tkm (x_t - mu_km)(x_t - mu_km)^T about the current means (the M-step
+        moves it to the updated ones)."""
+        if not any(c in self.params for c in "mcw"):
+            return None
+        k, m, d = self.means_.shape
+        x = self._xfit[lo:hi]
+        g = gamma.astype(np.float64, copy=False)
+        w = (g[:, :, None] * self._within[lo:hi]).reshape(len(x), k * m)
+        if "c" not in self.params:
+            second = np.zeros(0)
+        elif self.covariance_type in ("diag", "spherical"):
+            second = w.T @ (x * x)
+        else:
+            mu = self.means_.reshape(k * m, d)
+            second = np.empty((k * m, d, d))
+            for c in range(k * m):
+                diff = x - mu[c]
+                second[c] = (diff * w[:, c, None]).T @ diff
+        return g.sum(axis=0), w.sum(axis=0), w.T @ x, second
+
     def _mstep_emissions(self, stats) -> None:
         if not any(c in self.params for c in "mcw"):
             return
         k, m, d = self.means_.shape
-        x = self._xfit
-        g = stats["gamma"].astype(np.float64, copy=False)
-        w = (g[:, :, None] * self._within).reshape(len(x), k * m)  # gamma_tk r_tkm
-        post_mix = w.sum(axis=0).reshape(k, m)
-        post = g.sum(axis=0)
-        wx = w.T @ x  # sum_t gamma_tk r_tkm x_t, shape (K * M, D)
+        # sum gamma_tk, sum w_tkm, sum w_tkm x_t (K * M, D), second moments
+        post, post_mix, wx, second = stats["emission"]
+        post_mix = post_mix.reshape(k, m)
+        old_means = self.means_
         if "w" in self.params:
             alpha1 = np.broadcast_to(self.weights_prior, (k, m)) - 1.0
             self.weights_ = (post_mix + alpha1) / (post + alpha1.sum(axis=1))[:, None]
@@ -340,18 +360,19 @@ class GMMHMM(_ContinuousHMM):
             m_d[(self.weights_ == 0) & (m_n == 0).all(axis=-1)] = 1
             self.means_ = m_n / m_d[:, :, None]
         if "c" in self.params:
-            self.covars_ = self._covars_update(x, w, wx, post_mix, post, lam, mu0)
+            self.covars_ = self._covars_update(
+                second, wx, post_mix, post, lam, mu0, old_means
+            )
 
-    def _covars_update(self, x, w, wx, post_mix, post, lam, mu0):
+    def _covars_update(self, second, wx, post_mix, post, lam, mu0, old_means):
         """hmmlearn's MAP covariance formulas, statistics centred at ``means_``."""
         k, m, d = self.means_.shape
         ct = self.covariance_type
         mu = self.means_.reshape(k * m, d)
         dmu = self.means_ - mu0
+        n = post_mix.reshape(-1)
         if ct in ("diag", "spherical"):
-            c_n = (
-                w.T @ (x * x) - 2 * mu * wx + mu**2 * post_mix.reshape(-1, 1)
-            ).reshape(k, m, d)
+            c_n = (second - 2 * mu * wx + mu**2 * n[:, None]).reshape(k, m, d)
             c_n = np.maximum(c_n, 0.0)  # rounding in the expanded form
             default_prior = -1.5 if ct == "diag" else -(m + 2.0) / 2.0
             a = default_prior if self.covars_prior is None else self.covars_prior
@@ -363,10 +384,15 @@ class GMMHMM(_ContinuousHMM):
             a, b = (np.broadcast_to(v, (k, m)) for v in (a, b))
             num = lam * np.einsum("kmi,kmi->km", dmu, dmu) + 2 * b + c_n.sum(axis=2)
             return num / (d * (post_mix + 1) + 2 * (a + 1))
-        scatter = np.empty((k * m, d, d))
-        for c in range(k * m):
-            diff = x - mu[c]
-            scatter[c] = (diff * w[:, c, None]).T @ diff
+        # The scatter S about the old means mu' moved to the updated means mu: with
+        # e = sum_t w (x_t - mu') and delta = mu - mu',
+        # sum_t w (x_t - mu)(x_t - mu)^T = S - delta e^T - e delta^T + N delta delta^T
+        # (exactly S when the means are not re-estimated).
+        delta = mu - old_means.reshape(k * m, d)
+        e = wx - n[:, None] * old_means.reshape(k * m, d)
+        de = delta[:, :, None] * e[:, None, :]
+        scatter = second - de - np.swapaxes(de, 1, 2)
+        scatter += n[:, None, None] * delta[:, :, None] * delta[:, None, :]
         scatter = scatter.reshape(k, m, d, d)
         outer = lam[:, :, None, None] * dmu[..., :, None] * dmu[..., None, :]
         psi = np.zeros((d, d)) if self.covars_prior is None else self.covars_prior
@@ -381,16 +407,6 @@ class GMMHMM(_ContinuousHMM):
         nu = np.broadcast_to(nu, (k,))
         den = post + m + nu + d + 1
         return (psi + outer.sum(axis=1) + scatter.sum(axis=1)) / den[:, None, None]
-
-    def fit(self: _GHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _GHMM:
-        self._xfit = self._check_X(X, fitting=True)
-        try:
-            return super().fit(self._xfit, lengths)
-        finally:
-            self.__dict__.pop("_xfit", None)
-            self.__dict__.pop("_within", None)
-
-    fit.__doc__ = _BaseHMM.fit.__doc__
 
     # ---- sampling -------------------------------------------------------------------
     def _sample_emissions(self, states, rng) -> np.ndarray:

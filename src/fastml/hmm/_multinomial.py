@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import numpy as np
 from scipy.special import gammaln
 
 from fastml._typing import ArrayLike, HMMAlgorithm, HMMImplementation, RandomStateLike
 from fastml._validation import as_ndarray, check_array, check_int
 from fastml.hmm._base import (
-    _BaseHMM,
     _check_distribution,
     _ContinuousHMM,
     _keep_empty_rows,
@@ -19,8 +16,6 @@ from fastml.hmm._base import (
 )
 
 __all__ = ["MultinomialHMM"]
-
-_MHMM = TypeVar("_MHMM", bound="MultinomialHMM")
 
 
 class MultinomialHMM(_ContinuousHMM):
@@ -154,7 +149,6 @@ class MultinomialHMM(_ContinuousHMM):
                 f"n_trials is {np.broadcast_to(trials, sums.shape)[i]}"
             )
         if fitting:
-            self._xfit = arr  # the M-step's data (dropped again at the end of fit)
             self.n_features = arr.shape[1]
         return arr
 
@@ -203,14 +197,6 @@ class MultinomialHMM(_ContinuousHMM):
             (obs,) = stats["emission"]
             ep = _normalize(obs, axis=1)
             self.emissionprob_ = _keep_empty_rows(ep, self.emissionprob_)
-
-    def fit(self: _MHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _MHMM:
-        try:
-            return super().fit(X, lengths)
-        finally:
-            self.__dict__.pop("_xfit", None)
-
-    fit.__doc__ = _BaseHMM.fit.__doc__
 
     def _sample_emissions(self, states, rng) -> np.ndarray:
         trials = None if self.n_trials is None else np.unique(np.asarray(self.n_trials))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import numpy as np
 from scipy.special import gammaln
 
@@ -11,12 +9,9 @@ from fastml._typing import ArrayLike, HMMAlgorithm, HMMImplementation, RandomSta
 from fastml._validation import (
     check_array,
 )
-from fastml.hmm._base import _BaseHMM, _ContinuousHMM
+from fastml.hmm._base import _ContinuousHMM
 
 __all__ = ["PoissonHMM"]
-
-
-_PHMM = TypeVar("_PHMM", bound="PoissonHMM")
 
 
 class PoissonHMM(_ContinuousHMM):
@@ -100,8 +95,6 @@ class PoissonHMM(_ContinuousHMM):
                     f"X has {arr.shape[1]} features, but the model has {d}"
                 )
         self._check_n_features(arr.shape[1], "X")
-        if fitting:
-            self._xfit = arr  # the M-step's data (dropped again at the end of fit)
         return arr
 
     def _check_emissions(self, k: int) -> None:
@@ -149,15 +142,6 @@ class PoissonHMM(_ContinuousHMM):
             post = stats["counts"][0][:, None]  # sum_t gamma_t, from the kernel
             (obs,) = stats["emission"]
             self.lambdas_ = (self.lambdas_prior + obs) / (self.lambdas_weight + post)
-
-    def fit(self: _PHMM, X: ArrayLike, lengths: ArrayLike | None = None) -> _PHMM:
-
-        try:
-            return super().fit(X, lengths)
-        finally:
-            self.__dict__.pop("_xfit", None)
-
-    fit.__doc__ = _BaseHMM.fit.__doc__
 
     def _sample_emissions(self, states, rng) -> np.ndarray:
         return rng.poisson(self.lambdas_[states]).astype(np.int64)

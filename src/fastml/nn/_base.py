@@ -63,11 +63,12 @@ class Layer:
         """dL/dx given dL/dy (of the last output's shape); fills ``self.grads``."""
         return self._backward(self._check_grad_out(grad_out))
 
-    def _check_grad_out(self, grad_out):
-        """dL/dy validated against the last forward: finite, of its shape and dtype."""
+    def _check_grad_out(self, grad_out, finite=True):
+        """dL/dy validated against the last forward: finite (unless the layer checks
+        that itself), of its shape and dtype."""
         if self._out_shape is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        g = check_array(grad_out, "grad_out", dtype=self._cache_dtype())
+        g = check_array(grad_out, "grad_out", dtype=self._cache_dtype(), finite=finite)
         if g.shape != self._out_shape:
             raise ValueError(
                 f"grad_out must have the output's shape {self._out_shape}, got {g.shape}"

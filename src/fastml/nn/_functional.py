@@ -1,6 +1,9 @@
 """Convolution as functions: im2col / col2im (compiled in :mod:`fastml._kernels._conv`)
-and the im2col + GEMM forward and GEMM + col2im backward passes that
-:class:`~fastml.nn.Conv2d` runs (Goodfellow et al. 2016, sec. 9.1-9.5).
+and the im2col + GEMM forward and GEMM + col2im backward passes (Goodfellow et al.
+2016, sec. 9.1-9.5), which :class:`~fastml.nn.Conv2d` runs unless its convolution has
+stride 1, padding below the kernel size and the CPU has AVX-512: then the layer runs the
+direct kernels of ``_kernels/_conv_direct.h`` (no im2col matrix; 2-3x the GEMMs' speed
+on the benchmark's shapes).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastml._kernels import variant
+from fastml._kernels import simd_enabled, variant
 from fastml._parallel import (
     blas_single_threaded,
     block_bounds,
@@ -20,6 +23,7 @@ from fastml._parallel import (
 from fastml._typing import ArrayLike, RealArray
 from fastml._validation import (
     check_array,
+    check_finite,
     check_int,
 )
 
@@ -27,6 +31,28 @@ __all__ = ["col2im", "conv2d_backward", "conv2d_forward", "im2col"]
 
 
 _conv = variant("_conv")  # the AVX2 + FMA build where the CPU has it
+
+# The direct stride-1 kernels are AVX-512 code (compiled into every build of _conv and
+# used where the CPU runs it); FASTML_DISABLE_SIMD=1 turns them off with the rest.
+_DIRECT = simd_enabled() and _conv.direct_available()
+
+
+def _use_direct(s: int, p: int, kh: int, kw: int) -> bool:
+    """Whether a layer's convolution runs on the direct kernels: stride 1 and padding
+    below the kernel size (so the input gradient is itself a padded convolution)."""
+    return _DIRECT and s == 1 and p < min(kh, kw)
+
+
+_DIRECT_BLOCK_FLOPS = 1 << 25  # forward flops per direct block: ~0.25 ms
+
+
+def _direct_bounds(x_shape, w_shape, out_pixels):
+    """Fixed blocks of images for the direct kernels, the same for the forward and the
+    backward pass (from the problem size only, never the thread count)."""
+    flops = 2 * int(np.prod(w_shape)) * out_pixels
+    return block_bounds(
+        x_shape[0], max(1, min(x_shape[0], _DIRECT_BLOCK_FLOPS // max(flops, 1)))
+    )
 
 
 # Geometry (kernel size, stride, padding) is bounded by 2**31 - 1: the kernels' index
@@ -229,13 +255,23 @@ def _thread_buffer(bufs, role, shape, dtype):
     return buf
 
 
-def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
+def _take_images(x, a, e, x_copy):
+    """A layer's block of images ``[a, e)``: checked for NaN and infinity (the error
+    names the image index in the whole batch) and copied into the layer's cache."""
+    check_finite(x[a:e], "x", a)
+    np.copyto(x_copy[a:e], x[a:e])
+
+
+def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None, x_copy=None):
     """y = conv(x, w) + b, over fixed blocks of images (``_chunk_images``) on up to
     ``n_jobs`` threads: per block, im2col then one GEMM per image into its rows of y.
     Returns (y, cols). Without ``bufs``, cols is the whole (N, K, P) im2col matrix (the
     functional API keeps it for the backward pass); with ``bufs`` (the layer's
     per-thread buffers, see ``_thread_buffer``) each block's columns live in its
-    thread's buffer, still in cache when the GEMM reads them, and cols is None."""
+    thread's buffer, still in cache when the GEMM reads them, and cols is None; a layer
+    whose convolution qualifies (``_use_direct``) runs the direct kernels instead. A
+    layer also passes ``x_copy``: each block checks its images and copies them there
+    (``_take_images``)."""
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     _geometry(x.shape, (kh, kw), s, p)
@@ -243,6 +279,18 @@ def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
     k = c * kh * kw
     if max(k, oh * ow, f) > _INT32_MAX:
         raise ValueError("conv2d: a dimension exceeds the 32-bit BLAS limit")
+    if bufs is not None and _use_direct(s, p, kh, kw):
+        y4 = np.empty((n, f, oh, ow), dtype=x.dtype)
+        dbounds = _direct_bounds(x.shape, w.shape, oh * ow)
+
+        def direct(i, cancel):
+            a, e = dbounds[i]
+            if x_copy is not None:
+                _take_images(x, a, e, x_copy)
+            _conv.conv2d_direct_forward(x[a:e], w, b, p, y4[a:e], cancel)
+
+        run_blocks(direct, len(dbounds), n_jobs)
+        return y4, None
     m = _chunk_images(n, k * oh * ow * x.dtype.itemsize)
     bounds = block_bounds(n, m)
     cols = np.empty((n, k, oh * ow), dtype=x.dtype) if bufs is None else None
@@ -251,6 +299,8 @@ def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
 
     def block(i, cancel):
         a, e = bounds[i]
+        if x_copy is not None:
+            _take_images(x, a, e, x_copy)
         if cols is None:
             col = _thread_buffer(bufs, "cols", (m, k, oh * ow), x.dtype)[: e - a]
         else:
@@ -263,6 +313,28 @@ def _conv2d_forward(x, w, b, s, p, n_jobs, bufs=None):
     with blas_single_threaded():
         run_blocks(block, len(bounds), n_jobs)
     return y.reshape(n, f, oh, ow), cols
+
+
+def _direct_backward(g, x, w, p, n_jobs):
+    """(gx, gw, gb) by the direct kernels over fixed blocks of images; each block's
+    weight and bias gradients are summed over its images in order, and the blocks'
+    sums are added in block order (bit-identical for every ``n_jobs``)."""
+    gx = np.empty(x.shape, dtype=w.dtype)
+    dbounds = _direct_bounds(x.shape, w.shape, g.shape[2] * g.shape[3])
+
+    def direct(i, cancel):
+        a, e = dbounds[i]
+        check_finite(g[a:e], "grad_out", a)
+        gw = np.empty_like(w)
+        _conv.conv2d_direct_backward(g[a:e], x[a:e], w, p, gx[a:e], gw, cancel)
+        return gw, g[a:e].sum(axis=(0, 2, 3))
+
+    parts = run_blocks(direct, len(dbounds), n_jobs)
+    gw, gb = parts[0]
+    for pw, pb in parts[1:]:
+        gw += pw
+        gb += pb
+    return gx, gw, gb
 
 
 def _chunk_images(n, per_image_bytes):
@@ -336,12 +408,15 @@ def _conv2d_backward(g, x_shape, w, cols, s, p, n_jobs, x=None, bufs=None):
     block recomputes its im2col into its thread's buffer (cheaper than keeping the
     whole matrix, which does not stay in cache), then dW, dcols and col2im run on it
     while it is in cache. Each block returns its sums of dW^T and db over its images
-    in order; they are added in block order."""
+    in order; they are added in block order. A layer whose convolution qualifies
+    (``_use_direct``) runs the direct kernels over the same kind of blocks."""
     n, f = g.shape[0], g.shape[1]
     kh, kw = w.shape[2], w.shape[3]
     k = w.shape[1] * kh * kw
     g3 = g.reshape(n, f, -1)
     P = g3.shape[2]
+    if cols is None and _use_direct(s, p, kh, kw):
+        return _direct_backward(g, x, w, p, n_jobs)
     if cols is not None and cols.shape != (n, k, P):
         raise ValueError(
             f"grad_out of shape {g.shape} does not match cols of shape {cols.shape}"
@@ -356,6 +431,7 @@ def _conv2d_backward(g, x_shape, w, cols, s, p, n_jobs, x=None, bufs=None):
     def block(i, cancel):
         a, e = bounds[i]
         if cols is None:
+            check_finite(g[a:e], "grad_out", a)  # the layer's: see Conv2d._check_x
             col = _thread_buffer(bufs, "cols", (m, k, P), dt)[: e - a]
             _conv.im2col(x[a:e], kh, kw, s, p, col, cancel)
         else:
