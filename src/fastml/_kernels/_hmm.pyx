@@ -7,15 +7,44 @@ built; continuous models pass their T x K frame matrix and an empty ``rows``.
 
 Sequences are given as ``spans`` (S, 2) of [start, end) rows, processed in one call.
 Accumulators (log-probabilities, expected counts) are double for float32 input too.
+
+With K = 4 states and double frames, the AVX2 + FMA build runs the scaled forward,
+backward and Viterbi recursions with the state vector in one register (``_hmm4.h``):
+at small K a step is a short chain of dependent operations, and its latency, not its
+arithmetic, sets the speed.
 """
 import numpy as np
 
 from libc.math cimport INFINITY, NAN, exp, log
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint64_t
 from libc.string cimport memcpy
 
 from fastml._kernels._interrupt cimport POLL_WORK, poll
 from fastml._kernels._types cimport idx_t, real
+
+
+cdef extern from "_hmm4.h" nogil:
+    # K = 4 recursions in AVX2 registers (see the header); FASTML_HMM4 is 0 where the
+    # build does not target AVX2 + FMA, and the kernels then take their generic loops.
+    enum: FASTML_HMM4
+    ctypedef struct fastml_hmm4_fwd:
+        double u[4]
+        int64_t e1, e2, e3, k1, k2, ksum
+        double smallest
+    void fastml_hmm4_forward(fastml_hmm4_fwd *st, const double *A, const double *tab,
+                             const idx_t *rows, idx_t t0, idx_t ta, idx_t tb,
+                             double *alpha, double *cscale)
+    void fastml_hmm4_backward(double *beta, const double *A, const double *tab,
+                              const idx_t *rows, idx_t t0, idx_t ta, idx_t tb,
+                              const double *alpha, const double *cscale, double *gamma,
+                              double *counts, double *xi)
+    void fastml_hmm4_viterbi(double *delta, const double *LA, const double *tab,
+                             const idx_t *rows, idx_t t0, idx_t ta, idx_t tb,
+                             uint16_t *bp)
+
+
+# Steps per call of the K = 4 recursions (the kernels poll for Ctrl-C between calls).
+cdef idx_t _CHUNK4 = 4096
 
 # Scaling factors below this are treated as an underflow (alpha-hat would lose
 # precision): the sequence is reported as failed and redone in log space.
@@ -124,6 +153,47 @@ cdef inline double _forward_step(const double *cur, const double *A, const real 
     return _sum(nxt, K)
 
 
+cdef inline int64_t _exponent(double c) noexcept nogil:
+    """Binary exponent e of a positive normal c = m 2^e, 1 <= m < 2 (from its bits)."""
+    cdef uint64_t bits
+    memcpy(&bits, &c, 8)
+    return <int64_t> ((bits >> 52) & 0x7FF) - 1023
+
+
+cdef double _forward4_seq(const double *pi, const double *A, const double *tab,
+                          const idx_t *rp, idx_t t0, idx_t t1, double *alpha,
+                          double *cscale, idx_t *left,
+                          const unsigned char *cancel) except? -1.0 nogil:
+    """:func:`_forward_scaled_seq` for K = 4 in AVX2 registers (``_hmm4.h``): the same
+    outputs, with the scale factors of the header (stored alpha-hat rows sum to
+    [2^(3 phi), 2) instead of [1, 2)). Returns log p(X), or NaN on underflow."""
+    cdef fastml_hmm4_fwd st
+    cdef const double *b = _frame_p(tab, rp, t0, 4)
+    cdef idx_t j, ta, tb
+    cdef double c
+    for j in range(4):
+        st.u[j] = pi[j] * b[j]
+    c = _sum(st.u, 4)
+    if not c >= _TINY:
+        return NAN
+    st.e1 = _exponent(c)
+    st.e2 = st.e3 = st.k1 = st.k2 = st.ksum = 0
+    st.smallest = c
+    if alpha != NULL:
+        cscale[0] = 1.0
+        for j in range(4):
+            alpha[j] = st.u[j]
+    ta = t0 + 1
+    while ta < t1:
+        tb = min(ta + _CHUNK4, t1)
+        poll(left, 40 * (tb - ta), cancel)
+        fastml_hmm4_forward(&st, A, tab, rp, t0, ta, tb, alpha, cscale)
+        ta = tb
+    if not st.smallest >= _TINY:
+        return NAN
+    return log(_sum(st.u, 4)) - st.ksum * _LN2
+
+
 cdef double _forward_scaled_seq(const double *pi, const double *A,
                                 const real[:, ::1] table, const idx_t[::1] rows,
                                 idx_t t0, idx_t t1, idx_t K, double *cur,
@@ -150,6 +220,9 @@ cdef double _forward_scaled_seq(const double *pi, const double *A,
     cdef double *tmp
     cdef const real *tab = &table[0, 0]
     cdef const idx_t *rp = _rows_ptr(rows)
+    if real is double:
+        if FASTML_HMM4 and K == 4:
+            return _forward4_seq(pi, A, tab, rp, t0, t1, alpha, cscale, left, cancel)
     b = _frame_p(tab, rp, t0, K)
     for j in range(K):
         cur[j] = pi[j] * b[j]
@@ -191,13 +264,27 @@ cdef const unsigned char *_cancel_ptr(const unsigned char[::1] cancel) except NU
     return &cancel[0]
 
 
-cdef int _check_common(const double[::1] pi, const double[:, ::1] A,
-                       const real[:, ::1] table, const idx_t[::1] rows,
-                       const idx_t[:, ::1] spans) except -1:
-    cdef idx_t K = pi.shape[0]
+cdef inline idx_t _n_frames(const real[:, ::1] table, const idx_t[::1] rows) noexcept:
+    """Number of frames: ``rows``' length, or the table's rows when ``rows`` is empty."""
+    return rows.shape[0] if rows.shape[0] != 0 else table.shape[0]
+
+
+cdef idx_t _check_common(const double[::1] pi, const double[:, ::1] A,
+                         const real[:, ::1] table, const idx_t[::1] rows,
+                         const idx_t[:, ::1] spans) except -1:
+    """Shapes agree and every span is a non-empty [start, end) inside the frames (O(S),
+    so that no recursion runs outside its buffers); returns the longest span's length."""
+    cdef idx_t K = pi.shape[0], s, longest = 0
+    cdef idx_t n = _n_frames(table, rows)
     if A.shape[0] != K or A.shape[1] != K or table.shape[1] != K or spans.shape[1] != 2:
         raise ValueError(f"HMM kernel: shape mismatch (K={K})")
-    return 0
+    if spans.shape[0] == 0:
+        raise ValueError("HMM kernel: no spans")
+    for s in range(spans.shape[0]):
+        if not 0 <= spans[s, 0] < spans[s, 1] <= n:
+            raise ValueError(f"HMM kernel: span {s} is not inside the {n} frames")
+        longest = max(longest, spans[s, 1] - spans[s, 0])
+    return longest
 
 
 def forward_scaled(const double[::1] startprob, const double[:, ::1] transmat,
@@ -287,13 +374,14 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
 
     Assumes: as :func:`forward_scaled`.
     """
-    _check_common(startprob, transmat, table, rows, spans)
-    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j
+    cdef idx_t longest = _check_common(startprob, transmat, table, rows, spans)
+    cdef idx_t K = startprob.shape[0], S = spans.shape[0], s, t, t0, t1, t0b, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
     cdef bint in_gamma = alpha.shape[0] == 0 and real is double
     if (logprob_out.shape[0] != S or alpha.shape[1] != K or gamma_out.shape[1] != K
-            or (alpha.shape[0] == 0 and not in_gamma)
-            or cscale.shape[0] < alpha.shape[0] or transmat_T.shape[0] != K
+            or (alpha.shape[0] < longest and not in_gamma)
+            or gamma_out.shape[0] < _n_frames(table, rows)
+            or cscale.shape[0] < longest or transmat_T.shape[0] != K
             or transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
             or (do_counts and (counts_out.shape[1] != K or counts_out.shape[0] != (
@@ -336,6 +424,17 @@ def forward_backward_scaled(const double[::1] startprob, const double[:, ::1] tr
             for j in range(K):
                 beta[j] = norm
             t = t1 - 1
+            if real is double:
+                if FASTML_HMM4 and K == 4:
+                    # rows t1 - 1 .. t0 + 1 in registers (_hmm4.h), then row t0 below
+                    while t > t0:
+                        t0b = max(t - _CHUNK4, t0)
+                        poll(&left, 80 * (t - t0b), cp)
+                        fastml_hmm4_backward(
+                            beta, A, tab, rp, t0, t, t0b, al, &cscale[0],
+                            <double *> &gamma_out[0, 0],
+                            &counts_out[0, 0] if do_counts else NULL, xi)
+                        t = t0b
             while True:
                 poll(&left, 4 * K * K + 8, cp)
                 crow = NULL
@@ -453,10 +552,13 @@ def forward_backward_log(const double[::1] log_startprob,
     ``log_alpha`` (longest span x K) is stored, beta is kept as two K-vectors.
     Assumes: as :func:`forward_log`.
     """
-    _check_common(log_startprob, log_transmat, log_table, rows, spans)
+    cdef idx_t longest = _check_common(log_startprob, log_transmat, log_table, rows,
+                                       spans)
     cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, i, j
     cdef bint do_xi = xi_out.shape[0] != 0, do_counts = counts_out.shape[0] != 0
     if (logprob_out.shape[0] != S or log_alpha.shape[1] != K
+            or log_alpha.shape[0] < longest
+            or gamma_out.shape[0] < _n_frames(log_table, rows)
             or gamma_out.shape[1] != K or log_transmat_T.shape[0] != K
             or log_transmat_T.shape[1] != K
             or (do_xi and (xi_out.shape[0] != K or xi_out.shape[1] != K))
@@ -591,6 +693,38 @@ cdef inline idx_t _argmax_plus(const double *v, const double *col, idx_t K) noex
     return arg
 
 
+cdef int _viterbi4_seq(const double *log_pi, const double *LA, const double *tab,
+                       const idx_t *rp, idx_t t0, idx_t t1, uint16_t *bp,
+                       idx_t *path, double *logprob, idx_t *left,
+                       const unsigned char *cancel) except -1 nogil:
+    """Viterbi for K = 4 in AVX2 registers (``_hmm4.h``): the recursion stores 16 bits
+    of back-pointers per step in ``bp`` (entry t - t0) instead of the lattice, and the
+    backtracking follows them. Same delta values, path and ties as the generic loop."""
+    cdef double d[4]
+    cdef const double *b = _frame_p(tab, rp, t0, 4)
+    cdef idx_t j, ta, tb, t, arg = 0, sh
+    for j in range(4):
+        d[j] = log_pi[j] + b[j]
+    ta = t0 + 1
+    while ta < t1:
+        tb = min(ta + _CHUNK4, t1)
+        poll(left, 24 * (tb - ta), cancel)
+        fastml_hmm4_viterbi(d, LA, tab, rp, t0, ta, tb, bp)
+        ta = tb
+    for j in range(1, 4):
+        if d[j] > d[arg]:
+            arg = j
+    logprob[0] = d[arg]
+    t = t1 - 1
+    path[t] = arg
+    sh = 4 * arg
+    while t > t0:
+        sh = (bp[t - t0] >> sh) & 15
+        t -= 1
+        path[t] = sh >> 2
+    return 0
+
+
 def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transmat,
                 const double[:, ::1] log_transmat_T, const real[:, ::1] log_table,
                 const idx_t[::1] rows, const idx_t[:, ::1] spans, double[:, ::1] delta,
@@ -605,15 +739,19 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
     ``delta_{t-1}(i) + log A_ij`` over i (from ``log_transmat_T``, the same sums
     bit for bit) and takes its argmax. Ties go to the lowest state index, both for the
     predecessor of a state and for the final state. Writes the path into the span's
-    rows of ``path_out`` and max log p(X, Z) into ``logprob_out``.
+    rows of ``path_out`` and max log p(X, Z) into ``logprob_out``. With K = 4 in the
+    AVX2 build (double frames) the recursion runs in registers (``_hmm4.h``) and keeps
+    16 bits of back-pointers per step in ``delta``'s memory instead of the lattice:
+    the same sums and maxima, path and ties.
 
     Assumes: as :func:`forward_log`.
     """
-    _check_common(log_startprob, log_transmat, log_table, rows, spans)
+    cdef idx_t longest = _check_common(log_startprob, log_transmat, log_table, rows,
+                                       spans)
     cdef idx_t K = log_startprob.shape[0], S = spans.shape[0], s, t, t0, t1, j, arg
-    if (logprob_out.shape[0] != S or delta.shape[1] != K
+    if (logprob_out.shape[0] != S or delta.shape[1] != K or delta.shape[0] < longest
             or log_transmat_T.shape[0] != K or log_transmat_T.shape[1] != K
-            or path_out.shape[0] < spans[S - 1, 1]):
+            or path_out.shape[0] < _n_frames(log_table, rows)):
         raise ValueError("viterbi_log: shape mismatch")
     cdef const double *LA = &log_transmat[0, 0]
     cdef const double *LAT = &log_transmat_T[0, 0]
@@ -625,11 +763,19 @@ def viterbi_log(const double[::1] log_startprob, const double[:, ::1] log_transm
     cdef const unsigned char *cp = _cancel_ptr(cancel)
     cdef const real *tab = &log_table[0, 0]
     cdef const idx_t *rp = _rows_ptr(rows)
+    cdef bint fast4 = False
+    if real is double:
+        fast4 = FASTML_HMM4 and K == 4
     with nogil:
         for s in range(S):
             t0 = spans[s, 0]
             t1 = spans[s, 1]
             b = _frame_p(tab, rp, t0, K)
+            if fast4:
+                _viterbi4_seq(&log_startprob[0], LA, <const double *> tab, rp, t0, t1,
+                              <uint16_t *> &delta[0, 0], &path_out[0],
+                              &logprob_out[s], &left, cp)
+                continue
             cur = &delta[0, 0]
             for j in range(K):
                 cur[j] = log_startprob[j] + b[j]

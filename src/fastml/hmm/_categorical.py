@@ -143,12 +143,12 @@ class CategoricalHMM(_BaseHMM):
         sym = np.require(arr, np.intp, "CA")  # C-contiguous and aligned
         if mask is not None:
             sym = np.where(mask, -1, sym)
-        if (sym < -1).any():
+        low, top = int(sym.min()), int(sym.max())
+        if low < -1:
             i = int(np.argmax(sym < -1))
             raise ValueError(
                 f"X symbols must be >= 0 (or -1 for missing); X[{i}] = {sym[i]}"
             )
-        top = int(sym.max())
         if fitting and self._n_features_unset():
             if top < 0:
                 raise ValueError("X has no observed symbol (all -1)")
@@ -162,7 +162,7 @@ class CategoricalHMM(_BaseHMM):
             )
         self._m_fit = m
         # Missing -> row m of the emission table, which is all ones (log 0).
-        return np.where(sym < 0, m, sym).astype(np.intp, copy=False)
+        return np.where(sym < 0, m, sym) if low < 0 else sym
 
     def _emission_sizes(self) -> dict:
         return {"e": self.n_components * (self.emissionprob_.shape[1] - 1)}
