@@ -1,9 +1,17 @@
-"""GaussianMixture EM on Dask vs in memory: n=2,000,000, d=8, k=16, full covariance.
+"""Fits on Dask vs in memory, on a 2-worker ``LocalCluster`` (processes, one thread
+each) with the data persisted on the workers; the in-memory fits use 2 threads.
 
-The dask fit runs on a 2-worker ``LocalCluster`` (processes, one thread each) with the
-data persisted on the workers (chunks of 125,000 rows); the in-memory fit uses 2
-threads. Both start from the same parameters and run ``N_ITER`` iterations with
-``tol=0``; time per iteration = mean / N_ITER. Floor: dask <= 1.5x in memory.
+GaussianMixture EM: n=2,000,000, d=8, k=16, full covariance (chunks of 125,000 rows).
+Both start from the same parameters and run ``N_ITER`` iterations with ``tol=0``; time
+per iteration = mean / N_ITER. Floor: dask <= 1.5x in memory.
+
+LatentDirichletAllocation: the first ``LDA_DOCS`` documents of the synthetic corpus
+(``bench/make_synthetic_corpus.py``), K = ``LDA_K``, CSR chunks of ``LDA_CHUNK``
+documents. Variational batch EM, ``LDA_ITER`` iterations: the fit also runs a last
+E-step for ``bound_`` (and on dask a pass counting the words), so time per iteration =
+mean / (LDA_ITER + 1). Gibbs: ``LDA_SWEEPS`` sweeps of AD-LDA (the chunks are the
+partitions) vs the in-memory partitioned sampler (4 partitions, 2 threads); time per
+sweep = mean / LDA_SWEEPS (including the initialisation).
 """
 
 import warnings
@@ -17,6 +25,7 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("dask.distributed")
 
 N, D, K, N_ITER, CHUNK = 2_000_000, 8, 16, 5, 125_000
+LDA_DOCS, LDA_K, LDA_CHUNK, LDA_ITER, LDA_SWEEPS = 4000, 20, 1000, 2, 5
 
 
 def _chunk(block_info=None):
@@ -27,13 +36,20 @@ def _chunk(block_info=None):
 
 
 @pytest.fixture(scope="module")
-def problem():
+def client():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cluster = distributed.LocalCluster(
             n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
         )
     client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def problem(client):
     dX = da.map_blocks(
         _chunk, dtype=np.float64, chunks=((CHUNK,) * (N // CHUNK), (D,))
     ).persist()
@@ -45,9 +61,7 @@ def problem():
         means_init=X[rng.choice(N, size=K, replace=False)],
         precisions_init=np.stack([np.eye(D)] * K),
     )
-    yield X, dX, init
-    client.close()
-    cluster.close()
+    return X, dX, init
 
 
 def _fit(X, init):
@@ -68,3 +82,64 @@ def bench_gmm_em_dask(benchmark, impl, problem, all_cores):
     gm = benchmark.pedantic(_fit(data, init), rounds=3, iterations=1)
     benchmark.extra_info["seconds_per_iteration"] = benchmark.stats.stats.mean / N_ITER
     assert gm.n_iter_ == N_ITER and np.isfinite(gm.lower_bound_)
+
+
+# ------------------------------------------------------------------------------ LDA
+@pytest.fixture(scope="module")
+def lda_problem(client):
+    import importlib.util
+    import pathlib
+
+    from scipy import sparse
+
+    path = pathlib.Path(__file__).with_name("make_synthetic_corpus.py")
+    spec = importlib.util.spec_from_file_location("make_synthetic_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    X = sparse.csr_matrix(module.load_corpus()[0][:LDA_DOCS], dtype=np.float64)
+    dX = da.from_array(X, chunks=(LDA_CHUNK, -1), asarray=False).persist()
+    distributed.wait(dX)
+    return X, dX
+
+
+@pytest.mark.parametrize("impl", ["in-memory-2-threads", "dask-2-workers"])
+def bench_lda_variational_dask(benchmark, impl, lda_problem, all_cores):
+    from fastml.lda import LatentDirichletAllocation
+
+    X, dX = lda_problem
+    benchmark.group = "lda-variational-batch-synthetic4k-K20-dask-vs-memory"
+    benchmark.extra_info.update(
+        docs=LDA_DOCS, K=LDA_K, tokens=int(X.sum()), em_iterations=LDA_ITER
+    )
+    data = X if impl.startswith("in-memory") else dX
+
+    def run():
+        return LatentDirichletAllocation(
+            LDA_K, max_iter=LDA_ITER, random_state=0, n_jobs=2
+        ).fit(data)
+
+    m = benchmark.pedantic(run, rounds=3, iterations=1)
+    per_iter = benchmark.stats.stats.mean / (LDA_ITER + 1)
+    benchmark.extra_info["seconds_per_iteration"] = per_iter
+    assert m.n_iter_ == LDA_ITER and np.isfinite(m.bound_)
+
+
+@pytest.mark.parametrize("impl", ["in-memory-2-threads", "dask-2-workers"])
+def bench_lda_gibbs_dask(benchmark, impl, lda_problem, all_cores):
+    from fastml.lda import LatentDirichletAllocation
+
+    X, dX = lda_problem
+    benchmark.group = "lda-gibbs-synthetic4k-K20-dask-vs-memory"
+    benchmark.extra_info.update(
+        docs=LDA_DOCS, K=LDA_K, tokens=int(X.sum()), sweeps=LDA_SWEEPS
+    )
+    data = X if impl.startswith("in-memory") else dX
+
+    def run():
+        return LatentDirichletAllocation(
+            LDA_K, method="gibbs", max_iter=LDA_SWEEPS, random_state=0, n_jobs=2
+        ).fit(data)
+
+    m = benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info["seconds_per_sweep"] = benchmark.stats.stats.mean / LDA_SWEEPS
+    assert len(m.loglikelihoods_) == 1 and np.isfinite(m.loglikelihoods_[0])

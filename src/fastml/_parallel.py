@@ -539,7 +539,7 @@ def dask_chunk_states(
             raise ValueError(f"{what} has {len(given)} entries for {n} chunks")
     starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in x.chunks]
     inputs = x.to_delayed().ravel() if states is None else states
-    params = dask.delayed(args, pure=True)
+    params = _broadcast(args)
     run = dask.delayed(_run_chunk, pure=False, nout=2)  # fn may update its input
     new, level = [], []
     for k, (s, idx) in enumerate(zip(inputs, np.ndindex(*x.numblocks), strict=True)):
@@ -569,6 +569,21 @@ def dask_chunk_states(
             f"({type(exc).__name__}: {exc}); the fit was not completed. Keep the "
             "Client open until fit returns"
         ) from exc
+
+
+def _broadcast(args):
+    """``args`` as a dask.delayed input of every chunk's task: with a
+    ``distributed.Client`` as the active scheduler, scattered to every worker once (a
+    V x K matrix in the task graph goes through the scheduler: ~0.1 s more per step
+    at 1.6 MB, measured), else in the graph."""
+    import dask
+    from dask.base import get_scheduler
+
+    distributed = sys.modules.get("distributed")
+    client = getattr(get_scheduler(), "__self__", None)
+    if distributed is not None and isinstance(client, distributed.Client):
+        return dask.delayed(client.scatter([args], broadcast=True, hash=False)[0])
+    return dask.delayed(args, pure=True)
 
 
 def _states_lost(states) -> bool:
