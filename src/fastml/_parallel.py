@@ -539,24 +539,27 @@ def dask_chunk_states(
             raise ValueError(f"{what} has {len(given)} entries for {n} chunks")
     starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in x.chunks]
     inputs = x.to_delayed().ravel() if states is None else states
-    params = _broadcast(args)
     run = dask.delayed(_run_chunk, pure=False, nout=2)  # fn may update its input
-    new, level = [], []
-    for k, (s, idx) in enumerate(zip(inputs, np.ndindex(*x.numblocks), strict=True)):
-        span = ", ".join(
-            f"{st[i]}:{st[i + 1]}" for st, i in zip(starts, idx, strict=True)
-        )
-        extra = () if chunk_args is None else tuple(chunk_args[k])
-        state, stats = run(s, fn, f"{idx} ([{span}])", name, params, extra)
-        new.append(state)
-        level.append(stats)
     fold = dask.delayed(_fold, pure=True)
-    while len(level) > 1:
-        level = [
-            fold(combine, *level[i : i + split_every])
-            for i in range(0, len(level), split_every)
-        ]
-    try:  # persist schedules (distributed: in the background); _compute waits
+    try:
+        params = _broadcast(args)
+        new, level = [], []
+        for k, (s, idx) in enumerate(
+            zip(inputs, np.ndindex(*x.numblocks), strict=True)
+        ):
+            span = ", ".join(
+                f"{st[i]}:{st[i + 1]}" for st, i in zip(starts, idx, strict=True)
+            )
+            extra = () if chunk_args is None else tuple(chunk_args[k])
+            state, stats = run(s, fn, f"{idx} ([{span}])", name, params, extra)
+            new.append(state)
+            level.append(stats)
+        while len(level) > 1:
+            level = [
+                fold(combine, *level[i : i + split_every])
+                for i in range(0, len(level), split_every)
+            ]
+        # persist schedules (distributed: in the background); _compute waits
         *new, root = dask.persist(*new, level[0])
         return new, _compute(root)[0]
     except RuntimeError:
@@ -565,7 +568,7 @@ def dask_chunk_states(
         if states is None or not _states_lost(states):
             raise
         raise RuntimeError(
-            "the Dask client that held the chunk states went away between two steps "
+            "the Dask client that held the chunk states went away during the fit "
             f"({type(exc).__name__}: {exc}); the fit was not completed. Keep the "
             "Client open until fit returns"
         ) from exc
