@@ -78,6 +78,25 @@ def _checked(X, n_features=None):
     return X, dtype
 
 
+def _scheduler_guard():
+    """A function raising RuntimeError once the Dask scheduler active now is no longer
+    the active one: a ``distributed.Client`` closed between two passes would otherwise
+    hand the rest of the fit to dask's local scheduler, silently."""
+    from dask.base import get_scheduler
+
+    first = get_scheduler()
+
+    def check():
+        if get_scheduler() != first:
+            raise RuntimeError(
+                "the Dask client or its scheduler went away during the fit; the fit "
+                "was not completed. Keep the Client open until fit returns (e.g. "
+                "`with Client(...) as client:` around the fit)"
+            )
+
+    return check
+
+
 def _add(a, b):
     """Merge two chunks' tuples of statistics (sums; None stays None)."""
     return tuple(None if x is None else x + y for x, y in zip(a, b, strict=True))
@@ -159,7 +178,10 @@ def _fit_variational(est, X, dtype, K, alpha, eta):
     lam = rng.gamma(100.0, 0.01, (K, V))
     opts = (int(est.max_doc_update_iter), float(est.mean_change_tol))
 
+    same_scheduler = _scheduler_guard()
+
     def batch_pass(elog_b, alpha):
+        same_scheduler()
         eeb, eeb_wk = _online._exp_t(elog_b)
         starts = []
         for n in X.chunks[0]:  # the in-memory draws, chunk by chunk (module docstring)
@@ -366,7 +388,9 @@ def _fit_gibbs(est, X, K, alpha, eta):
     every = est.evaluate_every
     t_last = time.perf_counter()
     since = 0
+    same_scheduler = _scheduler_guard()
     for it in range(est.max_iter):
+        same_scheduler()
         want = it == est.max_iter - 1 or (every > 0 and (it + 1) % every == 0)
         states, (dnwk, dnk, ll_docs) = dask_chunk_states(
             X,
