@@ -158,6 +158,19 @@ def test_gibbs_dask_consistent_and_deterministic(client, sampler, x_mem):
     assert not np.array_equal(other_chunks.nwk_, a.nwk_)
 
 
+def test_gibbs_dask_global_random_state(x_mem):
+    """random_state=None draws from numpy's global RandomState (MT19937 seeded the
+    legacy way, which cannot spawn): the partitions' streams are seeded from four words
+    of it, so np.random.seed makes the fit reproducible."""
+    dX = da.from_array(x_mem, chunks=(100, -1))
+    fits = []
+    with dask.config.set(scheduler="synchronous"):
+        for seed in (0, 0, 1):
+            np.random.seed(seed)  # noqa: NPY002 (the legacy global state)
+            fits.append(_gibbs(random_state=None, max_iter=2).fit(dX).nwk_)
+    assert np.array_equal(fits[0], fits[1]) and not np.array_equal(fits[0], fits[2])
+
+
 def test_gibbs_state_stays_on_the_workers(client, monkeypatch, x_mem):
     """Every sweep, each partition's state is a future held by a worker (not this
     process), and what reaches the client is only the V x K and K count changes and

@@ -64,6 +64,7 @@ from fastml._validation import check_random_state
 from fastml.lda import _online
 from fastml.lda._counts import _tokens, check_counts
 from fastml.lda._gibbs import TREE_WORK_PER_TOPIC, _topic_lists, use_sparse
+from fastml.sampling._mcmc import _chain_rngs
 
 
 def _checked(X, n_features=None):
@@ -368,9 +369,9 @@ def _nothing(a, b):
 
 def _fit_gibbs(est, X, K, alpha, eta):
     V = X.shape[1]
-    rng = check_random_state(est.random_state)
     sparse = use_sparse(est.sampler, K)
-    seeds = [(pickle.dumps(g.bit_generator),) for g in rng.spawn(X.npartitions)]
+    streams = _chain_rngs(est.random_state, X.npartitions)  # spawned, or seeded
+    seeds = [(pickle.dumps(g.bit_generator),) for g in streams]
     states, (nwk, nk, n_tokens) = dask_chunk_states(
         X, _gibbs_init, _add, args=(K, V, sparse), chunk_args=seeds
     )
