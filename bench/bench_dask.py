@@ -1,15 +1,22 @@
-"""EM on Dask vs in memory, each on a 2-worker ``LocalCluster`` (processes, one thread
-each) with the data persisted on the workers, against the in-memory fit with 2 threads.
-Both start from the same parameters and run a fixed number of iterations; time per
+"""Fits on Dask vs in memory, on a 2-worker ``LocalCluster`` (processes, one thread
+each) with the data persisted on the workers; the in-memory fits use 2 threads. Both
+start from the same parameters and run a fixed number of iterations; time per
 iteration = mean / iterations (``cpu_per_wall`` counts this process only, not the
 workers).
 
-- GaussianMixture: n=2,000,000, d=8, k=16, full covariance, chunks of 125,000 rows.
-  Floor: dask <= 1.5x in memory.
+- GaussianMixture EM: n=2,000,000, d=8, k=16, full covariance, chunks of 125,000 rows,
+  ``N_ITER`` iterations with ``tol=0``. Floor: dask <= 1.5x in memory.
 - GaussianHMM (diag): 64 sequences x 5,000 steps, d=4, K=16, chunks of 8 whole
   sequences (no rechunking), from given parameters (``init_params=""``). The dask
   time includes the fit's one validation pass over the chunks and the fetch of the
   initialisation rows (about one more iteration). No floor.
+- LatentDirichletAllocation: the first ``LDA_DOCS`` documents of the synthetic corpus
+  (``bench/make_synthetic_corpus.py``), K = ``LDA_K``, CSR chunks of ``LDA_CHUNK``
+  documents. Variational batch EM, ``LDA_ITER`` iterations: the fit also runs a last
+  E-step for ``bound_`` (and on dask a pass counting the words), so time per iteration
+  = mean / (LDA_ITER + 1). Gibbs: ``LDA_SWEEPS`` sweeps of AD-LDA (the chunks are the
+  partitions) vs the in-memory partitioned sampler (2 threads); time per sweep
+  (``seconds_per_iteration``) = mean / LDA_SWEEPS (including the initialisation).
 """
 
 import warnings
@@ -24,6 +31,7 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("dask.distributed")
 
 N, D, K, N_ITER, CHUNK = 2_000_000, 8, 16, 5, 125_000
+LDA_DOCS, LDA_K, LDA_CHUNK, LDA_ITER, LDA_SWEEPS = 4000, 20, 1000, 2, 5
 
 
 def _chunk(block_info=None):
@@ -143,3 +151,46 @@ def bench_hmm_em_dask(benchmark, impl, hmm_problem, all_cores):
     )
     assert len(m.monitor_.history) == N_ITER_HMM
     assert np.isfinite(m.monitor_.history).all()
+
+
+# ------------------------------------------------------------------------------ LDA
+@pytest.fixture(scope="module")
+def lda_problem(client):
+    import importlib.util
+    import pathlib
+
+    from scipy import sparse
+
+    path = pathlib.Path(__file__).with_name("make_synthetic_corpus.py")
+    spec = importlib.util.spec_from_file_location("make_synthetic_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    X = sparse.csr_matrix(module.load_corpus()[0][:LDA_DOCS], dtype=np.float64)
+    dX = da.from_array(X, chunks=(LDA_CHUNK, -1), asarray=False).persist()
+    distributed.wait(dX)
+    return X, dX
+
+
+@pytest.mark.parametrize("impl", ["in-memory-2-threads", "dask-2-workers"])
+@pytest.mark.parametrize("method", ["variational", "gibbs"])
+def bench_lda_dask(benchmark, method, impl, lda_problem, all_cores):
+    from fastml.lda import LatentDirichletAllocation
+
+    X, dX = lda_problem
+    n_iter, steps = (
+        (LDA_ITER, LDA_ITER + 1) if method == "variational" else (LDA_SWEEPS,) * 2
+    )
+    benchmark.group = f"lda-{method}-synthetic4k-K{LDA_K}-dask-vs-memory"
+    benchmark.extra_info.update(
+        docs=LDA_DOCS, K=LDA_K, tokens=int(X.sum()), iterations=n_iter
+    )
+    data = X if impl.startswith("in-memory") else dX
+
+    def run():
+        return LatentDirichletAllocation(
+            LDA_K, method=method, max_iter=n_iter, random_state=0, n_jobs=2
+        ).fit(data)
+
+    m = benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info["seconds_per_iteration"] = benchmark.stats.stats.mean / steps
+    assert m.n_iter_ == n_iter and np.isfinite(m.components_).all()

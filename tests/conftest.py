@@ -11,6 +11,7 @@ import re
 import warnings
 from collections import Counter
 
+import numpy as np
 import pytest
 
 import fastml
@@ -106,3 +107,22 @@ def client(cluster):
 
     with dask.distributed.Client(cluster) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def zipf_lda_corpus():
+    """Make a small corpus from LDA's generative process with the model of
+    ``bench/make_synthetic_corpus.py``: topics ``~ Dirichlet(0.05 V base)`` over a
+    Zipf-like base measure (word rank r has weight ``1 / (r + 10)``), ``theta_d ~
+    Dirichlet(alpha)``, documents of ``doc_len`` words. ``make(n_docs, K, V, doc_len,
+    alpha=0.1, seed=0)`` returns the counts (n_docs, V) and the true topics (K, V)."""
+
+    def make(n_docs, K, V, doc_len, alpha=0.1, seed=0):
+        rng = np.random.default_rng(seed)
+        base = 1.0 / (np.arange(V) + 10.0)
+        beta = rng.dirichlet(0.05 * V * base / base.sum(), size=K)
+        theta = rng.dirichlet(np.full(K, alpha), size=n_docs)
+        X = np.stack([rng.multinomial(doc_len, t @ beta) for t in theta])
+        return X, beta
+
+    return make

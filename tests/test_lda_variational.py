@@ -1,12 +1,13 @@
 """fastml.lda variational Bayes: batch and online VB and partial_fit against
 scikit-learn's own updates on the same random draws, n_jobs bit-identity,
 transform/fit_transform/bound_, topic coherence on Reuters against the Gibbs topics,
-bad input.
+recovery of synthetic topics, bad input.
 """
 
 import numpy as np
 import pytest
 from scipy import sparse
+from scipy.optimize import linear_sum_assignment
 
 import fastml.lda._model as lda_model
 from fastml.lda import LatentDirichletAllocation
@@ -265,3 +266,27 @@ def test_bad_counts():
         m.partial_fit(X_OK[:, :5])
     with pytest.raises(TypeError, match="normalize"):
         m.transform(X_OK, normalize="yes")
+
+
+def test_topic_recovery_on_synthetic_corpus(zipf_lda_corpus):
+    """Issue 13's floor for the variational method: Hungarian matching of learned to
+    true topics on cosine similarity, mean >= 0.9. Batch VB converges to a local
+    optimum that depends on the random start (on this corpus single fits from seeds
+    0-9 reach 0.75-0.996, 4 of 10 at >= 0.9; scikit-learn's, 3 of seeds 0-5): as
+    usual for VB, the fit with the highest ELBO among four restarts (seeds 0-3) is
+    the one kept, and the ELBO ranks the fits as their recovery does."""
+    K = 8
+    X, beta = zipf_lda_corpus(400, K, 1000, 150, seed=6)
+    fits = [
+        LatentDirichletAllocation(
+            K, max_iter=40, doc_topic_prior=0.1, topic_word_prior=0.01, random_state=s
+        ).fit(X)
+        for s in range(4)
+    ]
+    best = max(fits, key=lambda m: m.bounds_[-1])
+    est = best.topic_word_
+    cos = (est / np.linalg.norm(est, axis=1, keepdims=True)) @ (
+        beta / np.linalg.norm(beta, axis=1, keepdims=True)
+    ).T
+    r, c = linear_sum_assignment(-cos)
+    assert cos[r, c].mean() >= 0.9

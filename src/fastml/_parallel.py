@@ -41,6 +41,7 @@ __all__ = [
     "block_bounds",
     "check_dask_array",
     "cpu_count",
+    "dask_chunk_states",
     "dask_map_rows",
     "dask_reduce",
     "default_n_jobs",
@@ -486,6 +487,116 @@ def dask_map_rows(
     if n_cols is None:
         return x.map_blocks(fn, *args, drop_axis=1, dtype=dtype)
     return x.map_blocks(fn, *args, chunks=(x.chunks[0], (n_cols,)), dtype=dtype)
+
+
+def dask_chunk_states(
+    x,
+    fn: Callable[..., tuple[object, T]],
+    combine: Callable[[T, T], T],
+    *,
+    states: Sequence | None = None,
+    args: tuple = (),
+    chunk_args: Sequence[tuple] | None = None,
+    name: str = "X",
+    split_every: int = 8,
+) -> tuple[list, T]:
+    """One step of an iteration whose per-chunk state stays where it is computed.
+
+    For every chunk ``i`` of the dask array ``x`` run
+    ``state_i, stats_i = fn(s_i, *args, *chunk_args[i])``, where ``s_i`` is the chunk
+    itself (``states=None``: the first step, which builds the states from the data) or
+    ``states[i]`` (the states returned by the previous step). The new states are
+    persisted (``dask.persist``): with a ``distributed.Client`` they stay in the memory
+    of the workers that computed them, next to their chunks, and the next step runs
+    there; with dask's local schedulers they are held in this process. Only the
+    statistics travel: they are merged with ``combine`` by the tree of
+    :func:`dask_reduce` (fan-in ``split_every``, chunk order), so a given chunking gives
+    the same bits on any scheduler and any number of workers.
+
+    ``fn`` may update ``s_i`` in place and return it: a step's input states are not
+    used again (drop them; the returned list replaces them). ``args`` (small, e.g.
+    the current global parameters) enter the graph once per step.
+
+    Returns
+    -------
+    states : list of dask.delayed.Delayed
+        The persisted states, one per chunk (C order of the chunk grid).
+    stats : object
+        The merged statistics.
+
+    Raises
+    ------
+    ValueError, FloatingPointError
+        From ``fn``, prefixed with the chunk's grid index and its slices.
+    RuntimeError
+        The Dask client went away during the step.
+    """
+    import dask
+
+    n = x.npartitions
+    for given, what in ((chunk_args, "chunk_args"), (states, "states")):
+        if given is not None and len(given) != n:
+            raise ValueError(f"{what} has {len(given)} entries for {n} chunks")
+    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in x.chunks]
+    inputs = x.to_delayed().ravel() if states is None else states
+    run = dask.delayed(_run_chunk, pure=False, nout=2)  # fn may update its input
+    fold = dask.delayed(_fold, pure=True)
+    try:
+        params = _broadcast(args)
+        new, level = [], []
+        for k, (s, idx) in enumerate(
+            zip(inputs, np.ndindex(*x.numblocks), strict=True)
+        ):
+            span = ", ".join(
+                f"{st[i]}:{st[i + 1]}" for st, i in zip(starts, idx, strict=True)
+            )
+            extra = () if chunk_args is None else tuple(chunk_args[k])
+            state, stats = run(s, fn, f"{idx} ([{span}])", name, params, extra)
+            new.append(state)
+            level.append(stats)
+        while len(level) > 1:
+            level = [
+                fold(combine, *level[i : i + split_every])
+                for i in range(0, len(level), split_every)
+            ]
+        # persist schedules (distributed: in the background); _compute waits
+        *new, root = dask.persist(*new, level[0])
+        return new, _compute(root)[0]
+    except RuntimeError:
+        raise
+    except Exception as exc:
+        if states is None or not _states_lost(states):
+            raise
+        raise RuntimeError(
+            "the Dask client that held the chunk states went away during the fit "
+            f"({type(exc).__name__}: {exc}); the fit was not completed. Keep the "
+            "Client open until fit returns"
+        ) from exc
+
+
+def _broadcast(args):
+    """``args`` as a dask.delayed input of every chunk's task: with a
+    ``distributed.Client`` as the active scheduler, scattered to every worker once (a
+    V x K matrix in the task graph goes through the scheduler: ~0.1 s more per step
+    at 1.6 MB, measured), else in the graph."""
+    import dask
+    from dask.base import get_scheduler
+
+    distributed = sys.modules.get("distributed")
+    client = getattr(get_scheduler(), "__self__", None)
+    if distributed is not None and isinstance(client, distributed.Client):
+        return dask.delayed(client.scatter([args], broadcast=True, hash=False)[0])
+    return dask.delayed(args, pure=True)
+
+
+def _states_lost(states) -> bool:
+    """Whether a persisted state is a future of a client that is no longer running."""
+    for s in states:
+        for v in s.__dask_graph__().values():
+            status = getattr(getattr(v, "client", None), "status", "running")
+            if status not in ("running", "connecting"):
+                return True
+    return False
 
 
 import fastml._kernels._fastml_threadpool  # noqa: E402, F401  (what threadpoolctl finds)

@@ -17,7 +17,7 @@ from fastml._base import (
     validate_data,
 )
 from fastml._kernels import _lda
-from fastml._parallel import blas_single_threaded, effective_n_jobs
+from fastml._parallel import blas_single_threaded, effective_n_jobs, is_dask_array
 from fastml._typing import FloatArray, NDArray, RandomStateLike
 from fastml._validation import (
     check_int,
@@ -357,8 +357,16 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array_like or scipy.sparse matrix, shape (n_docs, n_words)
-            Counts (non-negative; integers for ``method="gibbs"``).
+        X : array_like, scipy.sparse matrix or dask array, shape (n_docs, n_words)
+            Counts (non-negative; integers for ``method="gibbs"``). A
+            ``dask.array.Array`` (rows = documents; numpy or scipy.sparse chunks) is
+            fitted on the Dask workers (:mod:`fastml.lda._dask`): variational batch EM
+            with the E-step on the workers (the in-memory fit's result, to rounding;
+            ``doc_topic_`` is then a lazy dask array), or AD-LDA Gibbs (Newman et al.
+            2009) with each row chunk a partition whose state stays on its worker
+            (the result depends on ``random_state`` and the chunking; ``n_partitions``
+            must be None and ``n_jobs`` is not used; ``ndk_`` and ``doc_topic_`` are
+            dask arrays held by the cluster, ``z_`` is not set).
         y : ignored
         vocabulary : sequence of str, optional
             The word of each column (for ``top_words``/``most_similar``).
@@ -367,6 +375,10 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         -------
         self
         """
+        if is_dask_array(X):
+            from fastml.lda import _dask
+
+            return _dask.fit(self, X, vocabulary)
         method = self.method
         x = validate_data(self, X, reset=True, accept_sparse=True)
         csr = check_counts(x, integer=method == "gibbs")
@@ -432,6 +444,11 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         if self.method != "variational":
             raise ValueError(
                 f"partial_fit needs method='variational', got method={self.method!r}"
+            )
+        if is_dask_array(X):
+            raise TypeError(
+                "partial_fit takes in-memory mini-batches, not a dask array: pass "
+                "X.compute() (or fit the dask array with learning_method='batch')"
             )
         first = not hasattr(self, "components_")
         x = validate_data(self, X, reset=first, accept_sparse=True)
@@ -509,6 +526,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         theta = self.doc_topic_
         if not normalize:
             theta = self.ndk_ + self.doc_topic_prior_
+        if is_dask_array(X):
+            return theta
         return self._wrap_output(theta, X)
 
     @property
@@ -641,6 +660,11 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         """
         if not isinstance(normalize, (bool, np.bool_)):
             raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
+        if is_dask_array(X):  # variational only: a lazy dask array
+            from fastml.lda import _dask
+
+            check_is_fitted(self, "components_")
+            return _dask.transform(self, X, normalize)
         csr = self._check_X(X)
         if self.method == "gibbs":
             theta = self._fold_in(csr)
@@ -656,8 +680,17 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
 
     def score(self, X: _Counts, y: object = None) -> float:
         """Variational: the ELBO of ``X`` (scikit-learn's approximate bound).
-        Gibbs: ``sum_dw n_dw log sum_k theta_dk beta_kw`` with fold-in ``theta``."""
+        Gibbs: ``sum_dw n_dw log sum_k theta_dk beta_kw`` with fold-in ``theta``.
+        A dask array (variational only) is scored on the workers."""
+        if is_dask_array(X):
+            return self._dask_score(X)[0]
         return self._score(self._check_X(X))
+
+    def _dask_score(self, X):
+        from fastml.lda import _dask
+
+        check_is_fitted(self, "components_")
+        return _dask.score(self, X)
 
     def _score(self, csr):
         if self.method == "gibbs":
@@ -671,11 +704,16 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
 
     def perplexity(self, X: _Counts) -> float:
         """``exp(-score(X) / number of words)`` (as scikit-learn's)."""
-        csr = self._check_X(X)
-        n = float(csr.data.sum())
+        if is_dask_array(X):
+            score, n = self._dask_score(X)
+        else:
+            csr = self._check_X(X)
+            score, n = None, float(csr.data.sum())
         if n == 0:
             raise ValueError("X has no words: perplexity is undefined")
-        return float(np.exp(-self._score(csr) / n))
+        if score is None:
+            score = self._score(csr)
+        return float(np.exp(-score / n))
 
     # ------------------------------------------------------------ words
     def _vocab(self, vocabulary):

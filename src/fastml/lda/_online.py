@@ -222,26 +222,77 @@ def fit(est, csr, K, alpha, eta, rng, n_jobs):
     """Batch or online VB on all of ``csr`` for ``est.max_iter`` passes.
 
     Returns ``(lambda, E[log beta], alpha, eta)`` (float64) and sets ``bounds_``,
-    ``n_iter_`` and ``n_batch_iter_`` on ``est``. Batch: the ELBO of every pass (at the
-    E-step's gamma and the lambda it used) goes to ``bounds_``. Online: the ELBO of the
-    training set (a separate E-step from gamma = 1) every ``evaluate_every`` passes.
-    Either way ``evaluate_every > 0`` stops when the perplexity changes by less than
-    ``perp_tol`` between evaluations.
+    ``n_iter_`` and ``n_batch_iter_`` on ``est`` (see :func:`run_passes`). Online: the
+    ELBO of the training set (a separate E-step from gamma = 1) every
+    ``evaluate_every`` passes.
     """
     D, V = csr.shape
-    online = est.learning_method == "online"
     lam = rng.gamma(100.0, 0.01, (K, V))
-    elog_b = elog_beta(lam)
     full = DocBlocks(csr, 0, D)
-    batches = (
-        [
+
+    def batch_pass(elog_b, alpha):
+        doc_b, sst, eeb, gamma = _train_estep(
+            est, full, elog_b, alpha, rng, n_jobs, True
+        )
+        elog_theta = None
+        if est.optimize_priors:
+            elog_theta = float(
+                (psi(gamma) - psi(gamma.sum(axis=1, keepdims=True))).sum()
+            )
+        return doc_b, sst, eeb, elog_theta
+
+    online = None
+    if est.learning_method == "online":
+        batches = [
             DocBlocks(csr, s, min(s + est.batch_size, D))
             for s in range(0, D, est.batch_size)
         ]
-        if online
-        else []
+
+        def epoch(lam, elog_b):
+            for blocks in batches:
+                lam, elog_b = online_step(
+                    est, blocks, lam, elog_b, alpha, eta, rng, D, n_jobs
+                )
+            return lam, elog_b
+
+        def evaluate(lam, elog_b):
+            _, eeb_wk = _exp_t(elog_b)
+            doc_b, _ = estep(
+                full,
+                eeb_wk,
+                alpha,
+                np.ones((D, K)),
+                stats=False,
+                max_iter=est.max_doc_update_iter,
+                tol=est.mean_change_tol,
+                n_jobs=n_jobs,
+            )
+            return doc_b + topic_bound(lam, elog_b, eta)
+
+        online = (epoch, evaluate)
+    return run_passes(
+        est, lam, alpha, eta, D, float(csr.data.sum()), batch_pass, online
     )
-    n_words = float(csr.data.sum())
+
+
+def run_passes(est, lam, alpha, eta, n_docs, n_words, batch_pass, online=None):
+    """The ``est.max_iter`` passes of :func:`fit`, from ``lambda = lam``, whatever holds
+    the documents (in memory, or a dask array: :mod:`fastml.lda._dask`).
+
+    ``batch_pass(elog_b, alpha)`` is the E-step of a batch pass over all ``n_docs``
+    documents: ``(document ELBO, (V, K) statistic, exp(E[log beta]) (K, V), sum of
+    E[log theta] or None without optimize_priors)``. ``online``, if given, is
+    ``(epoch, evaluate)``: ``epoch(lam, elog_b)`` returns the ``(lam, elog_b)`` after
+    one pass of mini-batches, ``evaluate(lam, elog_b)`` the training-set ELBO.
+
+    Returns ``(lambda, E[log beta], alpha, eta)`` and sets ``bounds_``, ``n_iter_``
+    and ``n_batch_iter_`` on ``est``. Batch: the ELBO of every pass (at the E-step's
+    gamma and the lambda it used) goes to ``bounds_``. Online: the ELBO every
+    ``evaluate_every`` passes. Either way ``evaluate_every > 0`` stops when the
+    perplexity changes by less than ``perp_tol`` between evaluations.
+    """
+    K, V = lam.shape
+    elog_b = elog_beta(lam)
     every = est.evaluate_every
     est.bounds_ = []
     est.n_batch_iter_ = 1
@@ -251,29 +302,13 @@ def fit(est, csr, K, alpha, eta, rng, n_jobs):
     for it in range(est.max_iter):
         t0 = time.perf_counter()
         elbo = None
-        if online:
-            for blocks in batches:
-                lam, elog_b = online_step(
-                    est, blocks, lam, elog_b, alpha, eta, rng, D, n_jobs
-                )
+        if online is not None:
+            lam, elog_b = online[0](lam, elog_b)
             if every > 0 and (it + 1) % every == 0:
-                _, eeb_wk = _exp_t(elog_b)
-                doc_b, _ = estep(
-                    full,
-                    eeb_wk,
-                    alpha,
-                    np.ones((D, K)),
-                    stats=False,
-                    max_iter=est.max_doc_update_iter,
-                    tol=est.mean_change_tol,
-                    n_jobs=n_jobs,
-                )
-                elbo = doc_b + topic_bound(lam, elog_b, eta)
+                elbo = online[1](lam, elog_b)
                 est.bounds_.append(elbo)
         else:
-            doc_b, sst, eeb, gamma = _train_estep(
-                est, full, elog_b, alpha, rng, n_jobs, True
-            )
+            doc_b, sst, eeb, elog_theta = batch_pass(elog_b, alpha)
             elbo = doc_b + topic_bound(lam, elog_b, eta)
             est.bounds_.append(elbo)
             # M-step (Blei et al. sec. 5.4): lambda_kw = eta + sum_d n_dw phi_dwk
@@ -281,8 +316,7 @@ def fit(est, csr, K, alpha, eta, rng, n_jobs):
             elog_b = elog_beta(lam)
             est.n_batch_iter_ += 1
             if est.optimize_priors:
-                elog_theta = psi(gamma) - psi(gamma.sum(axis=1, keepdims=True))
-                alpha = newton_symmetric_dirichlet(alpha, D, K, float(elog_theta.sum()))
+                alpha = newton_symmetric_dirichlet(alpha, n_docs, K, elog_theta)
                 eta = newton_symmetric_dirichlet(eta, K, V, float(elog_b.sum()))
         check_diverged(
             est,
@@ -312,6 +346,6 @@ def fit(est, csr, K, alpha, eta, rng, n_jobs):
             f"before the perplexity changed by less than perp_tol="
             f"{est.perp_tol}; increase max_iter or perp_tol.",
             exceptions.ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of LatentDirichletAllocation.fit
         )
     return lam, elog_b, alpha, eta
