@@ -311,6 +311,17 @@ def test_gibbs_reproducible_for_a_seed(sampler):
     assert not np.array_equal(a.z_, c.z_)
 
 
+def test_partitioned_gibbs_with_numpys_global_state():
+    # random_state=None after np.random.seed: the legacy MT19937 cannot spawn the
+    # partitions' streams; they are seeded from its stream instead, reproducibly
+    X, _ = _zipf_lda_corpus(80, 5, 300, 30, seed=4)
+    fits = []
+    for _ in range(2):
+        np.random.seed(3)
+        fits.append(_fit(X, 5, n_partitions=2, max_iter=3, random_state=None))
+    np.testing.assert_array_equal(fits[0].z_, fits[1].z_)
+
+
 # --------------------------------------------------------------- parallel sweeps
 @pytest.mark.parametrize("sampler", ["dense", "sparse"])
 def test_partitioned_result_identical_for_every_n_jobs(sampler):

@@ -44,6 +44,7 @@ __all__ = [
     "dask_chunk_states",
     "dask_map_rows",
     "dask_reduce",
+    "dask_scheduler_guard",
     "default_n_jobs",
     "effective_n_jobs",
     "is_dask_array",
@@ -416,6 +417,27 @@ def _compute(*graphs):
             "Client open until fit returns (e.g. `with Client(...) as client:` "
             "around the fit)"
         ) from exc
+
+
+def dask_scheduler_guard() -> Callable[[], None]:
+    """A function to call before each pass of an iterative fit: it raises RuntimeError
+    once the Dask scheduler active now is no longer the active one. A
+    ``distributed.Client`` closed between two passes would otherwise hand the rest of
+    the fit to dask's local scheduler, silently (a client closed *during* a pass is
+    caught by :func:`_compute`)."""
+    from dask.base import get_scheduler
+
+    first = get_scheduler()
+
+    def check() -> None:
+        if get_scheduler() != first:
+            raise RuntimeError(
+                "the Dask client or its scheduler went away during the fit; the fit "
+                "was not completed. Keep the Client open until fit returns (e.g. "
+                "`with Client(...) as client:` around the fit)"
+            )
+
+    return check
 
 
 def dask_reduce(

@@ -95,6 +95,26 @@ def check_random_state(
     )
 
 
+def spawn_generators(
+    random_state: RandomStateLike, n: int
+) -> list[np.random.Generator]:
+    """``n`` independent child streams of ``random_state`` (``Generator.spawn``), e.g.
+    one per MCMC chain or per data partition.
+
+    A bit generator without a spawnable seed sequence (MT19937 seeded the legacy way: a
+    RandomState, numpy's global state after ``np.random.seed``) seeds the children from
+    a SeedSequence of four words of its own stream instead, so they are reproducible
+    from its state and it advances.
+    """
+    rng = check_random_state(random_state)
+    if isinstance(
+        rng.bit_generator.seed_seq, np.random.bit_generator.ISpawnableSeedSequence
+    ):
+        return rng.spawn(n)
+    seq = np.random.SeedSequence(rng.bit_generator.random_raw(4))
+    return [np.random.default_rng(child) for child in seq.spawn(n)]
+
+
 def _generator_over(bit_generator, name: str) -> np.random.Generator:
     """A Generator sharing ``bit_generator``, after checking that fastml's kernels can
     draw from it: a capsule named ``"BitGenerator"`` (numpy's own check, in

@@ -20,7 +20,13 @@ import operator
 
 import numpy as np
 
-from fastml._parallel import _compute, _run_chunk, check_dask_array, dask_reduce
+from fastml._parallel import (
+    _compute,
+    _run_chunk,
+    check_dask_array,
+    dask_reduce,
+    dask_scheduler_guard,
+)
 from fastml._validation import check_random_state
 from fastml.hmm._base import _spans
 from fastml.hmm._categorical import CategoricalHMM
@@ -194,7 +200,10 @@ def fit(est, X, lengths):
     summary = _validate(est, X, chunk_lengths)
     _initialise(est, X, check_random_state(est.random_state), summary)
 
+    same_scheduler = dask_scheduler_guard()
+
     def estep():
+        same_scheduler()
         missing = isinstance(est, GaussianHMM) and summary
         return dask_reduce(X, _chunk_estep, _add, args=(_shipped(est), missing),
                            chunk_args=chunk_lengths)  # fmt: skip

@@ -59,12 +59,12 @@ from fastml._parallel import (
     dask_chunk_states,
     dask_map_rows,
     dask_reduce,
+    dask_scheduler_guard,
 )
-from fastml._validation import check_random_state
+from fastml._validation import check_random_state, spawn_generators
 from fastml.lda import _online
 from fastml.lda._counts import _tokens, check_counts
 from fastml.lda._gibbs import TREE_WORK_PER_TOPIC, _topic_lists, use_sparse
-from fastml.sampling._mcmc import _chain_rngs
 
 
 def _checked(X, n_features=None):
@@ -77,25 +77,6 @@ def _checked(X, n_features=None):
             f"vocabulary of {n_features}"
         )
     return X, dtype
-
-
-def _scheduler_guard():
-    """A function raising RuntimeError once the Dask scheduler active now is no longer
-    the active one: a ``distributed.Client`` closed between two passes would otherwise
-    hand the rest of the fit to dask's local scheduler, silently."""
-    from dask.base import get_scheduler
-
-    first = get_scheduler()
-
-    def check():
-        if get_scheduler() != first:
-            raise RuntimeError(
-                "the Dask client or its scheduler went away during the fit; the fit "
-                "was not completed. Keep the Client open until fit returns (e.g. "
-                "`with Client(...) as client:` around the fit)"
-            )
-
-    return check
 
 
 def _add(a, b):
@@ -179,7 +160,7 @@ def _fit_variational(est, X, dtype, K, alpha, eta):
     lam = rng.gamma(100.0, 0.01, (K, V))
     opts = (int(est.max_doc_update_iter), float(est.mean_change_tol))
 
-    same_scheduler = _scheduler_guard()
+    same_scheduler = dask_scheduler_guard()
 
     def batch_pass(elog_b, alpha):
         same_scheduler()
@@ -370,7 +351,7 @@ def _nothing(a, b):
 def _fit_gibbs(est, X, K, alpha, eta):
     V = X.shape[1]
     sparse = use_sparse(est.sampler, K)
-    streams = _chain_rngs(est.random_state, X.npartitions)  # spawned, or seeded
+    streams = spawn_generators(est.random_state, X.npartitions)  # spawned, or seeded
     seeds = [(pickle.dumps(g.bit_generator),) for g in streams]
     states, (nwk, nk, n_tokens) = dask_chunk_states(
         X, _gibbs_init, _add, args=(K, V, sparse), chunk_args=seeds
@@ -389,7 +370,7 @@ def _fit_gibbs(est, X, K, alpha, eta):
     every = est.evaluate_every
     t_last = time.perf_counter()
     since = 0
-    same_scheduler = _scheduler_guard()
+    same_scheduler = dask_scheduler_guard()
     for it in range(est.max_iter):
         same_scheduler()
         want = it == est.max_iter - 1 or (every > 0 and (it + 1) % every == 0)

@@ -69,6 +69,7 @@ import numpy as np
 
 from fastml._kernels import _lda
 from fastml._parallel import run_blocks
+from fastml._validation import spawn_generators
 
 __all__ = ["SPARSE_MIN_K", "GibbsSampler", "default_partitions", "use_sparse"]
 
@@ -170,7 +171,7 @@ class GibbsSampler:
             np.bincount(doc_of * K + z, minlength=D * K).astype(np.intc).reshape(D, K)
         )
         self.nk = np.bincount(z, minlength=K).astype(np.intc)
-        self.streams = [g.bit_generator for g in rng.spawn(P)]
+        self.streams = [g.bit_generator for g in spawn_generators(rng, P)]
         # documents: contiguous partitions balanced by tokens (by each one's midpoint)
         mid = (doc_ptr[:-1] + nd / 2.0) * P / max(N, 1)
         doc_part = np.minimum(mid.astype(np.intp), P - 1)

@@ -17,7 +17,13 @@ import operator
 
 import numpy as np
 
-from fastml._parallel import _compute, check_dask_array, dask_map_rows, dask_reduce
+from fastml._parallel import (
+    _compute,
+    check_dask_array,
+    dask_map_rows,
+    dask_reduce,
+    dask_scheduler_guard,
+)
 from fastml._validation import check_array, check_random_state
 from fastml.mixture._gaussian_mixture import _em_pass
 
@@ -63,7 +69,10 @@ def prepare_fit(est, X):
     if hasattr(est, "feature_names_in_"):
         del est.feature_names_in_
 
+    same_scheduler = dask_scheduler_guard()
+
     def stats_pass(entropy):
+        same_scheduler()
         params = est._kernel_params(np.empty((0, d), dtype=dtype))
         return dask_reduce(X, _chunk_stats, _add, args=(dtype, params, entropy))
 

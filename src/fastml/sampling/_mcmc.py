@@ -28,8 +28,8 @@ from fastml._typing import (
 from fastml._validation import (
     check_array,
     check_int,
-    check_random_state,
     check_real,
+    spawn_generators,
 )
 from fastml.sampling._diagnostics import MCMCResult
 from fastml.sampling._distributions import _check_cov
@@ -60,22 +60,6 @@ def _chain_setup(x0, n_samples, burn_in, thin, n_chains, dim: int | None):
         )
     x0 = np.ascontiguousarray(np.broadcast_to(x0, (n_chains, x0.shape[-1])), float)
     return x0, n_samples, burn_in, thin, n_chains
-
-
-def _chain_rngs(random_state, n_chains: int) -> list[np.random.Generator]:
-    """Independent child streams, one per chain (Generator.spawn).
-
-    A bit generator without a spawnable seed sequence (MT19937 seeded the legacy way:
-    a RandomState, numpy's global state after ``np.random.seed``) seeds the children
-    from a SeedSequence of four words of its own stream instead, so they are
-    reproducible from its state and it advances.
-    """
-    rng = check_random_state(random_state)
-    spawnable = np.random.bit_generator.ISpawnableSeedSequence
-    if isinstance(rng.bit_generator.seed_seq, spawnable):
-        return rng.spawn(n_chains)
-    seq = np.random.SeedSequence(rng.bit_generator.random_raw(4))
-    return [np.random.default_rng(child) for child in seq.spawn(n_chains)]
 
 
 def _run_chains(run_one, n_chains: int, n_jobs) -> list:
@@ -238,7 +222,7 @@ def metropolis_hastings(
     prop_white = np.asfortranarray(np.tril(target.whiten @ prop)) if compiled else None
     if not compiled:
         _check_start(log_prob, x0)
-    rngs = _chain_rngs(random_state, n_chains)
+    rngs = spawn_generators(random_state, n_chains)
     samples = np.empty((n_chains, n_samples, d))
     total = burn_in + n_samples * thin
 
@@ -379,7 +363,7 @@ def hmc(
     m = _check_mass(mass, d)
     if not compiled:
         _check_start(log_prob, x0)
-    rngs = _chain_rngs(random_state, n_chains)
+    rngs = spawn_generators(random_state, n_chains)
     samples = np.empty((n_chains, n_samples, d))
     total = burn_in + n_samples * thin
 
@@ -518,7 +502,7 @@ def gibbs_sampler(
         x0, n_samples, burn_in, thin, n_chains, target.dim if compiled else len(conds)
     )
     d = x0.shape[1]
-    rngs = _chain_rngs(random_state, n_chains)
+    rngs = spawn_generators(random_state, n_chains)
     samples = np.empty((n_chains, n_samples, d))
     total = burn_in + n_samples * thin
 
