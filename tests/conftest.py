@@ -102,6 +102,41 @@ def cluster():
 
 
 @pytest.fixture
+def close_client_mid_fit(cluster):
+    """``close_client_mid_fit(fit, delay)``: run ``fit()`` on a thread with a new Client
+    of the module's cluster as the default scheduler, close that Client after ``delay``
+    seconds, and check the fit stops within 90 s with the RuntimeError saying the
+    client went away (no hang, no fit finished on another scheduler)."""
+    import threading
+    import time
+
+    import dask.distributed
+
+    def check(fit, delay):
+        out = {}
+
+        def run():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit()
+            except BaseException as exc:  # reported to the test
+                out["error"] = exc
+
+        c = dask.distributed.Client(cluster)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        time.sleep(delay)
+        c.close()
+        t.join(90)
+        assert not t.is_alive(), "the fit hung after the client closed"
+        assert isinstance(out.get("error"), RuntimeError), out
+        assert "client" in str(out["error"]) and "went away" in str(out["error"])
+
+    return check
+
+
+@pytest.fixture
 def client(cluster):
     import dask.distributed
 

@@ -8,10 +8,6 @@ and the serial sampler's log-likelihood per token (quality, within 0.5%); for
 dask.distributed.
 """
 
-import threading
-import time
-import warnings
-
 import numpy as np
 import pytest
 from scipy import sparse
@@ -22,12 +18,8 @@ import dask  # noqa: E402
 
 from fastml._kernels import _lda  # noqa: E402
 from fastml._parallel import dask_chunk_states  # noqa: E402
-from fastml.exceptions import ConvergenceWarning  # noqa: E402
 from fastml.lda import LatentDirichletAllocation as LDA  # noqa: E402
 from fastml.lda import _dask  # noqa: E402
-
-TIMEOUT = 90  # s: a fit that takes longer is a hang
-
 
 # ``cluster`` and ``client``: the module-scoped 2-process LocalCluster of conftest.py
 
@@ -323,26 +315,8 @@ def test_bad_dask_input(client, x_mem):
         g.transform(dX)
 
 
-def test_client_closed_mid_fit(cluster, zipf_lda_corpus):
+def test_client_closed_mid_fit(close_client_mid_fit, zipf_lda_corpus):
     X, _ = zipf_lda_corpus(600, 6, 300, 40, seed=8)
     dX = da.from_array(X, chunks=(100, -1))
     for est in (_gibbs(max_iter=100_000), LDA(6, max_iter=100_000, random_state=0)):
-        c = distributed.Client(cluster)
-        out = {}
-
-        def run(est=est, out=out):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    est.fit(dX)
-            except BaseException as exc:  # reported to the test
-                out["error"] = exc
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
-        time.sleep(1.5)
-        c.close()
-        t.join(TIMEOUT)
-        assert not t.is_alive(), "the fit hung after the client closed"
-        assert isinstance(out.get("error"), RuntimeError), out
-        assert "went away" in str(out["error"])
+        close_client_mid_fit(lambda est=est: est.fit(dX), 1.5)

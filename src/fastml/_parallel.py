@@ -478,22 +478,40 @@ def dask_reduce(
         raise ValueError(
             f"chunk_args has {len(chunk_args)} entries for {x.npartitions} chunks"
         )
-    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in x.chunks]
     blocks = x.to_delayed().ravel()
     params = dask.delayed(args, pure=True)
     run = dask.delayed(_run_chunk, pure=True)
-    fold = dask.delayed(_fold, pure=True)
-    level = []
-    for k, (blk, idx) in enumerate(zip(blocks, np.ndindex(*x.numblocks), strict=True)):
+    level = [
+        run(blk, chunk_fn, where, name, params, extra)
+        for blk, where, extra in zip(blocks, *_chunk_calls(x, chunk_args), strict=True)
+    ]
+    return _compute(_tree(level, combine, split_every))[0]
+
+
+def _chunk_calls(x, chunk_args):
+    """Per chunk (C order of the chunk grid): the label errors name it by (its grid
+    index and its slices) and its ``chunk_args`` tuple (``()`` without)."""
+    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in x.chunks]
+    wheres, extras = [], []
+    for k, idx in enumerate(np.ndindex(*x.numblocks)):
         span = ", ".join(f"{s[i]}:{s[i + 1]}" for s, i in zip(starts, idx, strict=True))
-        extra = () if chunk_args is None else tuple(chunk_args[k])
-        level.append(run(blk, chunk_fn, f"{idx} ([{span}])", name, params, extra))
+        wheres.append(f"{idx} ([{span}])")
+        extras.append(() if chunk_args is None else tuple(chunk_args[k]))
+    return wheres, extras
+
+
+def _tree(level, combine, split_every):
+    """The delayed merge of ``level`` by left folds of ``split_every`` consecutive
+    results, level by level: its shape depends only on ``len(level)``."""
+    import dask
+
+    fold = dask.delayed(_fold, pure=True)
     while len(level) > 1:
         level = [
             fold(combine, *level[i : i + split_every])
             for i in range(0, len(level), split_every)
         ]
-    return _compute(level[0])[0]
+    return level[0]
 
 
 def dask_map_rows(
@@ -559,30 +577,17 @@ def dask_chunk_states(
     for given, what in ((chunk_args, "chunk_args"), (states, "states")):
         if given is not None and len(given) != n:
             raise ValueError(f"{what} has {len(given)} entries for {n} chunks")
-    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in x.chunks]
     inputs = x.to_delayed().ravel() if states is None else states
     run = dask.delayed(_run_chunk, pure=False, nout=2)  # fn may update its input
-    fold = dask.delayed(_fold, pure=True)
     try:
         params = _broadcast(args)
         new, level = [], []
-        for k, (s, idx) in enumerate(
-            zip(inputs, np.ndindex(*x.numblocks), strict=True)
-        ):
-            span = ", ".join(
-                f"{st[i]}:{st[i + 1]}" for st, i in zip(starts, idx, strict=True)
-            )
-            extra = () if chunk_args is None else tuple(chunk_args[k])
-            state, stats = run(s, fn, f"{idx} ([{span}])", name, params, extra)
+        for s, where, extra in zip(inputs, *_chunk_calls(x, chunk_args), strict=True):
+            state, stats = run(s, fn, where, name, params, extra)
             new.append(state)
             level.append(stats)
-        while len(level) > 1:
-            level = [
-                fold(combine, *level[i : i + split_every])
-                for i in range(0, len(level), split_every)
-            ]
         # persist schedules (distributed: in the background); _compute waits
-        *new, root = dask.persist(*new, level[0])
+        *new, root = dask.persist(*new, _tree(level, combine, split_every))
         return new, _compute(root)[0]
     except RuntimeError:
         raise
