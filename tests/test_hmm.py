@@ -1019,3 +1019,36 @@ def test_several_em_iterations_match_hmmlearn(kind, ct):
         hist[who] = list(model.monitor_.history)[-2:]  # hmmlearn keeps the last 2
     # oracle: hmmlearn from the same start, every iteration
     np.testing.assert_allclose(hist["ours"], hist["peer"], rtol=1e-8)
+
+
+@pytest.mark.parametrize("ct", ["diag", "spherical", "full", "tied"])
+def test_gmmhmm_em_is_translation_invariant(ct):
+    """The covariance statistics are centred (about the current means), so data a
+    million away from the origin give the covariances of the centred data: the
+    expanded form sum w x^2 - N mu^2 lost ~1e-2 there."""
+    from fastml.hmm import GMMHMM
+
+    rng = np.random.default_rng(0)
+    gen = GMMHMM(3, 2, covariance_type="diag")
+    gen.startprob_ = np.full(3, 1 / 3)
+    gen.transmat_ = rng.dirichlet(np.ones(3) * 5, size=3)
+    gen.weights_ = rng.dirichlet(np.ones(2), size=3)
+    gen.means_ = rng.normal(size=(3, 2, 2)) * 3
+    gen.covars_ = rng.uniform(0.5, 2, size=(3, 2, 2))
+    X, _ = gen.sample(3000, random_state=1)
+    fits = []
+    for off in (0.0, 1e6):
+        m = GMMHMM(3, 2, covariance_type=ct, init_params="", n_iter=3, tol=-1e300)
+        m.startprob_, m.transmat_ = gen.startprob_, gen.transmat_
+        m.weights_, m.means_ = gen.weights_, gen.means_ + off
+        m.covars_ = {
+            "diag": gen.covars_,
+            "spherical": gen.covars_.mean(axis=2),
+            "full": np.stack([[np.diag(c) for c in cs] for cs in gen.covars_]),
+            "tied": np.tile(np.eye(2), (3, 1, 1)),
+        }[ct]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(m.fit(X + off))
+    np.testing.assert_allclose(fits[1].covars_, fits[0].covars_, rtol=1e-6)
+    np.testing.assert_allclose(fits[1].means_ - 1e6, fits[0].means_, atol=1e-6)

@@ -319,10 +319,11 @@ class GMMHMM(_ContinuousHMM):
         """Sums over rows ``lo:hi`` (per block of sequences in the E-step threads,
         added in block order) with the weights ``w_tkm = gamma_tk r_tkm`` (PRML eq.
         13.17 with eqs. 9.24-9.27 inside each state): sum_t gamma_tk, sum_t w_tkm,
-        sum_t w_tkm x_t and, if ``"c"`` in ``params``, the second moments: "diag" /
-        "spherical" sum_t w_tkm x_t^2 (elementwise), "full" / "tied" the scatter
-        sum_t w_tkm (x_t - mu_km)(x_t - mu_km)^T about the current means (the M-step
-        moves it to the updated ones)."""
+        sum_t w_tkm x_t and, if ``"c"`` in ``params``, the second moments about the
+        current means (the M-step moves them to the updated ones; centred, so data far
+        from the origin lose no precision): "diag" / "spherical" sum_t w_tkm
+        (x_t - mu_km)^2 (elementwise), "full" / "tied" the scatter
+        sum_t w_tkm (x_t - mu_km)(x_t - mu_km)^T."""
         if not any(c in self.params for c in "mcw"):
             return None
         k, m, d = self.means_.shape
@@ -331,14 +332,16 @@ class GMMHMM(_ContinuousHMM):
         w = (g[:, :, None] * self._within[lo:hi]).reshape(len(x), k * m)
         if "c" not in self.params:
             second = np.zeros(0)
-        elif self.covariance_type in ("diag", "spherical"):
-            second = w.T @ (x * x)
         else:
             mu = self.means_.reshape(k * m, d)
-            second = np.empty((k * m, d, d))
+            diag = self.covariance_type in ("diag", "spherical")
+            second = np.empty((k * m, d) if diag else (k * m, d, d))
             for c in range(k * m):
                 diff = x - mu[c]
-                second[c] = (diff * w[:, c, None]).T @ diff
+                if diag:
+                    second[c] = w[:, c] @ (diff * diff)
+                else:
+                    second[c] = (diff * w[:, c, None]).T @ diff
         return g.sum(axis=0), w.sum(axis=0), w.T @ x, second
 
     def _mstep_emissions(self, stats) -> None:
@@ -371,9 +374,15 @@ class GMMHMM(_ContinuousHMM):
         mu = self.means_.reshape(k * m, d)
         dmu = self.means_ - mu0
         n = post_mix.reshape(-1)
+        # The second moments about the old means mu' moved to the updated means mu:
+        # with e = sum_t w (x_t - mu') and delta = mu - mu',
+        # sum_t w (x_t - mu)(x_t - mu)^T = S - delta e^T - e delta^T + N delta delta^T
+        # (exactly S when the means are not re-estimated); the diagonal for diag.
+        delta = mu - old_means.reshape(k * m, d)
+        e = wx - n[:, None] * old_means.reshape(k * m, d)
         if ct in ("diag", "spherical"):
-            c_n = (second - 2 * mu * wx + mu**2 * n[:, None]).reshape(k, m, d)
-            c_n = np.maximum(c_n, 0.0)  # rounding in the expanded form
+            c_n = (second - 2 * delta * e + n[:, None] * delta**2).reshape(k, m, d)
+            c_n = np.maximum(c_n, 0.0)  # rounding when a component's mass is ~0
             default_prior = -1.5 if ct == "diag" else -(m + 2.0) / 2.0
             a = default_prior if self.covars_prior is None else self.covars_prior
             b = 0.0 if self.covars_weight is None else self.covars_weight
@@ -384,12 +393,6 @@ class GMMHMM(_ContinuousHMM):
             a, b = (np.broadcast_to(v, (k, m)) for v in (a, b))
             num = lam * np.einsum("kmi,kmi->km", dmu, dmu) + 2 * b + c_n.sum(axis=2)
             return num / (d * (post_mix + 1) + 2 * (a + 1))
-        # The scatter S about the old means mu' moved to the updated means mu: with
-        # e = sum_t w (x_t - mu') and delta = mu - mu',
-        # sum_t w (x_t - mu)(x_t - mu)^T = S - delta e^T - e delta^T + N delta delta^T
-        # (exactly S when the means are not re-estimated).
-        delta = mu - old_means.reshape(k * m, d)
-        e = wx - n[:, None] * old_means.reshape(k * m, d)
         de = delta[:, :, None] * e[:, None, :]
         scatter = second - de - np.swapaxes(de, 1, 2)
         scatter += n[:, None, None] * delta[:, :, None] * delta[:, None, :]
