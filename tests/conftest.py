@@ -161,3 +161,19 @@ def zipf_lda_corpus():
         return X, beta
 
     return make
+
+
+@pytest.fixture(scope="session")
+def matched_cosine():
+    """``matched_cosine(learned, true)``: the mean cosine similarity of learned to true
+    topics (rows) after the Hungarian matching that maximises it."""
+    from scipy.optimize import linear_sum_assignment
+
+    def score(learned, true):
+        cos = (learned / np.linalg.norm(learned, axis=1, keepdims=True)) @ (
+            true / np.linalg.norm(true, axis=1, keepdims=True)
+        ).T
+        r, c = linear_sum_assignment(-cos)
+        return float(cos[r, c].mean())
+
+    return score

@@ -9,7 +9,6 @@ import itertools
 import numpy as np
 import pytest
 from scipy import sparse, stats
-from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaln
 
 from fastml._kernels import _lda
@@ -37,19 +36,6 @@ def _joint_loglik(z, words, doc_of, D, V, K, alpha, eta):
         + np.sum(gammaln(ndk + alpha))
         - np.sum(gammaln(ndk.sum(1) + K * alpha))
     )
-
-
-def _zipf_lda_corpus(n_docs, K, V, doc_len, alpha=0.1, seed=0):
-    """Documents from LDA's generative process; topics are Dirichlet draws over a
-    Zipf-like base measure (word rank r has weight 1 / (r + 10))."""
-    rng = np.random.default_rng(seed)
-    base = 1.0 / (np.arange(V) + 10.0)
-    beta = np.empty((K, V))
-    for k in range(K):
-        beta[k] = rng.dirichlet(0.05 * V * base / base.sum())
-    theta = rng.dirichlet(np.full(K, alpha), size=n_docs)
-    X = np.stack([rng.multinomial(doc_len, t @ beta) for t in theta])
-    return X, beta
 
 
 def _fit(X, K, **kw):
@@ -184,8 +170,8 @@ def _check_state(chain, csr):
         (False, 3, None),
     ],
 )
-def test_counts_and_topic_lists_stay_consistent(sparse_, P, tree_work):
-    X, _ = _zipf_lda_corpus(60, 8, 300, 40, seed=1)
+def test_counts_and_topic_lists_stay_consistent(sparse_, P, tree_work, zipf_lda_corpus):
+    X, _ = zipf_lda_corpus(60, 8, 300, 40, seed=1)
     csr = check_counts(X, integer=True)
     words, doc_ptr, nd = _tokens(csr)
     chain = GibbsSampler(
@@ -240,11 +226,11 @@ def _reference_dense_chain(words, nd, V, K, alpha, eta, seed, n_sweeps):
     return z, ndk, nwk
 
 
-def test_serial_dense_chain_is_the_reference_sweep():
+def test_serial_dense_chain_is_the_reference_sweep(zipf_lda_corpus):
     """One partition, dense draw: the bits of a numpy transcription of G&S eq. 5 on the
     same random stream (topics and counts after three sweeps; an empty document
     included)."""
-    X, _ = _zipf_lda_corpus(30, 5, 200, 50, seed=2)
+    X, _ = zipf_lda_corpus(30, 5, 200, 50, seed=2)
     X[4] = 0
     csr = check_counts(X, integer=True)
     words, doc_ptr, nd = _tokens(csr)
@@ -261,11 +247,11 @@ def test_serial_dense_chain_is_the_reference_sweep():
     np.testing.assert_array_equal(chain.topic_word_counts(), nwk)
 
 
-def test_sparse_loglik_per_token_matches_dense():
+def test_sparse_loglik_per_token_matches_dense(zipf_lda_corpus):
     """Same model, different draws: after 150 sweeps the mean log p(w, z) per token
     over the last 50 (two seeds each) agrees within 0.5% (the seed-to-seed spread here
     is about 0.1%)."""
-    X, _ = _zipf_lda_corpus(300, 10, 2000, 60, seed=3)
+    X, _ = zipf_lda_corpus(300, 10, 2000, 60, seed=3)
     n = X.sum()
     per_token = {}
     for sampler in ("dense", "sparse"):
@@ -291,18 +277,18 @@ def test_sampler_auto_picks_by_K():
     assert use_sparse("sparse", 2) and not use_sparse("dense", 1000)
 
 
-def test_default_partitions_depend_on_the_corpus_only():
+def test_default_partitions_depend_on_the_corpus_only(zipf_lda_corpus):
     assert default_partitions(2**18 - 1) == 1 and default_partitions(2**18) == 4
     assert default_partitions(2**20 - 1) == 4 and default_partitions(2**20) == 8
-    X, _ = _zipf_lda_corpus(60, 4, 300, 30, seed=8)  # 1,800 tokens: one partition
+    X, _ = zipf_lda_corpus(60, 4, 300, 30, seed=8)  # 1,800 tokens: one partition
     a = _fit(X, 50, max_iter=3, n_jobs=2)
     b = _fit(X, 50, max_iter=3, n_partitions=1, n_jobs=1)
     np.testing.assert_array_equal(a.z_, b.z_)
 
 
 @pytest.mark.parametrize("sampler", ["dense", "sparse"])
-def test_gibbs_reproducible_for_a_seed(sampler):
-    X, _ = _zipf_lda_corpus(80, 5, 300, 30, seed=4)
+def test_gibbs_reproducible_for_a_seed(sampler, zipf_lda_corpus):
+    X, _ = zipf_lda_corpus(80, 5, 300, 30, seed=4)
     a, b, c = (
         _fit(X, 70, sampler=sampler, max_iter=4, random_state=s) for s in (7, 7, 8)
     )
@@ -311,10 +297,10 @@ def test_gibbs_reproducible_for_a_seed(sampler):
     assert not np.array_equal(a.z_, c.z_)
 
 
-def test_partitioned_gibbs_with_numpys_global_state():
+def test_partitioned_gibbs_with_numpys_global_state(zipf_lda_corpus):
     # random_state=None after np.random.seed: the legacy MT19937 cannot spawn the
     # partitions' streams; they are seeded from its stream instead, reproducibly
-    X, _ = _zipf_lda_corpus(80, 5, 300, 30, seed=4)
+    X, _ = zipf_lda_corpus(80, 5, 300, 30, seed=4)
     fits = []
     for _ in range(2):
         np.random.seed(3)  # noqa: NPY002 (the legacy global state)
@@ -324,8 +310,8 @@ def test_partitioned_gibbs_with_numpys_global_state():
 
 # --------------------------------------------------------------- parallel sweeps
 @pytest.mark.parametrize("sampler", ["dense", "sparse"])
-def test_partitioned_result_identical_for_every_n_jobs(sampler):
-    X, _ = _zipf_lda_corpus(80, 6, 500, 40, seed=5)
+def test_partitioned_result_identical_for_every_n_jobs(sampler, zipf_lda_corpus):
+    X, _ = zipf_lda_corpus(80, 6, 500, 40, seed=5)
     fits = [
         _fit(X, 40, sampler=sampler, n_partitions=3, n_jobs=j, max_iter=5)
         for j in (1, 2, 3, 4)
@@ -354,10 +340,10 @@ def test_more_partitions_than_documents_or_words(sampler):
 
 
 @pytest.mark.parametrize("sparse_", [False, True])
-def test_cancelled_block_stops_with_consistent_counts(sparse_):
+def test_cancelled_block_stops_with_consistent_counts(sparse_, zipf_lda_corpus):
     """A set cancel byte (another thread interrupted) stops a long block at its next
     poll with KeyboardInterrupt; the counts and topic lists still match ``z``."""
-    X, _ = _zipf_lda_corpus(500, 5, 2000, 200, seed=7)
+    X, _ = zipf_lda_corpus(500, 5, 2000, 200, seed=7)
     csr = check_counts(X, integer=True)
     words, doc_ptr, nd = _tokens(csr)
     chains = [
@@ -425,17 +411,12 @@ def test_partitioned_loglik_within_half_percent_of_serial_on_reuters(reuters, sa
     assert abs(ll[8] - ll[1]) <= 5e-3 * abs(ll[1])
 
 
-def test_topic_recovery_on_synthetic_corpus():
+def test_topic_recovery_on_synthetic_corpus(zipf_lda_corpus, matched_cosine):
     """Hungarian matching of learned to true topics on cosine similarity: mean >= 0.9."""
     K = 8
-    X, beta = _zipf_lda_corpus(400, K, 1000, 150, seed=6)
+    X, beta = zipf_lda_corpus(400, K, 1000, 150, seed=6)
     m = _fit(X, K, sampler="sparse", n_partitions=2, n_jobs=2, max_iter=150)
-    est = m.topic_word_
-    cos = (est / np.linalg.norm(est, axis=1, keepdims=True)) @ (
-        beta / np.linalg.norm(beta, axis=1, keepdims=True)
-    ).T
-    r, c = linear_sum_assignment(-cos)
-    assert cos[r, c].mean() >= 0.9
+    assert matched_cosine(m.topic_word_, beta) >= 0.9
 
 
 # ------------------------------------------------------------------- bad input
