@@ -329,12 +329,17 @@ def _direct_backward(g, x, w, p, n_jobs):
         _conv.conv2d_direct_backward(g[a:e], x[a:e], w, p, gx[a:e], gw, cancel)
         return gw, g[a:e].sum(axis=(0, 2, 3))
 
-    parts = run_blocks(direct, len(dbounds), n_jobs)
+    gw, gb = _add_in_block_order(run_blocks(direct, len(dbounds), n_jobs))
+    return gx, gw, gb
+
+
+def _add_in_block_order(parts):
+    """The blocks' (weight gradient, bias gradient) sums, added in block order."""
     gw, gb = parts[0]
     for pw, pb in parts[1:]:
         gw += pw
         gb += pb
-    return gx, gw, gb
+    return gw, gb
 
 
 def _chunk_images(n, per_image_bytes):
@@ -450,8 +455,5 @@ def _conv2d_backward(g, x_shape, w, cols, s, p, n_jobs, x=None, bufs=None):
 
     with blas_single_threaded():
         parts = run_blocks(block, len(bounds), n_jobs)
-    gwt, gb = parts[0]
-    for pw, pb in parts[1:]:
-        gwt += pw
-        gb += pb
+    gwt, gb = _add_in_block_order(parts)
     return gx, np.ascontiguousarray(gwt.T).reshape(w.shape), gb
