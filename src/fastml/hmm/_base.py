@@ -356,10 +356,15 @@ class _BaseHMM(BaseEstimator):
 
         Each block of sequences writes its rows of the posteriors and its spans' log
         p(X); its xi and counts are partial sums, added here in block order, so the
-        result has the same bits for every ``n_jobs``.
+        result has the same bits for every ``n_jobs``. With ``stats`` (the E-step of
+        ``fit``) no (T, K) posteriors are kept: each block's live in a block-sized
+        array while its statistics are taken (so a thread's working set stays in
+        cache instead of streaming T x K doubles through memory each iteration), and
+        the first item returned is the sum of the posteriors of the spans' first rows.
         """
         k = self.n_components
-        gamma = np.empty((Xv.shape[0], k), dtype=self._frame_dtype(Xv))
+        dtype = self._frame_dtype(Xv)
+        gamma = None if stats else np.empty((Xv.shape[0], k), dtype=dtype)
         logprob = np.empty(len(spans))
         pi, a, at = (
             self.startprob_,
@@ -373,7 +378,10 @@ class _BaseHMM(BaseEstimator):
 
         def block(blk, cancel):
             sub, longest = blk.sub, blk.longest
-            g = gamma[blk.lo : blk.hi]
+            if gamma is None:
+                g = np.empty((blk.hi - blk.lo, k), dtype=dtype)
+            else:
+                g = gamma[blk.lo : blk.hi]
             lp = logprob[blk.first : blk.last]
             xi = np.zeros((k, k)) if stats else np.zeros((0, 0))
             cnt = None
@@ -400,18 +408,22 @@ class _BaseHMM(BaseEstimator):
                     np.empty((longest, k)), g, xi, cnt, lp_log, cancel,
                 )  # fmt: skip
                 lp[failed] = lp_log
-            em = self._block_emission_stats(blk.lo, blk.hi, g) if stats else None
-            return xi, cnt, em
+            if not stats:
+                return xi, cnt, None, None
+            em = self._block_emission_stats(blk.lo, blk.hi, g)
+            return xi, cnt, em, g[sub[:, 0]].sum(axis=0, dtype=np.float64)
 
         parts = self._run(Xv, spans, block, log=self.implementation == "log")
-        xi, cnt, em = parts[0]
-        for xi_b, cnt_b, em_b in parts[1:]:  # block order: same sums for every n_jobs
+        xi, cnt, em, start = parts[0]
+        for xi_b, cnt_b, em_b, start_b in parts[1:]:  # block order: same sums always
             xi += xi_b
             cnt += cnt_b
+            if stats:
+                start += start_b
             if em is not None:
                 em = tuple(a + b for a, b in zip(em, em_b, strict=True))
         _check_possible(logprob, spans)
-        return gamma, logprob, xi, (cnt if counts else None), em
+        return (start if stats else gamma), logprob, xi, (cnt if counts else None), em
 
     def _score_spans(self, Xv, spans) -> np.ndarray:
         logprob = np.empty(len(spans))
@@ -714,11 +726,11 @@ class _BaseHMM(BaseEstimator):
         (:mod:`fastml.hmm._dask`)."""
         # Categorical: emission counts per symbol; others: posterior mass per state.
         need_counts = any(c in self.params for c in self._emission_letters)
-        gamma, logprob, xi, cnt, em = self._forward_backward(
+        start, logprob, xi, cnt, em = self._forward_backward(
             Xv, spans, stats=True, counts=need_counts
         )
         stats = {
-            "start": gamma[spans[:, 0]].sum(axis=0, dtype=np.float64),
+            "start": start,
             "trans": xi,
             "counts": cnt,
             "emission": em,
