@@ -56,6 +56,16 @@ def digamma(const double[::1] x, double[::1] out):
 
 # ----------------------------------------------------------------- collapsed Gibbs
 
+cdef inline int _search_cum(const double *cum, int K, double u) noexcept nogil:
+    """The first k with ``cum[k] > u`` (K - 1 if none), for non-decreasing ``cum``:
+    counted without branches, since a data-dependent loop exit would be mispredicted
+    on most draws."""
+    cdef int k, n = 0
+    for k in range(K - 1):
+        n += cum[k] <= u
+    return n
+
+
 cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
                             double *cum, double u) noexcept nogil:
     """Sample k from ``p_k = (nw[k] + eta) A[k]`` given ``u`` in [0, 1)."""
@@ -64,11 +74,7 @@ cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
     for k in range(K):
         s += (nw[k] + eta) * A[k]
         cum[k] = s
-    u *= s
-    k = 0
-    while k < K - 1 and cum[k] <= u:
-        k += 1
-    return k
+    return _search_cum(cum, K, u * s)
 
 
 cdef void _dense_segment(bitgen_t *rng, const int *words, int *z, idx_t lo, idx_t hi,
@@ -431,7 +437,7 @@ def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] d
     cdef int K = <int> ndk.shape[1]
     cdef idx_t d, i
     cdef int w, k, it
-    cdef double s, u
+    cdef double s
     cdef double *cum
     cdef int *nd
     cdef const double *ph
@@ -454,10 +460,7 @@ def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] d
                     for k in range(K):
                         s += ph[k] * (nd[k] + alpha)
                         cum[k] = s
-                    u = random_standard_uniform(rng) * s
-                    k = 0
-                    while k < K - 1 and cum[k] <= u:
-                        k += 1
+                    k = _search_cum(cum, K, random_standard_uniform(rng) * s)
                     z[i] = k
                     nd[k] += 1
             if it >= burn_in:
