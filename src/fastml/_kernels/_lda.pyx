@@ -164,16 +164,17 @@ cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const in
     (cached total ``s_sum``), ``r_k = n_dk eta / (n_k + V eta)`` over ``dl`` and
     ``q_k = n_kw (n_dk + alpha) / (n_k + V eta)`` over the word's topics ``wl``
     (O(K_d + K_w)); masses ``(s, r, q)``.
-    A walk that runs past its end (round-off) takes its bucket's last topic.
+    ``rv`` and ``qv`` receive the running sums of the r and q terms, searched without
+    branches (:func:`_search_cum`); a ``u`` that round-off puts past a bucket's
+    last sum takes its last topic.
     """
     cdef int j, k
     cdef double c, r_sum = 0.0, q_sum = 0.0
     if use_tree:
         for j in range(dn):
             k = dl[j]
-            c = nd[k] * tree[Kp + k]  # the leaf is F_k
-            r_sum += c
-            rv[j] = c
+            r_sum += nd[k] * tree[Kp + k]  # the leaf is F_k
+            rv[j] = r_sum
         masses[0] = 0.0
         masses[1] = r_sum
         masses[2] = alpha * tree[1]
@@ -183,25 +184,18 @@ cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const in
     else:
         for j in range(dn):
             k = dl[j]
-            c = nd[k] * eta * inv_den[k]
-            r_sum += c
-            rv[j] = c
+            r_sum += nd[k] * eta * inv_den[k]
+            rv[j] = r_sum
         for j in range(wn):
             k = wl[j]
-            c = nw[k] * (nd[k] + alpha) * inv_den[k]
-            q_sum += c
-            qv[j] = c
+            q_sum += nw[k] * (nd[k] + alpha) * inv_den[k]
+            qv[j] = q_sum
         masses[0] = s_sum
         masses[1] = r_sum
         masses[2] = q_sum
         u *= s_sum + r_sum + q_sum
         if u < q_sum:
-            j = 0
-            while True:
-                u -= qv[j]
-                if u < 0.0 or j == wn - 1:
-                    return wl[j]
-                j += 1
+            return wl[_search_cum(qv, wn, u)]
         u -= q_sum
         if u >= r_sum or dn == 0:
             u -= r_sum
@@ -212,12 +206,7 @@ cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const in
                 if u < 0.0 or k == K - 1:
                     return k
                 k += 1
-    j = 0
-    while True:
-        u -= rv[j]
-        if u < 0.0 or j == dn - 1:
-            return dl[j]
-        j += 1
+    return dl[_search_cum(rv, dn, u)]
 
 
 def gibbs_sweep_block(object bit_generator, const int[::1] words, int[::1] z,
