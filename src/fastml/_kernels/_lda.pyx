@@ -56,25 +56,37 @@ def digamma(const double[::1] x, double[::1] out):
 
 # ----------------------------------------------------------------- collapsed Gibbs
 
-cdef inline int _search_cum(const double *cum, int K, double u) noexcept nogil:
-    """The first k with ``cum[k] > u`` (K - 1 if none), for non-decreasing ``cum``:
-    counted without branches, since a data-dependent loop exit would be mispredicted
-    on most draws."""
-    cdef int k, n = 0
-    for k in range(K - 1):
-        n += cum[k] <= u
-    return n
+cdef inline int _search_cum(const double *cum, int n, double u) noexcept nogil:
+    """How many of ``cum[:n]`` are <= ``u``: for non-decreasing ``cum``, the first k
+    with ``cum[k] > u`` (n if none). Counted without branches, since a
+    data-dependent loop exit would be mispredicted on most draws."""
+    cdef int k, c = 0
+    for k in range(n):
+        c += cum[k] <= u
+    return c
 
 
 cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
                             double *cum, double u) noexcept nogil:
-    """Sample k from ``p_k = (nw[k] + eta) A[k]`` given ``u`` in [0, 1)."""
-    cdef int k
-    cdef double s = 0.0
-    for k in range(K):
-        s += (nw[k] + eta) * A[k]
-        cum[k] = s
-    return _search_cum(cum, K, u * s)
+    """Sample k from ``p_k = (nw[k] + eta) A[k]`` given ``u`` in [0, 1).
+
+    Inverse CDF with the running sums taken as two interleaved chains (topics below
+    ``h = K / 2``, and the rest from 0), so the additions of one token form two
+    independent dependency chains of K / 2 instead of one of K: ``k`` counts the
+    first chain's sums <= ``u`` and the second's <= ``u - s_1``.
+    """
+    cdef int k, h = K >> 1
+    cdef double s1 = 0.0, s2 = 0.0
+    for k in range(h):
+        s1 += (nw[k] + eta) * A[k]
+        cum[k] = s1
+        s2 += (nw[h + k] + eta) * A[h + k]
+        cum[h + k] = s2
+    if K & 1:
+        s2 += (nw[K - 1] + eta) * A[K - 1]
+        cum[K - 1] = s2
+    u *= s1 + s2
+    return _search_cum(cum, h, u) + _search_cum(cum + h, K - h - 1, u - s1)
 
 
 cdef void _dense_segment(bitgen_t *rng, const int *words, int *z, idx_t lo, idx_t hi,
@@ -195,7 +207,7 @@ cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const in
         masses[2] = q_sum
         u *= s_sum + r_sum + q_sum
         if u < q_sum:
-            return wl[_search_cum(qv, wn, u)]
+            return wl[_search_cum(qv, wn - 1, u)]
         u -= q_sum
         if u >= r_sum or dn == 0:
             u -= r_sum
@@ -206,7 +218,7 @@ cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const in
                 if u < 0.0 or k == K - 1:
                     return k
                 k += 1
-    return dl[_search_cum(rv, dn, u)]
+    return dl[_search_cum(rv, dn - 1, u)]
 
 
 def gibbs_sweep_block(object bit_generator, const int[::1] words, int[::1] z,
@@ -449,7 +461,7 @@ def gibbs_fold_in(object bit_generator, const int[::1] words, const idx_t[::1] d
                     for k in range(K):
                         s += ph[k] * (nd[k] + alpha)
                         cum[k] = s
-                    k = _search_cum(cum, K, random_standard_uniform(rng) * s)
+                    k = _search_cum(cum, K - 1, random_standard_uniform(rng) * s)
                     z[i] = k
                     nd[k] += 1
             if it >= burn_in:
