@@ -128,12 +128,17 @@ cdef inline void _list_remove(int *lst, int *nnz, int k) noexcept nogil:
 
 
 cdef inline void _tree_set(double *tree, int Kp, int k, double value) noexcept nogil:
-    """F+tree (Yu et al. 2015): leaf ``Kp + k`` set, the sums above it recomputed."""
+    """F+tree (Yu et al. 2015): leaf ``Kp + k`` set and its change added to every sum
+    above it. The log2(Kp) additions are independent of each other (recomputing each
+    sum from its children would chain them through the stores); the round-off they
+    leave in the sums lasts until the next :func:`_tree_build` (each word's tokens), and
+    sums over padding leaves only are never touched, so they stay exactly 0."""
     cdef int i = Kp + k
+    cdef double delta = value - tree[i]
     tree[i] = value
     i >>= 1
     while i >= 1:
-        tree[i] = tree[2 * i] + tree[2 * i + 1]
+        tree[i] += delta
         i >>= 1
 
 
