@@ -338,18 +338,21 @@ def _matched_cosine(learned, true):
     return cos[r, c]
 
 
+def _recovery_iterations(impl):
+    return RECOVERY_VB_ITER if impl == "fastml-variational" else RECOVERY_SWEEPS
+
+
 def _recovered_topics(impl, X):
+    its = _recovery_iterations(impl)
     if impl == "tomotopy":
-        mdl = _tomotopy_model(X, RECOVERY_K, 2, alpha=0.1, burn=RECOVERY_SWEEPS)
+        mdl = _tomotopy_model(X, RECOVERY_K, 2, alpha=0.1, burn=its)
         words = np.array([int(w[1:]) for w in mdl.used_vocabs])
         out = np.zeros((RECOVERY_K, X.shape[1]))
         for k in range(RECOVERY_K):
             out[k, words] = mdl.get_topic_word_dist(k)
         return out
-    method = impl.split("-")[1]
-    its = RECOVERY_SWEEPS if method == "gibbs" else RECOVERY_VB_ITER
     model = LatentDirichletAllocation(
-        RECOVERY_K, method=method, max_iter=its, doc_topic_prior=0.1,
+        RECOVERY_K, method=impl.split("-")[1], max_iter=its, doc_topic_prior=0.1,
         topic_word_prior=0.01, random_state=0, n_jobs=2,
     )  # fmt: skip
     return model.fit(X).topic_word_
@@ -371,5 +374,5 @@ def bench_topic_recovery(benchmark, impl, concentration, corpora, all_cores):
     benchmark.extra_info.update(
         matched_cosine=float(cos.mean()),
         n_topics_below_0_8=int((cos < 0.8).sum()),
-        iterations=RECOVERY_SWEEPS if "variational" not in impl else RECOVERY_VB_ITER,
+        iterations=_recovery_iterations(impl),
     )
