@@ -197,10 +197,25 @@ def test_counts_and_topic_lists_stay_consistent(sparse_, P, tree_work, zipf_lda_
     )
 
 
+def _lane_major_inverse_cdf(p, u):
+    """The topic whose interval holds ``u * sum(p)`` when the intervals of ``p``
+    (G&S eq. 5, unnormalised) are laid out lane by lane, lane ``j`` holding topics
+    ``j, j + 4, ...``, with the kernel's order of additions: each lane's running sum,
+    then the lanes' offsets ``o_1 = s_0``, ``o_2 = o_1 + s_1``, ``o_3 = o_2 + s_2``."""
+    cums = [np.cumsum(p[j::4]) for j in range(4)]
+    s = [c[-1] if c.size else 0.0 for c in cums]
+    o = [0.0, s[0], s[0] + s[1]]
+    o.append(o[2] + s[2])
+    u *= o[3] + s[3]
+    lane = min(sum(o[j] <= u for j in (1, 2, 3)), p.size - 1)
+    return lane + 4 * int(np.sum(cums[lane][:-1] <= u - o[lane]))
+
+
 def _reference_dense_chain(words, nd, V, K, alpha, eta, seed, n_sweeps):
     """Griffiths & Steyvers eq. 5 sweeps transcribed in numpy, token by token in corpus
-    order: the topics drawn by inverse CDF from one uniform per token of the stream the
-    serial sampler spawns (initial topics drawn first from the same Generator)."""
+    order: the topics drawn by inverse CDF (topics in lane-major order) from one
+    uniform per token of the stream the serial sampler spawns (initial topics drawn
+    first from the same Generator)."""
     rng = np.random.default_rng(seed)
     z = rng.integers(K, size=words.shape[0])
     stream = rng.spawn(1)[0]
@@ -216,9 +231,7 @@ def _reference_dense_chain(words, nd, V, K, alpha, eta, seed, n_sweeps):
             nwk[w, z[i]] -= 1
             nk[z[i]] -= 1
             p = (nwk[w] + eta) * ((ndk[d] + alpha) * (1.0 / (nk + V * eta)))
-            cum = np.cumsum(p)  # G&S eq. 5, unnormalised; first k with cum_k > u
-            u = stream.random() * cum[-1]
-            k = min(np.searchsorted(cum, u, side="right"), K - 1)
+            k = _lane_major_inverse_cdf(p, stream.random())
             z[i] = k
             ndk[d, k] += 1
             nwk[w, k] += 1
@@ -226,15 +239,16 @@ def _reference_dense_chain(words, nd, V, K, alpha, eta, seed, n_sweeps):
     return z, ndk, nwk
 
 
-def test_serial_dense_chain_is_the_reference_sweep(zipf_lda_corpus):
+@pytest.mark.parametrize("K", [3, 7, 12])
+def test_serial_dense_chain_is_the_reference_sweep(K, zipf_lda_corpus):
     """One partition, dense draw: the bits of a numpy transcription of G&S eq. 5 on the
     same random stream (topics and counts after three sweeps; an empty document
-    included)."""
+    included; K below the draw's 4 lanes, not a multiple of them, and one)."""
     X, _ = zipf_lda_corpus(30, 5, 200, 50, seed=2)
     X[4] = 0
     csr = check_counts(X, integer=True)
     words, doc_ptr, nd = _tokens(csr)
-    K, V, alpha, eta = 12, 200, 0.1, 0.01
+    V, alpha, eta = 200, 0.1, 0.01
     chain = GibbsSampler(
         words, doc_ptr, nd, V, K, alpha, eta, np.random.default_rng(5),
         sparse=False, n_partitions=1,
@@ -362,9 +376,10 @@ def test_cancelled_block_stops_with_consistent_counts(sparse_, zipf_lda_corpus):
         for _ in range(2)
     ]
     z0 = chains[0].topics()
-    chains[1]._sweep_block(0, 0, chains[1].nk, np.zeros(1, np.uint8))
+    chains[1]._sweep_blocks(0, [0], np.zeros(1, np.uint8))
     with pytest.raises(KeyboardInterrupt, match="cancelled"):
-        chains[0]._sweep_block(0, 0, chains[0].nk, np.ones(1, np.uint8))
+        chains[0]._sweep_blocks(0, [0], np.ones(1, np.uint8))
+    chains[0].nk = chains[0]._nk_part[0]  # the block's own totals, as it left them
     _check_state(chains[0], csr)
     # stopped part-way: fewer tokens moved than in the whole block (same stream)
     changed, full = (np.mean(c.topics() != z0) for c in chains)

@@ -4,18 +4,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 def digamma(x: NDArray[np.float64], out: NDArray[np.float64]) -> None: ...
-def gibbs_sweep_block(
-    bit_generator: Any,
+def gibbs_scratch_size(K: int, sparse: bool) -> int: ...
+def gibbs_sweep_blocks(
+    bit_generators: list[Any],
     words: NDArray[np.intc],
     z: NDArray[np.intc],
-    seg_doc: NDArray[np.intp],
-    seg_ptr: NDArray[np.intp],
+    seg_docs: list[NDArray[np.intp]],
+    seg_ptrs: list[NDArray[np.intp]],
     ndk: NDArray[np.intc],
     nwk: NDArray[np.intc],
-    nk: NDArray[np.intc],
+    nks: list[NDArray[np.intc]],
     alpha: float,
     eta: float,
-    scratch: NDArray[np.float64],
+    scratches: list[NDArray[np.float64]],
     cancel: NDArray[np.uint8],
 ) -> None: ...
 def gibbs_sweep_block_sparse(

@@ -3,9 +3,12 @@
 Collapsed Gibbs (Griffiths & Steyvers 2004): one sweep resamples every token's topic
 from ``p(z_i = k | z_-i, w) ~ (n_kw + eta) / (n_k + V eta) * (n_dk + alpha)``
 (G&S eq. 5), with the topic-word counts stored word-major (V, K) so one token touches
-one contiguous row, and the reciprocal denominators ``1 / (n_k + V eta)`` cached and
-updated for the two topics a token moves between. Uniforms come from the Generator's
-bit generator (numpy's ``random_standard_uniform``), one per token, under its lock.
+one contiguous row, and the reciprocal denominators ``1 / (n_k + V eta)`` cached for
+``n_k - 1``, ``n_k`` and ``n_k + 1`` and shifted for the two topics a token moves
+between (so no division waits in a draw's path). Uniforms come from the Generator's bit
+generator (numpy's ``random_standard_uniform_fill``, the same stream as one
+``random_standard_uniform`` per token), under its lock. The count rows a token will read
+are prefetched a few tokens ahead.
 
 Variational EM (Blei, Ng & Jordan 2003, sec. 5.3-5.4, with the Dirichlet(eta) topic
 prior of sec. 5.4 / Hoffman et al. 2010): per document, iterate
@@ -20,7 +23,10 @@ import numpy as np
 from scipy.linalg.cython_blas cimport dgemv
 
 from numpy.random cimport bitgen_t
-from numpy.random.c_distributions cimport random_standard_uniform
+from numpy.random.c_distributions cimport (
+    random_standard_uniform,
+    random_standard_uniform_fill,
+)
 
 from fastml._kernels._bitgen cimport get_bitgen
 from fastml._kernels._interrupt cimport POLL_WORK, poll
@@ -70,52 +76,179 @@ cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
                             double *cum, double u) noexcept nogil:
     """Sample k from ``p_k = (nw[k] + eta) A[k]`` given ``u`` in [0, 1).
 
-    Inverse CDF with the running sums taken as two interleaved chains (topics below
-    ``h = K / 2``, and the rest from 0), so the additions of one token form two
-    independent dependency chains of K / 2 instead of one of K: ``k`` counts the
-    first chain's sums <= ``u`` and the second's <= ``u - s_1``.
+    Inverse CDF with the topics in lane-major order: lane ``j`` (0-3) holds topics
+    ``j, j + 4, j + 8, ...``, and its running sums ``cum[j], cum[j + 4], ...`` form
+    one of four independent chains of additions (K / 4 long instead of K). The lane is
+    the number of lane boundaries ``o_1 = s_0``, ``o_2 = o_1 + s_1``,
+    ``o_3 = o_2 + s_2`` that are <= ``u (o_3 + s_3)``; in it, the topic is found by
+    counting, without branches, the lane's running sums (but its last) that are
+    <= the rest of ``u``. A ``u`` that round-off puts past a lane's total takes the
+    lane's last topic, and one past the last nonempty lane (K < 4) that lane.
     """
-    cdef int k, h = K >> 1
-    cdef double s1 = 0.0, s2 = 0.0
-    for k in range(h):
-        s1 += (nw[k] + eta) * A[k]
-        cum[k] = s1
-        s2 += (nw[h + k] + eta) * A[h + k]
-        cum[h + k] = s2
-    if K & 1:
-        s2 += (nw[K - 1] + eta) * A[K - 1]
-        cum[K - 1] = s2
-    u *= s1 + s2
-    return _search_cum(cum, h, u) + _search_cum(cum + h, K - h - 1, u - s1)
+    cdef int m, k, j, R = K >> 2, lane, c = 0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef double o[4]
+    for m in range(R):
+        k = 4 * m
+        s0 += (nw[k] + eta) * A[k]
+        cum[k] = s0
+        s1 += (nw[k + 1] + eta) * A[k + 1]
+        cum[k + 1] = s1
+        s2 += (nw[k + 2] + eta) * A[k + 2]
+        cum[k + 2] = s2
+        s3 += (nw[k + 3] + eta) * A[k + 3]
+        cum[k + 3] = s3
+    k = 4 * R
+    if k < K:
+        s0 += (nw[k] + eta) * A[k]
+        cum[k] = s0
+        if k + 1 < K:
+            s1 += (nw[k + 1] + eta) * A[k + 1]
+            cum[k + 1] = s1
+            if k + 2 < K:
+                s2 += (nw[k + 2] + eta) * A[k + 2]
+                cum[k + 2] = s2
+    o[0] = 0.0
+    o[1] = s0
+    o[2] = o[1] + s1
+    o[3] = o[2] + s2
+    u *= o[3] + s3
+    lane = (o[1] <= u) + (o[2] <= u) + (o[3] <= u)
+    if lane >= K:
+        lane = K - 1
+    u -= o[lane]
+    # the lane's topics are lane + 4 m for m < (K - 1 - lane) / 4 + 1
+    for j in range(lane, K - 4, 4):
+        c += cum[j] <= u
+    return lane + 4 * c
 
 
-cdef void _dense_segment(bitgen_t *rng, const int *words, int *z, idx_t lo, idx_t hi,
-                         int *nd, int *nwk, int *nk, double alpha, double eta,
-                         double Veta, int K, double *inv_den, double *A,
-                         double *cum) noexcept nogil:
-    """Resample tokens ``lo:hi`` of one document (counts ``nd``) with the dense draw
-    (G&S eq. 5); ``inv_den_k = 1 / (n_k + V eta)`` is current on entry and kept
-    current, and ``A_k = (n_dk + alpha) inv_den_k`` is set up here."""
-    cdef idx_t i
+cdef extern from "_prefetch.h" nogil:
+    void fastml_prefetch(const void *p)
+
+
+cdef enum:
+    AHEAD = 3  # how many tokens ahead the sweeps prefetch the count rows they read
+    UBATCH = 64  # uniforms drawn per call of the bit generator's fill
+
+
+cdef struct _Uniforms:
+    double buf[UBATCH]
+    int pos, n
+
+
+cdef inline double _uniform(bitgen_t *rng, _Uniforms *us, idx_t left) noexcept nogil:
+    """The next uniform of ``rng``'s stream, the same value in the same order as
+    ``random_standard_uniform``, drawn ``UBATCH`` at a time (so the hot loop makes no
+    call through the bit generator's pointer), but never more than the ``left`` tokens
+    still to be drawn for need."""
+    if us.pos == us.n:
+        us.n = <int> (UBATCH if left > UBATCH else left)
+        random_standard_uniform_fill(rng, us.n, us.buf)
+        us.pos = 0
+    us.pos += 1
+    return us.buf[us.pos - 1]
+
+
+cdef inline void _prefetch_row(const int *row, int n) noexcept nogil:
+    """Prefetch the cache lines of ``row[:n]``."""
+    cdef const char *c = <const char *> row
+    cdef int j, nbytes = 4 * n
+    for j in range(0, nbytes, 64):
+        fastml_prefetch(c + j)
+    fastml_prefetch(c + nbytes - 1)
+
+
+cdef inline void _recip_init(double *inv_lo, double *inv_den, double *inv_hi,
+                             const int *nk, double Veta, int K) noexcept nogil:
+    """``1 / (n_k + V eta)`` for ``n_k - 1``, ``n_k`` and ``n_k + 1``."""
     cdef int k
-    cdef int *nw
     for k in range(K):
-        A[k] = (nd[k] + alpha) * inv_den[k]
-    for i in range(lo, hi):
-        nw = &nwk[<idx_t> words[i] * K]
-        k = z[i]
-        nd[k] -= 1
-        nw[k] -= 1
-        nk[k] -= 1
+        inv_lo[k] = 1.0 / (nk[k] - 1 + Veta)
         inv_den[k] = 1.0 / (nk[k] + Veta)
-        A[k] = (nd[k] + alpha) * inv_den[k]
-        k = _draw_topic(nw, A, eta, K, cum, random_standard_uniform(rng))
-        z[i] = k
-        nd[k] += 1
-        nw[k] += 1
-        nk[k] += 1
-        inv_den[k] = 1.0 / (nk[k] + Veta)
-        A[k] = (nd[k] + alpha) * inv_den[k]
+        inv_hi[k] = 1.0 / (nk[k] + 1 + Veta)
+
+
+cdef inline void _recip_down(double *inv_lo, double *inv_den, double *inv_hi, int k,
+                             int nk, double Veta) noexcept nogil:
+    """``n_k`` has just dropped to ``nk``: shift the three reciprocals down. The one
+    division left computes the reciprocal that only a further decrement of topic
+    ``k`` reads, so it is off the path to this token's draw."""
+    inv_hi[k] = inv_den[k]
+    inv_den[k] = inv_lo[k]
+    inv_lo[k] = 1.0 / (nk - 1 + Veta)
+
+
+cdef inline void _recip_up(double *inv_lo, double *inv_den, double *inv_hi, int k,
+                           int nk, double Veta) noexcept nogil:
+    """``n_k`` has just risen to ``nk``: shift the three reciprocals up."""
+    inv_lo[k] = inv_den[k]
+    inv_den[k] = inv_hi[k]
+    inv_hi[k] = 1.0 / (nk + 1 + Veta)
+
+
+cdef struct _DenseChain:
+    # one block's dense sweep in progress: at token i of segment g - 1 (ends at hi);
+    # end: the block's last token + 1; nd: the segment's document row; nk: the block's
+    # topic totals; inv_lo/inv_den/inv_hi: 1 / (n_k - 1, n_k, n_k + 1 + V eta);
+    # A_k = (n_dk + alpha) inv_den_k; cum: the draw's running sums
+    bitgen_t *rng
+    const idx_t *seg_doc
+    const idx_t *seg_ptr
+    idx_t g, S, i, hi, end
+    int *nd
+    int *nk
+    double *inv_lo
+    double *inv_den
+    double *inv_hi
+    double *A
+    double *cum
+    _Uniforms us
+
+
+cdef inline int _dense_seek(_DenseChain *c, int *ndk, double alpha, int K, idx_t *left,
+                            const unsigned char *cancel) except -1 nogil:
+    """Past the end of a segment, open the next one with tokens (its document's
+    ``A``); 1 if the block has tokens left, else 0. Polls for Ctrl-C per segment."""
+    cdef int k
+    while c.i == c.hi:
+        if c.g == c.S:
+            return 0
+        poll(left, 4 * (c.seg_ptr[c.g + 1] - c.seg_ptr[c.g] + 1) * K, cancel)
+        c.nd = &ndk[c.seg_doc[c.g] * K]
+        c.i = c.seg_ptr[c.g]
+        c.hi = c.seg_ptr[c.g + 1]
+        c.g += 1
+        for k in range(K):
+            c.A[k] = (c.nd[k] + alpha) * c.inv_den[k]
+    return 1
+
+
+cdef inline void _dense_token(_DenseChain *c, const int *words, int *z, int *nwk,
+                              double alpha, double eta, double Veta,
+                              int K) noexcept nogil:
+    """Resample token ``c.i`` with the dense draw (G&S eq. 5) and move to the next;
+    prefetches the ``n_wk`` row of the token ``AHEAD`` places on in the block."""
+    cdef idx_t i = c.i
+    cdef int k = z[i]
+    cdef int *nd = c.nd
+    cdef int *nk = c.nk
+    cdef int *nw = &nwk[<idx_t> words[i] * K]
+    if i + AHEAD < c.end:
+        _prefetch_row(&nwk[<idx_t> words[i + AHEAD] * K], K)
+    nd[k] -= 1
+    nw[k] -= 1
+    nk[k] -= 1
+    _recip_down(c.inv_lo, c.inv_den, c.inv_hi, k, nk[k], Veta)
+    c.A[k] = (nd[k] + alpha) * c.inv_den[k]
+    k = _draw_topic(nw, c.A, eta, K, c.cum, _uniform(c.rng, &c.us, c.end - i))
+    z[i] = k
+    nd[k] += 1
+    nw[k] += 1
+    nk[k] += 1
+    _recip_up(c.inv_lo, c.inv_den, c.inv_hi, k, nk[k], Veta)
+    c.A[k] = (nd[k] + alpha) * c.inv_den[k]
+    c.i = i + 1
 
 
 cdef inline void _list_remove(int *lst, int *nnz, int k) noexcept nogil:
@@ -165,6 +298,15 @@ cdef inline int _tree_sample(const double *tree, int Kp, double u) noexcept nogi
     return i - Kp
 
 
+cdef inline int _two_chain_search(const double *cum, int n, double s1,
+                                  double u) noexcept nogil:
+    """For ``n >= 1`` running sums held as two chains (``cum[:h]`` ending at ``s1``,
+    ``h = n / 2``, then ``cum[h:]`` from 0), the first index whose sum passes ``u``
+    (at most ``n - 1``)."""
+    cdef int h = n >> 1
+    return _search_cum(cum, h, u) + _search_cum(cum + h, n - h - 1, u - s1)
+
+
 cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const int *nd,
                                  const int *wl, int wn, const int *dl, int dn,
                                  const double *inv_den, const double *tree, int Kp,
@@ -181,17 +323,27 @@ cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const in
     (cached total ``s_sum``), ``r_k = n_dk eta / (n_k + V eta)`` over ``dl`` and
     ``q_k = n_kw (n_dk + alpha) / (n_k + V eta)`` over the word's topics ``wl``
     (O(K_d + K_w)); masses ``(s, r, q)``.
-    ``rv`` and ``qv`` receive the running sums of the r and q terms, searched without
-    branches (:func:`_search_cum`); a ``u`` that round-off puts past a bucket's
-    last sum takes its last topic.
+    ``rv`` and ``qv`` receive the running sums of the r and q terms, each as two
+    chains (the first half of the list, and the rest from 0: two independent chains
+    of additions), searched without branches (:func:`_two_chain_search`); a ``u``
+    that round-off puts past a bucket's last sum takes its last topic.
     """
-    cdef int j, k
-    cdef double c, r_sum = 0.0, q_sum = 0.0
+    cdef int j, k, h
+    cdef double c, r1 = 0.0, r2 = 0.0, q1 = 0.0, q2 = 0.0, r_sum, q_sum
+    h = dn >> 1
     if use_tree:
-        for j in range(dn):
+        for j in range(h):  # the leaf is F_k
             k = dl[j]
-            r_sum += nd[k] * tree[Kp + k]  # the leaf is F_k
-            rv[j] = r_sum
+            r1 += nd[k] * tree[Kp + k]
+            rv[j] = r1
+            k = dl[h + j]
+            r2 += nd[k] * tree[Kp + k]
+            rv[h + j] = r2
+        if dn & 1:
+            k = dl[dn - 1]
+            r2 += nd[k] * tree[Kp + k]
+            rv[dn - 1] = r2
+        r_sum = r1 + r2
         masses[0] = 0.0
         masses[1] = r_sum
         masses[2] = alpha * tree[1]
@@ -199,20 +351,36 @@ cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const in
         if u >= r_sum or dn == 0:
             return _tree_sample(tree, Kp, (u - r_sum) / alpha)
     else:
-        for j in range(dn):
+        for j in range(h):
             k = dl[j]
-            r_sum += nd[k] * eta * inv_den[k]
-            rv[j] = r_sum
-        for j in range(wn):
+            r1 += nd[k] * eta * inv_den[k]
+            rv[j] = r1
+            k = dl[h + j]
+            r2 += nd[k] * eta * inv_den[k]
+            rv[h + j] = r2
+        if dn & 1:
+            k = dl[dn - 1]
+            r2 += nd[k] * eta * inv_den[k]
+            rv[dn - 1] = r2
+        for j in range(wn >> 1):
             k = wl[j]
-            q_sum += nw[k] * (nd[k] + alpha) * inv_den[k]
-            qv[j] = q_sum
+            q1 += nw[k] * (nd[k] + alpha) * inv_den[k]
+            qv[j] = q1
+            k = wl[(wn >> 1) + j]
+            q2 += nw[k] * (nd[k] + alpha) * inv_den[k]
+            qv[(wn >> 1) + j] = q2
+        if wn & 1:
+            k = wl[wn - 1]
+            q2 += nw[k] * (nd[k] + alpha) * inv_den[k]
+            qv[wn - 1] = q2
+        r_sum = r1 + r2
+        q_sum = q1 + q2
         masses[0] = s_sum
         masses[1] = r_sum
         masses[2] = q_sum
         u *= s_sum + r_sum + q_sum
         if u < q_sum:
-            return wl[_search_cum(qv, wn - 1, u)]
+            return wl[_two_chain_search(qv, wn, q1, u)]
         u -= q_sum
         if u >= r_sum or dn == 0:
             u -= r_sum
@@ -223,51 +391,110 @@ cdef inline int _draw_word_major(double u, int use_tree, const int *nw, const in
                 if u < 0.0 or k == K - 1:
                     return k
                 k += 1
-    return dl[_search_cum(rv, dn - 1, u)]
+    return dl[_two_chain_search(rv, dn, r1, u)]
 
 
-def gibbs_sweep_block(object bit_generator, const int[::1] words, int[::1] z,
-                      const idx_t[::1] seg_doc, const idx_t[::1] seg_ptr,
-                      int[:, ::1] ndk, int[:, ::1] nwk, int[::1] nk,
-                      double alpha, double eta, double[::1] scratch,
-                      const unsigned char[::1] cancel):
-    """Dense collapsed Gibbs over one block of tokens, in place (G&S eq. 5).
+cdef int _dense_chain(_DenseChain *c, object bit_generator, const idx_t[::1] seg_doc,
+                      const idx_t[::1] seg_ptr, int[::1] nk, double[::1] scratch,
+                      int K, double Veta) except -1:
+    """Set up ``c`` for one block (its arguments checked)."""
+    cdef idx_t S = seg_doc.shape[0]
+    if (nk.shape[0] != K or seg_ptr.shape[0] != S + 1
+            or scratch.shape[0] < gibbs_scratch_size(K, False)):
+        raise ValueError("gibbs_sweep_blocks: shape mismatch")
+    c.rng = get_bitgen(bit_generator)
+    c.seg_doc = &seg_doc[0] if S > 0 else NULL
+    c.seg_ptr = &seg_ptr[0]
+    c.g = c.i = c.hi = 0
+    c.S = S
+    c.end = seg_ptr[S]
+    c.nk = &nk[0]
+    c.inv_lo = &scratch[0]
+    c.inv_den = &scratch[K]
+    c.inv_hi = &scratch[2 * K]
+    c.A = &scratch[3 * K]
+    c.cum = &scratch[4 * K]
+    c.us.pos = c.us.n = 0
+    _recip_init(c.inv_lo, c.inv_den, c.inv_hi, c.nk, Veta, K)
+    return 0
 
-    The block is a list of segments: segment ``g`` holds tokens
-    ``seg_ptr[g]:seg_ptr[g + 1]`` of document ``seg_doc[g]`` (word ids ``words``,
-    topics ``z``); ``ndk`` (D, K), ``nwk`` (V, K) and ``nk`` (K,) are the counts. The
-    block reads and writes only the rows of ``ndk`` and ``nwk`` of its own documents
-    and words and its own ``nk`` (the caller's copy), so blocks with disjoint documents
-    and words run concurrently; one block holding the whole corpus, document by
-    document, is the serial sweep. ``scratch`` has 3K doubles.
 
-    Assumes: counts consistent with ``z``; ids in range; ``alpha, eta > 0``. Draws one
-    uniform per token from ``bit_generator`` (under its lock), in token order. Polls
-    for Ctrl-C (and ``cancel[0]``) between segments; the counts always match ``z``.
+cdef int _dense_blocks(_DenseChain *a, _DenseChain *b, const int *words, int *z,
+                       int *ndk, int *nwk, double alpha, double eta, double Veta,
+                       int K, const unsigned char *cancel) except -1 nogil:
+    """Sweep blocks ``a`` and ``b`` with their tokens interleaved (a, b, a, b, ...
+    while both have tokens, then the rest of the longer one)."""
+    cdef idx_t left = POLL_WORK, n, _t
+    cdef int ra = _dense_seek(a, ndk, alpha, K, &left, cancel)
+    cdef int rb = _dense_seek(b, ndk, alpha, K, &left, cancel)
+    while ra and rb:
+        n = min(a.hi - a.i, b.hi - b.i)
+        for _t in range(n):
+            _dense_token(a, words, z, nwk, alpha, eta, Veta, K)
+            _dense_token(b, words, z, nwk, alpha, eta, Veta, K)
+        ra = _dense_seek(a, ndk, alpha, K, &left, cancel)
+        rb = _dense_seek(b, ndk, alpha, K, &left, cancel)
+    if rb:
+        a = b
+        ra = rb
+    while ra:
+        for _t in range(a.hi - a.i):
+            _dense_token(a, words, z, nwk, alpha, eta, Veta, K)
+        ra = _dense_seek(a, ndk, alpha, K, &left, cancel)
+    return 0
+
+
+def gibbs_sweep_blocks(list bit_generators, const int[::1] words, int[::1] z,
+                       list seg_docs, list seg_ptrs, int[:, ::1] ndk, int[:, ::1] nwk,
+                       list nks, double alpha, double eta, list scratches,
+                       const unsigned char[::1] cancel):
+    """Dense collapsed Gibbs over one or two blocks of tokens, in place (G&S eq. 5).
+
+    Block ``j`` is a list of segments: segment ``g`` holds tokens
+    ``seg_ptrs[j][g]:seg_ptrs[j][g + 1]`` of document ``seg_docs[j][g]`` (word ids
+    ``words``, topics ``z``); ``ndk`` (D, K) and ``nwk`` (V, K) are the counts, and
+    ``nks[j]`` (K,) the block's own copy of the topic totals. A block reads and writes
+    only the rows of ``ndk`` and ``nwk`` of its own documents and words and its own
+    totals, so blocks with disjoint documents and words run concurrently; one block
+    holding the whole corpus, document by document, is the serial sweep.
+
+    Two blocks (disjoint in documents and words) are swept with their tokens
+    interleaved, one of each in turn: each block's sweep is the same as alone (its
+    draws depend on its own counts and stream only), and the second block's chain of
+    dependent operations (each draw needs the counts the previous one left) fills the
+    time the first one's waits on its latencies.
+
+    ``bit_generators[j]`` (drawn under its lock, one uniform per token in token
+    order) and ``scratches[j]`` (``gibbs_scratch_size(K, False)`` doubles) are block
+    ``j``'s. Assumes: counts consistent with ``z``; ids in range; ``alpha, eta > 0``.
+    Polls for Ctrl-C (and ``cancel[0]``) between segments; the counts always match
+    ``z``.
     """
-    cdef bitgen_t *rng = get_bitgen(bit_generator)
-    cdef idx_t V = nwk.shape[0], S = seg_doc.shape[0], g
+    cdef idx_t V = nwk.shape[0]
     cdef int K = <int> ndk.shape[1]
-    cdef int k
+    cdef int n = len(bit_generators), j
     cdef double Veta = V * eta
-    cdef double *inv_den
-    cdef double *A
-    cdef double *cum
-    if (nwk.shape[1] != K or nk.shape[0] != K or seg_ptr.shape[0] != S + 1
-            or scratch.shape[0] < 3 * K or K < 1 or cancel.shape[0] < 1):
-        raise ValueError("gibbs_sweep_block: shape mismatch")
-    inv_den = &scratch[0]
-    A = &scratch[K]
-    cum = &scratch[2 * K]
-    cdef idx_t left = POLL_WORK
-    with bit_generator.lock, nogil:
-        for k in range(K):
-            inv_den[k] = 1.0 / (nk[k] + Veta)
-        for g in range(S):
-            poll(&left, 4 * (seg_ptr[g + 1] - seg_ptr[g] + 1) * K, &cancel[0])
-            _dense_segment(rng, &words[0], &z[0], seg_ptr[g], seg_ptr[g + 1],
-                           &ndk[seg_doc[g], 0], &nwk[0, 0], &nk[0], alpha, eta,
-                           Veta, K, inv_den, A, cum)
+    cdef _DenseChain ch[2]
+    if (nwk.shape[1] != K or K < 1 or cancel.shape[0] < 1 or not 1 <= n <= 2
+            or len(seg_docs) != n or len(seg_ptrs) != n or len(nks) != n
+            or len(scratches) != n
+            or n == 2 and bit_generators[0] is bit_generators[1]):
+        raise ValueError("gibbs_sweep_blocks: shape mismatch")
+    for j in range(n):
+        _dense_chain(&ch[j], bit_generators[j], seg_docs[j], seg_ptrs[j], nks[j],
+                     scratches[j], K, Veta)
+    if n == 1:
+        ch[1].S = ch[1].i = ch[1].hi = ch[1].g = 0
+    locks = [bg.lock for bg in bit_generators]
+    for lock in locks:
+        lock.acquire()
+    try:
+        with nogil:
+            _dense_blocks(&ch[0], &ch[1], &words[0], &z[0], &ndk[0, 0], &nwk[0, 0],
+                          alpha, eta, Veta, K, &cancel[0])
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 cdef inline int _tree_leaves(int K) noexcept nogil:
@@ -275,6 +502,11 @@ cdef inline int _tree_leaves(int K) noexcept nogil:
     while Kp < K:
         Kp *= 2
     return Kp
+
+
+cpdef idx_t gibbs_scratch_size(int K, bint sparse) noexcept:
+    """Doubles of ``scratch`` a block sweep needs at ``K`` topics (dense or sparse)."""
+    return 5 * K + 2 * _tree_leaves(K) * sparse
 
 
 def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::1] z,
@@ -298,7 +530,8 @@ def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::
     word_nnz[w]]``, capacity ``word_ptr[w + 1] - word_ptr[w] >= min(K, n_w)``; the
     documents' likewise) is kept current, unordered.
 
-    ``scratch`` has at least 3K + 2 Kp doubles, Kp the power of two >= K.
+    ``scratch`` has ``gibbs_scratch_size(K, True)`` doubles. The rows of ``n_dk`` and
+    the topic lists of the documents ``AHEAD`` tokens on are prefetched.
 
     Assumes: counts and lists consistent with ``z``; ids in range; ``alpha, eta > 0``.
     Draws one uniform per token from ``bit_generator`` (under its lock), in token
@@ -311,7 +544,9 @@ def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::
     cdef int w, k, use_tree
     cdef double Veta = V * eta, sab = alpha * eta, s_sum = 0.0
     cdef double masses[3]
+    cdef double *inv_lo
     cdef double *inv_den
+    cdef double *inv_hi
     cdef double *rv
     cdef double *qv
     cdef double *tree
@@ -321,19 +556,26 @@ def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::
     cdef int *dl
     cdef int *wn
     cdef int *dn
+    cdef idx_t end, d2
     if (nwk.shape[1] != K or nk.shape[0] != K or seg_ptr.shape[0] != S + 1
-            or scratch.shape[0] < 3 * K + 2 * Kp or K < 1 or cancel.shape[0] < 1
+            or scratch.shape[0] < gibbs_scratch_size(K, True) or K < 1
+            or cancel.shape[0] < 1
             or word_ptr.shape[0] != V + 1 or word_nnz.shape[0] != V
             or doc_lptr.shape[0] != D + 1 or doc_nnz.shape[0] != D):
         raise ValueError("gibbs_sweep_block_sparse: shape mismatch")
-    inv_den = &scratch[0]
-    rv = &scratch[K]
-    qv = &scratch[2 * K]
-    tree = &scratch[3 * K]
+    inv_lo = &scratch[0]
+    inv_den = &scratch[K]
+    inv_hi = &scratch[2 * K]
+    rv = &scratch[3 * K]
+    qv = &scratch[4 * K]
+    tree = &scratch[5 * K]
+    end = seg_ptr[S]
+    cdef _Uniforms us
+    us.pos = us.n = 0
     cdef idx_t left = POLL_WORK
     with bit_generator.lock, nogil:
+        _recip_init(inv_lo, inv_den, inv_hi, &nk[0], Veta, K)
         for k in range(K):
-            inv_den[k] = 1.0 / (nk[k] + Veta)
             s_sum += sab * inv_den[k]
         for g in range(S):
             w = <int> seg_word[g]
@@ -346,6 +588,11 @@ def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::
             if use_tree:
                 _tree_build(tree, Kp, K, nw, inv_den, eta)
             for i in range(seg_ptr[g], seg_ptr[g + 1]):
+                if i + AHEAD < end:
+                    d2 = docs[i + AHEAD]
+                    _prefetch_row(&ndk[d2, 0], K)
+                    _prefetch_row(&doc_topics[doc_lptr[d2]],
+                                  <int> (doc_lptr[d2 + 1] - doc_lptr[d2]))
                 d = docs[i]
                 nd = &ndk[d, 0]
                 dl = &doc_topics[doc_lptr[d]]
@@ -359,11 +606,11 @@ def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::
                     _list_remove(dl, dn, k)
                 if nw[k] == 0:
                     _list_remove(wl, wn, k)
-                inv_den[k] = 1.0 / (nk[k] + Veta)
+                _recip_down(inv_lo, inv_den, inv_hi, k, nk[k], Veta)
                 s_sum += sab * inv_den[k]
                 if use_tree:
                     _tree_set(tree, Kp, k, (nw[k] + eta) * inv_den[k])
-                k = _draw_word_major(random_standard_uniform(rng), use_tree, nw, nd,
+                k = _draw_word_major(_uniform(rng, &us, end - i), use_tree, nw, nd,
                                      wl, wn[0], dl, dn[0], inv_den, tree, Kp, rv, qv,
                                      s_sum, alpha, eta, K, masses)
                 z[i] = k
@@ -377,7 +624,7 @@ def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::
                 if nw[k] == 1:
                     wl[wn[0]] = k
                     wn[0] += 1
-                inv_den[k] = 1.0 / (nk[k] + Veta)
+                _recip_up(inv_lo, inv_den, inv_hi, k, nk[k], Veta)
                 s_sum += sab * inv_den[k]
                 if use_tree:
                     _tree_set(tree, Kp, k, (nw[k] + eta) * inv_den[k])

@@ -297,8 +297,7 @@ class _Partition:
             self.words, self.z = words, z
             self.seg_key = np.arange(n_docs, dtype=np.intp)
             self.seg_ptr = doc_ptr
-        kp = 1 << max(K - 1, 0).bit_length()  # the F+tree's leaves
-        self.scratch = np.empty(3 * K + (2 * kp if sparse else 0))
+        self.scratch = np.empty(_lda.gibbs_scratch_size(K, sparse))
 
 
 def _gibbs_init(chunk, K, V, sparse, seed):
@@ -317,18 +316,18 @@ def _gibbs_sweep(part, nwk, nk, alpha, eta, tree_work, loglik):
     part of ``log p(w, z)``."""
     local, nk_local = nwk.copy(), nk.copy()
     cancel = np.zeros(1, np.uint8)
-    common = (part.ndk, local, nk_local, alpha, eta)
     if part.sparse:
         K = nk.shape[0]
         wl = _topic_lists(local, np.minimum(local.sum(axis=1), K))
         _lda.gibbs_sweep_block_sparse(
-            part.stream, part.docs, part.z, part.seg_key, part.seg_ptr, *common,
-            tree_work, *wl, *part.doc_lists, part.scratch, cancel,
+            part.stream, part.docs, part.z, part.seg_key, part.seg_ptr, part.ndk,
+            local, nk_local, alpha, eta, tree_work, *wl, *part.doc_lists,
+            part.scratch, cancel,
         )  # fmt: skip
     else:
-        _lda.gibbs_sweep_block(
-            part.stream, part.words, part.z, part.seg_key, part.seg_ptr, *common,
-            part.scratch, cancel,
+        _lda.gibbs_sweep_blocks(
+            [part.stream], part.words, part.z, [part.seg_key], [part.seg_ptr],
+            part.ndk, local, [nk_local], alpha, eta, [part.scratch], cancel,
         )  # fmt: skip
     ll = 0.0
     if loglik:  # an empty vocabulary's word part is zero (one word, no tokens)

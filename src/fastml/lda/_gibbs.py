@@ -48,6 +48,16 @@ threads of a sub-step take its blocks from a shared counter, largest block first
 each of two threads runs several blocks per sub-step and one block that runs long
 (or a thread the OS preempts) delays the sub-step by a fraction of a block.
 
+**Two blocks per thread (dense).** The blocks of a sub-step are independent (own rows,
+own totals, own stream), so the dense kernel sweeps them two at a time, one token of
+each in turn: each token's draw waits on the counts the previous token of its block
+left, and the other block's token fills that wait. The result is the same bits as one
+block at a time. Measured on the synthetic bench corpus at K = 20, one thread, runs
+alternating: 88 ms per sweep against 95-100 ms one block at a time (minimum of 7). The
+same interleaving of the sparse kernel was slower at K = 100 (217 ms against
+177-193 ms; two words' F+trees and document rows in cache at once), so it runs one
+block at a time.
+
 References
 ----------
 T. L. Griffiths, M. Steyvers, "Finding scientific topics", PNAS 101, 2004.
@@ -220,11 +230,10 @@ class GibbsSampler:
             dl = _topic_lists(self.ndk, np.minimum(nd, K))
             self.word_topics, self.word_ptr, self.word_nnz = wl
             self.doc_topics, self.doc_lptr, self.doc_nnz = dl
-        kp = 1 << max(K - 1, 0).bit_length()  # the F+tree's leaves: a power of two
         # per partition: scratch and a copy of the topic totals (a partition runs one
         # block per sub-step); per block: its segments (None when empty)
         # Rows padded by a cache line (64 bytes) so no two partitions' rows share one.
-        n_scratch = 3 * K + (2 * kp if sparse else 0)
+        n_scratch = _lda.gibbs_scratch_size(K, sparse)
         self._scratch = np.empty((P, n_scratch + 8))[:, :n_scratch]
         self._nk_part = np.empty((P, K + 16), dtype=np.intc)[:, :K]
         self._blocks = [
@@ -240,47 +249,59 @@ class GibbsSampler:
             for j in range(P)
         ]
 
-    def _sweep_block(self, b: int, p: int, nk: np.ndarray, cancel: np.ndarray) -> None:
-        seg_key, seg_ptr = self._blocks[b]
-        scratch = self._scratch[p]
-        common = (self.ndk, self.nwk, nk, self.alpha, self.eta)
+    def _sweep_blocks(self, j: int, parts: list[int], cancel: np.ndarray) -> None:
+        """Sweep the blocks of partitions ``parts`` in sub-step ``j`` (sparse: one
+        block; dense: one, or two interleaved by the kernel), each against its own
+        copy of the totals."""
+        P = self.P
+        for p in parts:
+            self._nk_part[p] = self.nk
         if self.sparse:
+            (p,) = parts
+            seg_key, seg_ptr = self._blocks[p * P + (p + j) % P]
             _lda.gibbs_sweep_block_sparse(
-                self.streams[p], self.docs, self.z, seg_key, seg_ptr, *common,
+                self.streams[p], self.docs, self.z, seg_key, seg_ptr, self.ndk,
+                self.nwk, self._nk_part[p], self.alpha, self.eta,
                 float(self.tree_work), self.word_topics, self.word_ptr,
                 self.word_nnz, self.doc_topics, self.doc_lptr, self.doc_nnz,
-                scratch, cancel,
+                self._scratch[p], cancel,
             )  # fmt: skip
-        else:
-            _lda.gibbs_sweep_block(
-                self.streams[p], self.words, self.z, seg_key, seg_ptr, *common,
-                scratch, cancel,
-            )  # fmt: skip
+            return
+        blocks = [self._blocks[p * P + (p + j) % P] for p in parts]
+        _lda.gibbs_sweep_blocks(
+            [self.streams[p] for p in parts], self.words, self.z,
+            [blk[0] for blk in blocks], [blk[1] for blk in blocks], self.ndk,
+            self.nwk, [self._nk_part[p] for p in parts], self.alpha, self.eta,
+            [self._scratch[p] for p in parts], cancel,
+        )  # fmt: skip
 
     def sweep(self, n_jobs: int | None) -> None:
         """One sweep: ``P`` sub-steps of ``P`` blocks each, run by ``run_blocks``.
+
+        A sub-step's nonempty blocks, largest first, are taken in pairs by the dense
+        kernel (one thread sweeps the two interleaved) and one at a time by the sparse
+        one. Every block sweeps against the totals at the start of its sub-step, with
+        its own stream, so how the blocks are grouped and which thread runs them does
+        not change the result.
 
         On KeyboardInterrupt (or an error in a block) the sub-step's topic totals
         are not merged, so the chain is left inconsistent: discard it (the estimator
         sets no fitted attribute from an interrupted chain).
         """
         P = self.P
+        group = 1 if self.sparse else 2
         for j in range(P):
-            order = self._order[j]
+            parts = [
+                int(p) for p in self._order[j] if self._blocks[p * P + (p + j) % P]
+            ]
+            groups = [parts[q : q + group] for q in range(0, len(parts), group)]
 
-            def block(i: int, cancel: np.ndarray, j: int = j, order=order) -> bool:
-                p = int(order[i])
-                b = p * P + (p + j) % P
-                if self._blocks[b] is None:
-                    return False
-                self._nk_part[p] = self.nk
-                self._sweep_block(b, p, self._nk_part[p], cancel)
-                return True
+            def run(i: int, cancel: np.ndarray, j: int = j, groups=groups) -> None:
+                self._sweep_blocks(j, groups[i], cancel)
 
-            ran = np.zeros(P, dtype=bool)
-            ran[order] = run_blocks(block, P, n_jobs)
+            run_blocks(run, len(groups), n_jobs)
             nk0 = self.nk.copy()
-            for p in np.flatnonzero(ran):  # partition order (integer sums: exact)
+            for p in sorted(parts):  # integer sums: exact in any order
                 self.nk += self._nk_part[p] - nk0
 
     def loglik(self) -> float:
