@@ -338,6 +338,36 @@ def test_partitioned_result_identical_for_every_n_jobs(sampler, zipf_lda_corpus)
     assert not np.array_equal(other.z_, fits[0].z_)
 
 
+def test_interleaved_dense_blocks_equal_one_at_a_time(zipf_lda_corpus):
+    """The dense kernel sweeps a sub-step's blocks two at a time, tokens interleaved;
+    sweeping every block alone (same sub-steps, streams and totals) gives the same
+    bits. P = 5: two pairs and one block alone per sub-step."""
+    X, _ = zipf_lda_corpus(120, 6, 400, 40, seed=11)
+    csr = check_counts(X, integer=True)
+    words, doc_ptr, nd = _tokens(csr)
+    args = (words, doc_ptr, nd, 400, 9, 0.1, 0.01)
+    chains = [
+        GibbsSampler(*args, np.random.default_rng(4), sparse=False, n_partitions=5)
+        for _ in range(2)
+    ]
+    cancel = np.zeros(1, np.uint8)
+    for _ in range(3):
+        chains[0].sweep(1)
+        one = chains[1]
+        for j in range(one.P):
+            nk0 = one.nk.copy()
+            parts = [p for p in range(one.P) if one._blocks[p * one.P + (p + j) % 5]]
+            assert len(parts) == 5
+            for p in parts:
+                one._sweep_blocks(j, [p], cancel)
+            for p in parts:
+                one.nk += one._nk_part[p] - nk0
+    np.testing.assert_array_equal(chains[0].z, chains[1].z)
+    np.testing.assert_array_equal(chains[0].nwk, chains[1].nwk)
+    np.testing.assert_array_equal(chains[0].nk, chains[1].nk)
+    _check_state(chains[0], csr)
+
+
 @pytest.mark.parametrize("sampler", ["dense", "sparse"])
 def test_more_partitions_than_documents_or_words(sampler):
     """Empty partitions (and empty documents) are skipped; the chain stays exact."""
