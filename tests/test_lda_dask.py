@@ -330,6 +330,9 @@ def test_bad_dask_input(client, x_mem):
         LDA(6).fit(dX, vocabulary=["a", "b", "c"])
     with pytest.raises(ValueError, match="learning_method='online' is not available"):
         LDA(6, learning_method="online").fit(dX)
+    for kw in (dict(split_merge=True), dict(init="documents")):
+        with pytest.raises(ValueError, match="not available for a dask array X"):
+            LDA(6, **kw).fit(dX)
     with pytest.raises(ValueError, match="n_partitions must be None for a dask"):
         LDA(6, method="gibbs", n_partitions=2).fit(dX)
     for bad_syncs, err in ((0, ValueError), (1.5, TypeError), ("2", TypeError)):

@@ -118,6 +118,11 @@ def fit(est, X, vocabulary):
                 "mini-batch would be a round trip to the cluster); use "
                 "learning_method='batch', or partial_fit on in-memory mini-batches"
             )
+        if est.split_merge or est.init != "random":
+            raise ValueError(
+                "split_merge=True and init='documents' are not available for a dask "
+                "array X (they read every document in memory)"
+            )
         X, dtype = _set_common(est, X, vocabulary)
         _fit_variational(est, X, dtype, K, alpha, eta)
     return est

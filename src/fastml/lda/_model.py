@@ -34,6 +34,7 @@ __all__ = ["LatentDirichletAllocation"]
 
 _METHODS = ("variational", "gibbs")
 _LEARNING_METHODS = ("batch", "online")
+_INITS = ("random", "documents")
 # scikit-learn's common checks that fit method="gibbs" on non-integer data (see
 # LatentDirichletAllocation._xfail_checks)
 _GIBBS_NON_INTEGER_CHECKS = (
@@ -117,6 +118,24 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     max_doc_update_iter : int, default 100
     optimize_priors : bool, default False
         Variational only: Newton-Raphson updates of alpha and eta after each M-step.
+    init : {"random", "documents"}, default "random"
+        Variational ``fit`` only: the starting topics. "random": ``lambda`` ~
+        Gamma(100, 1/100) (scikit-learn's start). "documents": the same draws plus
+        10 times the counts of ``n_components`` documents chosen by k-means++ on
+        cosine distance (Arthur & Vassilvitskii 2007), so that each topic starts near
+        a different document; with ``split_merge`` it is what brings the synthetic
+        corpus of ``bench/`` (K = 100) to a matched cosine of 0.9.
+    split_merge : bool, default False
+        Batch variational only: after 10 passes, rounds of moves that split a topic
+        whose documents form two clusters and give one half the slot of the least
+        used topic (split-and-merge EM, Ueda et al. 2000; see
+        :mod:`fastml.lda._moves`). A round is kept if the ELBO 3 passes later is
+        higher than before it, and the next round follows; a rejected round restores
+        the topics and ends the moves. Batch VB from a random start keeps topics that
+        hold two true topics and topics that hold stray words; on the synthetic
+        corpus of ``bench/`` (K = 100) the moves take the matched cosine to the true
+        topics from 0.63 to over 0.9. Off by default, so that a fit gives
+        scikit-learn's topics for the same start.
     transform_iter : int, default 50
         Gibbs only: fold-in sweeps in ``transform`` (the first fifth are burn-in).
     sampler : {"auto", "dense", "sparse"}, default "auto"
@@ -217,6 +236,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     T. Minka, "Estimating a Dirichlet distribution", 2000.
     M. D. Hoffman, D. M. Blei, F. Bach, "Online learning for latent Dirichlet
     allocation", NIPS 2010.
+    N. Ueda, R. Nakano, Z. Ghahramani, G. E. Hinton, "SMEM algorithm for mixture
+    models", Neural Computation 12, 2000.
 
     Examples
     --------
@@ -249,6 +270,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         mean_change_tol: float = 1e-3,
         max_doc_update_iter: int = 100,
         optimize_priors: bool = False,
+        init: Literal["random", "documents"] = "random",
+        split_merge: bool = False,
         transform_iter: int = 50,
         sampler: Literal["auto", "dense", "sparse"] = "auto",
         n_partitions: int | None = None,
@@ -272,6 +295,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         self.mean_change_tol = mean_change_tol
         self.max_doc_update_iter = max_doc_update_iter
         self.optimize_priors = optimize_priors
+        self.init = init
+        self.split_merge = split_merge
         self.transform_iter = transform_iter
         self.sampler = sampler
         self.n_partitions = n_partitions
@@ -317,9 +342,22 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             check_int(self.n_partitions, "n_partitions", low=1)
         check_int(self.syncs_per_sweep, "syncs_per_sweep", low=1, high=2**31 - 1)
         check_int(self.verbose, "verbose", low=0)
-        if not isinstance(self.optimize_priors, (bool, np.bool_)):
-            raise TypeError(
-                f"optimize_priors must be a bool, got {type(self.optimize_priors).__name__}"
+        for name in ("optimize_priors", "split_merge"):
+            flag = getattr(self, name)
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        if self.init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
+        if self.init != "random" and self.method == "gibbs":
+            raise ValueError(
+                "init='documents' is only available for method='variational'"
+            )
+        if self.split_merge and (
+            self.method == "gibbs" or self.learning_method == "online"
+        ):
+            raise ValueError(
+                "split_merge=True is only available for method='variational' with "
+                "learning_method='batch'"
             )
         if self.optimize_priors and self.method == "gibbs":
             raise ValueError(
@@ -467,6 +505,11 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         csr = check_counts(x)
         K, alpha, eta = self._check_params()
         n_jobs = self._check_online_params()
+        if self.split_merge or self.init != "random":
+            raise ValueError(
+                "split_merge=True and init='documents' are only available for fit "
+                "(they need all documents), not partial_fit"
+            )
         if first:
             self.random_state_ = check_random_state(self.random_state)
             self.vocabulary_ = None

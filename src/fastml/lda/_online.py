@@ -29,6 +29,7 @@ from fastml import exceptions
 from fastml._kernels import _lda
 from fastml._parallel import run_blocks
 from fastml._validation import check_diverged
+from fastml.lda import _moves
 
 # Distinct (document, word) pairs per E-step block: ~0.5-5 ms of kernel work at K=20.
 _BLOCK_NNZ = 4096
@@ -228,12 +229,17 @@ def fit(est, csr, K, alpha, eta, rng, n_jobs):
     """
     D, V = csr.shape
     lam = rng.gamma(100.0, 0.01, (K, V))
+    if est.init == "documents":
+        _moves.seed_topics(csr, lam, rng)
     full = DocBlocks(csr, 0, D)
+
+    last = {}
 
     def batch_pass(elog_b, alpha):
         doc_b, sst, eeb, gamma = _train_estep(
             est, full, elog_b, alpha, rng, n_jobs, True
         )
+        last["gamma"] = gamma
         elog_theta = None
         if est.optimize_priors:
             elog_theta = float(
@@ -270,12 +276,20 @@ def fit(est, csr, K, alpha, eta, rng, n_jobs):
             return doc_b + topic_bound(lam, elog_b, eta)
 
         online = (epoch, evaluate)
+    moves = None
+    if est.split_merge and online is None:
+
+        def moves(lam, eta):
+            return _moves.propose(csr, lam, last["gamma"], eta, rng)
+
     return run_passes(
-        est, lam, alpha, eta, D, float(csr.data.sum()), batch_pass, online
+        est, lam, alpha, eta, D, float(csr.data.sum()), batch_pass, online, moves
     )
 
 
-def run_passes(est, lam, alpha, eta, n_docs, n_words, batch_pass, online=None):
+def run_passes(
+    est, lam, alpha, eta, n_docs, n_words, batch_pass, online=None, moves=None
+):
     """The ``est.max_iter`` passes of :func:`fit`, from ``lambda = lam``, whatever holds
     the documents (in memory, or a dask array: :mod:`fastml.lda._dask`).
 
@@ -284,6 +298,14 @@ def run_passes(est, lam, alpha, eta, n_docs, n_words, batch_pass, online=None):
     E[log theta] or None without optimize_priors)``. ``online``, if given, is
     ``(epoch, evaluate)``: ``epoch(lam, elog_b)`` returns the ``(lam, elog_b)`` after
     one pass of mini-batches, ``evaluate(lam, elog_b)`` the training-set ELBO.
+
+    ``moves``, if given (batch only), is ``moves(lam, eta)``: a round of topic moves
+    (:func:`fastml.lda._moves.propose`, from the last E-step's gamma) or ``None``. A
+    round is proposed after pass :data:`~fastml.lda._moves.FIRST_ROUND` and then after
+    every accepted round, as long as its test fits in ``max_iter``: it is kept if the
+    ELBO :data:`~fastml.lda._moves.ROUND_ITERATIONS` passes later exceeds the ELBO
+    before it; otherwise the topics before it are restored and no more rounds come.
+    The convergence test is skipped while a round is on trial.
 
     Returns ``(lambda, E[log beta], alpha, eta)`` and sets ``bounds_``, ``n_iter_``
     and ``n_batch_iter_`` on ``est``. Batch: the ELBO of every pass (at the E-step's
@@ -299,6 +321,8 @@ def run_passes(est, lam, alpha, eta, n_docs, n_words, batch_pass, online=None):
     est.n_iter_ = 0
     last_perp = None
     converged = False
+    trial = None  # (pass whose ELBO tests the round, lambda and ELBO before it)
+    next_round = _moves.FIRST_ROUND if moves is not None else None
     for it in range(est.max_iter):
         t0 = time.perf_counter()
         elbo = None
@@ -313,6 +337,17 @@ def run_passes(est, lam, alpha, eta, n_docs, n_words, batch_pass, online=None):
             est.bounds_.append(elbo)
             # M-step (Blei et al. sec. 5.4): lambda_kw = eta + sum_d n_dw phi_dwk
             lam = eta + sst.T * eeb
+            if trial is not None and it == trial[0]:
+                if elbo <= trial[2]:  # rejected: back to the topics before the round
+                    lam, next_round = trial[1], None
+                trial = None
+            if trial is None and next_round is not None and it + 1 >= next_round:
+                next_round = None
+                if it + _moves.ROUND_ITERATIONS < est.max_iter:
+                    proposal = moves(lam, eta)
+                    if proposal is not None:
+                        trial = (it + _moves.ROUND_ITERATIONS, lam, elbo)
+                        lam, next_round = proposal, it + _moves.ROUND_ITERATIONS + 1
             elog_b = elog_beta(lam)
             est.n_batch_iter_ += 1
             if est.optimize_priors:
@@ -334,7 +369,7 @@ def run_passes(est, lam, alpha, eta, n_docs, n_words, batch_pass, online=None):
                 perp = float(np.exp(-elbo / n_words))
                 msg += f"  ELBO {elbo:.6e}  perplexity {perp:.4f}"
             print(msg, file=sys.stdout)
-        if elbo is not None and every > 0 and (it + 1) % every == 0:
+        if elbo is not None and every > 0 and (it + 1) % every == 0 and trial is None:
             perp = float(np.exp(-elbo / n_words))
             if last_perp is not None and abs(last_perp - perp) < est.perp_tol:
                 converged = True
