@@ -321,10 +321,13 @@ def bench_online_vb_reuters_threads(benchmark, n_jobs, reuters, all_cores):
 # make_synthetic_corpus.py, differing only in topic_concentration (see its docstring):
 # 0.01 (topics drawn with the prior mass eta V the fit assumes) and 0.05 (the speed
 # corpus, whose topics share nearly the same head words). Gibbs: 500 sweeps (fastml
-# and tomotopy); variational: batch, 20 iterations (60 do not recover more). One
-# fit per round, seed 0; ``matched_cosine`` and ``n_topics_below_0_8`` in extra_info.
+# and tomotopy); variational: batch from scikit-learn's random start, 20 iterations
+# (60 do not recover more), and "fastml-variational-moves": init="documents" and
+# split_merge=True, 30 iterations (the moves need passes to test each round). One fit
+# per round, seed 0; ``matched_cosine`` and ``n_topics_below_0_8`` in extra_info.
 # =====================================================================================
-RECOVERY_K, RECOVERY_SWEEPS, RECOVERY_VB_ITER = 100, 500, 20
+RECOVERY_K, RECOVERY_SWEEPS = 100, 500
+RECOVERY_VB_ITER = {"fastml-variational": 20, "fastml-variational-moves": 30}
 
 
 def _matched_cosine(learned, true):
@@ -339,7 +342,7 @@ def _matched_cosine(learned, true):
 
 
 def _recovery_iterations(impl):
-    return RECOVERY_VB_ITER if impl == "fastml-variational" else RECOVERY_SWEEPS
+    return RECOVERY_VB_ITER.get(impl, RECOVERY_SWEEPS)
 
 
 def _recovered_topics(impl, X):
@@ -351,15 +354,19 @@ def _recovered_topics(impl, X):
         for k in range(RECOVERY_K):
             out[k, words] = mdl.get_topic_word_dist(k)
         return out
+    moves = dict(init="documents", split_merge=True) if impl.endswith("moves") else {}
     model = LatentDirichletAllocation(
         RECOVERY_K, method=impl.split("-")[1], max_iter=its, doc_topic_prior=0.1,
-        topic_word_prior=0.01, random_state=0, n_jobs=2,
+        topic_word_prior=0.01, random_state=0, n_jobs=2, **moves,
     )  # fmt: skip
     return model.fit(X).topic_word_
 
 
 @pytest.mark.parametrize("concentration", [0.01, 0.05])
-@pytest.mark.parametrize("impl", ["fastml-gibbs", "fastml-variational", "tomotopy"])
+@pytest.mark.parametrize(
+    "impl",
+    ["fastml-gibbs", "fastml-variational", "fastml-variational-moves", "tomotopy"],
+)
 def bench_topic_recovery(benchmark, impl, concentration, corpora, all_cores):
     X, beta = corpora.load_corpus(0, concentration)
     X = check_counts(X, integer=True)
