@@ -318,7 +318,7 @@ def test_document_seeds_are_one_per_cluster():
             assert any(np.array_equal(row, 10.0 * m * base[g]) for m in (1, 2, 3))
 
 
-def test_split_merge_round_kept_or_restored(monkeypatch):
+def test_split_merge_round_kept_or_restored(monkeypatch, capsys):
     """The moves' bookkeeping, with the proposal replaced. A proposal that lowers the
     ELBO (every topic uniform) is tried once and undone: with max_iter = FIRST_ROUND
     + ROUND_ITERATIONS the topics are then those of a plain fit of FIRST_ROUND passes,
@@ -337,13 +337,23 @@ def test_split_merge_round_kept_or_restored(monkeypatch):
     monkeypatch.setattr(_moves, "propose", uniform)
     n = _moves.FIRST_ROUND + _moves.ROUND_ITERATIONS
     kw = dict(doc_topic_prior=0.2, topic_word_prior=0.05, random_state=0)
-    moved = LatentDirichletAllocation(5, max_iter=n, split_merge=True, **kw).fit(X)
+    moved = LatentDirichletAllocation(
+        5, max_iter=n, split_merge=True, verbose=1, **kw
+    ).fit(X)
+    assert "split_merge round undone: ELBO -" in capsys.readouterr().out
     plain = LatentDirichletAllocation(5, max_iter=_moves.FIRST_ROUND, **kw).fit(X)
     assert len(calls) == 1
     np.testing.assert_array_equal(calls[0], plain.components_)
     np.testing.assert_array_equal(moved.components_, plain.components_)
     assert len(moved.bounds_) == n
     assert moved.bounds_[_moves.FIRST_ROUND] < moved.bounds_[_moves.FIRST_ROUND - 1]
+    # a fit that would stop at once (perp_tol huge) waits for the round: the first
+    # perplexity test comes after it (pass n), the stop one pass later
+    early = LatentDirichletAllocation(
+        5, max_iter=40, split_merge=True, evaluate_every=1, perp_tol=1e9, **kw
+    )
+    early.fit(X)
+    assert len(calls) == 2 and len(early.bounds_) == n + 1
 
     calls.clear()
     good = LatentDirichletAllocation(5, max_iter=60, **kw).fit(X).components_

@@ -305,7 +305,7 @@ def run_passes(
     every accepted round, as long as its test fits in ``max_iter``: it is kept if the
     ELBO :data:`~fastml.lda._moves.ROUND_ITERATIONS` passes later exceeds the ELBO
     before it; otherwise the topics before it are restored and no more rounds come.
-    The convergence test is skipped while a round is on trial.
+    The convergence test waits until no round is on trial or still to come.
 
     Returns ``(lambda, E[log beta], alpha, eta)`` and sets ``bounds_``, ``n_iter_``
     and ``n_batch_iter_`` on ``est``. Batch: the ELBO of every pass (at the E-step's
@@ -338,8 +338,15 @@ def run_passes(
             # M-step (Blei et al. sec. 5.4): lambda_kw = eta + sum_d n_dw phi_dwk
             lam = eta + sst.T * eeb
             if trial is not None and it == trial[0]:
-                if elbo <= trial[2]:  # rejected: back to the topics before the round
+                kept = elbo > trial[2]
+                if not kept:  # back to the topics before the round
                     lam, next_round = trial[1], None
+                if est.verbose:
+                    print(
+                        f"split_merge round {'kept' if kept else 'undone'}: ELBO "
+                        f"{elbo - trial[2]:+.6e} over {_moves.ROUND_ITERATIONS} passes",
+                        file=sys.stdout,
+                    )
                 trial = None
             if trial is None and next_round is not None and it + 1 >= next_round:
                 next_round = None
@@ -369,7 +376,8 @@ def run_passes(
                 perp = float(np.exp(-elbo / n_words))
                 msg += f"  ELBO {elbo:.6e}  perplexity {perp:.4f}"
             print(msg, file=sys.stdout)
-        if elbo is not None and every > 0 and (it + 1) % every == 0 and trial is None:
+        testing = trial is not None or next_round is not None  # moves still to come
+        if elbo is not None and every > 0 and (it + 1) % every == 0 and not testing:
             perp = float(np.exp(-elbo / n_words))
             if last_perp is not None and abs(last_perp - perp) < est.perp_tol:
                 converged = True
