@@ -1,4 +1,6 @@
-"""Split-and-delete moves for batch variational LDA (``split_merge=True``).
+"""Ways out of the local optima of batch variational LDA: document seeds
+(``init="documents"``, :func:`seed_topics`) and split-and-delete moves
+(``split_merge=True``, :func:`propose`).
 
 Batch VB from a random start stops at a local optimum of the ELBO in which some
 topics each hold two true topics (they carry about twice the usage of the others,
