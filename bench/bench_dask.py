@@ -171,7 +171,9 @@ def lda_problem(client):
     return X, dX
 
 
-@pytest.mark.parametrize("impl", ["in-memory-2-threads", "dask-2-workers"])
+@pytest.mark.parametrize(
+    "impl", ["in-memory-2-threads", "dask-2-workers", "dask-2-workers-1-sync"]
+)
 @pytest.mark.parametrize("method", ["variational", "gibbs"])
 def bench_lda_dask(benchmark, method, impl, lda_problem, all_cores):
     from fastml.lda import LatentDirichletAllocation
@@ -185,11 +187,16 @@ def bench_lda_dask(benchmark, method, impl, lda_problem, all_cores):
         docs=LDA_DOCS, K=LDA_K, tokens=int(X.sum()), iterations=n_iter
     )
     data = X if impl.startswith("in-memory") else dX
+    if impl.endswith("1-sync") and method != "gibbs":
+        pytest.skip("syncs_per_sweep is a Gibbs parameter")
+    # AD-LDA merges the counts syncs_per_sweep times per sweep (default 2)
+    syncs = 1 if impl.endswith("1-sync") else 2
 
     def run():
         return LatentDirichletAllocation(
-            LDA_K, method=method, max_iter=n_iter, random_state=0, n_jobs=2
-        ).fit(data)
+            LDA_K, method=method, max_iter=n_iter, random_state=0, n_jobs=2,
+            syncs_per_sweep=syncs,
+        ).fit(data)  # fmt: skip
 
     m = benchmark.pedantic(run, rounds=3, iterations=1)
     benchmark.extra_info["seconds_per_iteration"] = benchmark.stats.stats.mean / steps
