@@ -57,8 +57,9 @@ _NNZ_CHUNK = 1 << 16
 
 
 def _count_shares(csr, theta, beta):
-    """``sum_j theta_dj beta_jw`` for every non-zero ``(d, w)`` of ``csr`` (in chunks
-    of :data:`_NNZ_CHUNK` non-zeros, so that memory stays O(K x chunk))."""
+    """The row ``d`` and column ``w`` of every non-zero of ``csr`` and its
+    ``sum_j theta_dj beta_jw`` (in chunks of :data:`_NNZ_CHUNK` non-zeros, so that
+    memory stays O(K x chunk))."""
     rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     cols = csr.indices
     p = np.empty(csr.nnz)
