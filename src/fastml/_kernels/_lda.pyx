@@ -72,47 +72,61 @@ cdef inline int _search_cum(const double *cum, int n, double u) noexcept nogil:
     return c
 
 
-cdef inline int _draw_topic(const int *nw, const double *A, double eta, int K,
-                            double *cum, double u) noexcept nogil:
-    """Sample k from ``p_k = (nw[k] + eta) A[k]`` given ``u`` in [0, 1).
+cdef inline void _lane_row(const int *nw, const double *A, double eta, int k, int n,
+                           double *cum, double *s) noexcept nogil:
+    """Add topics ``k .. k + n - 1`` (``n <= 4``; topic ``k + j`` in lane ``j``) to
+    the lanes' running sums ``s`` of the dense draw, storing them in ``cum``."""
+    cdef int j
+    for j in range(n):
+        s[j] += (nw[k + j] + eta) * A[k + j]
+        cum[k + j] = s[j]
 
-    Inverse CDF with the topics in lane-major order: lane ``j`` (0-3) holds topics
-    ``j, j + 4, j + 8, ...``, and its running sums ``cum[j], cum[j + 4], ...`` form
-    one of four independent chains of additions (K / 4 long instead of K). The lane is
-    the number of lane boundaries ``o_1 = s_0``, ``o_2 = o_1 + s_1``,
-    ``o_3 = o_2 + s_2`` that are <= ``u (o_3 + s_3)``; in it, the topic is found by
-    counting, without branches, the lane's running sums (but its last) that are
-    <= the rest of ``u``. A ``u`` that round-off puts past a lane's total takes the
-    lane's last topic, and one past the last nonempty lane (K < 4) that lane.
+
+cdef inline void _lane_sums(const int *nw, const double *A, double eta, int K,
+                            double *cum, double *s) noexcept nogil:
+    """The running sums of ``p_k = (nw[k] + eta) A[k]`` in lane-major order (lane
+    ``j`` (0-3) holds topics ``j, j + 4, j + 8, ...``): ``cum[k]``, and each lane's
+    total in ``s`` (4,). Four independent chains of additions, K / 4 long."""
+    cdef int m
+    s[0] = s[1] = s[2] = s[3] = 0.0
+    for m in range(0, K - 3, 4):
+        _lane_row(nw, A, eta, m, 4, cum, s)
+    _lane_row(nw, A, eta, K & ~3, K & 3, cum, s)
+
+
+cdef inline void _lane_sums_pair(const int *nw, const double *A, double *cum,
+                                 double *s, const int *nw2, const double *A2,
+                                 double *cum2, double *s2, double eta,
+                                 int K) noexcept nogil:
+    """:func:`_lane_sums` of two draws at once, row by row (eight independent chains
+    of additions in one loop, so the CPU overlaps the two draws)."""
+    cdef int m
+    s[0] = s[1] = s[2] = s[3] = 0.0
+    s2[0] = s2[1] = s2[2] = s2[3] = 0.0
+    for m in range(0, K - 3, 4):
+        _lane_row(nw, A, eta, m, 4, cum, s)
+        _lane_row(nw2, A2, eta, m, 4, cum2, s2)
+    _lane_row(nw, A, eta, K & ~3, K & 3, cum, s)
+    _lane_row(nw2, A2, eta, K & ~3, K & 3, cum2, s2)
+
+
+cdef inline int _lane_search(const double *cum, const double *s, int K,
+                             double u) noexcept nogil:
+    """Sample k from ``p_k`` given ``u`` in [0, 1) and its lane-major running sums
+    (:func:`_lane_sums`): inverse CDF with the topics lane by lane. The lane is the
+    number of lane boundaries ``o_1 = s_0``, ``o_2 = o_1 + s_1``, ``o_3 = o_2 + s_2``
+    that are <= ``u (o_3 + s_3)``; in it, the topic is found by counting, without
+    branches, the lane's running sums (but its last) that are <= the rest of ``u``.
+    A ``u`` that round-off puts past a lane's total takes the lane's last topic, and
+    one past the last nonempty lane (K < 4) that lane.
     """
-    cdef int m, k, j, R = K >> 2, lane, c = 0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef int j, lane, c = 0
     cdef double o[4]
-    for m in range(R):
-        k = 4 * m
-        s0 += (nw[k] + eta) * A[k]
-        cum[k] = s0
-        s1 += (nw[k + 1] + eta) * A[k + 1]
-        cum[k + 1] = s1
-        s2 += (nw[k + 2] + eta) * A[k + 2]
-        cum[k + 2] = s2
-        s3 += (nw[k + 3] + eta) * A[k + 3]
-        cum[k + 3] = s3
-    k = 4 * R
-    if k < K:
-        s0 += (nw[k] + eta) * A[k]
-        cum[k] = s0
-        if k + 1 < K:
-            s1 += (nw[k + 1] + eta) * A[k + 1]
-            cum[k + 1] = s1
-            if k + 2 < K:
-                s2 += (nw[k + 2] + eta) * A[k + 2]
-                cum[k + 2] = s2
     o[0] = 0.0
-    o[1] = s0
-    o[2] = o[1] + s1
-    o[3] = o[2] + s2
-    u *= o[3] + s3
+    o[1] = s[0]
+    o[2] = o[1] + s[1]
+    o[3] = o[2] + s[2]
+    u *= o[3] + s[3]
     lane = (o[1] <= u) + (o[2] <= u) + (o[3] <= u)
     if lane >= K:
         lane = K - 1
@@ -224,31 +238,64 @@ cdef inline int _dense_seek(_DenseChain *c, int *ndk, double alpha, int K, idx_t
     return 1
 
 
-cdef inline void _dense_token(_DenseChain *c, const int *words, int *z, int *nwk,
-                              double alpha, double eta, double Veta,
-                              int K) noexcept nogil:
-    """Resample token ``c.i`` with the dense draw (G&S eq. 5) and move to the next;
-    prefetches the ``n_wk`` row of the token ``AHEAD`` places on in the block."""
+cdef inline int *_dense_take(_DenseChain *c, const int *words, const int *z, int *nwk,
+                             double alpha, double Veta, int K) noexcept nogil:
+    """Take token ``c.i`` out of the counts (its document's ``A`` updated) before
+    its draw; returns its word's ``n_wk`` row. Prefetches the row of the token
+    ``AHEAD`` places on in the block."""
     cdef idx_t i = c.i
     cdef int k = z[i]
-    cdef int *nd = c.nd
-    cdef int *nk = c.nk
     cdef int *nw = &nwk[<idx_t> words[i] * K]
     if i + AHEAD < c.end:
         _prefetch_row(&nwk[<idx_t> words[i + AHEAD] * K], K)
-    nd[k] -= 1
+    c.nd[k] -= 1
     nw[k] -= 1
-    nk[k] -= 1
-    _recip_down(c.inv_lo, c.inv_den, c.inv_hi, k, nk[k], Veta)
-    c.A[k] = (nd[k] + alpha) * c.inv_den[k]
-    k = _draw_topic(nw, c.A, eta, K, c.cum, _uniform(c.rng, &c.us, c.end - i))
-    z[i] = k
-    nd[k] += 1
+    c.nk[k] -= 1
+    _recip_down(c.inv_lo, c.inv_den, c.inv_hi, k, c.nk[k], Veta)
+    c.A[k] = (c.nd[k] + alpha) * c.inv_den[k]
+    return nw
+
+
+cdef inline void _dense_put(_DenseChain *c, int *z, int *nw, int k, double alpha,
+                            double Veta) noexcept nogil:
+    """Put token ``c.i`` in its drawn topic ``k`` and move to the next."""
+    z[c.i] = k
+    c.nd[k] += 1
     nw[k] += 1
-    nk[k] += 1
-    _recip_up(c.inv_lo, c.inv_den, c.inv_hi, k, nk[k], Veta)
-    c.A[k] = (nd[k] + alpha) * c.inv_den[k]
-    c.i = i + 1
+    c.nk[k] += 1
+    _recip_up(c.inv_lo, c.inv_den, c.inv_hi, k, c.nk[k], Veta)
+    c.A[k] = (c.nd[k] + alpha) * c.inv_den[k]
+    c.i += 1
+
+
+cdef inline void _dense_token(_DenseChain *c, const int *words, int *z, int *nwk,
+                              double alpha, double eta, double Veta,
+                              int K) noexcept nogil:
+    """Resample token ``c.i`` with the dense draw (G&S eq. 5) and move to the next."""
+    cdef double s[4]
+    cdef int *nw = _dense_take(c, words, z, nwk, alpha, Veta, K)
+    _lane_sums(nw, c.A, eta, K, c.cum, s)
+    _dense_put(c, z, nw,
+               _lane_search(c.cum, s, K, _uniform(c.rng, &c.us, c.end - c.i)),
+               alpha, Veta)
+
+
+cdef inline void _dense_token_pair(_DenseChain *a, _DenseChain *b, const int *words,
+                                   int *z, int *nwk, double alpha, double eta,
+                                   double Veta, int K) noexcept nogil:
+    """:func:`_dense_token` for a token of block ``a`` and one of block ``b`` (disjoint
+    in documents, words and totals), their draws' running sums in one loop."""
+    cdef double sa[4]
+    cdef double sb[4]
+    cdef int *nwa = _dense_take(a, words, z, nwk, alpha, Veta, K)
+    cdef int *nwb = _dense_take(b, words, z, nwk, alpha, Veta, K)
+    _lane_sums_pair(nwa, a.A, a.cum, sa, nwb, b.A, b.cum, sb, eta, K)
+    _dense_put(a, z, nwa,
+               _lane_search(a.cum, sa, K, _uniform(a.rng, &a.us, a.end - a.i)),
+               alpha, Veta)
+    _dense_put(b, z, nwb,
+               _lane_search(b.cum, sb, K, _uniform(b.rng, &b.us, b.end - b.i)),
+               alpha, Veta)
 
 
 cdef inline void _list_remove(int *lst, int *nnz, int k) noexcept nogil:
@@ -430,8 +477,7 @@ cdef int _dense_blocks(_DenseChain *a, _DenseChain *b, const int *words, int *z,
     while ra and rb:
         n = min(a.hi - a.i, b.hi - b.i)
         for _t in range(n):
-            _dense_token(a, words, z, nwk, alpha, eta, Veta, K)
-            _dense_token(b, words, z, nwk, alpha, eta, Veta, K)
+            _dense_token_pair(a, b, words, z, nwk, alpha, eta, Veta, K)
         ra = _dense_seek(a, ndk, alpha, K, &left, cancel)
         rb = _dense_seek(b, ndk, alpha, K, &left, cancel)
     if rb:
@@ -462,7 +508,9 @@ def gibbs_sweep_blocks(list bit_generators, const int[::1] words, int[::1] z,
     interleaved, one of each in turn: each block's sweep is the same as alone (its
     draws depend on its own counts and stream only), and the second block's chain of
     dependent operations (each draw needs the counts the previous one left) fills the
-    time the first one's waits on its latencies.
+    time the first one's waits on its latencies. The two draws' running sums are
+    computed in one loop (``_lane_sums_pair``), so both are in the CPU's window at
+    once.
 
     ``bit_generators[j]`` (drawn under its lock, one uniform per token in token
     order) and ``scratches[j]`` (``gibbs_scratch_size(K, False)`` doubles) are block
