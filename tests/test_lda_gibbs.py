@@ -197,18 +197,33 @@ def test_counts_and_topic_lists_stay_consistent(sparse_, P, tree_work, zipf_lda_
     )
 
 
-def _lane_major_inverse_cdf(p, u):
-    """The topic whose interval holds ``u * sum(p)`` when the intervals of ``p``
-    (G&S eq. 5, unnormalised) are laid out lane by lane, lane ``j`` holding topics
-    ``j, j + 4, ...``, with the kernel's order of additions: each lane's running sum,
-    then the lanes' offsets ``o_1 = s_0``, ``o_2 = o_1 + s_1``, ``o_3 = o_2 + s_2``."""
-    cums = [np.cumsum(p[j::4]) for j in range(4)]
-    s = [c[-1] if c.size else 0.0 for c in cums]
-    o = [0.0, s[0], s[0] + s[1]]
-    o.append(o[2] + s[2])
-    u *= o[3] + s[3]
-    lane = min(sum(o[j] <= u for j in (1, 2, 3)), p.size - 1)
-    return lane + 4 * int(np.sum(cums[lane][:-1] <= u - o[lane]))
+def _lane_major_inverse_cdf(counts, a, eta, u):
+    """The topic whose interval holds ``u * sum(p)`` for ``p = (counts + eta) a``
+    (G&S eq. 5, float32), laid out as the kernel's draw (``_lda_draw.h``) lays it out:
+    rows of 4 lanes (the last row holding topics ``K - 4 .. K - 1``, its repeats
+    masked), each lane a chain of running sums down the rows; then the lane from the
+    lanes' offsets, then the row inside the lane."""
+    f = np.float32
+    K = counts.size
+    R = (K + 3) // 4
+    topic = np.concatenate([np.arange(4 * (R - 1)), np.arange(4) + max(K - 4, 0)])
+    keep = topic < K
+    if K >= 4:
+        keep[4 * (R - 1) : 4 * R - (K - 4 * (R - 1))] = False
+    topic = np.minimum(topic, K - 1)
+    p = np.where(keep, (counts[topic].astype(f) + f(eta)) * a[topic], f(0))
+    cum = np.empty((R, 4), dtype=f)
+    s = np.zeros(4, dtype=f)
+    for r in range(R):
+        s = s + p.reshape(R, 4)[r]
+        cum[r] = s
+    T = cum[-1]
+    o = [f(0), T[0], T[0] + T[1]]
+    o.append(o[2] + T[2])
+    x = f(u) * (o[2] + (T[2] + T[3]))
+    lane = sum(int(oj <= x) for oj in o[1:])
+    row = int(np.sum(cum[:-1, lane] <= x - o[lane]))
+    return min(int(topic[4 * row + lane]), K - 1)
 
 
 def _reference_dense_chain(words, nd, V, K, alpha, eta, seed, n_sweeps):
@@ -230,8 +245,8 @@ def _reference_dense_chain(words, nd, V, K, alpha, eta, seed, n_sweeps):
             ndk[d, z[i]] -= 1
             nwk[w, z[i]] -= 1
             nk[z[i]] -= 1
-            p = (nwk[w] + eta) * ((ndk[d] + alpha) * (1.0 / (nk + V * eta)))
-            k = _lane_major_inverse_cdf(p, stream.random())
+            a = ((ndk[d] + alpha) * (1.0 / (nk + V * eta))).astype(np.float32)
+            k = _lane_major_inverse_cdf(nwk[w], a, eta, stream.random())
             z[i] = k
             ndk[d, k] += 1
             nwk[w, k] += 1
@@ -239,11 +254,12 @@ def _reference_dense_chain(words, nd, V, K, alpha, eta, seed, n_sweeps):
     return z, ndk, nwk
 
 
-@pytest.mark.parametrize("K", [3, 7, 12])
+@pytest.mark.parametrize("K", [3, 4, 7, 12, 21])
 def test_serial_dense_chain_is_the_reference_sweep(K, zipf_lda_corpus):
     """One partition, dense draw: the bits of a numpy transcription of G&S eq. 5 on the
     same random stream (topics and counts after three sweeps; an empty document
-    included; K below the draw's 4 lanes, not a multiple of them, and one)."""
+    included; K below the draw's 4 lanes, one row, and several rows with the last one
+    full or partial)."""
     X, _ = zipf_lda_corpus(30, 5, 200, 50, seed=2)
     X[4] = 0
     csr = check_counts(X, integer=True)

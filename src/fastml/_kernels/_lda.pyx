@@ -8,7 +8,8 @@ one contiguous row, and the reciprocal denominators ``1 / (n_k + V eta)`` cached
 between (so no division waits in a draw's path). Uniforms come from the Generator's bit
 generator (numpy's ``random_standard_uniform_fill``, the same stream as one
 ``random_standard_uniform`` per token), under its lock. The count rows a token will read
-are prefetched a few tokens ahead.
+are prefetched a few tokens ahead. The dense draw runs in four float32 lanes
+(``_lda_draw.h``); the sparse one in float64.
 
 Variational EM (Blei, Ng & Jordan 2003, sec. 5.3-5.4, with the Dirichlet(eta) topic
 prior of sec. 5.4 / Hoffman et al. 2010): per document, iterate
@@ -72,69 +73,16 @@ cdef inline int _search_cum(const double *cum, int n, double u) noexcept nogil:
     return c
 
 
-cdef inline void _lane_row(const int *nw, const double *A, double eta, int k, int n,
-                           double *cum, double *s) noexcept nogil:
-    """Add topics ``k .. k + n - 1`` (``n <= 4``; topic ``k + j`` in lane ``j``) to
-    the lanes' running sums ``s`` of the dense draw, storing them in ``cum``."""
-    cdef int j
-    for j in range(n):
-        s[j] += (nw[k + j] + eta) * A[k + j]
-        cum[k + j] = s[j]
-
-
-cdef inline void _lane_sums(const int *nw, const double *A, double eta, int K,
-                            double *cum, double *s) noexcept nogil:
-    """The running sums of ``p_k = (nw[k] + eta) A[k]`` in lane-major order (lane
-    ``j`` (0-3) holds topics ``j, j + 4, j + 8, ...``): ``cum[k]``, and each lane's
-    total in ``s`` (4,). Four independent chains of additions, K / 4 long."""
-    cdef int m
-    s[0] = s[1] = s[2] = s[3] = 0.0
-    for m in range(0, K - 3, 4):
-        _lane_row(nw, A, eta, m, 4, cum, s)
-    _lane_row(nw, A, eta, K & ~3, K & 3, cum, s)
-
-
-cdef inline void _lane_sums_pair(const int *nw, const double *A, double *cum,
-                                 double *s, const int *nw2, const double *A2,
-                                 double *cum2, double *s2, double eta,
-                                 int K) noexcept nogil:
-    """:func:`_lane_sums` of two draws at once, row by row (eight independent chains
-    of additions in one loop, so the CPU overlaps the two draws)."""
-    cdef int m
-    s[0] = s[1] = s[2] = s[3] = 0.0
-    s2[0] = s2[1] = s2[2] = s2[3] = 0.0
-    for m in range(0, K - 3, 4):
-        _lane_row(nw, A, eta, m, 4, cum, s)
-        _lane_row(nw2, A2, eta, m, 4, cum2, s2)
-    _lane_row(nw, A, eta, K & ~3, K & 3, cum, s)
-    _lane_row(nw2, A2, eta, K & ~3, K & 3, cum2, s2)
-
-
-cdef inline int _lane_search(const double *cum, const double *s, int K,
-                             double u) noexcept nogil:
-    """Sample k from ``p_k`` given ``u`` in [0, 1) and its lane-major running sums
-    (:func:`_lane_sums`): inverse CDF with the topics lane by lane. The lane is the
-    number of lane boundaries ``o_1 = s_0``, ``o_2 = o_1 + s_1``, ``o_3 = o_2 + s_2``
-    that are <= ``u (o_3 + s_3)``; in it, the topic is found by counting, without
-    branches, the lane's running sums (but its last) that are <= the rest of ``u``.
-    A ``u`` that round-off puts past a lane's total takes the lane's last topic, and
-    one past the last nonempty lane (K < 4) that lane.
-    """
-    cdef int j, lane, c = 0
-    cdef double o[4]
-    o[0] = 0.0
-    o[1] = s[0]
-    o[2] = o[1] + s[1]
-    o[3] = o[2] + s[2]
-    u *= o[3] + s[3]
-    lane = (o[1] <= u) + (o[2] <= u) + (o[3] <= u)
-    if lane >= K:
-        lane = K - 1
-    u -= o[lane]
-    # the lane's topics are lane + 4 m for m < (K - 1 - lane) / 4 + 1
-    for j in range(lane, K - 4, 4):
-        c += cum[j] <= u
-    return lane + 4 * c
+cdef extern from "_lda_draw.h" nogil:
+    int lda_rows(int K)
+    int lda_slot(int k, int K)
+    void lda_a_set(float *A, int slot, float x)
+    void lda_nw_add(int *nw, int K, int k, int d)
+    int lda_draw(const int *nw, const float *A, float *cum, int K, int kout, float eta,
+                 double u)
+    void lda_draw_pair(const int *nw, const float *A, float *cum, int kout, double u,
+                       const int *nw2, const float *A2, float *cum2, int kout2,
+                       double u2, int K, float eta, int *k, int *k2)
 
 
 cdef extern from "_prefetch.h" nogil:
@@ -215,8 +163,9 @@ cdef struct _DenseChain:
     double *inv_lo
     double *inv_den
     double *inv_hi
-    double *A
-    double *cum
+    float *A
+    float *cum
+    int k
     _Uniforms us
 
 
@@ -224,7 +173,7 @@ cdef inline int _dense_seek(_DenseChain *c, int *ndk, double alpha, int K, idx_t
                             const unsigned char *cancel) except -1 nogil:
     """Past the end of a segment, open the next one with tokens (its document's
     ``A``); 1 if the block has tokens left, else 0. Polls for Ctrl-C per segment."""
-    cdef int k
+    cdef int k, n = 4 * lda_rows(K)
     while c.i == c.hi:
         if c.g == c.S:
             return 0
@@ -233,69 +182,69 @@ cdef inline int _dense_seek(_DenseChain *c, int *ndk, double alpha, int K, idx_t
         c.i = c.seg_ptr[c.g]
         c.hi = c.seg_ptr[c.g + 1]
         c.g += 1
+        for k in range(n):
+            c.A[k] = 0.0
         for k in range(K):
-            c.A[k] = (c.nd[k] + alpha) * c.inv_den[k]
+            c.A[lda_slot(k, K)] = <float> ((c.nd[k] + alpha) * c.inv_den[k])
     return 1
 
 
 cdef inline int *_dense_take(_DenseChain *c, const int *words, const int *z, int *nwk,
                              double alpha, double Veta, int K) noexcept nogil:
-    """Take token ``c.i`` out of the counts (its document's ``A`` updated) before
-    its draw; returns its word's ``n_wk`` row. Prefetches the row of the token
-    ``AHEAD`` places on in the block."""
+    """Take token ``c.i`` (topic ``c.k``) out of its document's and topic's counts
+    (and ``A``) before its draw; returns its word's ``n_wk`` row, which the draw reads
+    with the token still in it. Prefetches the row of the token ``AHEAD`` places on
+    in the block."""
     cdef idx_t i = c.i
     cdef int k = z[i]
-    cdef int *nw = &nwk[<idx_t> words[i] * K]
     if i + AHEAD < c.end:
         _prefetch_row(&nwk[<idx_t> words[i + AHEAD] * K], K)
+    c.k = k
     c.nd[k] -= 1
-    nw[k] -= 1
     c.nk[k] -= 1
     _recip_down(c.inv_lo, c.inv_den, c.inv_hi, k, c.nk[k], Veta)
-    c.A[k] = (c.nd[k] + alpha) * c.inv_den[k]
-    return nw
+    lda_a_set(c.A, lda_slot(k, K), <float> ((c.nd[k] + alpha) * c.inv_den[k]))
+    return &nwk[<idx_t> words[i] * K]
 
 
 cdef inline void _dense_put(_DenseChain *c, int *z, int *nw, int k, double alpha,
-                            double Veta) noexcept nogil:
-    """Put token ``c.i`` in its drawn topic ``k`` and move to the next."""
+                            double Veta, int K) noexcept nogil:
+    """Move token ``c.i`` from topic ``c.k`` to its drawn topic ``k`` and go to the
+    next."""
+    lda_nw_add(nw, K, c.k, -1)
     z[c.i] = k
     c.nd[k] += 1
-    nw[k] += 1
+    lda_nw_add(nw, K, k, 1)
     c.nk[k] += 1
     _recip_up(c.inv_lo, c.inv_den, c.inv_hi, k, c.nk[k], Veta)
-    c.A[k] = (c.nd[k] + alpha) * c.inv_den[k]
+    lda_a_set(c.A, lda_slot(k, K), <float> ((c.nd[k] + alpha) * c.inv_den[k]))
     c.i += 1
 
 
 cdef inline void _dense_token(_DenseChain *c, const int *words, int *z, int *nwk,
-                              double alpha, double eta, double Veta,
+                              double alpha, float eta, double Veta,
                               int K) noexcept nogil:
-    """Resample token ``c.i`` with the dense draw (G&S eq. 5) and move to the next."""
-    cdef double s[4]
+    """Resample token ``c.i`` with the dense draw (G&S eq. 5, ``lda_draw``) and move
+    to the next."""
     cdef int *nw = _dense_take(c, words, z, nwk, alpha, Veta, K)
-    _lane_sums(nw, c.A, eta, K, c.cum, s)
-    _dense_put(c, z, nw,
-               _lane_search(c.cum, s, K, _uniform(c.rng, &c.us, c.end - c.i)),
-               alpha, Veta)
+    cdef double u = _uniform(c.rng, &c.us, c.end - c.i)
+    _dense_put(c, z, nw, lda_draw(nw, c.A, c.cum, K, c.k, eta, u), alpha, Veta, K)
 
 
 cdef inline void _dense_token_pair(_DenseChain *a, _DenseChain *b, const int *words,
-                                   int *z, int *nwk, double alpha, double eta,
+                                   int *z, int *nwk, double alpha, float eta,
                                    double Veta, int K) noexcept nogil:
     """:func:`_dense_token` for a token of block ``a`` and one of block ``b`` (disjoint
-    in documents, words and totals), their draws' running sums in one loop."""
-    cdef double sa[4]
-    cdef double sb[4]
+    in documents, words and totals), their draws' running sums in one loop
+    (``lda_draw_pair``)."""
+    cdef int ka, kb
     cdef int *nwa = _dense_take(a, words, z, nwk, alpha, Veta, K)
     cdef int *nwb = _dense_take(b, words, z, nwk, alpha, Veta, K)
-    _lane_sums_pair(nwa, a.A, a.cum, sa, nwb, b.A, b.cum, sb, eta, K)
-    _dense_put(a, z, nwa,
-               _lane_search(a.cum, sa, K, _uniform(a.rng, &a.us, a.end - a.i)),
-               alpha, Veta)
-    _dense_put(b, z, nwb,
-               _lane_search(b.cum, sb, K, _uniform(b.rng, &b.us, b.end - b.i)),
-               alpha, Veta)
+    cdef double ua = _uniform(a.rng, &a.us, a.end - a.i)
+    cdef double ub = _uniform(b.rng, &b.us, b.end - b.i)
+    lda_draw_pair(nwa, a.A, a.cum, a.k, ua, nwb, b.A, b.cum, b.k, ub, K, eta, &ka, &kb)
+    _dense_put(a, z, nwa, ka, alpha, Veta, K)
+    _dense_put(b, z, nwb, kb, alpha, Veta, K)
 
 
 cdef inline void _list_remove(int *lst, int *nnz, int k) noexcept nogil:
@@ -459,8 +408,8 @@ cdef int _dense_chain(_DenseChain *c, object bit_generator, const idx_t[::1] seg
     c.inv_lo = &scratch[0]
     c.inv_den = &scratch[K]
     c.inv_hi = &scratch[2 * K]
-    c.A = &scratch[3 * K]
-    c.cum = &scratch[4 * K]
+    c.A = <float *> &scratch[3 * K]
+    c.cum = <float *> &scratch[3 * K + 2 * lda_rows(K)]
     c.us.pos = c.us.n = 0
     _recip_init(c.inv_lo, c.inv_den, c.inv_hi, c.nk, Veta, K)
     return 0
@@ -472,12 +421,13 @@ cdef int _dense_blocks(_DenseChain *a, _DenseChain *b, const int *words, int *z,
     """Sweep blocks ``a`` and ``b`` with their tokens interleaved (a, b, a, b, ...
     while both have tokens, then the rest of the longer one)."""
     cdef idx_t left = POLL_WORK, n, _t
+    cdef float eta_f = <float> eta
     cdef int ra = _dense_seek(a, ndk, alpha, K, &left, cancel)
     cdef int rb = _dense_seek(b, ndk, alpha, K, &left, cancel)
     while ra and rb:
         n = min(a.hi - a.i, b.hi - b.i)
         for _t in range(n):
-            _dense_token_pair(a, b, words, z, nwk, alpha, eta, Veta, K)
+            _dense_token_pair(a, b, words, z, nwk, alpha, eta_f, Veta, K)
         ra = _dense_seek(a, ndk, alpha, K, &left, cancel)
         rb = _dense_seek(b, ndk, alpha, K, &left, cancel)
     if rb:
@@ -485,7 +435,7 @@ cdef int _dense_blocks(_DenseChain *a, _DenseChain *b, const int *words, int *z,
         ra = rb
     while ra:
         for _t in range(a.hi - a.i):
-            _dense_token(a, words, z, nwk, alpha, eta, Veta, K)
+            _dense_token(a, words, z, nwk, alpha, eta_f, Veta, K)
         ra = _dense_seek(a, ndk, alpha, K, &left, cancel)
     return 0
 
@@ -509,7 +459,7 @@ def gibbs_sweep_blocks(list bit_generators, const int[::1] words, int[::1] z,
     draws depend on its own counts and stream only), and the second block's chain of
     dependent operations (each draw needs the counts the previous one left) fills the
     time the first one's waits on its latencies. The two draws' running sums are
-    computed in one loop (``_lane_sums_pair``), so both are in the CPU's window at
+    computed in one loop (``lda_draw_pair``), so both are in the CPU's window at
     once.
 
     ``bit_generators[j]`` (drawn under its lock, one uniform per token in token
@@ -554,7 +504,9 @@ cdef inline int _tree_leaves(int K) noexcept nogil:
 
 cpdef idx_t gibbs_scratch_size(int K, bint sparse) noexcept:
     """Doubles of ``scratch`` a block sweep needs at ``K`` topics (dense or sparse)."""
-    return 5 * K + 2 * _tree_leaves(K) * sparse
+    if sparse:
+        return 5 * K + 2 * _tree_leaves(K)
+    return 3 * K + 4 * lda_rows(K)
 
 
 def gibbs_sweep_block_sparse(object bit_generator, const idx_t[::1] docs, int[::1] z,

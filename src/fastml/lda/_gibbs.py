@@ -84,9 +84,9 @@ from fastml._validation import spawn_generators
 __all__ = ["SPARSE_MIN_K", "GibbsSampler", "default_partitions", "use_sparse"]
 
 # Below this K the dense O(K) draw is as fast as the sparse one. Measured one thread,
-# minimum sweep (dense / sparse, ms): synthetic bench corpus K = 40 114 / 157, K = 64
-# 152 / 174, K = 100 200 / 196; Reuters K = 40 4.7 / 4.9, K = 64 5.7 / 5.0.
-SPARSE_MIN_K = 64
+# minimum sweep (dense / sparse, ms): synthetic bench corpus K = 100 153 / 180-196,
+# K = 150 227 / 220; Reuters K = 64 5.1 / 5.1, K = 100 6.3 / 6.2, K = 150 8.4 / 6.8.
+SPARSE_MIN_K = 128
 # A word's F+tree (O(K) to build) is used for a run of its tokens when tokens x the
 # word's nonzero topics (the bucket walk's work) reach this many times K.
 TREE_WORK_PER_TOPIC = 2.0
