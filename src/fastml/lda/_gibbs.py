@@ -5,7 +5,8 @@
 the same ``log p(w, z)`` for both samplers:
 
 - ``"dense"``: the O(K) cumulative-sum draw, document by document (with ``P = 1``
-  the plain serial sweep of G&S);
+  the plain serial sweep of G&S), its masses summed in four float32 lanes
+  (``_kernels/_lda_draw.h``);
 - ``"sparse"``: an exact sparse draw, word by word (the tokens of a block sorted by
   word, then document), by one of two splits of the same weight:
 
@@ -51,9 +52,10 @@ each of two threads runs several blocks per sub-step and one block that runs lon
 **Two blocks per thread (dense).** The blocks of a sub-step are independent (own rows,
 own totals, own stream), so the dense kernel sweeps them two at a time, one token of
 each in turn: each token's draw waits on the counts the previous token of its block
-left, and the other block's token fills that wait. The result is the same bits as one
-block at a time. Measured on the synthetic bench corpus at K = 20, one thread, runs
-alternating: 88 ms per sweep against 95-100 ms one block at a time (minimum of 7). The
+left, and the other block's token fills that wait; the two draws' running sums are
+computed in one loop. The result is the same bits as one block at a time. Measured on
+the synthetic bench corpus at K = 20, one thread, runs alternating: 88 ms per sweep
+against 95-100 ms one block at a time (minimum of 7), 76 ms with the one loop. The
 same interleaving of the sparse kernel was slower at K = 100 (217 ms against
 177-193 ms; two words' F+trees and document rows in cache at once), so it runs one
 block at a time.

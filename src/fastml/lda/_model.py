@@ -141,10 +141,11 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
     transform_iter : int, default 50
         Gibbs only: fold-in sweeps in ``transform`` (the first fifth are burn-in).
     sampler : {"auto", "dense", "sparse"}, default "auto"
-        Gibbs only: the O(K) dense draw, or an exact sparse draw (F+LDA's sum tree,
-        Yu et al. 2015, for frequent words: O(topics of the document + log K) per
-        token; SparseLDA's s/r/q buckets, Yao, Mimno & McCallum 2009, for rare
-        words); both draw from the same conditional (G&S eq. 5). "auto": sparse for
+        Gibbs only: the O(K) dense draw (masses summed in float32), or an exact
+        sparse draw (F+LDA's sum tree, Yu et al. 2015, for frequent words: O(topics
+        of the document + log K) per token; SparseLDA's s/r/q buckets, Yao, Mimno &
+        McCallum 2009, for rare words); both draw from the same conditional (G&S
+        eq. 5). "auto": sparse for
         ``n_components >= 128`` (the measured crossover), dense below.
     n_partitions : int, optional
         Gibbs only: documents and vocabulary are each cut into this many parts and a
