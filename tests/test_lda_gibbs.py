@@ -202,7 +202,7 @@ def _lane_major_inverse_cdf(counts, a, eta, u):
     (G&S eq. 5, float32), laid out as the kernel's draw (``_lda_draw.h``) lays it out:
     rows of 4 lanes (the last row holding topics ``K - 4 .. K - 1``, its repeats
     masked), each lane a chain of running sums down the rows; then the lane from the
-    lanes' offsets, then the row inside the lane."""
+    lanes' offsets, then the row inside the lane. ``u`` may be an array."""
     f = np.float32
     K = counts.size
     R = (K + 3) // 4
@@ -218,12 +218,30 @@ def _lane_major_inverse_cdf(counts, a, eta, u):
         s = s + p.reshape(R, 4)[r]
         cum[r] = s
     T = cum[-1]
-    o = [f(0), T[0], T[0] + T[1]]
-    o.append(o[2] + T[2])
-    x = f(u) * (o[2] + (T[2] + T[3]))
-    lane = sum(int(oj <= x) for oj in o[1:])
-    row = int(np.sum(cum[:-1, lane] <= x - o[lane]))
-    return min(int(topic[4 * row + lane]), K - 1)
+    o = np.array([f(0), T[0], T[0] + T[1], T[0] + T[1] + T[2]], dtype=f)
+    x = np.asarray(u).astype(f) * (o[2] + (T[2] + T[3]))
+    lane = np.sum(o[1:, None] <= x.ravel(), axis=0)
+    row = np.sum(cum[:-1, lane] <= x.ravel() - o[lane], axis=0)
+    k = np.minimum(topic[4 * row + lane], K - 1)
+    return k.reshape(x.shape) if x.ndim else int(k[0])
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 7, 12, 20, 21, 64, 127])
+def test_dense_draw_layout_gives_each_topic_its_probability(K):
+    """The float32 lane-major inverse CDF of the dense draw (the numpy transcription
+    that ``test_serial_dense_chain_is_the_reference_sweep`` holds the kernel to, bit
+    for bit): on a grid of 10^5 uniforms each topic's share of the draws is
+    ``p_k / sum(p)`` up to the grid step and float32 round-off."""
+    rng = np.random.default_rng(K)
+    counts = rng.integers(0, 50, size=K)
+    counts[rng.random(K) < 0.3] = 0
+    nd = rng.integers(0, 20, size=K)
+    inv = 1.0 / (rng.integers(100, 5000, size=K) + 200.0)
+    a = ((nd + 0.1) * inv).astype(np.float32)
+    n = 100_000
+    k = _lane_major_inverse_cdf(counts, a, 0.01, (np.arange(n) + 0.5) / n)
+    p = (counts + 0.01) * a.astype(np.float64)
+    np.testing.assert_allclose(np.bincount(k, minlength=K) / n, p / p.sum(), atol=2e-5)
 
 
 def _reference_dense_chain(words, nd, V, K, alpha, eta, seed, n_sweeps):
