@@ -153,7 +153,8 @@ cdef struct _DenseChain:
     # one block's dense sweep in progress: at token i of segment g - 1 (ends at hi);
     # end: the block's last token + 1; nd: the segment's document row; nk: the block's
     # topic totals; inv_lo/inv_den/inv_hi: 1 / (n_k - 1, n_k, n_k + 1 + V eta);
-    # A_k = (n_dk + alpha) inv_den_k; cum: the draw's running sums
+    # A: (n_dk + alpha) inv_den_k in float32, in the draw's slots (_lda_draw.h); cum:
+    # the draw's running sums; k: the topic token i is taken out of
     bitgen_t *rng
     const idx_t *seg_doc
     const idx_t *seg_ptr
