@@ -77,6 +77,7 @@ cdef extern from "_lda_draw.h" nogil:
     int lda_rows(int K)
     int lda_slot(int k, int K)
     void lda_a_set(float *A, int slot, float x)
+    void lda_a_fill(float *A, const int *nd, const double *inv_den, double alpha, int K)
     void lda_nw_add(int *nw, int K, int k, int d)
     int lda_draw(const int *nw, const float *A, float *cum, int K, int kout, float eta,
                  double u)
@@ -174,7 +175,6 @@ cdef inline int _dense_seek(_DenseChain *c, int *ndk, double alpha, int K, idx_t
                             const unsigned char *cancel) except -1 nogil:
     """Past the end of a segment, open the next one with tokens (its document's
     ``A``); 1 if the block has tokens left, else 0. Polls for Ctrl-C per segment."""
-    cdef int k, n = 4 * lda_rows(K)
     while c.i == c.hi:
         if c.g == c.S:
             return 0
@@ -183,10 +183,7 @@ cdef inline int _dense_seek(_DenseChain *c, int *ndk, double alpha, int K, idx_t
         c.i = c.seg_ptr[c.g]
         c.hi = c.seg_ptr[c.g + 1]
         c.g += 1
-        for k in range(n):
-            c.A[k] = 0.0
-        for k in range(K):
-            c.A[lda_slot(k, K)] = <float> ((c.nd[k] + alpha) * c.inv_den[k])
+        lda_a_fill(c.A, c.nd, c.inv_den, alpha, K)
     return 1
 
 

@@ -117,6 +117,23 @@ static inline int lda_slot(int k, int K)
     return (k < full || K < 4) ? k : full + k - (K - 4);
 }
 
+/* A document's factors A_k = (nd[k] + alpha) inv_den[k], rounded to float32, in the
+ * slots (repeated and padding lanes 0): the rows that hold topics in order in one loop
+ * the compiler vectorises, then the last row. */
+static inline void lda_a_fill(float *A, const int *nd, const double *inv_den,
+                              double alpha, int K)
+{
+    const int full = 4 * (lda_rows(K) - 1), last = K >= 4 ? K - 4 : 0;
+    int k, j;
+    for (k = 0; k < full; k++)
+        A[k] = (float)((nd[k] + alpha) * inv_den[k]);
+    for (j = 0; j < 4; j++) {
+        k = last + j;
+        A[full + j] = (k < K && (k >= full || K < 4))
+                          ? (float)((nd[k] + alpha) * inv_den[k]) : 0.0f;
+    }
+}
+
 /* A[slot of k] = x, written as its whole row. */
 static inline void lda_a_set(float *A, int slot, float x)
 {
