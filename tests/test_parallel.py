@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastml import _parallel
-from fastml._parallel import block_bounds, effective_n_jobs, run_blocks
+from fastml._parallel import _Shares, block_bounds, effective_n_jobs, run_blocks
 
 
 @pytest.mark.parametrize("bad", [0, -2, -10])
@@ -57,19 +57,52 @@ def test_block_bounds():
     assert block_bounds(0, 4) == []
 
 
+@pytest.mark.parametrize("shares", [False, True])
 @pytest.mark.parametrize("n_jobs", [1, 2, 3, 4])
-def test_run_blocks_returns_block_order(n_jobs):
+def test_run_blocks_returns_block_order(n_jobs, shares):
     rng = np.random.default_rng(0)
     delays = rng.uniform(0, 2e-3, size=20)  # blocks finish out of order
+    calls = []
 
     def fn(b, cancel):
+        calls.append(b)
         time.sleep(delays[b])
         return b * b
 
-    assert run_blocks(fn, 20, n_jobs) == [b * b for b in range(20)]
+    assert run_blocks(fn, 20, n_jobs, shares=shares) == [b * b for b in range(20)]
+    assert sorted(calls) == list(range(20))  # every block exactly once
 
 
-def test_run_blocks_uses_at_most_n_jobs_threads():
+@pytest.mark.parametrize("n, t", [(1, 2), (2, 2), (7, 2), (10, 3), (5, 8)])
+def test_shares_deal_contiguous_shares_then_help_from_the_far_end(n, t):
+    """Brute force over one order of requests: thread 0 asks until it is told
+    ``n``. It must get its own share in order, then the last untaken block of the
+    share with the most left, every block once."""
+    shares = _Shares(n, t)
+    bounds = [n * i // t for i in range(t + 1)]
+    got = []
+    while (b := shares.take(0)) != n:
+        got.append(b)
+    expected = list(range(bounds[0], bounds[1]))
+    left = [list(range(bounds[i], bounds[i + 1])) for i in range(1, t)]
+    while any(left):
+        most = max(left, key=len)  # first of the longest, as _Shares picks
+        expected.append(most.pop())
+    assert got == expected
+    assert [shares.take(i) for i in range(t)] == [n] * t
+
+
+def test_shares_give_each_thread_its_own_share_first():
+    shares = _Shares(8, 2)
+    assert [shares.take(1), shares.take(0), shares.take(1), shares.take(1)] == [
+        4, 0, 5, 6,
+    ]  # fmt: skip
+    assert [shares.take(0) for _ in range(5)] == [1, 2, 3, 7, 8]
+    assert shares.take(1) == 8
+
+
+@pytest.mark.parametrize("shares", [False, True])
+def test_run_blocks_uses_at_most_n_jobs_threads(shares):
     seen = set()
     lock = threading.Lock()
     busy = [0]
@@ -84,7 +117,7 @@ def test_run_blocks_uses_at_most_n_jobs_threads():
         with lock:
             busy[0] -= 1
 
-    run_blocks(fn, 40, 2)
+    run_blocks(fn, 40, 2, shares=shares)
     assert peak[0] <= 2 and len(seen) <= 2
     assert threading.get_ident() in seen  # the caller works too
 

@@ -163,16 +163,48 @@ def _get_pool(n_workers: int) -> ThreadPoolExecutor:
 _inside = threading.local()  # .blocks: this thread is running a block of run_blocks
 
 
+class _Shares:
+    """Blocks ``0 .. n - 1`` dealt to ``t`` threads: thread ``i`` takes the blocks of
+    its share ``[n i / t, n (i + 1) / t)`` in order, then, when its share is done, the
+    last block left in the share with the most blocks left (so a thread that runs
+    slow, or is preempted, is helped from the far end of its share). ``take`` returns
+    ``n`` when every block is taken."""
+
+    def __init__(self, n: int, t: int) -> None:
+        self.n = n
+        self.lo = [n * i // t for i in range(t)]
+        self.hi = [*self.lo[1:], n]
+        self.lock = threading.Lock()
+
+    def take(self, i: int) -> int:
+        with self.lock:
+            if self.lo[i] < self.hi[i]:
+                self.lo[i] += 1
+                return self.lo[i] - 1
+            j = max(range(len(self.lo)), key=lambda j: self.hi[j] - self.lo[j])
+            if self.lo[j] == self.hi[j]:
+                return self.n
+            self.hi[j] -= 1
+            return self.hi[j]
+
+
 def run_blocks(
-    fn: Callable[[int, np.ndarray], T], n_blocks: int, n_jobs: int | None
+    fn: Callable[[int, np.ndarray], T],
+    n_blocks: int,
+    n_jobs: int | None,
+    *,
+    shares: bool = False,
 ) -> list[T]:
     """Run ``fn(b, cancel)`` for every block ``b`` and return the results in block
     order.
 
     With one thread (or one block) the calling thread runs the blocks in order. With
     ``t > 1`` threads the calling thread and ``t - 1`` pool threads take blocks from a
-    shared counter, so at most ``t`` threads are busy. ``fn`` must only write to
-    memory owned by its block; merging the results is the caller's, in block order.
+    shared counter, so at most ``t`` threads are busy. With ``shares=True`` thread
+    ``i`` (the caller is 0) first runs its own contiguous share of the blocks in order
+    (:class:`_Shares`), so a caller whose consecutive calls give a block's data the
+    same index keeps that data on one core. ``fn`` must only write to memory owned by
+    its block; merging the results is the caller's, in block order.
 
     ``cancel`` is a one-byte array the kernels poll (``_kernels/_interrupt.pxd``): when
     one thread fails or the caller is interrupted (Ctrl-C, seen by the calling thread's
@@ -188,14 +220,21 @@ def run_blocks(
         # threads are all busy): serial, so nested calls cannot wait on each other
         return [fn(b, cancel) for b in range(n_blocks)]
     results: list = [None] * n_blocks
-    counter = itertools.count()
+    if shares:
+        take = _Shares(n_blocks, threads).take
+    else:
+        counter = itertools.count()
+
+        def take(i: int) -> int:
+            return next(counter)
+
     errors: list[BaseException] = []
 
-    def work() -> None:
+    def work(i: int) -> None:
         _inside.blocks = True
         try:
             while not cancel[0]:
-                b = next(counter)
+                b = take(i)
                 if b >= n_blocks:
                     return
                 results[b] = fn(b, cancel)
@@ -206,8 +245,8 @@ def run_blocks(
             _inside.blocks = False
 
     pool = _get_pool(threads - 1)
-    futures = [pool.submit(work) for _ in range(threads - 1)]
-    work()  # catches everything, so the waits below always run
+    futures = [pool.submit(work, i) for i in range(1, threads)]
+    work(0)  # catches everything, so the waits below always run
     if errors:
         cancel[0] = 1
     # ``work`` never raises, so ``result()`` raises only when the caller is interrupted
