@@ -56,13 +56,15 @@ core's cache, and a vocabulary part, which moves from partition ``p`` to ``p - 1
 from one sub-step to the next, changes thread only at the shares' edges (``t`` of the
 ``P`` parts per sub-step). With the threads taking blocks from a shared counter,
 largest first, each sub-step handed most rows to the other core, and two threads
-cost 20-35% more CPU per sweep than one: measured on the synthetic bench corpus at
-K = 100, dense, alternating in one process (10 rounds of 3 sweeps, minimum / median
-wall per sweep), one thread 150.7 / 186.2 ms, two threads from a shared counter
+spent 28-46% more CPU per sweep than one thread on the same tokens (3-18% by
+shares). Measured on the synthetic bench corpus at K = 100, dense, the schedules
+alternating in one process (10 rounds of 3 sweeps, minimum / median wall per
+sweep): one thread 150.7 / 186.2 ms, two threads from a shared counter
 121.6 / 152.7 ms, two threads by shares 82.1 / 119.0 ms (a second run: 168.9 / 190.2,
-116.3 / 141.8, 95.0 / 117.6). At K = 20 the two schedules were within 5%, and the
-sparse kernel at K = 300 and 1000 (V x K counts far beyond the caches) within the
-noise.
+116.3 / 141.8, 95.0 / 117.6). Two independent chains, one per thread, cost as much
+CPU per sweep as the two threads by shares. At K = 20 the two schedules were within
+5%, and the sparse kernel at K = 300 and 1000 (V x K counts far beyond the caches)
+within the noise.
 
 **Two blocks per thread (dense).** The blocks of a sub-step are independent (own rows,
 own totals, own stream), so the dense kernel sweeps them two at a time, one token of
