@@ -201,10 +201,12 @@ def run_blocks(
     With one thread (or one block) the calling thread runs the blocks in order. With
     ``t > 1`` threads the calling thread and ``t - 1`` pool threads take blocks from a
     shared counter, so at most ``t`` threads are busy. With ``shares=True`` thread
-    ``i`` (the caller is 0) first runs its own contiguous share of the blocks in order
+    ``i`` first runs its own contiguous share of the blocks in order
     (:class:`_Shares`), so a caller whose consecutive calls give a block's data the
-    same index keeps that data on one core. ``fn`` must only write to memory owned by
-    its block; merging the results is the caller's, in block order.
+    same index keeps that data on one core: share 0 is the calling thread's, the others
+    go to idle pool threads (with ``t = 2`` and a pool of one thread, always the same
+    one; with more, any idle one). ``fn`` must only write to memory owned by its block;
+    merging the results is the caller's, in block order.
 
     ``cancel`` is a one-byte array the kernels poll (``_kernels/_interrupt.pxd``): when
     one thread fails or the caller is interrupted (Ctrl-C, seen by the calling thread's
