@@ -145,8 +145,8 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         sparse draw (F+LDA's sum tree, Yu et al. 2015, for frequent words: O(topics
         of the document + log K) per token; SparseLDA's s/r/q buckets, Yao, Mimno &
         McCallum 2009, for rare words); both draw from the same conditional (G&S
-        eq. 5). "auto": sparse for
-        ``n_components >= 128`` (the measured crossover), dense below.
+        eq. 5). "auto": sparse for ``n_components >= 128`` (the measured
+        crossover), dense below.
     n_partitions : int, optional
         Gibbs only: documents and vocabulary are each cut into this many parts and a
         sweep runs as ``n_partitions`` rounds of independent (document part, word
