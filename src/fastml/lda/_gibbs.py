@@ -75,7 +75,9 @@ the synthetic bench corpus at K = 20, one thread, runs alternating: 88 ms per sw
 against 95-100 ms one block at a time (minimum of 7), 76 ms with the one loop. The
 same interleaving of the sparse kernel was slower at K = 100 (217 ms against
 177-193 ms; two words' F+trees and document rows in cache at once), so it runs one
-block at a time.
+block at a time. Four dense blocks at a time (one loop over four chains' running
+sums, same bits) were slower than two: 108 against 88 ms at K = 20, 189 against 173
+ms at K = 100 (minimum of 12 sweeps in alternating processes).
 
 References
 ----------
