@@ -60,6 +60,29 @@ def test_fit_equals_sklearn_on_same_draws(same_draws, learning_method):
         rtol=1e-5,  # slow documents stop (mean_change_tol) a little differently
     )
     assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-8)
+    for sub in (False, True):  # True: X as a sample of total_samples documents
+        assert ours.perplexity(X, sub_sampling=sub) == pytest.approx(
+            ref.perplexity(X, sub_sampling=sub), rel=1e-8
+        )
+    assert ours.perplexity(X, sub_sampling=True) != pytest.approx(ours.perplexity(X))
+    with pytest.raises(TypeError, match="sub_sampling must be a bool"):
+        ours.perplexity(X, sub_sampling=1)
+
+
+@pytest.mark.parametrize(
+    "verbose, evaluate_every, lines, perplexities",
+    [(False, 1, 0, 0), (True, 0, 3, 0), (True, 1, 3, 3), (2, 2, 3, 1)],
+)
+def test_verbose_lines_as_sklearn(capsys, verbose, evaluate_every, lines, perplexities):
+    """One line per pass, the perplexity only where ``evaluate_every`` asks for it:
+    scikit-learn's counts for the same settings (its ``check_verbosity``)."""
+    LatentDirichletAllocation(
+        3, max_iter=3, verbose=verbose, evaluate_every=evaluate_every, random_state=0
+    ).fit(_corpus(n_docs=30))
+    out = capsys.readouterr().out
+    assert out.count("\n") == lines and out.count("perplexity") == perplexities
+    if lines:
+        assert out.splitlines()[0].startswith("iteration: 1 of max_iter: 3")
 
 
 def test_partial_fit_equals_sklearn_on_same_draws(same_draws):
@@ -229,6 +252,8 @@ X_OK = _corpus(n_docs=20, seed=6)
         (dict(split_merge=1), TypeError, "split_merge must be a bool"),
         (dict(split_merge=True, learning_method="online"), ValueError, "split_merge"),
         (dict(split_merge=True, method="gibbs"), ValueError, "method='variational'"),
+        (dict(verbose=-1), ValueError, "verbose must be >= 0"),
+        (dict(verbose=1.0), TypeError, "verbose must be an int"),
     ],
 )
 def test_bad_parameters(kwargs, err, match):

@@ -167,6 +167,13 @@ def test_verbose_prints_iterations(capsys):
         GaussianMixture(2, verbose=2, random_state=0, max_iter=3, tol=0).fit(X)
     out = capsys.readouterr().out
     assert "Iteration    1" in out and "lower bound" in out
+    # scikit-learn's "verbose" takes a bool too: True is 1, False prints nothing
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(2, verbose=True, random_state=0, max_iter=3, tol=0).fit(X)
+    assert "Initialization 0" in capsys.readouterr().out
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(2, verbose=False, random_state=0, max_iter=3, tol=0).fit(X)
+    assert capsys.readouterr().out == ""
 
 
 def test_sklearn_clone_and_params():

@@ -134,11 +134,12 @@ def _same(a, b) -> bool:
 
 def check_is_fitted(estimator, attributes: str | list[str]) -> None:
     """Raise :class:`fastml.exceptions.NotFittedError` unless every fitted attribute
-    exists."""
+    exists (with scikit-learn's message)."""
     names = [attributes] if isinstance(attributes, str) else attributes
     if not all(hasattr(estimator, a) for a in names):
         raise exceptions.NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet; call 'fit' first."
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' "
+            "with appropriate arguments before using this estimator."
         )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "check_real",
     "check_sample_weight",
     "check_size",
+    "check_verbose",
     "float_dtype",
 ]
 
@@ -273,6 +274,14 @@ def check_int(
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value}")
     return value
+
+
+def check_verbose(value) -> int:
+    """Validate ``verbose``: a bool (True is 1) or an int >= 0, as scikit-learn's
+    ``"verbose"`` constraint."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return check_int(value, "verbose", low=0)
 
 
 def check_real(

@@ -23,6 +23,7 @@ from fastml._validation import (
     check_int,
     check_random_state,
     check_real,
+    check_verbose,
 )
 from fastml.lda import _online
 from fastml.lda._counts import _Counts, _tokens, check_counts
@@ -175,9 +176,11 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         are added in block order. Gibbs: the partition blocks of a sweep (see
         ``n_partitions``). Either way the result is the same, bit for bit, for every
         ``n_jobs``.
-    verbose : int, default 0
-        1 or more: one line per evaluation (iteration, bound or log-likelihood,
-        tokens/s).
+    verbose : int or bool, default 0
+        1 or more (True is 1). Variational: one line per pass, scikit-learn's
+        ``iteration: i of max_iter: n`` with ``, perplexity: p`` at the passes
+        ``evaluate_every`` picks, then tokens/s and (batch) the ELBO. Gibbs: one
+        line per evaluation (sweep, log p(w, z), tokens/s).
 
     Attributes
     ----------
@@ -344,7 +347,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         if self.n_partitions is not None:
             check_int(self.n_partitions, "n_partitions", low=1)
         check_int(self.syncs_per_sweep, "syncs_per_sweep", low=1, high=2**31 - 1)
-        check_int(self.verbose, "verbose", low=0)
+        check_verbose(self.verbose)
         for name in ("optimize_priors", "split_merge"):
             flag = getattr(self, name)
             if not isinstance(flag, (bool, np.bool_)):
@@ -760,8 +763,19 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         _, doc_bound = self._unnormalized_transform(csr)
         return doc_bound + self._topic_part()
 
-    def perplexity(self, X: _Counts) -> float:
-        """``exp(-score(X) / number of words)`` (as scikit-learn's)."""
+    def perplexity(self, X: _Counts, sub_sampling: bool = False) -> float:
+        """``exp(-score(X) / number of words)`` (as scikit-learn's).
+
+        ``sub_sampling=True`` (as scikit-learn's): ``X`` stands for a sample of
+        ``total_samples`` documents, so the per-document part of the variational
+        bound and the word count are scaled by ``total_samples / n_docs`` (the
+        topics' part is not). The Gibbs score is all per-document terms, so the
+        scaling cancels and the value is unchanged.
+        """
+        if not isinstance(sub_sampling, (bool, np.bool_)):
+            raise TypeError(
+                f"sub_sampling must be a bool, got {type(sub_sampling).__name__}"
+            )
         if is_dask_array(X):
             score, n = self._dask_score(X)
         else:
@@ -771,6 +785,13 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
             raise ValueError("X has no words: perplexity is undefined")
         if score is None:
             score = self._score(csr)
+        if sub_sampling and self.method != "gibbs":
+            ratio = check_real(
+                self.total_samples, "total_samples", low=0.0, low_open=True
+            ) / float(X.shape[0])
+            topics = self._topic_part()
+            score = (score - topics) * ratio + topics
+            n *= ratio
         return float(np.exp(-score / n))
 
     # ------------------------------------------------------------ words

@@ -369,15 +369,19 @@ def run_passes(
             topic_word_prior_=eta,
         )
         est.n_iter_ = it + 1
+        evaluated = elbo is not None and every > 0 and (it + 1) % every == 0
         if est.verbose:
+            # scikit-learn's line, plus speed and (batch: every pass) the ELBO; the
+            # perplexity only where evaluate_every asks for it, as there
             dt = time.perf_counter() - t0
-            msg = f"iteration {it + 1:4d}  {n_words / dt:.3g} tokens/s"
-            if elbo is not None:
-                perp = float(np.exp(-elbo / n_words))
-                msg += f"  ELBO {elbo:.6e}  perplexity {perp:.4f}"
+            msg = f"iteration: {it + 1} of max_iter: {est.max_iter}"
+            if evaluated:
+                msg += f", perplexity: {float(np.exp(-elbo / n_words)):.4f}"
+            msg += f"  ({n_words / dt:.3g} tokens/s"
+            msg += f", ELBO {elbo:.6e})" if elbo is not None else ")"
             print(msg, file=sys.stdout)
         testing = trial is not None or next_round is not None  # moves still to come
-        if elbo is not None and every > 0 and (it + 1) % every == 0 and not testing:
+        if evaluated and not testing:
             perp = float(np.exp(-elbo / n_words))
             if last_perp is not None and abs(last_perp - perp) < est.perp_tol:
                 converged = True

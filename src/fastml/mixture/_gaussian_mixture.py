@@ -38,6 +38,7 @@ from fastml._validation import (
     check_int,
     check_random_state,
     check_real,
+    check_verbose,
 )
 from fastml.mixture._kmeans import _lloyd, _nearest, kmeans_plusplus
 
@@ -292,8 +293,9 @@ class GaussianMixture(BaseEstimator):
     random_state : None, int or numpy.random.Generator
     warm_start : bool, default False
         Start from the previous fit's parameters (one initialisation).
-    verbose : int, default 0
-        1 or more: one line per EM iteration (iteration, lower bound, change, time).
+    verbose : int or bool, default 0
+        1 or more (True is 1): one line per EM iteration (iteration, lower bound,
+        change, time).
     verbose_interval : int, default 10
         Print every this many iterations when ``verbose == 1`` (every one if 2+).
     n_jobs : int or None, default None
@@ -404,7 +406,7 @@ class GaussianMixture(BaseEstimator):
         check_real(self.reg_covar, "reg_covar", low=0.0)
         check_int(self.max_iter, "max_iter", low=0)
         check_int(self.n_init, "n_init", low=1)
-        check_int(self.verbose, "verbose", low=0)
+        check_verbose(self.verbose)
         check_int(self.verbose_interval, "verbose_interval", low=1)
         self._w_init = self._m_init = self._p_init = None
         if self.weights_init is not None:
