@@ -71,6 +71,9 @@ def test_variational_dask_equals_in_memory(client, kind, x_mem, ref_fit):
     raw = got.transform(dX, normalize=False).compute()
     np.testing.assert_allclose(raw, ref.transform(x_mem, normalize=False), rtol=1e-10)
     assert got.perplexity(dX) == pytest.approx(ref.perplexity(x_mem), rel=1e-10)
+    assert got.perplexity(dX, sub_sampling=True) == pytest.approx(
+        ref.perplexity(x_mem, sub_sampling=True), rel=1e-10
+    )
     assert got.score(dX) == pytest.approx(ref.score(x_mem), rel=1e-10)
 
 
