@@ -181,7 +181,9 @@ def _tomotopy_model(csr, k, workers, alpha=None, burn=None):
     return mdl
 
 
-def _bench_synthetic(benchmark, impl, k, threads, csr):
+def _synthetic_run(impl, k, threads, csr):
+    """A function that runs ``SYNTH_SWEEPS`` sweeps of ``impl``'s chain on ``threads``
+    threads (the chain built and burnt in here, outside any timing)."""
     if impl == "fastml":
         chain = _fastml_chain(csr, k, 1.0 / k, 0.01, burn=SYNTH_BURN, burn_jobs=threads)
 
@@ -189,12 +191,17 @@ def _bench_synthetic(benchmark, impl, k, threads, csr):
             for _ in range(SYNTH_SWEEPS):
                 chain.sweep(threads)
 
-    else:
-        mdl = _tomotopy_model(csr, k, threads)
+        return run
+    mdl = _tomotopy_model(csr, k, threads)
 
-        def run():
-            mdl.train(SYNTH_SWEEPS, workers=threads)
+    def run():
+        mdl.train(SYNTH_SWEEPS, workers=threads)
 
+    return run
+
+
+def _bench_synthetic(benchmark, impl, k, threads, csr):
+    run = _synthetic_run(impl, k, threads, csr)
     n_tokens = int(csr.data.sum())
     benchmark.extra_info.update(
         K=k, tokens=n_tokens, sweeps=SYNTH_SWEEPS, n_jobs=threads
@@ -242,6 +249,71 @@ def bench_gibbs_synthetic_2threads(benchmark, impl, k, synthetic, all_cores):
 def bench_gibbs_synthetic_fastml_threads(benchmark, n_jobs, k, synthetic, all_cores):
     benchmark.group = f"lda-gibbs-synthetic-K{k}-fastml-1-vs-2-threads"
     _bench_synthetic(benchmark, "fastml", k, n_jobs, synthetic)
+
+
+# Paired rounds: the groups above time one side's rounds, then the other's, so a slow
+# phase of this shared VM (minutes long; fastml's sweep slows by up to 50% in one,
+# tomotopy's by 10-20%) can fall on one side only. Here each round runs both sides,
+# the first one alternating from round to round, and the ratio is taken round by round
+# (``extra_info``: ``ratio_median`` of the rounds' ratios, ``ratio_of_minima``, and
+# each side's times). The group's own times are whole rounds (both sides). The ratio
+# is slower / faster side as named: e.g. "fastml-1-vs-tomotopy-1" = tomotopy / fastml.
+# Both sides share the process and the caches, so each side starts its sweeps on caches
+# the other side filled (the alternating fresh processes of the README rows do not).
+PAIRED_ROUNDS = 6
+PAIRS = {
+    "fastml-1-vs-tomotopy-1": (("fastml", 1), ("tomotopy", 1)),
+    "fastml-2-vs-tomotopy-2": (("fastml", 2), ("tomotopy", 2)),
+    "fastml-2-vs-fastml-1": (("fastml", 2), ("fastml", 1)),
+}
+
+
+def _bench_paired(benchmark, pair, k, csr, capsys):
+    import statistics
+    import time
+
+    sides = [_synthetic_run(impl, k, t, csr) for impl, t in PAIRS[pair]]
+    times = ([], [])
+    turn = []
+
+    def one_round():
+        order = (0, 1) if len(turn) % 2 == 0 else (1, 0)
+        turn.append(order)
+        for i in order:
+            t0 = time.perf_counter()
+            sides[i]()
+            times[i].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(one_round, rounds=PAIRED_ROUNDS, iterations=1, warmup_rounds=0)
+    ratios = [b / a for a, b in zip(*times, strict=True)]
+    info = dict(
+        K=k, pair=pair, sweeps_per_side=SYNTH_SWEEPS,
+        ratio_median=round(statistics.median(ratios), 3),
+        ratio_of_minima=round(min(times[1]) / min(times[0]), 3),
+        first_side_s=[round(t, 4) for t in times[0]],
+        second_side_s=[round(t, 4) for t in times[1]],
+    )  # fmt: skip
+    benchmark.extra_info.update(info)
+    with capsys.disabled():
+        print(
+            f"\n  K={k} {pair}: ratio median {info['ratio_median']:.2f}, of minima "
+            f"{info['ratio_of_minima']:.2f} ({PAIRED_ROUNDS} paired rounds)"
+        )
+
+
+@pytest.mark.parametrize("k", SYNTH_KS)
+def bench_gibbs_synthetic_paired_1thread(benchmark, k, synthetic, capsys):
+    benchmark.group = f"lda-gibbs-synthetic-K{k}-paired-1thread"
+    _bench_paired(benchmark, "fastml-1-vs-tomotopy-1", k, synthetic, capsys)
+
+
+@pytest.mark.parametrize("k", SYNTH_KS)
+@pytest.mark.parametrize("pair", ["fastml-2-vs-tomotopy-2", "fastml-2-vs-fastml-1"])
+def bench_gibbs_synthetic_paired_2threads(
+    benchmark, pair, k, synthetic, all_cores, capsys
+):
+    benchmark.group = f"lda-gibbs-synthetic-K{k}-paired-{pair}"
+    _bench_paired(benchmark, pair, k, synthetic, capsys)
 
 
 # =====================================================================================
