@@ -257,7 +257,8 @@ def bench_gibbs_synthetic_fastml_threads(benchmark, n_jobs, k, synthetic, all_co
 # the first one alternating from round to round, and the ratio is taken round by round
 # (``extra_info``: ``ratio_median`` of the rounds' ratios, ``ratio_of_minima``, and
 # each side's times). The group's own times are whole rounds (both sides). The ratio
-# is slower / faster side as named: e.g. "fastml-1-vs-tomotopy-1" = tomotopy / fastml.
+# is the second side's time over the first's, the first side's speed-up: e.g.
+# "fastml-1-vs-tomotopy-1" is tomotopy's time over fastml's.
 # Both sides share the process and the caches, so each side starts its sweeps on caches
 # the other side filled (the alternating fresh processes of the README rows do not).
 PAIRED_ROUNDS = 6
@@ -274,12 +275,9 @@ def _bench_paired(benchmark, pair, k, csr, capsys):
 
     sides = [_synthetic_run(impl, k, t, csr) for impl, t in PAIRS[pair]]
     times = ([], [])
-    turn = []
 
     def one_round():
-        order = (0, 1) if len(turn) % 2 == 0 else (1, 0)
-        turn.append(order)
-        for i in order:
+        for i in (0, 1) if len(times[0]) % 2 == 0 else (1, 0):
             t0 = time.perf_counter()
             sides[i]()
             times[i].append(time.perf_counter() - t0)
