@@ -67,6 +67,10 @@ def test_fit_equals_sklearn_on_same_draws(same_draws, learning_method):
     assert ours.perplexity(X, sub_sampling=True) != pytest.approx(ours.perplexity(X))
     with pytest.raises(TypeError, match="sub_sampling must be a bool"):
         ours.perplexity(X, sub_sampling=1)
+    # array_like input (a list of rows) takes the same path
+    assert ours.perplexity(X.tolist(), sub_sampling=True) == pytest.approx(
+        ours.perplexity(X, sub_sampling=True), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize(

@@ -779,7 +779,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):
         if is_dask_array(X):
             score, n = self._dask_score(X)
         else:
-            csr = self._check_X(X)
+            X = csr = self._check_X(X)
             score, n = None, float(csr.data.sum())
         if n == 0:
             raise ValueError("X has no words: perplexity is undefined")
